@@ -1,0 +1,142 @@
+//! The EL2 exception vector table. Until guests run, every exception is unexpected: the
+//! handler prints the cause and a register dump, then stops the machine.
+
+use core::fmt;
+
+use aarch64_cpu::registers::*;
+
+/// Registers saved on exception entry.
+#[repr(C)]
+pub struct TrapFrame {
+    pub x: [u64; 31],
+    pub elr: u64,
+    pub spsr: u64,
+    pub esr: u64,
+    pub far: u64,
+    _pad: u64,
+}
+
+const FRAME_SIZE: usize = core::mem::size_of::<TrapFrame>();
+const _: () = assert!(FRAME_SIZE % 16 == 0);
+
+core::arch::global_asm!(
+    r#"
+    .macro ventry kind
+    .balign 0x80
+    sub     sp, sp, #{frame}
+    stp     x0, x1, [sp, #0]
+    mov     x0, #\kind
+    b       el2_trap_common
+    .endm
+
+    .section .text.vectors, "ax"
+    .balign 0x800
+    .global el2_vectors
+el2_vectors:
+    ventry 0    // current EL, SP_EL0: sync
+    ventry 1    //   irq
+    ventry 2    //   fiq
+    ventry 3    //   serror
+    ventry 4    // current EL, SP_ELx: sync
+    ventry 5    //   irq
+    ventry 6    //   fiq
+    ventry 7    //   serror
+    ventry 8    // lower EL, AArch64: sync
+    ventry 9    //   irq
+    ventry 10   //   fiq
+    ventry 11   //   serror
+    ventry 12   // lower EL, AArch32: sync
+    ventry 13   //   irq
+    ventry 14   //   fiq
+    ventry 15   //   serror
+
+el2_trap_common:
+    stp     x2, x3, [sp, #16]
+    stp     x4, x5, [sp, #32]
+    stp     x6, x7, [sp, #48]
+    stp     x8, x9, [sp, #64]
+    stp     x10, x11, [sp, #80]
+    stp     x12, x13, [sp, #96]
+    stp     x14, x15, [sp, #112]
+    stp     x16, x17, [sp, #128]
+    stp     x18, x19, [sp, #144]
+    stp     x20, x21, [sp, #160]
+    stp     x22, x23, [sp, #176]
+    stp     x24, x25, [sp, #192]
+    stp     x26, x27, [sp, #208]
+    stp     x28, x29, [sp, #224]
+    mrs     x1, elr_el2
+    stp     x30, x1, [sp, #240]
+    mrs     x1, spsr_el2
+    mrs     x2, esr_el2
+    stp     x1, x2, [sp, #256]
+    mrs     x1, far_el2
+    str     x1, [sp, #272]
+    mov     x1, sp
+    bl      el2_exception
+1:  wfe
+    b       1b
+"#,
+    frame = const FRAME_SIZE,
+);
+
+const KINDS: [&str; 4] = ["synchronous", "IRQ", "FIQ", "SError"];
+const ORIGINS: [&str; 4] = ["EL2 (SP_EL0)", "EL2", "EL1 (AArch64)", "EL1 (AArch32)"];
+
+/// Name of an ESR_EL2 exception class.
+fn ec_name(ec: u64) -> &'static str {
+    match ec {
+        0x00 => "unknown reason",
+        0x01 => "WFI/WFE",
+        0x07 => "FP/SIMD access",
+        0x0e => "illegal execution state",
+        0x15 => "SVC (AArch64)",
+        0x16 => "HVC (AArch64)",
+        0x17 => "SMC (AArch64)",
+        0x18 => "system register access",
+        0x20 => "instruction abort from a lower EL",
+        0x21 => "instruction abort at EL2",
+        0x22 => "PC alignment fault",
+        0x24 => "data abort from a lower EL",
+        0x25 => "data abort at EL2",
+        0x26 => "SP alignment fault",
+        0x2f => "SError",
+        0x3c => "BRK instruction",
+        _ => "other",
+    }
+}
+
+struct Dump<'a>(u64, &'a TrapFrame);
+
+impl fmt::Display for Dump<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (kind, t) = (self.0 as usize, self.1);
+        let ec = t.esr >> 26;
+        writeln!(
+            f,
+            "(HL) FATAL: unexpected {} exception from {} on CPU {}",
+            KINDS[kind & 3],
+            ORIGINS[(kind >> 2) & 3],
+            TPIDR_EL2.get()
+        )?;
+        writeln!(f, "(HL)   ESR_EL2 {:#018x} (EC {:#04x}: {})", t.esr, ec, ec_name(ec))?;
+        writeln!(f, "(HL)   ELR_EL2 {:#018x}  FAR_EL2 {:#018x}  SPSR_EL2 {:#018x}", t.elr, t.far, t.spsr)?;
+        for row in 0..8 {
+            write!(f, "(HL)  ")?;
+            for col in 0..4 {
+                let i = row * 4 + col;
+                if i < 31 {
+                    write!(f, " x{:<2} {:#018x}", i, t.x[i])?;
+                }
+            }
+            writeln!(f)?;
+        }
+        Ok(())
+    }
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn el2_exception(kind: u64, frame: &TrapFrame) -> ! {
+    super::console::emergency_write(format_args!("{}", Dump(kind, frame)));
+    super::start::halt("unexpected exception")
+}

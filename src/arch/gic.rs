@@ -1,0 +1,86 @@
+//! The physical interrupt controller, set up with `arm-gic`: GICv3 (distributor,
+//! redistributors, system-register CPU interface) or GICv2 (distributor, MMIO CPU
+//! interface, as on the GIC-400 of the Raspberry Pi 4 and ZCU102).
+
+use core::ptr::NonNull;
+
+use arm_gic::UniqueMmioPointer;
+use arm_gic::gicv2::GicV2;
+use arm_gic::gicv3::{GicCpuInterface, GicV3};
+use spin::Mutex;
+
+use crate::platform::Gic;
+
+enum PhysGic {
+    V3(GicV3<'static>),
+    V2(GicV2<'static>),
+}
+
+// SAFETY: the driver holds pointers to the GIC's MMIO registers, which any CPU may access;
+// all use goes through the mutex below.
+unsafe impl Send for PhysGic {}
+
+static GIC: Mutex<Option<PhysGic>> = Mutex::new(None);
+
+/// What the GIC reported about itself, for the banner.
+#[derive(Debug, Clone, Copy)]
+pub struct GicInfo {
+    pub version: u32,
+    pub spis: u32,
+}
+
+/// Why the GIC could not be set up.
+#[derive(Debug, Clone, Copy)]
+pub enum GicInitError {
+    /// The DTB describes a GICv3 but the CPU has no GIC system registers.
+    NoSysregs,
+    /// A redistributor region the driver could not use.
+    Redistributor,
+}
+
+/// Initialises the distributor and every redistributor, and this (the boot) CPU's
+/// interface. The GIC's registers must be mapped as device memory (identity).
+pub fn init(desc: &Gic, cpu_count: usize) -> Result<GicInfo, GicInitError> {
+    let gic = match *desc {
+        Gic::V3 { gicd, gicr, .. } => {
+            if !super::el2::has_gicv3_sysregs() {
+                return Err(GicInitError::NoSysregs);
+            }
+            GicCpuInterface::enable_system_register_el2(true);
+            // SAFETY: gicd and gicr are the GIC's register frames from the DTB, identity mapped
+            // as device memory, and this is the only driver instance ever made for them.
+            let mut g = unsafe {
+                let d = UniqueMmioPointer::new(NonNull::new(gicd as *mut _).ok_or(GicInitError::Redistributor)?);
+                let r = NonNull::new(gicr as *mut _).ok_or(GicInitError::Redistributor)?;
+                GicV3::new(d, r, cpu_count).map_err(|_| GicInitError::Redistributor)?
+            };
+            g.setup(0);
+            PhysGic::V3(g)
+        }
+        Gic::V2 { gicd, gicc, .. } => {
+            // SAFETY: as above, for the GICv2 distributor and CPU interface frames.
+            let mut g = unsafe { GicV2::new(gicd as *mut _, gicc as *mut _) };
+            g.setup();
+            PhysGic::V2(g)
+        }
+    };
+    let info = match &gic {
+        PhysGic::V3(g) => GicInfo { version: 3, spis: g.typer().num_spis() },
+        PhysGic::V2(g) => GicInfo { version: 2, spis: g.typer().num_irqs().saturating_sub(32) },
+    };
+    *GIC.lock() = Some(gic);
+    Ok(info)
+}
+
+/// Sets up a secondary CPU's interface (and, on GICv3, wakes its redistributor).
+pub fn init_secondary(cpu: usize) {
+    match GIC.lock().as_mut() {
+        Some(PhysGic::V3(g)) => {
+            GicCpuInterface::enable_system_register_el2(true);
+            g.init_cpu(cpu);
+            GicCpuInterface::enable_group1(true);
+        }
+        Some(PhysGic::V2(g)) => g.setup(),
+        None => {}
+    }
+}

@@ -1,0 +1,16 @@
+//! The AArch64 EL2 layer: the only code that touches hardware, and the only place with
+//! `unsafe` and `asm!`. Everything it decides with is computed by the portable modules.
+
+pub mod boot;
+pub mod cache;
+pub mod console;
+pub mod cpu;
+pub mod el2;
+pub mod exceptions;
+pub mod gic;
+pub mod heap;
+pub mod mmu;
+pub mod psci;
+pub mod start;
+pub mod timer;
+pub mod uart;

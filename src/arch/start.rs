@@ -1,0 +1,269 @@
+//! The boot CPU's path from the entry code to a running hypervisor: read the host DTB,
+//! map memory, bring up the console, heap, GIC and the other CPUs, then stop cleanly
+//! when there is nothing to run.
+
+use core::fmt;
+use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+
+use log::{error, info, warn};
+
+use super::{boot, console, cpu, el2, gic, heap, mmu, psci, timer};
+use crate::fdt::Fdt;
+use crate::frames::Frames;
+use crate::hvmap::{self, ImageRanges};
+use crate::memmap::{Range, Use};
+use crate::pgtable::{Format, PageTables};
+use crate::platform::{self, Conduit, EnableMethod, Platform, Uart, UartKind};
+
+/// The PSCI conduit for [`halt`]: 0 none, 1 SMC, 2 HVC. Plain stores only, so usable
+/// before the MMU is on.
+static HALT_CONDUIT: AtomicU8 = AtomicU8::new(0);
+/// The console UART for messages before the MMU is on: base (0 = unknown) and kind.
+static EARLY_UART: AtomicU64 = AtomicU64::new(0);
+static EARLY_UART_KIND: AtomicU8 = AtomicU8::new(0);
+
+/// Heap size: an eighth of free RAM, between 1 and 64 MiB.
+fn heap_size(free: u64) -> u64 {
+    (free / 8).clamp(1 << 20, 64 << 20) & !0xfff
+}
+
+fn early_uart() -> Option<Uart> {
+    let base = EARLY_UART.load(Ordering::Relaxed);
+    let kind = if EARLY_UART_KIND.load(Ordering::Relaxed) == 1 { UartKind::Cadence } else { UartKind::Pl011 };
+    (base != 0).then_some(Uart { kind, base, size: 0x1000 })
+}
+
+/// Prints a fatal error by whatever path exists at this point of boot, then halts.
+fn fatal(args: fmt::Arguments<'_>) -> ! {
+    if mmu::is_enabled() {
+        error!("{args}");
+    } else if let Some(u) = early_uart() {
+        console::early_write(&u, format_args!("(HL) FATAL: {args}\n"));
+    }
+    halt("fatal error")
+}
+
+/// Stops the machine: PSCI SYSTEM_OFF where there is PSCI (QEMU then exits 0), otherwise
+/// every CPU parks in WFI.
+pub fn halt(reason: &str) -> ! {
+    let conduit = match HALT_CONDUIT.load(Ordering::Relaxed) {
+        1 => Some(Conduit::Smc),
+        2 => Some(Conduit::Hvc),
+        _ => None,
+    };
+    if mmu::is_enabled() {
+        console::emergency_write(format_args!(
+            "(HL) stopping: {reason}; {}\n",
+            if conduit.is_some() { "powering off" } else { "no PSCI to power off: halted" }
+        ));
+    }
+    if let Some(c) = conduit {
+        psci::system_off(c);
+    }
+    cpu::idle()
+}
+
+/// The host DTB in memory, as a slice of its declared size.
+fn dtb_slice(pa: u64) -> Option<&'static [u8]> {
+    if pa == 0 || pa % 8 != 0 {
+        return None;
+    }
+    // SAFETY: the boot protocol passes the DTB's physical address in x0; the MMU is off, so
+    // the address is directly accessible. The header's first 8 bytes are read first.
+    let head = unsafe { core::slice::from_raw_parts(pa as *const u8, 8) };
+    let size = Fdt::peek_total_size(head).ok()?;
+    if size < 40 || size > 64 << 20 {
+        return None;
+    }
+    // SAFETY: as above, for the size the header declares; the DTB is reserved below so
+    // nothing ever writes over it.
+    Some(unsafe { core::slice::from_raw_parts(pa as *const u8, size) })
+}
+
+fn level_from_bootargs(fdt: &Fdt<'_>) -> log::LevelFilter {
+    let args = fdt
+        .find("/chosen")
+        .and_then(|c| c.property("xen,xen-bootargs").or_else(|| c.property("hyperlaunch,bootargs")))
+        .and_then(|p| p.as_str())
+        .unwrap_or("");
+    args.split_whitespace()
+        .filter_map(|a| a.strip_prefix("loglvl="))
+        .filter_map(crate::logger::parse_level)
+        .last()
+        .unwrap_or(log::LevelFilter::Info)
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn primary_main(dtb_pa: u64, load_base: u64) -> ! {
+    let t_entry = timer::ticks();
+    el2::init_cpu_registers(0);
+
+    // No DTB means no console either: nothing can be printed.
+    let Some(dtb) = dtb_slice(dtb_pa) else { halt("no device tree") };
+    let Ok(fdt) = Fdt::new(dtb) else { halt("invalid device tree") };
+    if let Some(u) = platform::read_stdout_uart(&fdt) {
+        EARLY_UART_KIND.store(u8::from(u.kind == UartKind::Cadence), Ordering::Relaxed);
+        EARLY_UART.store(u.base, Ordering::Relaxed);
+    }
+    if let Some(c) = platform::read_psci(&fdt) {
+        HALT_CONDUIT.store(if c == Conduit::Smc { 1 } else { 2 }, Ordering::Relaxed);
+    }
+    let mut plat = match Platform::from_fdt(&fdt, dtb_pa) {
+        Ok(p) => p,
+        Err(e) => fatal(format_args!("{e}")),
+    };
+    let img = boot::image_layout();
+    let image = Range { start: img.start, end: img.end };
+    if plat.memory.reserve(image, Use::Hypervisor).is_err() {
+        fatal(format_args!("host device tree: too many reserved ranges"));
+    }
+    if !plat.boot_cpu_first(el2::mpidr()) {
+        fatal(format_args!("boot CPU (MPIDR {:#x}) is not in /cpus of the host device tree", el2::mpidr()));
+    }
+    plat.check_methods(el2::mpidr());
+
+    // The EL2 identity map.
+    let (pa_bits, ps) = el2::pa_bits();
+    let Some(mut store) = mmu::take_pool() else { fatal(format_args!("page-table pool already in use")) };
+    let mut pt = match PageTables::new(&mut store, Format::El2, 0, pa_bits) {
+        Ok(pt) => pt,
+        Err(e) => fatal(format_args!("EL2 map: {e}")),
+    };
+    let ranges = ImageRanges {
+        text: Range { start: img.start, end: img.text_end },
+        data: Range { start: img.text_end, end: img.end },
+    };
+    let dtb_range = Range::at(dtb_pa, dtb.len() as u64).unwrap_or_default();
+    let (maps, n) = hvmap::hypervisor_mappings(&plat, ranges, dtb_range);
+    for m in maps[..n].iter().flatten() {
+        if let Err(e) = pt.map(&mut store, m.range.start, m.range.start, m.range.size(), m.mem, m.perms) {
+            fatal(format_args!("EL2 map of {}: {e}", m.range));
+        }
+    }
+    cpu::publish_mpidrs(&plat);
+    mmu::enable(pt.root(), ps);
+
+    // From here on: caches, locks, the console and the log.
+    console::init(plat.uart.as_ref(), level_from_bootargs(&fdt));
+    let ram = plat.memory.ram.total();
+    info!(
+        "hyperlaunch {} on {} CPUs, {} MiB RAM in {} bank(s), {}",
+        crate::VERSION,
+        plat.cpu_count,
+        ram >> 20,
+        plat.memory.ram.len(),
+        match plat.gic {
+            Some(g) => if g.version() == 3 { "GICv3" } else { "GICv2" },
+            None => "no GIC",
+        }
+    );
+    info!(
+        "EL2: image at {:#x}..{:#x} (loaded at {:#x}), device tree at {:#x} ({} bytes), MIDR {:#x}, {} PA bits, {} EL2 tables",
+        img.start,
+        img.end,
+        load_base,
+        dtb_pa,
+        dtb.len(),
+        el2::midr(),
+        pa_bits,
+        store.used()
+    );
+    for w in plat.warnings.iter().flatten() {
+        warn!("host device tree: {w}");
+    }
+    if let Some(c) = plat.psci {
+        let (maj, min) = psci::version(c);
+        info!("PSCI {maj}.{min} via {}", if c == Conduit::Smc { "SMC" } else { "HVC" });
+    }
+    match plat.uart {
+        Some(u) => info!("console: {:?} UART at {:#x}", u.kind, u.base),
+        None => warn!("no console UART: output is lost"),
+    }
+
+    // Memory: the heap first, then every other free frame.
+    let free = match plat.memory.free() {
+        Ok(f) => f,
+        Err(e) => fatal(format_args!("memory map: {e}")),
+    };
+    let Some(largest) = free.largest() else { fatal(format_args!("no free RAM")) };
+    let hsize = heap_size(free.total()).min(largest.size());
+    let heap_range = Range { start: largest.start, end: largest.start + hsize };
+    heap::init(heap_range.start, hsize);
+    let mut frames = Frames::new();
+    for r in free.iter() {
+        let mut pieces: crate::memmap::RegionSet<2> = crate::memmap::RegionSet::new();
+        let _ = pieces.add(r);
+        let _ = pieces.remove(heap_range);
+        for p in pieces.iter() {
+            frames.add(p);
+        }
+    }
+    for r in plat.memory.reserved.iter() {
+        log::debug!("reserved {r}");
+    }
+    info!(
+        "memory: {} MiB free in {} range(s); heap {} KiB at {:#x}; {} boot module(s)",
+        frames.free() >> 20,
+        free.len(),
+        hsize >> 10,
+        heap_range.start,
+        plat.modules.len()
+    );
+
+    if let Some(g) = plat.gic {
+        match gic::init(&g, plat.cpu_count) {
+            Ok(i) => info!("GICv{}: {} SPIs, {}", i.version, i.spis, describe_gic(&g)),
+            Err(e) => fatal(format_args!("GIC: {e:?}")),
+        }
+    }
+
+    // The other CPUs.
+    for i in 1..plat.cpu_count {
+        let c = plat.cpus[i];
+        match cpu::start(&plat, i) {
+            Ok(()) => {}
+            Err(e) => warn!(
+                "CPU {i} (MPIDR {:#x}, {}) did not start: {e:?}",
+                c.mpidr,
+                match c.method {
+                    EnableMethod::Psci => "PSCI",
+                    EnableMethod::SpinTable { .. } => "spin-table",
+                    EnableMethod::None => "no enable-method",
+                }
+            ),
+        }
+    }
+    let boot_us = timer::ticks_to_us(timer::ticks() - t_entry);
+    info!("{} of {} CPUs online; ready {} us after entry", cpu::online(), plat.cpu_count, boot_us);
+    let (used, total) = heap::usage();
+    log::debug!("heap: {used} of {total} bytes in use");
+
+    halt("nothing to run: no domains to launch yet")
+}
+
+fn describe_gic(g: &platform::Gic) -> impl fmt::Display + '_ {
+    struct D<'a>(&'a platform::Gic);
+    impl fmt::Display for D<'_> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            match *self.0 {
+                platform::Gic::V3 { gicd, gicr, .. } => {
+                    write!(f, "distributor {gicd:#x}, redistributors {gicr:#x}")
+                }
+                platform::Gic::V2 { gicd, gicc, gich, .. } => {
+                    write!(f, "distributor {gicd:#x}, CPU interface {gicc:#x}")?;
+                    if let Some(h) = gich {
+                        write!(f, ", virtual interface control {h:#x}")?;
+                    }
+                    Ok(())
+                }
+            }
+        }
+    }
+    D(g)
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    console::emergency_write(format_args!("(HL) PANIC on CPU {}: {info}\n", el2::cpu_index()));
+    halt("hypervisor panic")
+}

@@ -1,0 +1,36 @@
+//! The generic timer's counter, for timestamps and delays.
+
+use aarch64_cpu::registers::*;
+
+/// Counter ticks since the machine started.
+pub fn ticks() -> u64 {
+    aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
+    CNTPCT_EL0.get()
+}
+
+/// Counter frequency in Hz (never 0).
+pub fn frequency() -> u64 {
+    CNTFRQ_EL0.get().max(1)
+}
+
+/// Converts ticks to microseconds.
+pub fn ticks_to_us(t: u64) -> u64 {
+    (t as u128 * 1_000_000 / frequency() as u128) as u64
+}
+
+/// Microseconds since the machine started.
+pub fn uptime_us() -> u64 {
+    ticks_to_us(ticks())
+}
+
+/// Busy-waits until `pred` is true or `us` microseconds have passed; returns `pred()`.
+pub fn wait_until(us: u64, mut pred: impl FnMut() -> bool) -> bool {
+    let end = ticks() + (us as u128 * frequency() as u128 / 1_000_000) as u64;
+    while ticks() < end {
+        if pred() {
+            return true;
+        }
+        core::hint::spin_loop();
+    }
+    pred()
+}

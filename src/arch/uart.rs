@@ -1,0 +1,65 @@
+//! Drivers for the physical console UART: PL011 (through `arm_pl011`) and the Cadence UART
+//! of Zynq UltraScale+. Both are left configured as the firmware set them up.
+
+use arm_pl011::Pl011Uart;
+
+use crate::platform::{Uart, UartKind};
+
+/// Cadence UART registers used for polled output (Zynq UltraScale+ TRM, UART chapter).
+const CDNS_SR: usize = 0x2c;
+const CDNS_FIFO: usize = 0x30;
+const CDNS_SR_TXFULL: u32 = 1 << 4;
+
+/// The physical UART the hypervisor's console writes to.
+pub enum PhysUart {
+    Pl011(Pl011Uart),
+    Cadence(*mut u32),
+}
+
+// SAFETY: the UART is only ever used behind the console's lock (or by the one CPU running
+// before any other starts), so moving it between CPUs is sound.
+unsafe impl Send for PhysUart {}
+
+impl PhysUart {
+    /// A driver for the UART the DTB names. Its registers must be mapped as device memory
+    /// at their physical address (identity map) before the first write.
+    pub fn new(desc: &Uart) -> PhysUart {
+        match desc.kind {
+            UartKind::Pl011 => PhysUart::Pl011(Pl011Uart::new(desc.base as *mut u8)),
+            UartKind::Cadence => PhysUart::Cadence(desc.base as *mut u32),
+        }
+    }
+
+    /// Writes one byte, waiting while the transmit FIFO is full.
+    pub fn putc(&mut self, c: u8) {
+        match self {
+            PhysUart::Pl011(u) => u.putchar(c),
+            PhysUart::Cadence(base) => {
+                let base = *base;
+                // SAFETY: `base` is the Cadence UART's register block from the DTB, mapped as
+                // device memory; SR and FIFO are 32-bit registers inside it.
+                unsafe {
+                    while core::ptr::read_volatile(base.add(CDNS_SR / 4)) & CDNS_SR_TXFULL != 0 {}
+                    core::ptr::write_volatile(base.add(CDNS_FIFO / 4), u32::from(c));
+                }
+            }
+        }
+    }
+
+    /// Writes bytes, turning `\n` into `\r\n`.
+    pub fn write_bytes(&mut self, s: &[u8]) {
+        for &c in s {
+            if c == b'\n' {
+                self.putc(b'\r');
+            }
+            self.putc(c);
+        }
+    }
+}
+
+impl core::fmt::Write for PhysUart {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        self.write_bytes(s.as_bytes());
+        Ok(())
+    }
+}

@@ -1,0 +1,25 @@
+//! hyperlaunch: a static-partitioning hypervisor for AArch64 implementing the Hyperlaunch
+//! design. Everything outside `arch` is plain Rust that runs under `cargo test` on the host.
+
+#![cfg_attr(not(test), no_std)]
+#![deny(unsafe_code)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+extern crate alloc;
+
+pub mod fdt;
+pub mod frames;
+pub mod hvmap;
+pub mod image;
+pub mod logger;
+pub mod memmap;
+pub mod pgtable;
+pub mod platform;
+
+
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+#[allow(unsafe_code)]
+pub mod arch;
+
+/// The hypervisor's version, as printed in its banner.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,605 @@
+//! What the host Device Tree says about the machine: RAM and what is reserved inside it,
+//! CPUs and how to start them, the interrupt controller, the console UART.
+
+use core::fmt;
+
+use crate::fdt::{Fdt, FdtError, Node};
+use crate::memmap::{MemoryMap, Range, RegionSetFull, Use};
+
+/// Most physical CPUs the hypervisor drives; further CPUs are left off.
+pub const MAX_CPUS: usize = 8;
+
+/// How a secondary CPU is started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnableMethod {
+    /// PSCI CPU_ON.
+    Psci,
+    /// Write the entry point to this address and send an event.
+    SpinTable { release_addr: u64 },
+    /// The boot CPU, or a CPU with no usable method.
+    None,
+}
+
+/// A CPU from `/cpus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cpu {
+    /// MPIDR affinity bits (Aff3..Aff0), from `reg`.
+    pub mpidr: u64,
+    pub method: EnableMethod,
+}
+
+/// How PSCI calls reach the firmware.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conduit {
+    Smc,
+    Hvc,
+}
+
+/// The physical interrupt controller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gic {
+    V2 { gicd: u64, gicc: u64, gicc_size: u64, gich: Option<u64>, gicv: Option<u64> },
+    V3 { gicd: u64, gicr: u64, gicr_size: u64 },
+}
+
+impl Gic {
+    pub fn version(&self) -> u32 {
+        match self {
+            Gic::V2 { .. } => 2,
+            Gic::V3 { .. } => 3,
+        }
+    }
+}
+
+/// Kinds of UART the hypervisor can drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UartKind {
+    /// Arm PL011 (`arm,pl011`) or SBSA UART.
+    Pl011,
+    /// Cadence UART (`cdns,uart-r1p12`, `xlnx,xuartps`) on Zynq UltraScale+.
+    Cadence,
+}
+
+/// The console UART from `/chosen/stdout-path`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Uart {
+    pub kind: UartKind,
+    pub base: u64,
+    pub size: u64,
+}
+
+/// Why the host Device Tree cannot describe a machine to run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlatformError {
+    Fdt(FdtError),
+    /// No `memory` node with a usable `reg`.
+    NoMemory,
+    /// More RAM banks or reserved ranges than the hypervisor tracks.
+    TooManyRegions,
+    /// No usable CPU in `/cpus`.
+    NoCpus,
+}
+
+impl fmt::Display for PlatformError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PlatformError::Fdt(e) => write!(f, "host device tree: {e}"),
+            PlatformError::NoMemory => write!(f, "host device tree: no memory node"),
+            PlatformError::TooManyRegions => write!(f, "host device tree: too many memory ranges"),
+            PlatformError::NoCpus => write!(f, "host device tree: no CPU in /cpus"),
+        }
+    }
+}
+
+impl From<FdtError> for PlatformError {
+    fn from(e: FdtError) -> Self {
+        PlatformError::Fdt(e)
+    }
+}
+
+impl From<RegionSetFull> for PlatformError {
+    fn from(_: RegionSetFull) -> Self {
+        PlatformError::TooManyRegions
+    }
+}
+
+/// A short human-readable note about something in the DTB that was skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Warning {
+    /// More CPUs than [`MAX_CPUS`]: the rest stay off.
+    TooManyCpus(usize),
+    /// A CPU node without a method we can use.
+    CpuNoMethod(u64),
+    /// A boot module or reserved node whose `reg` could not be read.
+    BadReg,
+    /// No interrupt controller we know.
+    NoGic,
+    /// `/chosen/stdout-path` missing or naming a UART we cannot drive.
+    NoUart,
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Warning::TooManyCpus(n) => write!(f, "{n} CPUs found; only {MAX_CPUS} are used"),
+            Warning::CpuNoMethod(m) => write!(f, "CPU {m:#x} has no usable enable-method; left off"),
+            Warning::BadReg => write!(f, "a boot module or reserved-memory node has a malformed reg"),
+            Warning::NoGic => write!(f, "no GICv2/GICv3 interrupt controller found"),
+            Warning::NoUart => write!(f, "no usable UART in /chosen/stdout-path"),
+        }
+    }
+}
+
+/// The machine as the host DTB describes it.
+#[derive(Debug, Clone)]
+pub struct Platform {
+    pub cpus: [Cpu; MAX_CPUS],
+    pub cpu_count: usize,
+    pub psci: Option<Conduit>,
+    pub gic: Option<Gic>,
+    pub uart: Option<Uart>,
+    /// RAM and the ranges reserved in it by the DTB itself and by the boot modules.
+    pub memory: MemoryMap,
+    /// Boot modules the loader placed (kernels, ramdisks, device trees, configurations).
+    pub modules: crate::memmap::RegionSet<{ crate::memmap::MAX_REGIONS }>,
+    pub warnings: [Option<Warning>; 8],
+}
+
+impl Platform {
+    fn warn(&mut self, w: Warning) {
+        if let Some(slot) = self.warnings.iter_mut().find(|s| s.is_none() || **s == Some(w)) {
+            *slot = Some(w);
+        }
+    }
+
+    /// The CPUs in use.
+    pub fn cpus(&self) -> &[Cpu] {
+        &self.cpus[..self.cpu_count]
+    }
+
+    /// Index of the CPU with this MPIDR affinity.
+    pub fn cpu_index(&self, mpidr: u64) -> Option<usize> {
+        self.cpus().iter().position(|c| c.mpidr == mpidr & MPIDR_AFF_MASK)
+    }
+
+    /// Reads a host DTB. The DTB's own range is reserved too; `dtb_addr` is where it lies.
+    pub fn from_fdt(fdt: &Fdt<'_>, dtb_addr: u64) -> Result<Platform, PlatformError> {
+        let mut p = Platform {
+            cpus: [Cpu { mpidr: 0, method: EnableMethod::None }; MAX_CPUS],
+            cpu_count: 0,
+            psci: None,
+            gic: None,
+            uart: None,
+            memory: MemoryMap::default(),
+            modules: Default::default(),
+            warnings: [None; 8],
+        };
+        p.read_memory(fdt)?;
+        if let Some(r) = Range::at(dtb_addr, fdt.total_size() as u64) {
+            p.memory.reserve(r, Use::DeviceTree)?;
+        }
+        p.read_modules(fdt)?;
+        p.psci = read_psci(fdt);
+        p.read_cpus(fdt)?;
+        p.gic = read_gic(fdt);
+        if p.gic.is_none() {
+            p.warn(Warning::NoGic);
+        }
+        p.uart = read_stdout_uart(fdt);
+        if p.uart.is_none() {
+            p.warn(Warning::NoUart);
+        }
+        Ok(p)
+    }
+
+    fn read_memory(&mut self, fdt: &Fdt<'_>) -> Result<(), PlatformError> {
+        for node in fdt.root().children() {
+            let is_memory = node.property("device_type").and_then(|p| p.as_str()) == Some("memory");
+            if !is_memory || !node.is_enabled() {
+                continue;
+            }
+            let Some(regs) = fdt.reg(&node) else { continue };
+            for (addr, size) in regs {
+                if let Some(r) = Range::at(addr, size) {
+                    self.memory.add_ram(r)?;
+                }
+            }
+        }
+        if self.memory.ram.is_empty() {
+            return Err(PlatformError::NoMemory);
+        }
+        for (addr, size) in fdt.mem_reservations() {
+            if let Some(r) = Range::at(addr, size) {
+                self.memory.reserve(r, Use::MemReserve)?;
+            }
+        }
+        if let Some(rm) = fdt.find("/reserved-memory") {
+            for node in rm.children() {
+                // Disabled reserved regions are not reserved (the DT spec).
+                if !node.is_enabled() {
+                    continue;
+                }
+                match fdt.reg(&node) {
+                    Some(regs) => {
+                        for (addr, size) in regs {
+                            if let Some(r) = Range::at(addr, size) {
+                                self.memory.reserve(r, Use::ReservedMemory)?;
+                            }
+                        }
+                    }
+                    // Dynamically placed regions (`size` without `reg`) are the OS's to place.
+                    None if node.property("reg").is_some() => self.warn(Warning::BadReg),
+                    None => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reserves every boot module named under `/chosen`: Xen/dom0less `multiboot,*` nodes,
+    /// Hyperlaunch `module,*` nodes (by `module-addr` or `reg`), and `linux,initrd-*`.
+    fn read_modules(&mut self, fdt: &Fdt<'_>) -> Result<(), PlatformError> {
+        let Some(chosen) = fdt.find("/chosen") else { return Ok(()) };
+        for node in chosen.descendants() {
+            let is_module = node
+                .property("compatible")
+                .is_some_and(|p| p.strings().any(|s| s.starts_with("multiboot,") || s.starts_with("module,")));
+            if !is_module {
+                continue;
+            }
+            let Some(parent) = fdt.parent(&node) else { continue };
+            let prop = node.property("module-addr").or_else(|| node.property("reg"));
+            let (Some(prop), Some(ac), Some(sc)) = (prop, parent.address_cells(), parent.size_cells())
+            else {
+                self.warn(Warning::BadReg);
+                continue;
+            };
+            match prop.reg_pairs(ac, sc) {
+                Some(pairs) => {
+                    for (addr, size) in pairs {
+                        if let Some(r) = Range::at(addr, size) {
+                            self.modules.add(r)?;
+                            self.memory.reserve(r, Use::Module)?;
+                        }
+                    }
+                }
+                None => self.warn(Warning::BadReg),
+            }
+        }
+        let start = chosen.property("linux,initrd-start").and_then(|p| p.u64());
+        let end = chosen.property("linux,initrd-end").and_then(|p| p.u64());
+        if let (Some(s), Some(e)) = (start, end) {
+            if e > s {
+                let r = Range { start: s, end: e };
+                self.modules.add(r)?;
+                self.memory.reserve(r, Use::Module)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn read_cpus(&mut self, fdt: &Fdt<'_>) -> Result<(), PlatformError> {
+        let cpus = fdt.find("/cpus").ok_or(PlatformError::NoCpus)?;
+        let ac = cpus.address_cells().unwrap_or(1);
+        let mut found = 0;
+        for node in cpus.children() {
+            if node.property("device_type").and_then(|p| p.as_str()) != Some("cpu") {
+                continue;
+            }
+            // A disabled CPU is not probed at all (hvisor #218).
+            if !node.is_enabled() {
+                continue;
+            }
+            let Some(reg) = node.property("reg") else { continue };
+            let mpidr = match (ac, reg.value.len()) {
+                (1, 4) => reg.u32().map(u64::from),
+                (2, 8) => reg.u64(),
+                _ => None,
+            };
+            let Some(mpidr) = mpidr else { continue };
+            let method = match node.property("enable-method").and_then(|p| p.as_str()) {
+                Some("psci") if self.psci.is_some() => EnableMethod::Psci,
+                Some("spin-table") => match node.property("cpu-release-addr").and_then(|p| p.u64()) {
+                    Some(a) => EnableMethod::SpinTable { release_addr: a },
+                    None => EnableMethod::None,
+                },
+                // No method (a single-CPU machine, or the boot CPU): PSCI if there is one.
+                None if self.psci.is_some() => EnableMethod::Psci,
+                _ => EnableMethod::None,
+            };
+            found += 1;
+            if self.cpu_count == MAX_CPUS {
+                continue;
+            }
+            self.cpus[self.cpu_count] = Cpu { mpidr: mpidr & MPIDR_AFF_MASK, method };
+            self.cpu_count += 1;
+        }
+        if found > MAX_CPUS {
+            self.warn(Warning::TooManyCpus(found));
+        }
+        if self.cpu_count == 0 {
+            return Err(PlatformError::NoCpus);
+        }
+        Ok(())
+    }
+
+    /// Moves the boot CPU to index 0 (the entry code gives index 0 the first stack).
+    /// `false` when the boot CPU is not in the DTB.
+    pub fn boot_cpu_first(&mut self, boot_mpidr: u64) -> bool {
+        match self.cpu_index(boot_mpidr) {
+            Some(i) => {
+                self.cpus[..self.cpu_count].swap(0, i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Marks CPUs other than the boot CPU that cannot be started, for the log.
+    pub fn check_methods(&mut self, boot_mpidr: u64) {
+        for i in 0..self.cpu_count {
+            let c = self.cpus[i];
+            if c.mpidr != boot_mpidr & MPIDR_AFF_MASK && c.method == EnableMethod::None {
+                self.warn(Warning::CpuNoMethod(c.mpidr));
+            }
+        }
+    }
+}
+
+/// The affinity fields of MPIDR_EL1 (Aff3 in 39:32, Aff2..Aff0 in 23:0).
+pub const MPIDR_AFF_MASK: u64 = 0xff_00ff_ffff;
+
+pub fn read_psci(fdt: &Fdt<'_>) -> Option<Conduit> {
+    let node = fdt
+        .all_nodes()
+        .find(|n| n.is_enabled() && (n.is_compatible("arm,psci-1.0") || n.is_compatible("arm,psci-0.2") || n.is_compatible("arm,psci")))?;
+    match node.property("method")?.as_str()? {
+        "smc" => Some(Conduit::Smc),
+        "hvc" => Some(Conduit::Hvc),
+        _ => None,
+    }
+}
+
+fn first_regs<const N: usize>(fdt: &Fdt<'_>, node: &Node<'_>) -> Option<[(u64, u64); N]> {
+    let mut out = [(0, 0); N];
+    let mut n = 0;
+    for (i, r) in fdt.reg(node)?.enumerate().take(N) {
+        out[i] = r;
+        n += 1;
+    }
+    (n > 0).then_some(out)
+}
+
+fn read_gic(fdt: &Fdt<'_>) -> Option<Gic> {
+    for node in fdt.all_nodes() {
+        if !node.is_enabled() || node.property("interrupt-controller").is_none() {
+            continue;
+        }
+        if node.is_compatible("arm,gic-v3") {
+            let r = first_regs::<2>(fdt, &node)?;
+            return Some(Gic::V3 { gicd: r[0].0, gicr: r[1].0, gicr_size: r[1].1 });
+        }
+        const V2: [&str; 4] = ["arm,gic-400", "arm,cortex-a15-gic", "arm,cortex-a7-gic", "arm,gic-v2"];
+        if V2.iter().any(|c| node.is_compatible(c)) {
+            let r = first_regs::<4>(fdt, &node)?;
+            let opt = |x: (u64, u64)| (x.1 != 0).then_some(x.0);
+            return Some(Gic::V2 {
+                gicd: r[0].0,
+                gicc: r[1].0,
+                gicc_size: r[1].1,
+                gich: opt(r[2]),
+                gicv: opt(r[3]),
+            });
+        }
+    }
+    None
+}
+
+pub fn read_stdout_uart(fdt: &Fdt<'_>) -> Option<Uart> {
+    let chosen = fdt.find("/chosen")?;
+    let path = chosen
+        .property("stdout-path")
+        .or_else(|| chosen.property("linux,stdout-path"))?
+        .as_str()?;
+    // "serial0:115200n8" → "serial0"
+    let path = path.split(':').next()?;
+    let node = fdt.resolve(path)?;
+    let kind = if node.is_compatible("arm,pl011") || node.is_compatible("arm,sbsa-uart") {
+        UartKind::Pl011
+    } else if node.is_compatible("cdns,uart-r1p12") || node.is_compatible("xlnx,xuartps") {
+        UartKind::Cadence
+    } else {
+        return None;
+    };
+    let (base, size) = fdt.reg(&node)?.next()?;
+    Some(Uart { kind, base, size })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vm_fdt::{FdtReserveEntry, FdtWriter};
+
+    /// A QEMU-virt-like host DTB: GICv3, PL011, PSCI over SMC, four CPUs, 1 GiB of RAM,
+    /// a reserved-memory region, one /memreserve/ and a dom0less module.
+    fn qemu_like() -> Vec<u8> {
+        let mut w = FdtWriter::new_with_mem_reserv(&[FdtReserveEntry::new(0x4000_0000, 0x1000).unwrap()]).unwrap();
+        let root = w.begin_node("").unwrap();
+        w.property_u32("#address-cells", 2).unwrap();
+        w.property_u32("#size-cells", 2).unwrap();
+        let aliases = w.begin_node("aliases").unwrap();
+        w.property_string("serial0", "/pl011@9000000").unwrap();
+        w.end_node(aliases).unwrap();
+        let chosen = w.begin_node("chosen").unwrap();
+        w.property_string("stdout-path", "serial0:115200n8").unwrap();
+        let dom = w.begin_node("domU1").unwrap();
+        w.property_string("compatible", "xen,domain").unwrap();
+        w.property_u32("#address-cells", 1).unwrap();
+        w.property_u32("#size-cells", 1).unwrap();
+        let m = w.begin_node("module@49000000").unwrap();
+        w.property_string_list("compatible", vec!["multiboot,kernel".into(), "multiboot,module".into()]).unwrap();
+        w.property_array_u32("reg", &[0x4900_0010, 0x2000]).unwrap();
+        w.end_node(m).unwrap();
+        w.end_node(dom).unwrap();
+        w.end_node(chosen).unwrap();
+        let mem = w.begin_node("memory@40000000").unwrap();
+        w.property_string("device_type", "memory").unwrap();
+        w.property_array_u64("reg", &[0x4000_0000, 0x4000_0000]).unwrap();
+        w.end_node(mem).unwrap();
+        let rm = w.begin_node("reserved-memory").unwrap();
+        w.property_u32("#address-cells", 2).unwrap();
+        w.property_u32("#size-cells", 2).unwrap();
+        w.property_null("ranges").unwrap();
+        let r = w.begin_node("fw@7f000000").unwrap();
+        w.property_array_u64("reg", &[0x7f00_0000, 0x10_0000]).unwrap();
+        w.end_node(r).unwrap();
+        let off = w.begin_node("off@7e000000").unwrap();
+        w.property_array_u64("reg", &[0x7e00_0000, 0x10_0000]).unwrap();
+        w.property_string("status", "disabled").unwrap();
+        w.end_node(off).unwrap();
+        w.end_node(rm).unwrap();
+        let psci = w.begin_node("psci").unwrap();
+        w.property_string_list("compatible", vec!["arm,psci-1.0".into(), "arm,psci-0.2".into()]).unwrap();
+        w.property_string("method", "smc").unwrap();
+        w.end_node(psci).unwrap();
+        let cpus = w.begin_node("cpus").unwrap();
+        w.property_u32("#address-cells", 1).unwrap();
+        w.property_u32("#size-cells", 0).unwrap();
+        for i in 0..4u32 {
+            let c = w.begin_node(&format!("cpu@{i}")).unwrap();
+            w.property_string("device_type", "cpu").unwrap();
+            w.property_u32("reg", i).unwrap();
+            w.property_string("enable-method", "psci").unwrap();
+            if i == 3 {
+                w.property_string("status", "disabled").unwrap();
+            }
+            w.end_node(c).unwrap();
+        }
+        w.end_node(cpus).unwrap();
+        let gic = w.begin_node("intc@8000000").unwrap();
+        w.property_string("compatible", "arm,gic-v3").unwrap();
+        w.property_null("interrupt-controller").unwrap();
+        w.property_array_u64("reg", &[0x800_0000, 0x1_0000, 0x80a_0000, 0xf6_0000]).unwrap();
+        w.end_node(gic).unwrap();
+        let uart = w.begin_node("pl011@9000000").unwrap();
+        w.property_string_list("compatible", vec!["arm,pl011".into(), "arm,primecell".into()]).unwrap();
+        w.property_array_u64("reg", &[0x900_0000, 0x1000]).unwrap();
+        w.end_node(uart).unwrap();
+        w.end_node(root).unwrap();
+        w.finish().unwrap()
+    }
+
+    /// A Raspberry-Pi-4-like DTB: RAM at 0, devices behind /soc `ranges`, spin-table CPUs,
+    /// GIC-400, no PSCI.
+    fn rpi4_like() -> Vec<u8> {
+        let mut w = FdtWriter::new().unwrap();
+        let root = w.begin_node("").unwrap();
+        w.property_u32("#address-cells", 2).unwrap();
+        w.property_u32("#size-cells", 1).unwrap();
+        let chosen = w.begin_node("chosen").unwrap();
+        w.property_string("stdout-path", "/soc/serial@7e201000").unwrap();
+        w.end_node(chosen).unwrap();
+        let mem = w.begin_node("memory@0").unwrap();
+        w.property_string("device_type", "memory").unwrap();
+        w.property_array_u32("reg", &[0, 0, 0x3b40_0000, 0, 0x4000_0000, 0xbc00_0000]).unwrap();
+        w.end_node(mem).unwrap();
+        let soc = w.begin_node("soc").unwrap();
+        w.property_u32("#address-cells", 1).unwrap();
+        w.property_u32("#size-cells", 1).unwrap();
+        w.property_array_u32("ranges", &[0x7e00_0000, 0, 0xfe00_0000, 0x180_0000, 0x4000_0000, 0, 0xff80_0000, 0x80_0000]).unwrap();
+        let uart = w.begin_node("serial@7e201000").unwrap();
+        w.property_string_list("compatible", vec!["arm,pl011".into(), "arm,primecell".into()]).unwrap();
+        w.property_array_u32("reg", &[0x7e20_1000, 0x200]).unwrap();
+        w.end_node(uart).unwrap();
+        let gic = w.begin_node("interrupt-controller@40041000").unwrap();
+        w.property_string("compatible", "arm,gic-400").unwrap();
+        w.property_null("interrupt-controller").unwrap();
+        w.property_array_u32("reg", &[0x4004_1000, 0x1000, 0x4004_2000, 0x2000, 0x4004_4000, 0x2000, 0x4004_6000, 0x2000]).unwrap();
+        w.end_node(gic).unwrap();
+        w.end_node(soc).unwrap();
+        let cpus = w.begin_node("cpus").unwrap();
+        w.property_u32("#address-cells", 1).unwrap();
+        w.property_u32("#size-cells", 0).unwrap();
+        for i in 0..4u32 {
+            let c = w.begin_node(&format!("cpu@{i}")).unwrap();
+            w.property_string("device_type", "cpu").unwrap();
+            w.property_u32("reg", i).unwrap();
+            w.property_string("enable-method", "spin-table").unwrap();
+            w.property_u64("cpu-release-addr", 0xd8 + 8 * i as u64).unwrap();
+            w.end_node(c).unwrap();
+        }
+        w.end_node(cpus).unwrap();
+        w.end_node(root).unwrap();
+        w.finish().unwrap()
+    }
+
+    fn r(start: u64, end: u64) -> Range {
+        Range { start, end }
+    }
+
+    #[test]
+    fn qemu_virt_platform() {
+        let blob = qemu_like();
+        let fdt = Fdt::new(&blob).unwrap();
+        let p = Platform::from_fdt(&fdt, 0x4800_0000).unwrap();
+        assert_eq!(p.psci, Some(Conduit::Smc));
+        // cpu@3 is disabled: never probed.
+        assert_eq!(p.cpu_count, 3);
+        assert!(p.cpus().iter().all(|c| c.method == EnableMethod::Psci));
+        assert_eq!(p.cpu_index(0x8000_0002), Some(2));
+        let mut q = p.clone();
+        assert!(q.boot_cpu_first(0x8000_0002));
+        assert_eq!(q.cpus[0].mpidr, 2);
+        assert_eq!(q.cpus[2].mpidr, 0);
+        assert!(!q.boot_cpu_first(0x7));
+        assert_eq!(p.gic, Some(Gic::V3 { gicd: 0x800_0000, gicr: 0x80a_0000, gicr_size: 0xf6_0000 }));
+        assert_eq!(p.uart, Some(Uart { kind: UartKind::Pl011, base: 0x900_0000, size: 0x1000 }));
+        let free: Vec<_> = p.memory.free().unwrap().iter().collect();
+        let dtb_end = (0x4800_0000 + blob.len() as u64 + 0xfff) & !0xfff;
+        assert_eq!(
+            free,
+            vec![
+                r(0x4000_1000, 0x4800_0000),
+                r(dtb_end, 0x4900_0000),
+                r(0x4900_3000, 0x7f00_0000),
+                r(0x7f10_0000, 0x8000_0000)
+            ]
+        );
+        assert_eq!(p.modules.iter().collect::<Vec<_>>(), vec![r(0x4900_0010, 0x4900_2010)]);
+        assert!(p.warnings.iter().all(|w| w.is_none()), "{:?}", p.warnings);
+    }
+
+    #[test]
+    fn rpi4_platform_translates_soc_ranges_and_uses_spin_table() {
+        let blob = rpi4_like();
+        let fdt = Fdt::new(&blob).unwrap();
+        let p = Platform::from_fdt(&fdt, 0x2eff_0000).unwrap();
+        assert_eq!(p.psci, None);
+        assert_eq!(p.cpu_count, 4);
+        assert_eq!(p.cpus[2].method, EnableMethod::SpinTable { release_addr: 0xe8 });
+        assert_eq!(p.uart, Some(Uart { kind: UartKind::Pl011, base: 0xfe20_1000, size: 0x200 }));
+        assert_eq!(
+            p.gic,
+            Some(Gic::V2 {
+                gicd: 0xff84_1000,
+                gicc: 0xff84_2000,
+                gicc_size: 0x2000,
+                gich: Some(0xff84_4000),
+                gicv: Some(0xff84_6000)
+            })
+        );
+        assert_eq!(p.memory.ram.iter().collect::<Vec<_>>(), vec![r(0, 0x3b40_0000), r(0x4000_0000, 0xfc00_0000)]);
+    }
+
+    #[test]
+    fn no_memory_is_an_error() {
+        let mut w = FdtWriter::new().unwrap();
+        let root = w.begin_node("").unwrap();
+        let cpus = w.begin_node("cpus").unwrap();
+        w.end_node(cpus).unwrap();
+        w.end_node(root).unwrap();
+        let blob = w.finish().unwrap();
+        let fdt = Fdt::new(&blob).unwrap();
+        assert_eq!(Platform::from_fdt(&fdt, 0).unwrap_err(), PlatformError::NoMemory);
+    }
+}
