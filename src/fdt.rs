@@ -213,11 +213,7 @@ impl<'a> Fdt<'a> {
                     self.string(name_off).ok_or(FdtError::BadString(off))?;
                 }
                 Token::Finish => {
-                    return if depth == 0 && seen_root {
-                        Ok(())
-                    } else {
-                        Err(FdtError::BadStructure(off))
-                    };
+                    return if depth == 0 && seen_root { Ok(()) } else { Err(FdtError::BadStructure(off)) };
                 }
             }
             off = next;
@@ -308,7 +304,7 @@ impl<'a> Fdt<'a> {
         for i in (1..len).rev() {
             let bus = Node { fdt: *self, off: stack[i], depth: i };
             let up = Node { fdt: *self, off: stack[i - 1], depth: i - 1 };
-            let Some(ranges) = bus.property("ranges") else { return None };
+            let ranges = bus.property("ranges")?;
             if ranges.value.is_empty() {
                 continue; // identity
             }
@@ -376,8 +372,7 @@ impl<'a> Fdt<'a> {
     /// The node whose `phandle` (or legacy `linux,phandle`) is `ph`.
     pub fn by_phandle(&self, ph: u32) -> Option<Node<'a>> {
         self.all_nodes().find(|n| {
-            n.property("phandle").or_else(|| n.property("linux,phandle")).and_then(|p| p.u32())
-                == Some(ph)
+            n.property("phandle").or_else(|| n.property("linux,phandle")).and_then(|p| p.u32()) == Some(ph)
         })
     }
 }
@@ -472,9 +467,7 @@ impl<'a> Node<'a> {
 
     /// The child called `name` (exact, else by base name).
     pub fn child(&self, name: &str) -> Option<Node<'a>> {
-        self.children()
-            .find(|c| c.name() == name)
-            .or_else(|| self.children().find(|c| c.base_name() == name))
+        self.children().find(|c| c.name() == name).or_else(|| self.children().find(|c| c.base_name() == name))
     }
 
     /// Every node below this one (not itself), in document order.
@@ -662,7 +655,7 @@ impl<'a> Property<'a> {
 
     /// The value as big-endian u32 cells (None when its length is not a multiple of 4).
     pub fn cells(self) -> Option<impl Iterator<Item = u32> + 'a> {
-        if self.value.len() % 4 != 0 {
+        if !self.value.len().is_multiple_of(4) {
             return None;
         }
         let v = self.value;
@@ -681,7 +674,7 @@ impl<'a> Property<'a> {
         }
         let (ac, sc) = (address_cells as usize, size_cells as usize);
         let stride = (ac + sc) * 4;
-        if self.value.is_empty() || self.value.len() % stride != 0 {
+        if self.value.is_empty() || !self.value.len().is_multiple_of(stride) {
             return None;
         }
         let v = self.value;

@@ -56,16 +56,16 @@ pub fn hypervisor_mappings(
     // The DTB and the spin-table mailboxes normally sit in RAM; map them if not.
     push(dtb, MemType::Normal, Perms::RO, &mut covered);
     for c in p.cpus() {
-        if let EnableMethod::SpinTable { release_addr } = c.method {
-            if let Some(r) = Range::at(release_addr, 8) {
-                push(r, MemType::Normal, Perms::RW, &mut covered);
-            }
+        if let EnableMethod::SpinTable { release_addr } = c.method
+            && let Some(r) = Range::at(release_addr, 8)
+        {
+            push(r, MemType::Normal, Perms::RW, &mut covered);
         }
     }
-    if let Some(u) = p.uart {
-        if let Some(r) = Range::at(u.base, u.size.max(PAGE_SIZE)) {
-            push(r, MemType::Device, Perms::RW, &mut covered);
-        }
+    if let Some(u) = p.uart
+        && let Some(r) = Range::at(u.base, u.size.max(PAGE_SIZE))
+    {
+        push(r, MemType::Device, Perms::RW, &mut covered);
     }
     match p.gic {
         Some(Gic::V3 { gicd, gicr, gicr_size }) => {
@@ -74,7 +74,12 @@ pub fn hypervisor_mappings(
         }
         Some(Gic::V2 { gicd, gicc, gicc_size, gich, .. }) => {
             push(Range::at(gicd, 0x1000).unwrap_or_default(), MemType::Device, Perms::RW, &mut covered);
-            push(Range::at(gicc, gicc_size.max(0x2000)).unwrap_or_default(), MemType::Device, Perms::RW, &mut covered);
+            push(
+                Range::at(gicc, gicc_size.max(0x2000)).unwrap_or_default(),
+                MemType::Device,
+                Perms::RW,
+                &mut covered,
+            );
             if let Some(h) = gich {
                 push(Range::at(h, 0x2000).unwrap_or_default(), MemType::Device, Perms::RW, &mut covered);
             }

@@ -63,11 +63,8 @@ impl ImageHeader {
         if magic != MAGIC {
             return Err(ImageError::BadMagic);
         }
-        let h = ImageHeader {
-            text_offset: le64(image, 8),
-            image_size: le64(image, 16),
-            flags: le64(image, 24),
-        };
+        let h =
+            ImageHeader { text_offset: le64(image, 8), image_size: le64(image, 16), flags: le64(image, 24) };
         if h.flags & Self::FLAG_BE != 0 {
             return Err(ImageError::BigEndian);
         }

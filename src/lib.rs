@@ -16,7 +16,6 @@ pub mod memmap;
 pub mod pgtable;
 pub mod platform;
 
-
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 #[allow(unsafe_code)]
 pub mod arch;

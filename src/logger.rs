@@ -128,12 +128,12 @@ mod tests {
     fn lines_carry_prefix_time_and_level() {
         let buf: &'static Buf = Box::leak(Box::new(Buf(Mutex::new(String::new()))));
         let logger = Logger::new();
-        let rec = Record::builder().level(Level::Warn).args(format_args!("x={}", 5)).build();
+        let x = 5;
         log::set_max_level(LevelFilter::Trace);
-        logger.log(&rec);
+        logger.log(&Record::builder().level(Level::Warn).args(format_args!("x={x}")).build());
         assert_eq!(logger.dropped(), 1);
         logger.set_console(buf);
-        logger.log(&rec);
+        logger.log(&Record::builder().level(Level::Warn).args(format_args!("x={x}")).build());
         assert_eq!(buf.0.lock().unwrap().as_str(), "(HL) [  12.345678] WARN  x=5\n");
     }
 

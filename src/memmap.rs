@@ -54,7 +54,10 @@ impl Range {
 
     /// Grown outwards to page boundaries (for things that must not be handed out).
     pub fn page_outer(&self) -> Range {
-        Range { start: self.start & !(PAGE_SIZE - 1), end: self.end.saturating_add(PAGE_SIZE - 1) & !(PAGE_SIZE - 1) }
+        Range {
+            start: self.start & !(PAGE_SIZE - 1),
+            end: self.end.saturating_add(PAGE_SIZE - 1) & !(PAGE_SIZE - 1),
+        }
     }
 
     /// Shrunk inwards to page boundaries (for memory that may be handed out).

@@ -249,7 +249,8 @@ impl PageTables {
         while size > 0 {
             let idx = ((va >> shift) & (ENTRIES as u64 - 1)) as usize;
             let entry = store.table(table_pa).ok_or(MapError::BadTable { pa: table_pa })?[idx];
-            let can_block = level >= 1 && va % block == 0 && pa % block == 0 && size >= block;
+            let can_block =
+                level >= 1 && va.is_multiple_of(block) && pa.is_multiple_of(block) && size >= block;
             if level == 3 || can_block {
                 if entry & VALID != 0 {
                     return Err(MapError::Overlap { va });
@@ -385,9 +386,8 @@ mod tests {
         let mut s = ArrayStore::new(&mut t, 0x8000_0000);
         let mut pt = PageTables::new(&mut s, Format::El2, 0, 40).unwrap();
         // 0x4000_0000 + 1 GiB + 2 MiB + 4 KiB: one of each.
-        let stats = pt
-            .map(&mut s, 0x4000_0000, 0x4000_0000, G + M2 + K4, MemType::Normal, Perms::RWX)
-            .unwrap();
+        let stats =
+            pt.map(&mut s, 0x4000_0000, 0x4000_0000, G + M2 + K4, MemType::Normal, Perms::RWX).unwrap();
         assert_eq!(stats, MapStats { pages_4k: 1, blocks_2m: 1, blocks_1g: 1 });
         let tr = pt.translate(&mut s, 0x4000_1234).unwrap();
         assert_eq!((tr.pa, tr.block_size, tr.mem), (0x4000_1234, G, MemType::Normal));
@@ -403,8 +403,7 @@ mod tests {
         let mut s = ArrayStore::new(&mut t, 0);
         let mut pt = PageTables::new(&mut s, Format::Stage2, 1, 40).unwrap();
         // IPA 1 GiB aligned but PA only 4 KiB aligned: no blocks possible.
-        let stats =
-            pt.map(&mut s, 0x4000_0000, 0x1234_5000, 4 * M2, MemType::Normal, Perms::RW).unwrap();
+        let stats = pt.map(&mut s, 0x4000_0000, 0x1234_5000, 4 * M2, MemType::Normal, Perms::RW).unwrap();
         assert_eq!(stats, MapStats { pages_4k: 4 * 512, blocks_2m: 0, blocks_1g: 0 });
         let tr = pt.translate(&mut s, 0x4010_0010).unwrap();
         assert_eq!(tr.pa, 0x1244_5010);
@@ -417,9 +416,7 @@ mod tests {
         let mut s = ArrayStore::new(&mut t, 0);
         let mut pt = PageTables::new(&mut s, Format::El2, 0, 40).unwrap();
         // From 4 KiB before a 2 MiB boundary through two more 2 MiB blocks.
-        let stats = pt
-            .map(&mut s, 0x1f_f000, 0x1f_f000, K4 + 2 * M2, MemType::Device, Perms::RW)
-            .unwrap();
+        let stats = pt.map(&mut s, 0x1f_f000, 0x1f_f000, K4 + 2 * M2, MemType::Device, Perms::RW).unwrap();
         assert_eq!(stats, MapStats { pages_4k: 1, blocks_2m: 2, blocks_1g: 0 });
         assert_eq!(pt.translate(&mut s, 0x1f_f000).unwrap().mem, MemType::Device);
     }

@@ -78,6 +78,9 @@ pub enum PlatformError {
     TooManyRegions,
     /// No usable CPU in `/cpus`.
     NoCpus,
+    /// A `/reserved-memory` child whose `reg` cannot be read: handing out memory the
+    /// firmware may own is worse than not starting.
+    BadReservedMemory,
 }
 
 impl fmt::Display for PlatformError {
@@ -87,6 +90,9 @@ impl fmt::Display for PlatformError {
             PlatformError::NoMemory => write!(f, "host device tree: no memory node"),
             PlatformError::TooManyRegions => write!(f, "host device tree: too many memory ranges"),
             PlatformError::NoCpus => write!(f, "host device tree: no CPU in /cpus"),
+            PlatformError::BadReservedMemory => {
+                write!(f, "host device tree: a /reserved-memory node has a malformed reg")
+            }
         }
     }
 }
@@ -110,7 +116,7 @@ pub enum Warning {
     TooManyCpus(usize),
     /// A CPU node without a method we can use.
     CpuNoMethod(u64),
-    /// A boot module or reserved node whose `reg` could not be read.
+    /// A boot module node whose `reg` could not be read.
     BadReg,
     /// No interrupt controller we know.
     NoGic,
@@ -123,7 +129,7 @@ impl fmt::Display for Warning {
         match self {
             Warning::TooManyCpus(n) => write!(f, "{n} CPUs found; only {MAX_CPUS} are used"),
             Warning::CpuNoMethod(m) => write!(f, "CPU {m:#x} has no usable enable-method; left off"),
-            Warning::BadReg => write!(f, "a boot module or reserved-memory node has a malformed reg"),
+            Warning::BadReg => write!(f, "a boot module node has a malformed reg or module-addr"),
             Warning::NoGic => write!(f, "no GICv2/GICv3 interrupt controller found"),
             Warning::NoUart => write!(f, "no usable UART in /chosen/stdout-path"),
         }
@@ -228,7 +234,9 @@ impl Platform {
                         }
                     }
                     // Dynamically placed regions (`size` without `reg`) are the OS's to place.
-                    None if node.property("reg").is_some() => self.warn(Warning::BadReg),
+                    None if node.property("reg").is_some() => {
+                        return Err(PlatformError::BadReservedMemory);
+                    }
                     None => {}
                 }
             }
@@ -241,16 +249,15 @@ impl Platform {
     fn read_modules(&mut self, fdt: &Fdt<'_>) -> Result<(), PlatformError> {
         let Some(chosen) = fdt.find("/chosen") else { return Ok(()) };
         for node in chosen.descendants() {
-            let is_module = node
-                .property("compatible")
-                .is_some_and(|p| p.strings().any(|s| s.starts_with("multiboot,") || s.starts_with("module,")));
+            let is_module = node.property("compatible").is_some_and(|p| {
+                p.strings().any(|s| s.starts_with("multiboot,") || s.starts_with("module,"))
+            });
             if !is_module {
                 continue;
             }
             let Some(parent) = fdt.parent(&node) else { continue };
             let prop = node.property("module-addr").or_else(|| node.property("reg"));
-            let (Some(prop), Some(ac), Some(sc)) = (prop, parent.address_cells(), parent.size_cells())
-            else {
+            let (Some(prop), Some(ac), Some(sc)) = (prop, parent.address_cells(), parent.size_cells()) else {
                 self.warn(Warning::BadReg);
                 continue;
             };
@@ -268,12 +275,12 @@ impl Platform {
         }
         let start = chosen.property("linux,initrd-start").and_then(|p| p.u64());
         let end = chosen.property("linux,initrd-end").and_then(|p| p.u64());
-        if let (Some(s), Some(e)) = (start, end) {
-            if e > s {
-                let r = Range { start: s, end: e };
-                self.modules.add(r)?;
-                self.memory.reserve(r, Use::Module)?;
-            }
+        if let (Some(s), Some(e)) = (start, end)
+            && e > s
+        {
+            let r = Range { start: s, end: e };
+            self.modules.add(r)?;
+            self.memory.reserve(r, Use::Module)?;
         }
         Ok(())
     }
@@ -350,9 +357,12 @@ impl Platform {
 pub const MPIDR_AFF_MASK: u64 = 0xff_00ff_ffff;
 
 pub fn read_psci(fdt: &Fdt<'_>) -> Option<Conduit> {
-    let node = fdt
-        .all_nodes()
-        .find(|n| n.is_enabled() && (n.is_compatible("arm,psci-1.0") || n.is_compatible("arm,psci-0.2") || n.is_compatible("arm,psci")))?;
+    let node = fdt.all_nodes().find(|n| {
+        n.is_enabled()
+            && (n.is_compatible("arm,psci-1.0")
+                || n.is_compatible("arm,psci-0.2")
+                || n.is_compatible("arm,psci"))
+    })?;
     match node.property("method")?.as_str()? {
         "smc" => Some(Conduit::Smc),
         "hvc" => Some(Conduit::Hvc),
@@ -397,10 +407,7 @@ fn read_gic(fdt: &Fdt<'_>) -> Option<Gic> {
 
 pub fn read_stdout_uart(fdt: &Fdt<'_>) -> Option<Uart> {
     let chosen = fdt.find("/chosen")?;
-    let path = chosen
-        .property("stdout-path")
-        .or_else(|| chosen.property("linux,stdout-path"))?
-        .as_str()?;
+    let path = chosen.property("stdout-path").or_else(|| chosen.property("linux,stdout-path"))?.as_str()?;
     // "serial0:115200n8" → "serial0"
     let path = path.split(':').next()?;
     let node = fdt.resolve(path)?;
@@ -423,7 +430,8 @@ mod tests {
     /// A QEMU-virt-like host DTB: GICv3, PL011, PSCI over SMC, four CPUs, 1 GiB of RAM,
     /// a reserved-memory region, one /memreserve/ and a dom0less module.
     fn qemu_like() -> Vec<u8> {
-        let mut w = FdtWriter::new_with_mem_reserv(&[FdtReserveEntry::new(0x4000_0000, 0x1000).unwrap()]).unwrap();
+        let mut w =
+            FdtWriter::new_with_mem_reserv(&[FdtReserveEntry::new(0x4000_0000, 0x1000).unwrap()]).unwrap();
         let root = w.begin_node("").unwrap();
         w.property_u32("#address-cells", 2).unwrap();
         w.property_u32("#size-cells", 2).unwrap();
@@ -437,7 +445,8 @@ mod tests {
         w.property_u32("#address-cells", 1).unwrap();
         w.property_u32("#size-cells", 1).unwrap();
         let m = w.begin_node("module@49000000").unwrap();
-        w.property_string_list("compatible", vec!["multiboot,kernel".into(), "multiboot,module".into()]).unwrap();
+        w.property_string_list("compatible", vec!["multiboot,kernel".into(), "multiboot,module".into()])
+            .unwrap();
         w.property_array_u32("reg", &[0x4900_0010, 0x2000]).unwrap();
         w.end_node(m).unwrap();
         w.end_node(dom).unwrap();
@@ -506,7 +515,11 @@ mod tests {
         let soc = w.begin_node("soc").unwrap();
         w.property_u32("#address-cells", 1).unwrap();
         w.property_u32("#size-cells", 1).unwrap();
-        w.property_array_u32("ranges", &[0x7e00_0000, 0, 0xfe00_0000, 0x180_0000, 0x4000_0000, 0, 0xff80_0000, 0x80_0000]).unwrap();
+        w.property_array_u32(
+            "ranges",
+            &[0x7e00_0000, 0, 0xfe00_0000, 0x180_0000, 0x4000_0000, 0, 0xff80_0000, 0x80_0000],
+        )
+        .unwrap();
         let uart = w.begin_node("serial@7e201000").unwrap();
         w.property_string_list("compatible", vec!["arm,pl011".into(), "arm,primecell".into()]).unwrap();
         w.property_array_u32("reg", &[0x7e20_1000, 0x200]).unwrap();
@@ -514,7 +527,11 @@ mod tests {
         let gic = w.begin_node("interrupt-controller@40041000").unwrap();
         w.property_string("compatible", "arm,gic-400").unwrap();
         w.property_null("interrupt-controller").unwrap();
-        w.property_array_u32("reg", &[0x4004_1000, 0x1000, 0x4004_2000, 0x2000, 0x4004_4000, 0x2000, 0x4004_6000, 0x2000]).unwrap();
+        w.property_array_u32(
+            "reg",
+            &[0x4004_1000, 0x1000, 0x4004_2000, 0x2000, 0x4004_4000, 0x2000, 0x4004_6000, 0x2000],
+        )
+        .unwrap();
         w.end_node(gic).unwrap();
         w.end_node(soc).unwrap();
         let cpus = w.begin_node("cpus").unwrap();
@@ -588,7 +605,32 @@ mod tests {
                 gicv: Some(0xff84_6000)
             })
         );
-        assert_eq!(p.memory.ram.iter().collect::<Vec<_>>(), vec![r(0, 0x3b40_0000), r(0x4000_0000, 0xfc00_0000)]);
+        assert_eq!(
+            p.memory.ram.iter().collect::<Vec<_>>(),
+            vec![r(0, 0x3b40_0000), r(0x4000_0000, 0xfc00_0000)]
+        );
+    }
+
+    #[test]
+    fn malformed_reserved_memory_is_an_error() {
+        let mut w = FdtWriter::new().unwrap();
+        let root = w.begin_node("").unwrap();
+        let mem = w.begin_node("memory@0").unwrap();
+        w.property_string("device_type", "memory").unwrap();
+        w.property_array_u32("reg", &[0, 0, 0x1000_0000]).unwrap();
+        w.end_node(mem).unwrap();
+        let rm = w.begin_node("reserved-memory").unwrap();
+        w.property_u32("#address-cells", 2).unwrap();
+        w.property_u32("#size-cells", 2).unwrap();
+        w.property_null("ranges").unwrap();
+        let r = w.begin_node("bad@1000").unwrap();
+        w.property_array_u32("reg", &[0, 0x1000, 0x1000]).unwrap(); // three cells, not four
+        w.end_node(r).unwrap();
+        w.end_node(rm).unwrap();
+        w.end_node(root).unwrap();
+        let blob = w.finish().unwrap();
+        let fdt = Fdt::new(&blob).unwrap();
+        assert_eq!(Platform::from_fdt(&fdt, 0).unwrap_err(), PlatformError::BadReservedMemory);
     }
 
     #[test]

@@ -50,7 +50,8 @@ pub fn init(desc: &Gic, cpu_count: usize) -> Result<GicInfo, GicInitError> {
             // SAFETY: gicd and gicr are the GIC's register frames from the DTB, identity mapped
             // as device memory, and this is the only driver instance ever made for them.
             let mut g = unsafe {
-                let d = UniqueMmioPointer::new(NonNull::new(gicd as *mut _).ok_or(GicInitError::Redistributor)?);
+                let d =
+                    UniqueMmioPointer::new(NonNull::new(gicd as *mut _).ok_or(GicInitError::Redistributor)?);
                 let r = NonNull::new(gicr as *mut _).ok_or(GicInitError::Redistributor)?;
                 GicV3::new(d, r, cpu_count).map_err(|_| GicInitError::Redistributor)?
             };

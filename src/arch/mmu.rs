@@ -64,7 +64,14 @@ pub fn enable_secondary() {
     // SAFETY: invalidating EL2 TLB entries and the instruction cache before the MMU goes on
     // discards only stale translations and instructions.
     unsafe {
-        core::arch::asm!("dsb ish", "tlbi alle2", "ic iallu", "dsb ish", "isb", options(nostack, preserves_flags));
+        core::arch::asm!(
+            "dsb ish",
+            "tlbi alle2",
+            "ic iallu",
+            "dsb ish",
+            "isb",
+            options(nostack, preserves_flags)
+        );
     }
     const M: u64 = 1 << 0;
     const C: u64 = 1 << 2;
@@ -82,8 +89,5 @@ pub fn is_enabled() -> bool {
 
 /// Addresses of the statics secondary CPUs read with their caches off.
 pub fn secondary_boot_data() -> [(u64, u64); 2] {
-    [
-        (core::ptr::addr_of!(TTBR0) as u64, 8),
-        (core::ptr::addr_of!(TCR) as u64, 8),
-    ]
+    [(core::ptr::addr_of!(TTBR0) as u64, 8), (core::ptr::addr_of!(TCR) as u64, 8)]
 }

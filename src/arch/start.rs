@@ -51,11 +51,11 @@ pub fn halt(reason: &str) -> ! {
         2 => Some(Conduit::Hvc),
         _ => None,
     };
+    let how = if conduit.is_some() { "powering off" } else { "no PSCI to power off: halted" };
     if mmu::is_enabled() {
-        console::emergency_write(format_args!(
-            "(HL) stopping: {reason}; {}\n",
-            if conduit.is_some() { "powering off" } else { "no PSCI to power off: halted" }
-        ));
+        console::emergency_write(format_args!("(HL) stopping: {reason}; {how}\n"));
+    } else if let Some(u) = early_uart() {
+        console::early_write(&u, format_args!("(HL) stopping: {reason}; {how}\n"));
     }
     if let Some(c) = conduit {
         psci::system_off(c);
@@ -65,14 +65,14 @@ pub fn halt(reason: &str) -> ! {
 
 /// The host DTB in memory, as a slice of its declared size.
 fn dtb_slice(pa: u64) -> Option<&'static [u8]> {
-    if pa == 0 || pa % 8 != 0 {
+    if pa == 0 || !pa.is_multiple_of(8) {
         return None;
     }
     // SAFETY: the boot protocol passes the DTB's physical address in x0; the MMU is off, so
     // the address is directly accessible. The header's first 8 bytes are read first.
     let head = unsafe { core::slice::from_raw_parts(pa as *const u8, 8) };
     let size = Fdt::peek_total_size(head).ok()?;
-    if size < 40 || size > 64 << 20 {
+    if !(40..=64 << 20).contains(&size) {
         return None;
     }
     // SAFETY: as above, for the size the header declares; the DTB is reserved below so
@@ -89,7 +89,7 @@ fn level_from_bootargs(fdt: &Fdt<'_>) -> log::LevelFilter {
     args.split_whitespace()
         .filter_map(|a| a.strip_prefix("loglvl="))
         .filter_map(crate::logger::parse_level)
-        .last()
+        .next_back()
         .unwrap_or(log::LevelFilter::Info)
 }
 
@@ -153,7 +153,12 @@ extern "C" fn primary_main(dtb_pa: u64, load_base: u64) -> ! {
         ram >> 20,
         plat.memory.ram.len(),
         match plat.gic {
-            Some(g) => if g.version() == 3 { "GICv3" } else { "GICv2" },
+            Some(g) =>
+                if g.version() == 3 {
+                    "GICv3"
+                } else {
+                    "GICv2"
+                },
             None => "no GIC",
         }
     );

@@ -6,6 +6,11 @@ use arm_pl011::Pl011Uart;
 use crate::platform::{Uart, UartKind};
 
 /// Cadence UART registers used for polled output (Zynq UltraScale+ TRM, UART chapter).
+const CDNS_CR: usize = 0x00;
+const CDNS_CR_RXEN: u32 = 1 << 2;
+const CDNS_CR_RXDIS: u32 = 1 << 3;
+const CDNS_CR_TXEN: u32 = 1 << 4;
+const CDNS_CR_TXDIS: u32 = 1 << 5;
 const CDNS_SR: usize = 0x2c;
 const CDNS_FIFO: usize = 0x30;
 const CDNS_SR_TXFULL: u32 = 1 << 4;
@@ -26,7 +31,20 @@ impl PhysUart {
     pub fn new(desc: &Uart) -> PhysUart {
         match desc.kind {
             UartKind::Pl011 => PhysUart::Pl011(Pl011Uart::new(desc.base as *mut u8)),
-            UartKind::Cadence => PhysUart::Cadence(desc.base as *mut u32),
+            UartKind::Cadence => {
+                let base = desc.base as *mut u32;
+                // SAFETY: `base` is the Cadence UART's register block from the DTB, mapped as
+                // device memory. Enabling the transmitter and receiver changes nothing else
+                // (firmware normally leaves them enabled; QEMU resets them disabled).
+                unsafe {
+                    let cr = core::ptr::read_volatile(base.add(CDNS_CR / 4));
+                    let want = (cr & !(CDNS_CR_TXDIS | CDNS_CR_RXDIS)) | CDNS_CR_TXEN | CDNS_CR_RXEN;
+                    if cr != want {
+                        core::ptr::write_volatile(base.add(CDNS_CR / 4), want);
+                    }
+                }
+                PhysUart::Cadence(base)
+            }
         }
     }
 

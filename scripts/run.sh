@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Boots hyperlaunch on QEMU: builds the image, makes the host device tree (QEMU's own, plus
+# an LCM when one is given) and starts the machine, directly (-kernel) or through U-Boot.
+set -euo pipefail
+
+usage() {
+    cat <<'USAGE'
+usage: scripts/run.sh [options] [LCM.dts]
+  LCM.dts            a Launch Control Module overlay (see dts/) merged into the host DTB
+  --machine M        virt (default) or zcu102 (QEMU xlnx-zcu102: GIC-400, Cadence UART)
+  --gic 2|3          GIC version on virt (default 3)
+  --cpus N           CPUs (default 4; zcu102 always has 4)
+  --mem SIZE         RAM (default 1G; 2G on zcu102)
+  --cpu MODEL        CPU model on virt (default cortex-a57; also cortex-a53, max)
+  --uboot            boot through U-Boot's booti instead of QEMU -kernel (virt only)
+  --dtb FILE         use this host DTB as it is instead of making one
+  --timeout S        unattended: stop QEMU after S seconds (exit status 124); stdin unused
+  --dry-run          make the DTB (in a temporary directory that is kept) and print the
+                     QEMU command instead of running it
+USAGE
+}
+
+machine=virt gic=3 cpus=4 mem="" cpu=cortex-a57 uboot=0 dtb="" timeout_s="" lcm="" dry=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --machine) machine=$2; shift 2 ;;
+        --gic) gic=$2; shift 2 ;;
+        --cpus) cpus=$2; shift 2 ;;
+        --mem) mem=$2; shift 2 ;;
+        --cpu) cpu=$2; shift 2 ;;
+        --uboot) uboot=1; shift ;;
+        --dtb) dtb=$2; shift 2 ;;
+        --timeout) timeout_s=$2; shift 2 ;;
+        --dry-run) dry=1; shift ;;
+        -h|--help) usage; exit 0 ;;
+        -*) echo "run.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
+        *) [ -z "$lcm" ] || { echo "run.sh: one LCM file at most" >&2; exit 2; }; lcm=$1; shift ;;
+    esac
+done
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+if ! command -v qemu-system-aarch64 >/dev/null || ! command -v dtc >/dev/null || ! command -v mkenvimage >/dev/null; then
+    bash scripts/install-deps.sh >&2
+fi
+image=$(bash scripts/build.sh | tail -n 1)
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/hyperlaunch-run.XXXXXX")
+# A dry run leaves its files for the printed command to use.
+[ "$dry" -eq 1 ] || trap 'rm -rf "$work"' EXIT
+
+# Device options shared by the DTB dump and the run, so that the DTB matches the machine.
+common=(-nodefaults -display none -net none)
+case "$machine" in
+    virt)
+        [ -n "$mem" ] || mem=1G
+        qargs=(-M "virt,virtualization=on,gic-version=$gic" -cpu "$cpu" -smp "$cpus" -m "$mem")
+        ;;
+    zcu102)
+        [ -n "$mem" ] || mem=2G
+        [ "$uboot" -eq 0 ] || { echo "run.sh: --uboot is for virt only (Debian ships no ZynqMP U-Boot)" >&2; exit 2; }
+        qargs=(-M "xlnx-zcu102,virtualization=on" -m "$mem")
+        common+=(-audiodev none,id=snd0)
+        ;;
+    *) echo "run.sh: unknown machine $machine" >&2; exit 2 ;;
+esac
+
+if [ -z "$dtb" ]; then
+    dtb=$work/host.dtb
+    case "$machine" in
+        virt) qemu-system-aarch64 "${qargs[@]}" "${common[@]}" -machine dumpdtb="$work/base.dtb" >/dev/null 2>&1 ;;
+        zcu102) dtc -q -I dts -O dtb -o "$work/base.dtb" platforms/xlnx-zcu102/qemu-zcu102.dts ;;
+    esac
+    if [ -n "$lcm" ]; then
+        dtc -q -@ -I dts -O dtb -o "$work/lcm.dtbo" "$lcm"
+        fdtoverlay -i "$work/base.dtb" -o "$dtb" "$work/lcm.dtbo"
+    else
+        cp "$work/base.dtb" "$dtb"
+    fi
+fi
+
+boot=()
+if [ "$uboot" -eq 1 ]; then
+    # A saved U-Boot environment in the second flash bank: no prompt, load the image QEMU
+    # hands over through fw_cfg, and booti it with the DTB U-Boot was given.
+    mkenvimage -s 0x40000 -o "$work/env.bin" platforms/qemu-virt/uboot-env.txt
+    truncate -s 64M "$work/env.bin"
+    boot=(-bios /usr/lib/u-boot/qemu_arm64/u-boot.bin -drive "if=pflash,unit=1,format=raw,file=$work/env.bin")
+fi
+
+if [ -n "$timeout_s" ]; then
+    serial=(-serial stdio -monitor none)
+else
+    # Interactive: Ctrl-A x quits QEMU, Ctrl-A Ctrl-A sends one Ctrl-A.
+    serial=(-serial mon:stdio)
+fi
+
+cmd=(qemu-system-aarch64 "${qargs[@]}" "${common[@]}" "${serial[@]}" "${boot[@]}" -kernel "$image" -dtb "$dtb")
+if [ "$dry" -eq 1 ]; then
+    printf '%q ' "${cmd[@]}"; echo
+    exit 0
+fi
+if [ -n "$timeout_s" ]; then
+    status=0
+    timeout -k 5 "$timeout_s" "${cmd[@]}" </dev/null || status=$?
+    exit "$status"
+fi
+"${cmd[@]}"

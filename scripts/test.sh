@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The test suite: host unit tests, formatting, clippy on the host and on the EL2 target,
+# the EL2 image build, and QEMU smoke tests. Ends with one line "N passed, N failed".
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+bash scripts/install-deps.sh >/dev/null || { echo "install-deps failed"; echo "0 passed, 1 failed"; exit 1; }
+
+logs=$root/target/test-logs
+mkdir -p "$logs"
+passed=0 failed=0
+
+# check NAME CMD...: one pass or fail for a whole command.
+check() {
+    local name=$1; shift
+    if "$@" >"$logs/$name.log" 2>&1; then
+        echo "PASS $name"
+        passed=$((passed + 1))
+    else
+        echo "FAIL $name (log: target/test-logs/$name.log)"
+        tail -n 30 "$logs/$name.log" | sed 's/^/    /'
+        failed=$((failed + 1))
+    fi
+}
+
+# Host unit tests: each counts.
+echo "== host unit tests (cargo test)"
+cargo test 2>&1 | tee "$logs/cargo-test.log" | grep -E '^test |test result' || true
+status=${PIPESTATUS[0]}
+sum_field() {
+    sed -n "s/^test result: [a-zA-Z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\\$1/p" "$logs/cargo-test.log" |
+        awk '{ s += $1 } END { print s + 0 }'
+}
+p=$(sum_field 1)
+f=$(sum_field 2)
+passed=$((passed + ${p:-0}))
+failed=$((failed + ${f:-0}))
+if [ "$status" -ne 0 ] && [ "${f:-0}" -eq 0 ]; then
+    echo "FAIL cargo-test (did not run: see target/test-logs/cargo-test.log)"
+    failed=$((failed + 1))
+fi
+
+echo "== static checks"
+check rustfmt cargo fmt --check
+check clippy-host cargo clippy --all-targets -- -D warnings
+check clippy-el2 cargo hv-clippy -- -D warnings
+check build-image bash scripts/build.sh
+
+echo "== QEMU smoke tests"
+bash tests/qemu/smoke.sh | tee "$logs/smoke.log"
+sp=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p' "$logs/smoke.log" | tail -n 1)
+sf=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p' "$logs/smoke.log" | tail -n 1)
+if [ -z "$sp" ]; then
+    echo "FAIL smoke (no summary line)"
+    failed=$((failed + 1))
+else
+    passed=$((passed + sp))
+    failed=$((failed + sf))
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,226 @@
+#!/usr/bin/env bash
+# QEMU smoke tests: each boots hyperlaunch through scripts/run.sh under a hard timeout and
+# checks the console for explicit markers, in order, and QEMU's exit status.
+# Prints "PASS name" / "FAIL name: why" per test and, last, "N passed, N failed".
+set -uo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+logs=$root/target/smoke-logs
+mkdir -p "$logs"
+work=$(mktemp -d "${TMPDIR:-/tmp}/hyperlaunch-smoke.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+TIMEOUT=${SMOKE_TIMEOUT:-60}
+passed=0 failed=0
+only=${1:-}
+
+# boot NAME RUN_ARGS...: runs the machine, leaving the console in $log and the status in $rc.
+boot() {
+    name=$1; shift
+    log=$logs/$name.log
+    why=""
+    rc=0
+    bash scripts/run.sh --timeout "$TIMEOUT" "$@" >"$log" 2>&1 || rc=$?
+}
+
+# expect_exit N: QEMU must have exited with N (124 means the timeout hit).
+expect_exit() {
+    [ -n "$why" ] && return
+    [ "$rc" -eq "$1" ] || why="exit status $rc, expected $1"
+}
+
+# expect REGEX...: each extended regex must match a line, each after the previous match.
+expect() {
+    [ -n "$why" ] && return
+    local from=1 re n
+    for re in "$@"; do
+        n=$(tail -n +"$from" "$log" | grep -n -E -m1 -- "$re" | cut -d: -f1)
+        if [ -z "$n" ]; then
+            why="no line matching /$re/ (after line $from)"
+            return
+        fi
+        from=$((from + n))
+    done
+}
+
+# refuse REGEX: no line may match.
+refuse() {
+    [ -n "$why" ] && return
+    if grep -q -E -- "$1" "$log"; then why="unexpected line matching /$1/"; fi
+}
+
+done_test() {
+    if [ -z "$why" ]; then
+        echo "PASS $name"
+        passed=$((passed + 1))
+    else
+        echo "FAIL $name: $why (console: ${log#"$root"/})"
+        failed=$((failed + 1))
+    fi
+}
+
+# A copy of QEMU virt's own DTB for the default options, to edit.
+virt_dtb() {
+    qemu-system-aarch64 -M virt,virtualization=on,gic-version=3 -cpu cortex-a57 -smp 4 -m 1G \
+        -nodefaults -display none -net none -machine dumpdtb="$work/virt.dtb" >/dev/null 2>&1
+    echo "$work/virt.dtb"
+}
+
+BANNER='^\(HL\) \[ *[0-9]+\.[0-9]{6}\] INFO  hyperlaunch [0-9]+\.[0-9]+\.[0-9]+ on'
+CLEAN_STOP='^\(HL\) stopping: nothing to run: no domains to launch yet; powering off'
+
+t_virt_gicv3() {
+    boot virt-gicv3
+    expect_exit 0
+    expect "$BANNER 4 CPUs, 1024 MiB RAM in 1 bank\(s\), GICv3" 'PSCI 1\.[0-9]+ via SMC' \
+        'console: Pl011 UART at 0x9000000' 'GICv3: [0-9]+ SPIs, distributor 0x8000000, redistributors 0x80a0000' \
+        'INFO  4 of 4 CPUs online' "$CLEAN_STOP"
+    refuse 'WARN|ERROR|FATAL|PANIC'
+    done_test
+}
+
+t_virt_gicv2_a53() {
+    boot virt-gicv2-a53 --gic 2 --cpu cortex-a53
+    expect_exit 0
+    expect "$BANNER 4 CPUs, 1024 MiB RAM in 1 bank\(s\), GICv2" 'MIDR 0x410fd03' \
+        'GICv2: [0-9]+ SPIs, distributor 0x8000000, CPU interface 0x8010000, virtual interface control 0x8030000' \
+        'INFO  4 of 4 CPUs online' "$CLEAN_STOP"
+    refuse 'WARN|ERROR|FATAL|PANIC'
+    done_test
+}
+
+t_virt_max_2cpu() {
+    boot virt-max-2cpu-512M --cpu max --cpus 2 --mem 512M
+    expect_exit 0
+    expect "$BANNER 2 CPUs, 512 MiB RAM" 'INFO  2 of 2 CPUs online' "$CLEAN_STOP"
+    refuse 'WARN|ERROR|FATAL|PANIC'
+    done_test
+}
+
+t_virt_uboot() {
+    boot virt-uboot --uboot
+    expect_exit 0
+    # U-Boot relocates the DTB near the top of RAM: the hypervisor must find it there.
+    expect '^U-Boot 20' 'Starting kernel' "$BANNER 4 CPUs" 'device tree at 0x7[0-9a-f]{7} ' \
+        'INFO  4 of 4 CPUs online' "$CLEAN_STOP"
+    refuse 'WARN|ERROR|FATAL|PANIC'
+    done_test
+}
+
+t_zcu102() {
+    # RAM at 0 instead of 0x40000000: the same position-independent image.
+    boot zcu102 --machine zcu102
+    expect_exit 0
+    expect "$BANNER 4 CPUs, 2048 MiB RAM in 1 bank\(s\), GICv2" 'image at 0x200000\.\.' \
+        'console: Cadence UART at 0xff000000' 'GICv2: [0-9]+ SPIs, distributor 0xf9010000' \
+        'INFO  4 of 4 CPUs online' "$CLEAN_STOP"
+    refuse 'WARN|ERROR|FATAL|PANIC'
+    done_test
+}
+
+# Adds a 64 MiB /reserved-memory carveout at 0x50000000 to a DTB, and a 1 MiB /memreserve/
+# at 0x60000000 when the second argument is "memreserve".
+add_reservations() {
+    fdtput -c "$1" /reserved-memory /reserved-memory/carveout@50000000
+    fdtput -t x "$1" /reserved-memory '#address-cells' 2
+    fdtput -t x "$1" /reserved-memory '#size-cells' 2
+    fdtput "$1" /reserved-memory ranges
+    fdtput -t x "$1" /reserved-memory/carveout@50000000 reg 0 0x50000000 0 0x4000000
+}
+
+# DTB -> DTB through dtc, optionally adding a /memreserve/ entry.
+recompile() {
+    local extra=${3:-}
+    dtc -q -I dtb -O dts "$1" | sed "s|^/dts-v1/;|/dts-v1/;\n$extra|" | dtc -q -I dts -O dtb -o "$2" -
+}
+
+free_mib() {
+    sed -n 's/.*memory: \([0-9]*\) MiB free.*/\1/p' "$1"
+}
+
+t_reserved_memory() {
+    # 64 MiB of reserved-memory and a 1 MiB /memreserve/ come off the free memory,
+    # compared with the same DTB (same size, same path through dtc) without them.
+    local dtb base now
+    dtb=$(virt_dtb)
+    recompile "$dtb" "$work/plain.dtb"
+    boot reserved-baseline --dtb "$work/plain.dtb"
+    base=$(free_mib "$log")
+    add_reservations "$dtb"
+    recompile "$dtb" "$work/resv.dtb" '/memreserve/ 0x60000000 0x100000;'
+    boot reserved-memory --dtb "$work/resv.dtb"
+    expect_exit 0
+    now=$(free_mib "$log")
+    if [ -z "$why" ]; then
+        if [ -z "$base" ] || [ -z "$now" ]; then
+            why="no 'memory: N MiB free' line"
+        elif [ $((base - now)) -ne 65 ]; then
+            why="free memory went from $base to $now MiB, expected 65 MiB less"
+        fi
+    fi
+    expect "$CLEAN_STOP"
+    refuse 'WARN|ERROR|FATAL|PANIC'
+    done_test
+}
+
+t_fatal_bad_reserved_memory() {
+    local dtb
+    dtb=$(virt_dtb)
+    add_reservations "$dtb"
+    fdtput -t x "$dtb" /reserved-memory/carveout@50000000 reg 0 0x50000000 0x4000000
+    boot fatal-bad-reserved-memory --dtb "$dtb"
+    expect_exit 0
+    expect '^\(HL\) FATAL: host device tree: a /reserved-memory node has a malformed reg' \
+        '^\(HL\) stopping: fatal error; powering off'
+    refuse 'CPUs online'
+    done_test
+}
+
+t_debug_level() {
+    local dtb
+    dtb=$(virt_dtb)
+    fdtput -t s "$dtb" /chosen xen,xen-bootargs "loglvl=debug"
+    boot loglvl-debug --dtb "$dtb"
+    expect_exit 0
+    expect 'DEBUG reserved \[0x48000000, ' 'DEBUG CPU [123] online \(MPIDR 0x8000000[123]\)' "$CLEAN_STOP"
+    done_test
+}
+
+t_fatal_no_boot_cpu() {
+    local dtb
+    dtb=$(virt_dtb)
+    fdtput -r "$dtb" /cpus/cpu@0
+    boot fatal-no-boot-cpu --dtb "$dtb"
+    expect_exit 0
+    expect '^\(HL\) FATAL: boot CPU \(MPIDR 0x80000000\) is not in /cpus of the host device tree' \
+        '^\(HL\) stopping: fatal error; powering off'
+    refuse 'CPUs online'
+    done_test
+}
+
+t_image_header() {
+    # The raw Image carries the arm64 header loaders rely on, and its image_size covers
+    # BSS and stacks (up to the ELF's __image_end), not just the file.
+    name=image-header why="" log=$logs/$name.log
+    local img=target/aarch64-unknown-hyperlaunch/release/Image elf=target/aarch64-unknown-hyperlaunch/release/hyperlaunch
+    local magic text size end
+    magic=$(od -An -c -j 56 -N 4 "$img" | tr -d ' ')
+    text=$(od -An -t u8 -j 8 -N 8 "$img" | tr -d ' ')
+    size=$(od -An -t u8 -j 16 -N 8 "$img" | tr -d ' ')
+    end=$((16#$(aarch64-linux-gnu-nm "$elf" | awk '$3 == "__image_end" { print $1 }')))
+    echo "magic=$magic text_offset=$text image_size=$size file=$(stat -c %s "$img") __image_end=$end" >"$log"
+    [ "$magic" = ARMd ] || why="magic is '$magic', expected ARMd"
+    [ -n "$why" ] || [ "$text" -eq $((0x200000)) ] || why="text_offset $text, expected 0x200000"
+    [ -n "$why" ] || [ "$size" -eq "$end" ] || why="image_size $size, expected __image_end $end"
+    [ -n "$why" ] || [ "$size" -ge "$(stat -c %s "$img")" ] || why="image_size $size smaller than the file"
+    done_test
+}
+
+tests=(t_image_header t_virt_gicv3 t_virt_gicv2_a53 t_virt_max_2cpu t_virt_uboot t_zcu102 t_reserved_memory
+    t_debug_level t_fatal_no_boot_cpu t_fatal_bad_reserved_memory)
+for t in "${tests[@]}"; do
+    if [ -z "$only" ] || [[ "$t" == *"$only"* ]]; then
+        "$t"
+    fi
+done
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
