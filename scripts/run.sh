@@ -7,7 +7,8 @@ usage() {
     cat <<'USAGE'
 usage: scripts/run.sh [options] [LCM.dts]
   LCM.dts            a Launch Control Module overlay (see dts/) merged into the host DTB
-  --machine M        virt (default) or zcu102 (QEMU xlnx-zcu102: GIC-400, Cadence UART)
+  --machine M        virt (default), zcu102 (QEMU xlnx-zcu102: GIC-400, Cadence UART) or
+                     raspi3b (spin-table CPUs and no PSCI, as on a Raspberry Pi 4)
   --gic 2|3          GIC version on virt (default 3)
   --cpus N           CPUs (default 4; zcu102 always has 4)
   --mem SIZE         RAM (default 1G; 2G on zcu102)
@@ -62,6 +63,10 @@ case "$machine" in
         qargs=(-M "xlnx-zcu102,virtualization=on" -m "$mem")
         common+=(-audiodev none,id=snd0)
         ;;
+    raspi3b)
+        [ "$uboot" -eq 0 ] || { echo "run.sh: --uboot is for virt only" >&2; exit 2; }
+        qargs=(-M raspi3b)
+        ;;
     *) echo "run.sh: unknown machine $machine" >&2; exit 2 ;;
 esac
 
@@ -70,6 +75,7 @@ if [ -z "$dtb" ]; then
     case "$machine" in
         virt) qemu-system-aarch64 "${qargs[@]}" "${common[@]}" -machine dumpdtb="$work/base.dtb" >/dev/null 2>&1 ;;
         zcu102) dtc -q -I dts -O dtb -o "$work/base.dtb" platforms/xlnx-zcu102/qemu-zcu102.dts ;;
+        raspi3b) dtc -q -I dts -O dtb -o "$work/base.dtb" platforms/rpi4/qemu-raspi3b.dts ;;
     esac
     if [ -n "$lcm" ]; then
         dtc -q -@ -I dts -O dtb -o "$work/lcm.dtbo" "$lcm"

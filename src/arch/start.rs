@@ -80,13 +80,37 @@ fn dtb_slice(pa: u64) -> Option<&'static [u8]> {
     Some(unsafe { core::slice::from_raw_parts(pa as *const u8, size) })
 }
 
+/// The hypervisor's own command line: `/chosen/xen,xen-bootargs` (as Xen reads it).
+fn bootargs<'a>(fdt: &Fdt<'a>) -> &'a str {
+    fdt.find("/chosen").and_then(|c| c.property("xen,xen-bootargs")).and_then(|p| p.as_str()).unwrap_or("")
+}
+
+/// The value of the last `key=value` option on the command line.
+fn option<'a>(args: &'a str, key: &str) -> Option<&'a str> {
+    args.split_whitespace().filter_map(|a| a.strip_prefix(key)?.strip_prefix('=')).next_back()
+}
+
+/// `selftest=el2-abort` / `selftest=panic`: provoke a hypervisor fault after start-up, to
+/// check that the fatal-error path reports it and stops the machine.
+fn selftest(which: Option<&str>) {
+    match which {
+        Some("el2-abort") => {
+            let addr = 1u64 << 47; // inside the EL2 input range, never mapped
+            info!("selftest: reading unmapped address {addr:#x} at EL2");
+            // SAFETY: deliberately faults: the read takes a translation fault whose handler
+            // prints a register dump and stops the machine; it never returns here.
+            let v = unsafe { core::ptr::read_volatile(addr as *const u64) };
+            error!("selftest: read of {addr:#x} returned {v:#x} instead of faulting");
+        }
+        Some("panic") => panic!("selftest: panic requested on the command line"),
+        Some(other) => warn!("selftest={other}: unknown; use el2-abort or panic"),
+        None => {}
+    }
+}
+
 fn level_from_bootargs(fdt: &Fdt<'_>) -> log::LevelFilter {
-    let args = fdt
-        .find("/chosen")
-        .and_then(|c| c.property("xen,xen-bootargs").or_else(|| c.property("hyperlaunch,bootargs")))
-        .and_then(|p| p.as_str())
-        .unwrap_or("");
-    args.split_whitespace()
+    bootargs(fdt)
+        .split_whitespace()
         .filter_map(|a| a.strip_prefix("loglvl="))
         .filter_map(crate::logger::parse_level)
         .next_back()
@@ -242,6 +266,7 @@ extern "C" fn primary_main(dtb_pa: u64, load_base: u64) -> ! {
     info!("{} of {} CPUs online; ready {} us after entry", cpu::online(), plat.cpu_count, boot_us);
     let (used, total) = heap::usage();
     log::debug!("heap: {used} of {total} bytes in use");
+    selftest(option(bootargs(&fdt), "selftest"));
 
     halt("nothing to run: no domains to launch yet")
 }

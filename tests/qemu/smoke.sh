@@ -137,6 +137,18 @@ free_mib() {
     sed -n 's/.*memory: \([0-9]*\) MiB free.*/\1/p' "$1"
 }
 
+t_raspi3b_spin_table() {
+    # No PSCI: CPUs start from a spin table and the machine cannot be powered off, so the
+    # hypervisor parks and QEMU runs until the timeout (exit status 124).
+    TIMEOUT=10 boot raspi3b-spin-table --machine raspi3b
+    expect_exit 124
+    expect "$BANNER 4 CPUs, 960 MiB RAM in 1 bank\(s\), no GIC" 'image at 0x200000\.\.' \
+        'console: Pl011 UART at 0x3f201000' 'INFO  4 of 4 CPUs online' \
+        '^\(HL\) stopping: nothing to run: no domains to launch yet; no PSCI to power off: halted'
+    refuse 'ERROR|FATAL|PANIC|did not start'
+    done_test
+}
+
 t_reserved_memory() {
     # 64 MiB of reserved-memory and a 1 MiB /memreserve/ come off the free memory,
     # compared with the same DTB (same size, same path through dtc) without them.
@@ -159,6 +171,32 @@ t_reserved_memory() {
     fi
     expect "$CLEAN_STOP"
     refuse 'WARN|ERROR|FATAL|PANIC'
+    done_test
+}
+
+t_fatal_el2_abort() {
+    # An exception inside the hypervisor prints its cause and registers, then powers off.
+    local dtb
+    dtb=$(virt_dtb)
+    fdtput -t s "$dtb" /chosen xen,xen-bootargs "selftest=el2-abort"
+    boot fatal-el2-abort --dtb "$dtb"
+    expect_exit 0
+    expect 'INFO  4 of 4 CPUs online' 'selftest: reading unmapped address 0x800000000000' \
+        '^\(HL\) FATAL: unexpected synchronous exception from EL2 on CPU 0' \
+        '^\(HL\)   ESR_EL2 0x[0-9a-f]{16} \(EC 0x25: data abort at EL2\)' \
+        'FAR_EL2 0x0000800000000000' ' x0  0x' ' x28 0x' '^\(HL\) stopping: unexpected exception; powering off'
+    refuse 'instead of faulting'
+    done_test
+}
+
+t_fatal_panic() {
+    local dtb
+    dtb=$(virt_dtb)
+    fdtput -t s "$dtb" /chosen xen,xen-bootargs "selftest=panic"
+    boot fatal-panic --dtb "$dtb"
+    expect_exit 0
+    expect '^\(HL\) PANIC on CPU 0: panicked at src/arch/start.rs:[0-9]+:[0-9]+:' \
+        'selftest: panic requested on the command line' '^\(HL\) stopping: hypervisor panic; powering off'
     done_test
 }
 
@@ -215,8 +253,10 @@ t_image_header() {
     done_test
 }
 
-tests=(t_image_header t_virt_gicv3 t_virt_gicv2_a53 t_virt_max_2cpu t_virt_uboot t_zcu102 t_reserved_memory
-    t_debug_level t_fatal_no_boot_cpu t_fatal_bad_reserved_memory)
+tests=(t_image_header t_virt_gicv3 t_virt_gicv2_a53 t_virt_max_2cpu t_virt_uboot t_zcu102 t_raspi3b_spin_table
+    t_reserved_memory
+    t_debug_level t_fatal_no_boot_cpu t_fatal_bad_reserved_memory
+    t_fatal_el2_abort t_fatal_panic)
 for t in "${tests[@]}"; do
     if [ -z "$only" ] || [[ "$t" == *"$only"* ]]; then
         "$t"
