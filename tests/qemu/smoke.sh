@@ -65,6 +65,15 @@ virt_dtb() {
     echo "$work/virt.dtb"
 }
 
+# boot_args NAME BOOTARGS: boots QEMU virt's DTB with the hypervisor command line
+# (/chosen/xen,xen-bootargs) set to BOOTARGS.
+boot_args() {
+    local dtb
+    dtb=$(virt_dtb)
+    fdtput -t s "$dtb" /chosen xen,xen-bootargs "$2"
+    boot "$1" --dtb "$dtb"
+}
+
 BANNER='^\(HL\) \[ *[0-9]+\.[0-9]{6}\] INFO  hyperlaunch [0-9]+\.[0-9]+\.[0-9]+ on'
 CLEAN_STOP='^\(HL\) stopping: nothing to run: no domains to launch yet; powering off'
 
@@ -176,10 +185,7 @@ t_reserved_memory() {
 
 t_fatal_el2_abort() {
     # An exception inside the hypervisor prints its cause and registers, then powers off.
-    local dtb
-    dtb=$(virt_dtb)
-    fdtput -t s "$dtb" /chosen xen,xen-bootargs "selftest=el2-abort"
-    boot fatal-el2-abort --dtb "$dtb"
+    boot_args fatal-el2-abort "selftest=el2-abort"
     expect_exit 0
     expect 'INFO  4 of 4 CPUs online' 'selftest: reading unmapped address 0x800000000000' \
         '^\(HL\) FATAL: unexpected synchronous exception from EL2 on CPU 0' \
@@ -190,10 +196,7 @@ t_fatal_el2_abort() {
 }
 
 t_fatal_panic() {
-    local dtb
-    dtb=$(virt_dtb)
-    fdtput -t s "$dtb" /chosen xen,xen-bootargs "selftest=panic"
-    boot fatal-panic --dtb "$dtb"
+    boot_args fatal-panic "selftest=panic"
     expect_exit 0
     expect '^\(HL\) PANIC on CPU 0: panicked at src/arch/start.rs:[0-9]+:[0-9]+:' \
         'selftest: panic requested on the command line' '^\(HL\) stopping: hypervisor panic; powering off'
@@ -214,10 +217,7 @@ t_fatal_bad_reserved_memory() {
 }
 
 t_debug_level() {
-    local dtb
-    dtb=$(virt_dtb)
-    fdtput -t s "$dtb" /chosen xen,xen-bootargs "loglvl=debug"
-    boot loglvl-debug --dtb "$dtb"
+    boot_args loglvl-debug "loglvl=debug"
     expect_exit 0
     expect 'DEBUG reserved \[0x48000000, ' 'DEBUG CPU [123] online \(MPIDR 0x8000000[123]\)' "$CLEAN_STOP"
     done_test
