@@ -17,6 +17,7 @@ pub struct Mapping {
 #[derive(Debug, Clone, Copy)]
 pub struct ImageRanges {
     pub text: Range,
+    pub rodata: Range,
     pub data: Range,
 }
 
@@ -49,6 +50,7 @@ pub fn hypervisor_mappings(
         let _ = covered.add(r);
     };
     push(image.text, MemType::Normal, Perms::RX, &mut covered);
+    push(image.rodata, MemType::Normal, Perms::RO, &mut covered);
     push(image.data, MemType::Normal, Perms::RW, &mut covered);
     for ram in p.memory.ram.iter() {
         push(ram, MemType::Normal, Perms::RW, &mut covered);
@@ -114,7 +116,8 @@ mod tests {
         let p = platform();
         let image = ImageRanges {
             text: Range { start: 0x4020_0000, end: 0x4023_0000 },
-            data: Range { start: 0x4023_0000, end: 0x402c_0000 },
+            rodata: Range { start: 0x4023_0000, end: 0x4023_4000 },
+            data: Range { start: 0x4023_4000, end: 0x402c_0000 },
         };
         let (maps, n) = hypervisor_mappings(&p, image, Range { start: 0x4800_0000, end: 0x4800_2000 });
         let maps: Vec<Mapping> = maps[..n].iter().map(|m| m.unwrap()).collect();
@@ -125,6 +128,8 @@ mod tests {
         }
         let text = maps.iter().find(|m| m.range.contains(0x4021_0000)).unwrap();
         assert_eq!(text.perms, Perms::RX);
+        let rodata = maps.iter().find(|m| m.range.contains(0x4023_3000)).unwrap();
+        assert_eq!(rodata.perms, Perms::RO);
         let data = maps.iter().find(|m| m.range.contains(0x402b_0000)).unwrap();
         assert_eq!(data.perms, Perms::RW);
         let ram = maps.iter().find(|m| m.range.contains(0x5000_0000)).unwrap();

@@ -125,6 +125,7 @@ secondary_entry:
 unsafe extern "C" {
     static __image_start: u8;
     static __text_end: u8;
+    static __rodata_end: u8;
     static __image_end: u8;
     static __stacks_start: u8;
     static __stacks_end: u8;
@@ -137,6 +138,8 @@ pub struct ImageLayout {
     pub start: u64,
     /// End of the executable part.
     pub text_end: u64,
+    /// End of constants and relocated read-only data.
+    pub rodata_end: u64,
     /// End of data, BSS and stacks.
     pub end: u64,
     pub stacks_start: u64,
@@ -148,6 +151,7 @@ pub fn image_layout() -> ImageLayout {
     ImageLayout {
         start: core::ptr::addr_of!(__image_start) as u64,
         text_end: core::ptr::addr_of!(__text_end) as u64,
+        rodata_end: core::ptr::addr_of!(__rodata_end) as u64,
         end: core::ptr::addr_of!(__image_end) as u64,
         stacks_start: core::ptr::addr_of!(__stacks_start) as u64,
         stacks_end: core::ptr::addr_of!(__stacks_end) as u64,

@@ -155,7 +155,8 @@ extern "C" fn primary_main(dtb_pa: u64, load_base: u64) -> ! {
     };
     let ranges = ImageRanges {
         text: Range { start: img.start, end: img.text_end },
-        data: Range { start: img.text_end, end: img.end },
+        rodata: Range { start: img.text_end, end: img.rodata_end },
+        data: Range { start: img.rodata_end, end: img.end },
     };
     let dtb_range = Range::at(dtb_pa, dtb.len() as u64).unwrap_or_default();
     let (maps, n) = hvmap::hypervisor_mappings(&plat, ranges, dtb_range);
