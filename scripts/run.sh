@@ -6,7 +6,7 @@ set -euo pipefail
 usage() {
     cat <<'USAGE'
 usage: scripts/run.sh [options] [LCM.dts]
-  LCM.dts            a Launch Control Module overlay (see dts/) merged into the host DTB
+  LCM.dts            a Launch Control Module (see dts/) merged into the host DTB
   --machine M        virt (default), zcu102 (QEMU xlnx-zcu102: GIC-400, Cadence UART) or
                      raspi3b (spin-table CPUs and no PSCI, as on a Raspberry Pi 4)
   --gic 2|3          GIC version on virt (default 3)
@@ -78,8 +78,7 @@ if [ -z "$dtb" ]; then
         raspi3b) dtc -q -I dts -O dtb -o "$work/base.dtb" platforms/rpi4/qemu-raspi3b.dts ;;
     esac
     if [ -n "$lcm" ]; then
-        dtc -q -@ -I dts -O dtb -o "$work/lcm.dtbo" "$lcm"
-        fdtoverlay -i "$work/base.dtb" -o "$dtb" "$work/lcm.dtbo"
+        bash scripts/merge-lcm.sh "$work/base.dtb" "$lcm" "$dtb"
     else
         cp "$work/base.dtb" "$dtb"
     fi

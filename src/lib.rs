@@ -7,6 +7,7 @@
 
 extern crate alloc;
 
+pub mod config;
 pub mod fdt;
 pub mod frames;
 pub mod hvmap;

@@ -221,28 +221,54 @@ pub enum Use {
     Module,
 }
 
+impl Use {
+    pub fn name(self) -> &'static str {
+        match self {
+            Use::MemReserve => "/memreserve/ entry",
+            Use::ReservedMemory => "/reserved-memory region",
+            Use::Hypervisor => "hypervisor image",
+            Use::DeviceTree => "host device tree",
+            Use::Module => "boot module",
+        }
+    }
+}
+
 impl fmt::Display for Use {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Use::MemReserve => "memreserve",
-            Use::ReservedMemory => "reserved-memory",
-            Use::Hypervisor => "hypervisor image",
-            Use::DeviceTree => "device tree",
-            Use::Module => "boot module",
-        })
+        f.write_str(self.name())
     }
+}
+
+/// Memory the hypervisor keeps for its heap out of `free` bytes of RAM: an eighth,
+/// between 1 and 64 MiB.
+pub fn hypervisor_heap_size(free: u64) -> u64 {
+    (free / 8).clamp(1 << 20, 64 << 20) & !(PAGE_SIZE - 1)
 }
 
 /// Maximum RAM banks and reserved regions tracked.
 pub const MAX_REGIONS: usize = 64;
 
 /// RAM, the regions in use inside it, and what remains free.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct MemoryMap {
     /// RAM as the DTB describes it, page-aligned inwards.
     pub ram: RegionSet<MAX_REGIONS>,
     /// Everything that must not be handed out, page-aligned outwards.
     pub reserved: RegionSet<MAX_REGIONS>,
+    /// Each reservation as given (exact, not merged), with what it is for.
+    tags: [(Range, Use); MAX_REGIONS],
+    ntags: usize,
+}
+
+impl Default for MemoryMap {
+    fn default() -> Self {
+        MemoryMap {
+            ram: RegionSet::new(),
+            reserved: RegionSet::new(),
+            tags: [(Range::default(), Use::MemReserve); MAX_REGIONS],
+            ntags: 0,
+        }
+    }
 }
 
 impl MemoryMap {
@@ -252,8 +278,16 @@ impl MemoryMap {
 
     /// Marks a range as in use. Ranges outside RAM are recorded too (they simply never
     /// intersect free memory).
-    pub fn reserve(&mut self, r: Range, _why: Use) -> Result<(), RegionSetFull> {
+    pub fn reserve(&mut self, r: Range, why: Use) -> Result<(), RegionSetFull> {
+        let slot = self.tags.get_mut(self.ntags).ok_or(RegionSetFull)?;
+        *slot = (r, why);
+        self.ntags += 1;
         self.reserved.add(r.page_outer())
+    }
+
+    /// Every reservation as it was made, with its use.
+    pub fn tagged(&self) -> impl Iterator<Item = (Range, Use)> + '_ {
+        self.tags[..self.ntags].iter().copied()
     }
 
     /// RAM minus every reserved range.

@@ -168,8 +168,9 @@ impl Platform {
         self.cpus().iter().position(|c| c.mpidr == mpidr & MPIDR_AFF_MASK)
     }
 
-    /// Reads a host DTB. The DTB's own range is reserved too; `dtb_addr` is where it lies.
-    pub fn from_fdt(fdt: &Fdt<'_>, dtb_addr: u64) -> Result<Platform, PlatformError> {
+    /// Reads a host DTB. When `dtb_addr` says where the DTB itself lies, its range is
+    /// reserved too (a DTB read from a file on the host lies nowhere).
+    pub fn from_fdt(fdt: &Fdt<'_>, dtb_addr: Option<u64>) -> Result<Platform, PlatformError> {
         let mut p = Platform {
             cpus: [Cpu { mpidr: 0, method: EnableMethod::None }; MAX_CPUS],
             cpu_count: 0,
@@ -181,7 +182,7 @@ impl Platform {
             warnings: [None; 8],
         };
         p.read_memory(fdt)?;
-        if let Some(r) = Range::at(dtb_addr, fdt.total_size() as u64) {
+        if let Some(r) = dtb_addr.and_then(|a| Range::at(a, fdt.total_size() as u64)) {
             p.memory.reserve(r, Use::DeviceTree)?;
         }
         p.read_modules(fdt)?;
@@ -558,7 +559,7 @@ mod tests {
     fn qemu_virt_platform() {
         let blob = qemu_like();
         let fdt = Fdt::new(&blob).unwrap();
-        let p = Platform::from_fdt(&fdt, 0x4800_0000).unwrap();
+        let p = Platform::from_fdt(&fdt, Some(0x4800_0000)).unwrap();
         assert_eq!(p.psci, Some(Conduit::Smc));
         // cpu@3 is disabled: never probed.
         assert_eq!(p.cpu_count, 3);
@@ -590,7 +591,7 @@ mod tests {
     fn rpi4_platform_translates_soc_ranges_and_uses_spin_table() {
         let blob = rpi4_like();
         let fdt = Fdt::new(&blob).unwrap();
-        let p = Platform::from_fdt(&fdt, 0x2eff_0000).unwrap();
+        let p = Platform::from_fdt(&fdt, Some(0x2eff_0000)).unwrap();
         assert_eq!(p.psci, None);
         assert_eq!(p.cpu_count, 4);
         assert_eq!(p.cpus[2].method, EnableMethod::SpinTable { release_addr: 0xe8 });
@@ -630,7 +631,7 @@ mod tests {
         w.end_node(root).unwrap();
         let blob = w.finish().unwrap();
         let fdt = Fdt::new(&blob).unwrap();
-        assert_eq!(Platform::from_fdt(&fdt, 0).unwrap_err(), PlatformError::BadReservedMemory);
+        assert_eq!(Platform::from_fdt(&fdt, None).unwrap_err(), PlatformError::BadReservedMemory);
     }
 
     #[test]
@@ -642,6 +643,6 @@ mod tests {
         w.end_node(root).unwrap();
         let blob = w.finish().unwrap();
         let fdt = Fdt::new(&blob).unwrap();
-        assert_eq!(Platform::from_fdt(&fdt, 0).unwrap_err(), PlatformError::NoMemory);
+        assert_eq!(Platform::from_fdt(&fdt, None).unwrap_err(), PlatformError::NoMemory);
     }
 }

@@ -8,6 +8,7 @@ use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use log::{error, info, warn};
 
 use super::{boot, console, cpu, el2, gic, heap, mmu, psci, timer};
+use crate::config::{self, HostFacts};
 use crate::fdt::Fdt;
 use crate::frames::Frames;
 use crate::hvmap::{self, ImageRanges};
@@ -21,11 +22,6 @@ static HALT_CONDUIT: AtomicU8 = AtomicU8::new(0);
 /// The console UART for messages before the MMU is on: base (0 = unknown) and kind.
 static EARLY_UART: AtomicU64 = AtomicU64::new(0);
 static EARLY_UART_KIND: AtomicU8 = AtomicU8::new(0);
-
-/// Heap size: an eighth of free RAM, between 1 and 64 MiB.
-fn heap_size(free: u64) -> u64 {
-    (free / 8).clamp(1 << 20, 64 << 20) & !0xfff
-}
 
 fn early_uart() -> Option<Uart> {
     let base = EARLY_UART.load(Ordering::Relaxed);
@@ -132,7 +128,7 @@ extern "C" fn primary_main(dtb_pa: u64, load_base: u64) -> ! {
     if let Some(c) = platform::read_psci(&fdt) {
         HALT_CONDUIT.store(if c == Conduit::Smc { 1 } else { 2 }, Ordering::Relaxed);
     }
-    let mut plat = match Platform::from_fdt(&fdt, dtb_pa) {
+    let mut plat = match Platform::from_fdt(&fdt, Some(dtb_pa)) {
         Ok(p) => p,
         Err(e) => fatal(format_args!("{e}")),
     };
@@ -216,7 +212,7 @@ extern "C" fn primary_main(dtb_pa: u64, load_base: u64) -> ! {
         Err(e) => fatal(format_args!("memory map: {e}")),
     };
     let Some(largest) = free.largest() else { fatal(format_args!("no free RAM")) };
-    let hsize = heap_size(free.total()).min(largest.size());
+    let hsize = crate::memmap::hypervisor_heap_size(free.total()).min(largest.size());
     let heap_range = Range { start: largest.start, end: largest.start + hsize };
     heap::init(heap_range.start, hsize);
     let mut frames = Frames::new();
@@ -269,7 +265,25 @@ extern "C" fn primary_main(dtb_pa: u64, load_base: u64) -> ! {
     log::debug!("heap: {used} of {total} bytes in use");
     selftest(option(bootargs(&fdt), "selftest"));
 
-    halt("nothing to run: no domains to launch yet")
+    // The launch configuration, checked against this machine.
+    let host = HostFacts::from_platform(&plat, hsize);
+    let cfg = match config::parse(&fdt, &host) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            error!("error: {e}");
+            if e.kind == config::ErrorKind::NothingToLaunch {
+                halt("nothing to launch");
+            }
+            halt("invalid launch configuration");
+        }
+    };
+    for n in &cfg.notes {
+        info!("note: {n}");
+    }
+    for line in config::Plan::lines(&cfg) {
+        info!("plan: {line}");
+    }
+    halt("launch plan ready, but building domains is not implemented yet")
 }
 
 fn describe_gic(g: &platform::Gic) -> impl fmt::Display + '_ {

@@ -1,0 +1,62 @@
+//! The Hyperlaunch LCM under `/chosen/hypervisor`: `xen,config` for the hypervisor's own
+//! modules, one `xen,domain` node per initial domain.
+
+use alloc::format;
+use alloc::vec::Vec;
+
+use super::error::{ConfigError, ErrorKind};
+use super::props::{self, Style, path};
+use super::{BootPath, LaunchConfig, Module, ModuleKind, Note};
+use crate::fdt::{Fdt, Node};
+
+pub(super) fn parse(fdt: &Fdt<'_>, hv: &Node<'_>) -> props::Result<LaunchConfig> {
+    let mut notes = Vec::new();
+    let mut cfg = LaunchConfig {
+        path: BootPath::Hyperlaunch,
+        domains: Vec::new(),
+        hypervisor_modules: Vec::new(),
+        console_switch: true,
+        notes: Vec::new(),
+    };
+    for p in hv.properties() {
+        match p.name {
+            "compatible" | "#address-cells" | "#size-cells" | "phandle" => {}
+            "console-switch" => match props::str_prop(hv, "console-switch")? {
+                Some("disabled") => cfg.console_switch = false,
+                Some("enabled") => {}
+                Some(other) => {
+                    return Err(props::bad_value(
+                        hv,
+                        "console-switch",
+                        format!("'{other}': expected \"enabled\" or \"disabled\""),
+                    ));
+                }
+                None => {}
+            },
+            other => notes.push(Note { node: path(hv), what: format!("unknown property '{other}' ignored") }),
+        }
+    }
+    for child in hv.children() {
+        if child.is_compatible("xen,domain") {
+            cfg.domains.push(props::domain(fdt, &child, Style::Hyperlaunch, &mut notes)?);
+        } else if child.is_compatible("xen,config") {
+            for m in child.children() {
+                if m.is_compatible("module,xsm-policy") || m.is_compatible("module,microcode") {
+                    notes.push(Note { node: path(&m), what: "XSM policy and microcode have no meaning on Arm: ignored".into() });
+                } else if props::is_module(&m) {
+                    let kind = props::module_kind(&m).unwrap_or(ModuleKind::Config);
+                    cfg.hypervisor_modules.push(Module { kind, range: props::module_range(fdt, &m)?, node: path(&m) });
+                } else {
+                    notes.push(Note { node: path(&m), what: "unknown node ignored".into() });
+                }
+            }
+        } else {
+            notes.push(Note { node: path(&child), what: "unknown node ignored".into() });
+        }
+    }
+    if cfg.domains.is_empty() {
+        return Err(ConfigError::new(path(hv), ErrorKind::NothingToLaunch));
+    }
+    cfg.notes = notes;
+    Ok(cfg)
+}

@@ -1,0 +1,92 @@
+//! The launch plan as text: what the hypervisor logs at boot and `hlcheck` prints.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use super::{DomainConfig, LaunchConfig, Module};
+
+/// The lines of a launch plan.
+pub struct Plan;
+
+fn module_line(m: &Module, shared: bool) -> String {
+    format!(
+        "    {:<11} {:#010x} size {:#x}{}  ({})",
+        format!("{}", m.kind),
+        m.range.start,
+        m.range.size(),
+        if shared { " shared" } else { "" },
+        m.node
+    )
+}
+
+fn domain_lines(cfg: &LaunchConfig, d: &DomainConfig, out: &mut Vec<String>) {
+    let mut roles = Vec::new();
+    if d.is_standby_recovery() {
+        roles.push("standby until launch fails");
+    }
+    if d.direct_map {
+        roles.push("direct-mapped");
+    }
+    if d.vuart {
+        roles.push("virtual UART");
+    }
+    out.push(format!(
+        "domain {} ({}): {} vCPU(s), {} MiB{}{}",
+        d.domid,
+        d.node,
+        d.cpus,
+        d.memory_kib / 1024,
+        if d.memory_kib % 1024 != 0 { format!(" + {} KiB", d.memory_kib % 1024) } else { String::new() },
+        if roles.is_empty() { String::new() } else { format!(", {}", roles.join(", ")) }
+    ));
+    out.push(format!("    permissions {}; functions {}", d.permissions, d.functions));
+    for m in d.modules() {
+        let shared = cfg.domains.iter().filter(|o| o.modules().any(|x| x.range == m.range)).count() > 1;
+        out.push(module_line(m, shared));
+    }
+    if let Some(args) = &d.bootargs {
+        out.push(format!("    bootargs    \"{args}\""));
+    }
+    for r in &d.static_mem {
+        out.push(format!("    static-mem  {r}"));
+    }
+    for a in &d.affinity {
+        out.push(format!("    vcpu {} on CPUs mask {:#x}", a.vcpu, a.cpus));
+    }
+    if let Some(s) = &d.security_id {
+        out.push(format!("    security-id \"{s}\""));
+    }
+}
+
+impl Plan {
+    /// The plan, one line per entry, without trailing newlines.
+    pub fn lines(cfg: &LaunchConfig) -> Vec<String> {
+        let mut out = Vec::new();
+        out.push(format!(
+            "boot path: {}; {} (domains {} Control)",
+            cfg.path,
+            if cfg.is_dynamic() { "Dynamic" } else { "Static" },
+            if cfg.is_dynamic() { "with" } else { "without" }
+        ));
+        for d in &cfg.domains {
+            domain_lines(cfg, d, &mut out);
+        }
+        for m in &cfg.hypervisor_modules {
+            out.push(format!("hypervisor module:{}", module_line(m, false)));
+        }
+        match cfg.boot_domain() {
+            Some(b) => out.push(format!("boot domain: {} runs first", b.domid)),
+            None => out.push(String::from("boot domain: none (straight to launch finalization)")),
+        }
+        match cfg.console_domain() {
+            Some((d, true)) => out.push(format!("console: domain {}", d.domid)),
+            Some((d, false)) => out.push(format!("console: domain {} (first with a virtual UART)", d.domid)),
+            None => out.push(String::from("console: the hypervisor (no domain has a virtual UART)")),
+        }
+        if !cfg.console_switch {
+            out.push(String::from("console switching (Ctrl-A x3): disabled"));
+        }
+        out
+    }
+}

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Checks every example LCM in dts/ against the roles of the Hyperlaunch design's table and
+# every file in dts/invalid/ against the error named on its first line, through
+# scripts/hlcheck on QEMU virt's host DTB (1 GiB, 4 CPUs) with the overlay merged.
+# Prints PASS/FAIL per file and, last, "N passed, N failed".
+set -uo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+work=$(mktemp -d "${TMPDIR:-/tmp}/hyperlaunch-dts.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+passed=0 failed=0
+pass() { echo "PASS $1"; passed=$((passed + 1)); }
+fail() { echo "FAIL $1: $2"; failed=$((failed + 1)); }
+
+qemu-system-aarch64 -M virt,virtualization=on,gic-version=3 -cpu cortex-a57 -smp 4 -m 1G \
+    -nodefaults -display none -net none -machine dumpdtb="$work/base.dtb" >/dev/null 2>&1
+bash scripts/hlcheck --help >/dev/null 2>&1 || true   # build the checker once
+
+merge() {
+    bash scripts/merge-lcm.sh "$work/base.dtb" "$1" "$2"
+}
+
+# Expected `domid permissions functions` per domain, and Static/Dynamic, from the design's table.
+ALL="recovery,console,xenstore"
+DOM0="0 control,hardware $ALL,legacy-dom0"
+BOOT="32757 none boot"
+declare -A roles mode
+roles[classic-dom0]="$DOM0";                                      mode[classic-dom0]=Dynamic
+roles[classic-extended-launch-dom0]="$BOOT|$DOM0";                mode[classic-extended-launch-dom0]=Dynamic
+roles[classic-basic-cloud]="$DOM0|1 none none|2 none none";       mode[classic-basic-cloud]=Dynamic
+roles[classic-cloud]="$BOOT|$DOM0|1 none none|2 none none";       mode[classic-cloud]=Dynamic
+roles[static-basic]="1 hardware $ALL|2 none none|3 none none";    mode[static-basic]=Static
+roles[static-standard]="$BOOT|1 hardware $ALL|2 none none|3 none none"; mode[static-standard]=Static
+roles[static-disaggregated]="$BOOT|1 none xenstore|2 hardware none|3 none recovery|4 none console|5 none none"
+mode[static-disaggregated]=Static
+roles[dynamic-hardware-domain]="1 control $ALL|2 hardware none";  mode[dynamic-hardware-domain]=Dynamic
+roles[dynamic-flexible-disaggregation]="$BOOT|1 control $ALL|2 hardware none|3 none none"
+mode[dynamic-flexible-disaggregation]=Dynamic
+roles[dynamic-full-disaggregation]="$BOOT|1 none xenstore|2 control none|3 hardware none|4 none recovery|5 none console|6 none none"
+mode[dynamic-full-disaggregation]=Dynamic
+roles[dom0less]="1 none none|2 none none";                        mode[dom0less]=Static
+roles[classic]="$DOM0";                                           mode[classic]=Dynamic
+
+for f in dts/*.dts; do
+    name=$(basename "$f" .dts)
+    if [ -z "${roles[$name]:-}" ]; then fail "$f" "no expected roles for this example"; continue; fi
+    if ! merge "$f" "$work/$name.dtb" 2>"$work/err"; then fail "$f" "does not compile: $(head -1 "$work/err")"; continue; fi
+    out=$(bash scripts/hlcheck --roles "$work/$name.dtb" 2>&1 | paste -sd'|')
+    plan=$(bash scripts/hlcheck "$work/$name.dtb" 2>&1)
+    if [ "$out" != "${roles[$name]}" ]; then
+        fail "$f" "roles '$out', expected '${roles[$name]}'"
+    elif ! grep -q "^boot path: .*; ${mode[$name]} " <<<"$plan"; then
+        fail "$f" "plan is not ${mode[$name]}: $(head -1 <<<"$plan")"
+    else
+        pass "$f"
+    fi
+done
+
+for f in dts/invalid/*.dts; do
+    want=$(sed -n '1s|^// error: \([a-z0-9-]*\): \(.*\)$|\1 \2|p' "$f")
+    rule=${want%% *} node=${want#* }
+    if [ -z "$want" ]; then fail "$f" "first line does not name the expected error"; continue; fi
+    if ! merge "$f" "$work/bad.dtb" 2>"$work/err"; then fail "$f" "does not compile: $(head -1 "$work/err")"; continue; fi
+    out=$(bash scripts/hlcheck "$work/bad.dtb" 2>&1)
+    status=$?
+    if [ "$status" -ne 1 ]; then
+        fail "$f" "hlcheck exited $status, expected 1: $out"
+    elif ! grep -qxF -- "$(grep '^error: ' <<<"$out" | head -1)" <<<"$out" || \
+         ! grep -q "^error: $node: .* \[$rule\]\$" <<<"$out"; then
+        fail "$f" "expected 'error: $node: ... [$rule]', got: $out"
+    else
+        pass "$f"
+    fi
+done
+
+# A truncated host DTB is an error too, not a crash; and usage errors exit 2.
+head -c 100 "$work/base.dtb" > "$work/trunc.dtb"
+out=$(bash scripts/hlcheck "$work/trunc.dtb" 2>&1); status=$?
+if [ "$status" -eq 1 ] && grep -q '^error: /: device tree is truncated \[corrupt-dtb\]$' <<<"$out"; then
+    pass "truncated-dtb"
+else
+    fail "truncated-dtb" "exit $status: $out"
+fi
+bash scripts/hlcheck >/dev/null 2>&1; status=$?
+if [ "$status" -eq 2 ]; then pass "usage-exit-2"; else fail "usage-exit-2" "exit $status"; fi
+bash scripts/hlcheck "$work/base.dtb" >"$work/none.out" 2>&1; status=$?
+if [ "$status" -eq 1 ] && grep -q '^error: /chosen: nothing to launch' "$work/none.out"; then
+    pass "nothing-to-launch"
+else
+    fail "nothing-to-launch" "exit $status: $(cat "$work/none.out")"
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
