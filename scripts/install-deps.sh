@@ -9,7 +9,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 APT_PACKAGES=(
     qemu-system-arm u-boot-qemu u-boot-tools device-tree-compiler
-    binutils-aarch64-linux-gnu gdb-multiarch cpio gzip
+    binutils-aarch64-linux-gnu gdb-multiarch cpio gzip g++
 )
 
 missing=()
@@ -41,5 +41,10 @@ fi
 if [ "$need_tc" -eq 1 ]; then
     echo "install-deps: rust toolchain $channel"
     rustup toolchain install
+fi
+# cargo-fuzz for scripts/fuzz.sh (libFuzzer on the configuration parser).
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+    echo "install-deps: cargo-fuzz"
+    cargo install cargo-fuzz --locked --quiet
 fi
 echo "install-deps: done"

@@ -47,17 +47,30 @@ check clippy-host cargo clippy --all-targets -- -D warnings
 check clippy-el2 cargo hv-clippy -- -D warnings
 check build-image bash scripts/build.sh
 
+echo "== launch configurations (dts/ through scripts/hlcheck)"
+bash tests/lcm/check-dts.sh | tee "$logs/check-dts.log"
+
+echo "== fuzzing the configuration parser (${FUZZ_SECONDS:-60} s)"
+check fuzz-lcm bash scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
+grep '^fuzz: ' "$logs/fuzz-lcm.log" || true
+
 echo "== QEMU smoke tests"
 bash tests/qemu/smoke.sh | tee "$logs/smoke.log"
-sp=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p' "$logs/smoke.log" | tail -n 1)
-sf=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p' "$logs/smoke.log" | tail -n 1)
-if [ -z "$sp" ]; then
-    echo "FAIL smoke (no summary line)"
-    failed=$((failed + 1))
-else
-    passed=$((passed + sp))
-    failed=$((failed + sf))
-fi
+# add_summary NAME LOG: adds a sub-suite's closing "N passed, N failed" line to the totals.
+add_summary() {
+    local sp sf
+    sp=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p' "$2" | tail -n 1)
+    sf=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p' "$2" | tail -n 1)
+    if [ -z "$sp" ]; then
+        echo "FAIL $1 (no summary line)"
+        failed=$((failed + 1))
+    else
+        passed=$((passed + sp))
+        failed=$((failed + sf))
+    fi
+}
+add_summary check-dts "$logs/check-dts.log"
+add_summary smoke "$logs/smoke.log"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

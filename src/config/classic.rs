@@ -5,7 +5,9 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::props::{self, path};
-use super::{BootPath, DomainConfig, Functions, HostFacts, LaunchConfig, Module, ModuleKind, Note, Permissions};
+use super::{
+    BootPath, DomainConfig, Functions, HostFacts, LaunchConfig, Module, ModuleKind, Note, Permissions,
+};
 use crate::fdt::{Fdt, Node};
 
 /// `/chosen`, when it holds a dom0 kernel module.
@@ -33,7 +35,8 @@ pub(super) fn dom0(
     let mut d = DomainConfig::new(path(chosen));
     d.requested_domid = None;
     d.permissions = Permissions(Permissions::CONTROL | Permissions::HARDWARE);
-    d.functions = Functions(Functions::LEGACY_DOM0 | Functions::XENSTORE | Functions::CONSOLE | Functions::RECOVERY);
+    d.functions =
+        Functions(Functions::LEGACY_DOM0 | Functions::XENSTORE | Functions::CONSOLE | Functions::RECOVERY);
     d.vuart = true;
     d.direct_map = true;
     let mut kernel_args = None;
@@ -44,7 +47,10 @@ pub(super) fn dom0(
         let kind = match props::module_kind(&child) {
             Some(k @ (ModuleKind::Kernel | ModuleKind::Ramdisk | ModuleKind::DeviceTree)) => k,
             _ => {
-                notes.push(Note { node: path(&child), what: "boot module of unspecified type ignored".into() });
+                notes.push(Note {
+                    node: path(&child),
+                    what: "boot module of unspecified type ignored".into(),
+                });
                 continue;
             }
         };
@@ -75,7 +81,11 @@ pub(super) fn dom0(
         Some(v) => {
             let first = v.split(',').next().unwrap_or(v);
             let bytes = props::parse_size(first).filter(|&b| b >= 1 << 20).ok_or_else(|| {
-                props::bad_value(chosen, "xen,xen-bootargs", alloc::format!("dom0_mem={v} is not a size like 512M"))
+                props::bad_value(
+                    chosen,
+                    "xen,xen-bootargs",
+                    alloc::format!("dom0_mem={v} is not a size like 512M"),
+                )
             })?;
             bytes / 1024
         }
@@ -85,7 +95,11 @@ pub(super) fn dom0(
         Some(v) => {
             let max = v.rsplit('-').next().unwrap_or(v);
             max.parse::<u32>().ok().filter(|&n| n > 0).ok_or_else(|| {
-                props::bad_value(chosen, "xen,xen-bootargs", alloc::format!("dom0_max_vcpus={v} is not a count"))
+                props::bad_value(
+                    chosen,
+                    "xen,xen-bootargs",
+                    alloc::format!("dom0_max_vcpus={v} is not a count"),
+                )
             })?
         }
         None => host.cpus.max(1) as u32,

@@ -24,5 +24,11 @@ pub(super) fn parse(fdt: &Fdt<'_>, chosen: &Node<'_>, host: &HostFacts) -> props
         let rest = HostFacts { free_bytes: host.free_bytes.saturating_sub(taken), ..host.clone() };
         domains.insert(0, classic::dom0(fdt, chosen, &rest, &mut notes)?);
     }
-    Ok(LaunchConfig { path: BootPath::Dom0less, domains, hypervisor_modules: Vec::new(), console_switch: true, notes })
+    Ok(LaunchConfig {
+        path: BootPath::Dom0less,
+        domains,
+        hypervisor_modules: Vec::new(),
+        console_switch: true,
+        notes,
+    })
 }

@@ -126,7 +126,9 @@ impl fmt::Display for ErrorKind {
             ErrorKind::BootDomainPrivileged => {
                 write!(f, "the boot domain may have no permissions and no other function")
             }
-            ErrorKind::DuplicateDomid { domid, first } => write!(f, "domid {domid} is already used by {first}"),
+            ErrorKind::DuplicateDomid { domid, first } => {
+                write!(f, "domid {domid} is already used by {first}")
+            }
             ErrorKind::MissingKernel => write!(f, "no kernel module (module,kernel or multiboot,kernel)"),
             ErrorKind::DuplicateModule(k) => write!(f, "more than one {k} module"),
             ErrorKind::OutsideRam { what, range } => write!(f, "{what} {range} is not inside RAM"),
@@ -153,10 +155,9 @@ impl fmt::Display for ErrorKind {
                 write!(f, "mode without the LONG (64-bit) bit: AArch32 domains are not supported")
             }
             ErrorKind::DirectMapNeedsStaticMem => write!(f, "direct-map needs xen,static-mem"),
-            ErrorKind::StaticMemMismatch { static_kib, memory_kib } => write!(
-                f,
-                "xen,static-mem gives {static_kib} KiB but memory is {memory_kib} KiB"
-            ),
+            ErrorKind::StaticMemMismatch { static_kib, memory_kib } => {
+                write!(f, "xen,static-mem gives {static_kib} KiB but memory is {memory_kib} KiB")
+            }
             ErrorKind::StaticMemOverlap { range, other } => {
                 write!(f, "static memory {range} overlaps {other}")
             }

@@ -42,10 +42,17 @@ pub(super) fn parse(fdt: &Fdt<'_>, hv: &Node<'_>) -> props::Result<LaunchConfig>
         } else if child.is_compatible("xen,config") {
             for m in child.children() {
                 if m.is_compatible("module,xsm-policy") || m.is_compatible("module,microcode") {
-                    notes.push(Note { node: path(&m), what: "XSM policy and microcode have no meaning on Arm: ignored".into() });
+                    notes.push(Note {
+                        node: path(&m),
+                        what: "XSM policy and microcode have no meaning on Arm: ignored".into(),
+                    });
                 } else if props::is_module(&m) {
                     let kind = props::module_kind(&m).unwrap_or(ModuleKind::Config);
-                    cfg.hypervisor_modules.push(Module { kind, range: props::module_range(fdt, &m)?, node: path(&m) });
+                    cfg.hypervisor_modules.push(Module {
+                        kind,
+                        range: props::module_range(fdt, &m)?,
+                        node: path(&m),
+                    });
                 } else {
                     notes.push(Note { node: path(&m), what: "unknown node ignored".into() });
                 }

@@ -274,7 +274,9 @@ impl LaunchConfig {
     pub fn console_domain(&self) -> Option<(&DomainConfig, bool)> {
         match self.with_function(Functions::CONSOLE) {
             Some(d) => Some((d, true)),
-            None => self.domains.iter().find(|d| d.vuart && !d.functions.has(Functions::BOOT)).map(|d| (d, false)),
+            None => {
+                self.domains.iter().find(|d| d.vuart && !d.functions.has(Functions::BOOT)).map(|d| (d, false))
+            }
         }
     }
 }
@@ -313,15 +315,16 @@ impl HostFacts {
 
 /// Parses and validates the launch configuration of a host DTB.
 pub fn parse(fdt: &Fdt<'_>, host: &HostFacts) -> Result<LaunchConfig, ConfigError> {
-    let mut cfg = if let Some(hv) = fdt.find("/chosen/hypervisor").filter(|n| n.is_compatible("hypervisor,xen")) {
-        hyperlaunch::parse(fdt, &hv)?
-    } else if let Some(chosen) = dom0less::find(fdt) {
-        dom0less::parse(fdt, &chosen, host)?
-    } else if let Some(chosen) = classic::find(fdt) {
-        classic::parse(fdt, &chosen, host)?
-    } else {
-        return Err(ConfigError::new("/chosen", ErrorKind::NothingToLaunch));
-    };
+    let mut cfg =
+        if let Some(hv) = fdt.find("/chosen/hypervisor").filter(|n| n.is_compatible("hypervisor,xen")) {
+            hyperlaunch::parse(fdt, &hv)?
+        } else if let Some(chosen) = dom0less::find(fdt) {
+            dom0less::parse(fdt, &chosen, host)?
+        } else if let Some(chosen) = classic::find(fdt) {
+            classic::parse(fdt, &chosen, host)?
+        } else {
+            return Err(ConfigError::new("/chosen", ErrorKind::NothingToLaunch));
+        };
     validate::assign_domids(&mut cfg)?;
     validate::validate(&cfg, host)?;
     Ok(cfg)

@@ -37,7 +37,11 @@ fn domain_lines(cfg: &LaunchConfig, d: &DomainConfig, out: &mut Vec<String>) {
         d.node,
         d.cpus,
         d.memory_kib / 1024,
-        if d.memory_kib % 1024 != 0 { format!(" + {} KiB", d.memory_kib % 1024) } else { String::new() },
+        if !d.memory_kib.is_multiple_of(1024) {
+            format!(" + {} KiB", d.memory_kib % 1024)
+        } else {
+            String::new()
+        },
         if roles.is_empty() { String::new() } else { format!(", {}", roles.join(", ")) }
     ));
     out.push(format!("    permissions {}; functions {}", d.permissions, d.functions));

@@ -44,7 +44,9 @@ pub(super) fn u64_prop(node: &Node<'_>, prop: &'static str) -> Result<Option<u64
 pub(super) fn str_prop<'a>(node: &Node<'a>, prop: &'static str) -> Result<Option<&'a str>> {
     match node.property(prop) {
         None => Ok(None),
-        Some(p) => p.as_str().map(Some).ok_or_else(|| malformed(node, prop, "expected a NUL-terminated string")),
+        Some(p) => {
+            p.as_str().map(Some).ok_or_else(|| malformed(node, prop, "expected a NUL-terminated string"))
+        }
     }
 }
 
@@ -114,7 +116,9 @@ pub(super) fn cpu_list(node: &Node<'_>, prop: &'static str, s: &str) -> Result<(
     let mut listed = Vec::new();
     for part in s.split(',').map(str::trim) {
         let (lo, hi) = match part.split_once('-') {
-            Some((a, b)) => (a.trim().parse::<u32>().map_err(|_| bad())?, b.trim().parse::<u32>().map_err(|_| bad())?),
+            Some((a, b)) => {
+                (a.trim().parse::<u32>().map_err(|_| bad())?, b.trim().parse::<u32>().map_err(|_| bad())?)
+            }
             None => {
                 let v = part.parse::<u32>().map_err(|_| bad())?;
                 (v, v)
@@ -158,7 +162,12 @@ const HYPERLAUNCH_PROPS: [&str; 5] = ["permissions", "functions", "mode", "domai
 const DOM0LESS_PROPS: [&str; 2] = ["capabilities", "nr_spis"];
 
 /// Reads one domain node of either format.
-pub(super) fn domain(fdt: &Fdt<'_>, node: &Node<'_>, style: Style, notes: &mut Vec<Note>) -> Result<DomainConfig> {
+pub(super) fn domain(
+    fdt: &Fdt<'_>,
+    node: &Node<'_>,
+    style: Style,
+    notes: &mut Vec<Note>,
+) -> Result<DomainConfig> {
     let mut d = DomainConfig::new(path(node));
     for p in node.properties() {
         let known = COMMON_PROPS.contains(&p.name)
@@ -177,7 +186,9 @@ pub(super) fn domain(fdt: &Fdt<'_>, node: &Node<'_>, style: Style, notes: &mut V
     d.cpus = match (u32_prop(node, "cpus")?, style) {
         (Some(n), _) => n,
         (None, Style::Hyperlaunch) => 1,
-        (None, Style::Dom0less) => return Err(ConfigError::new(path(node), ErrorKind::MissingProperty("cpus"))),
+        (None, Style::Dom0less) => {
+            return Err(ConfigError::new(path(node), ErrorKind::MissingProperty("cpus")));
+        }
     };
     if d.cpus == 0 || d.cpus > 64 {
         return Err(bad_value(node, "cpus", format!("{} vCPUs; 1 to 64 are supported", d.cpus)));
@@ -189,7 +200,11 @@ pub(super) fn domain(fdt: &Fdt<'_>, node: &Node<'_>, style: Style, notes: &mut V
             d.functions = Functions(u32_prop(node, "functions")?.unwrap_or(0));
             let known_perms = Permissions::CONTROL | Permissions::HARDWARE;
             if d.permissions.0 & !known_perms != 0 {
-                return Err(bad_value(node, "permissions", format!("unknown bits {:#x}", d.permissions.0 & !known_perms)));
+                return Err(bad_value(
+                    node,
+                    "permissions",
+                    format!("unknown bits {:#x}", d.permissions.0 & !known_perms),
+                ));
             }
             let known_fns = Functions::BOOT
                 | Functions::RECOVERY
@@ -197,7 +212,11 @@ pub(super) fn domain(fdt: &Fdt<'_>, node: &Node<'_>, style: Style, notes: &mut V
                 | Functions::XENSTORE
                 | Functions::LEGACY_DOM0;
             if d.functions.0 & !known_fns != 0 {
-                return Err(bad_value(node, "functions", format!("unknown bits {:#x}", d.functions.0 & !known_fns)));
+                return Err(bad_value(
+                    node,
+                    "functions",
+                    format!("unknown bits {:#x}", d.functions.0 & !known_fns),
+                ));
             }
             if let Some(mode) = u32_prop(node, "mode")? {
                 const PV: u32 = 1 << 0;
@@ -247,7 +266,10 @@ pub(super) fn domain(fdt: &Fdt<'_>, node: &Node<'_>, style: Style, notes: &mut V
     for child in node.children() {
         if is_module(&child) {
             let Some(kind) = module_kind(&child) else {
-                notes.push(Note { node: path(&child), what: "boot module of unspecified type ignored".into() });
+                notes.push(Note {
+                    node: path(&child),
+                    what: "boot module of unspecified type ignored".into(),
+                });
                 continue;
             };
             let module = Module { kind, range: module_range(fdt, &child)?, node: path(&child) };
@@ -268,10 +290,10 @@ pub(super) fn domain(fdt: &Fdt<'_>, node: &Node<'_>, style: Style, notes: &mut V
                     }),
                 ));
             }
-            if kind == ModuleKind::Kernel {
-                if let Some(args) = str_prop(&child, "bootargs")? {
-                    d.bootargs = Some(args.into());
-                }
+            if kind == ModuleKind::Kernel
+                && let Some(args) = str_prop(&child, "bootargs")?
+            {
+                d.bootargs = Some(args.into());
             }
             *slot = Some(module);
         } else if child.is_compatible("xen,vcpu") {
@@ -294,10 +316,15 @@ fn static_mem(node: &Node<'_>) -> Result<Vec<Range>> {
     let ac = u32_prop(node, "#xen,static-mem-address-cells")?.ok_or_else(|| {
         ConfigError::new(path(node), ErrorKind::MissingProperty("#xen,static-mem-address-cells"))
     })?;
-    let sc = u32_prop(node, "#xen,static-mem-size-cells")?
-        .ok_or_else(|| ConfigError::new(path(node), ErrorKind::MissingProperty("#xen,static-mem-size-cells")))?;
+    let sc = u32_prop(node, "#xen,static-mem-size-cells")?.ok_or_else(|| {
+        ConfigError::new(path(node), ErrorKind::MissingProperty("#xen,static-mem-size-cells"))
+    })?;
     let pairs = p.reg_pairs(ac, sc).ok_or_else(|| {
-        malformed(node, "xen,static-mem", "not whole (address, size) pairs of the #xen,static-mem-*-cells counts")
+        malformed(
+            node,
+            "xen,static-mem",
+            "not whole (address, size) pairs of the #xen,static-mem-*-cells counts",
+        )
     })?;
     let mut out = Vec::new();
     for (a, s) in pairs {

@@ -27,11 +27,17 @@ pub(super) fn assign_domids(cfg: &mut LaunchConfig) -> Result<()> {
             if id > MAX_DOMID {
                 return Err(ConfigError::new(
                     d.node.clone(),
-                    ErrorKind::BadValue { prop: "domid", why: format!("{id:#x} is above the highest domid {MAX_DOMID:#x}") },
+                    ErrorKind::BadValue {
+                        prop: "domid",
+                        why: format!("{id:#x} is above the highest domid {MAX_DOMID:#x}"),
+                    },
                 ));
             }
             if let Some(first) = used.get(&id) {
-                return Err(ConfigError::new(d.node.clone(), ErrorKind::DuplicateDomid { domid: id, first: first.clone() }));
+                return Err(ConfigError::new(
+                    d.node.clone(),
+                    ErrorKind::DuplicateDomid { domid: id, first: first.clone() },
+                ));
             }
             used.insert(id, d.node.clone());
         }
@@ -80,7 +86,10 @@ pub(super) fn validate(cfg: &LaunchConfig, host: &HostFacts) -> Result<()> {
         if !d.static_mem.is_empty() {
             let total: u64 = d.static_mem.iter().map(|r| r.size()).sum();
             if total / 1024 != d.memory_kib {
-                return Err(err(&d.node, ErrorKind::StaticMemMismatch { static_kib: total / 1024, memory_kib: d.memory_kib }));
+                return Err(err(
+                    &d.node,
+                    ErrorKind::StaticMemMismatch { static_kib: total / 1024, memory_kib: d.memory_kib },
+                ));
             }
         }
     }
@@ -106,17 +115,20 @@ fn roles(cfg: &LaunchConfig) -> Result<()> {
     for (bit, name) in UNIQUE {
         let mut with = cfg.domains.iter().filter(|d| d.functions.has(bit));
         if let (Some(first), Some(second)) = (with.next(), with.next()) {
-            return Err(err(&second.node, ErrorKind::DuplicateFunction { function: name, first: first.node.clone() }));
+            return Err(err(
+                &second.node,
+                ErrorKind::DuplicateFunction { function: name, first: first.node.clone() },
+            ));
         }
     }
     let mut hw = cfg.domains.iter().filter(|d| d.permissions.has(Permissions::HARDWARE));
     if let (Some(first), Some(second)) = (hw.next(), hw.next()) {
         return Err(err(&second.node, ErrorKind::DuplicateHardware { first: first.node.clone() }));
     }
-    if let Some(b) = cfg.boot_domain() {
-        if b.permissions.0 != 0 || b.functions.0 != Functions::BOOT {
-            return Err(err(&b.node, ErrorKind::BootDomainPrivileged));
-        }
+    if let Some(b) = cfg.boot_domain()
+        && (b.permissions.0 != 0 || b.functions.0 != Functions::BOOT)
+    {
+        return Err(err(&b.node, ErrorKind::BootDomainPrivileged));
     }
     Ok(())
 }
@@ -136,7 +148,12 @@ fn modules(cfg: &LaunchConfig, host: &HostFacts) -> Result<()> {
             if r.overlaps(&m.range) {
                 return Err(err(
                     &m.node,
-                    ErrorKind::OverlapsReserved { what: "module", range: m.range, reserved: what, reserved_range: *r },
+                    ErrorKind::OverlapsReserved {
+                        what: "module",
+                        range: m.range,
+                        reserved: what,
+                        reserved_range: *r,
+                    },
                 ));
             }
         }
@@ -159,14 +176,23 @@ fn static_memory(cfg: &LaunchConfig, host: &HostFacts) -> Result<()> {
                 return Err(err(&d.node, ErrorKind::OutsideRam { what: "static memory", range: *r }));
             }
             if let Some((o, _)) = host.reserved.iter().find(|(o, _)| o.overlaps(r)) {
-                return Err(err(&d.node, ErrorKind::StaticMemOverlap { range: *r, other: format!("reserved memory {o}") }));
+                return Err(err(
+                    &d.node,
+                    ErrorKind::StaticMemOverlap { range: *r, other: format!("reserved memory {o}") },
+                ));
             }
             if let Some((o, who)) = seen.iter().find(|(o, _)| o.overlaps(r)) {
-                return Err(err(&d.node, ErrorKind::StaticMemOverlap { range: *r, other: format!("{who}'s static memory {o}") }));
+                return Err(err(
+                    &d.node,
+                    ErrorKind::StaticMemOverlap { range: *r, other: format!("{who}'s static memory {o}") },
+                ));
             }
             let modules = cfg.domains.iter().flat_map(|d| d.modules());
             if let Some(m) = modules.chain(cfg.hypervisor_modules.iter()).find(|m| m.range.overlaps(r)) {
-                return Err(err(&d.node, ErrorKind::StaticMemOverlap { range: *r, other: format!("module {}", m.node) }));
+                return Err(err(
+                    &d.node,
+                    ErrorKind::StaticMemOverlap { range: *r, other: format!("module {}", m.node) },
+                ));
             }
             seen.push((*r, &d.node));
         }

@@ -19,7 +19,8 @@ boot() {
     log=$logs/$name.log
     why=""
     rc=0
-    bash scripts/run.sh --timeout "$TIMEOUT" "$@" >"$log" 2>&1 || rc=$?
+    bash scripts/run.sh --timeout "$TIMEOUT" "$@" 2>&1 | tr -d '\r' >"$log"
+    rc=${PIPESTATUS[0]}
 }
 
 # expect_exit N: QEMU must have exited with N (124 means the timeout hit).
@@ -75,15 +76,17 @@ boot_args() {
 }
 
 BANNER='^\(HL\) \[ *[0-9]+\.[0-9]{6}\] INFO  hyperlaunch [0-9]+\.[0-9]+\.[0-9]+ on'
-CLEAN_STOP='^\(HL\) stopping: nothing to run: no domains to launch yet; powering off'
+# A host DTB without any launch configuration: the hypervisor says so and stops.
+CLEAN_STOP='^\(HL\) stopping: nothing to launch; powering off'
+NOTHING='ERROR error: /chosen: nothing to launch: no /chosen/hypervisor \(LCM\), no xen,domain node and no multiboot,kernel module'
 
 t_virt_gicv3() {
     boot virt-gicv3
     expect_exit 0
     expect "$BANNER 4 CPUs, 1024 MiB RAM in 1 bank\(s\), GICv3" 'PSCI 1\.[0-9]+ via SMC' \
         'console: Pl011 UART at 0x9000000' 'GICv3: [0-9]+ SPIs, distributor 0x8000000, redistributors 0x80a0000' \
-        'INFO  4 of 4 CPUs online' "$CLEAN_STOP"
-    refuse 'WARN|ERROR|FATAL|PANIC'
+        'INFO  4 of 4 CPUs online' "$NOTHING" "$CLEAN_STOP"
+    refuse 'WARN|FATAL|PANIC'
     done_test
 }
 
@@ -92,8 +95,8 @@ t_virt_gicv2_a53() {
     expect_exit 0
     expect "$BANNER 4 CPUs, 1024 MiB RAM in 1 bank\(s\), GICv2" 'MIDR 0x410fd03' \
         'GICv2: [0-9]+ SPIs, distributor 0x8000000, CPU interface 0x8010000, virtual interface control 0x8030000' \
-        'INFO  4 of 4 CPUs online' "$CLEAN_STOP"
-    refuse 'WARN|ERROR|FATAL|PANIC'
+        'INFO  4 of 4 CPUs online' "$NOTHING" "$CLEAN_STOP"
+    refuse 'WARN|FATAL|PANIC'
     done_test
 }
 
@@ -101,7 +104,7 @@ t_virt_max_2cpu() {
     boot virt-max-2cpu-512M --cpu max --cpus 2 --mem 512M
     expect_exit 0
     expect "$BANNER 2 CPUs, 512 MiB RAM" 'INFO  2 of 2 CPUs online' "$CLEAN_STOP"
-    refuse 'WARN|ERROR|FATAL|PANIC'
+    refuse 'WARN|FATAL|PANIC'
     done_test
 }
 
@@ -110,8 +113,8 @@ t_virt_uboot() {
     expect_exit 0
     # U-Boot relocates the DTB near the top of RAM: the hypervisor must find it there.
     expect '^U-Boot 20' 'Starting kernel' "$BANNER 4 CPUs" 'device tree at 0x7[0-9a-f]{7} ' \
-        'INFO  4 of 4 CPUs online' "$CLEAN_STOP"
-    refuse 'WARN|ERROR|FATAL|PANIC'
+        'INFO  4 of 4 CPUs online' "$NOTHING" "$CLEAN_STOP"
+    refuse 'WARN|FATAL|PANIC'
     done_test
 }
 
@@ -121,8 +124,8 @@ t_zcu102() {
     expect_exit 0
     expect "$BANNER 4 CPUs, 2048 MiB RAM in 1 bank\(s\), GICv2" 'image at 0x200000\.\.' \
         'console: Cadence UART at 0xff000000' 'GICv2: [0-9]+ SPIs, distributor 0xf9010000' \
-        'INFO  4 of 4 CPUs online' "$CLEAN_STOP"
-    refuse 'WARN|ERROR|FATAL|PANIC'
+        'INFO  4 of 4 CPUs online' "$NOTHING" "$CLEAN_STOP"
+    refuse 'WARN|FATAL|PANIC'
     done_test
 }
 
@@ -153,8 +156,8 @@ t_raspi3b_spin_table() {
     expect_exit 124
     expect "$BANNER 4 CPUs, 960 MiB RAM in 1 bank\(s\), no GIC" 'image at 0x200000\.\.' \
         'console: Pl011 UART at 0x3f201000' 'INFO  4 of 4 CPUs online' \
-        '^\(HL\) stopping: nothing to run: no domains to launch yet; no PSCI to power off: halted'
-    refuse 'ERROR|FATAL|PANIC|did not start'
+        "$NOTHING" '^\(HL\) stopping: nothing to launch; no PSCI to power off: halted'
+    refuse 'FATAL|PANIC|did not start'
     done_test
 }
 
@@ -179,7 +182,7 @@ t_reserved_memory() {
         fi
     fi
     expect "$CLEAN_STOP"
-    refuse 'WARN|ERROR|FATAL|PANIC'
+    refuse 'WARN|FATAL|PANIC'
     done_test
 }
 
@@ -223,6 +226,64 @@ t_debug_level() {
     done_test
 }
 
+PLAN_READY='^\(HL\) stopping: launch plan ready, but building domains is not implemented yet; powering off'
+
+t_lcm_hyperlaunch() {
+    boot lcm-hyperlaunch dts/static-standard.dts
+    expect_exit 0
+    expect 'INFO  plan: boot path: Hyperlaunch; Static \(domains without Control\)' \
+        'INFO  plan: domain 32757 \(/chosen/hypervisor/domain@0\): 1 vCPU\(s\), 32 MiB' \
+        'INFO  plan: +permissions none; functions boot' \
+        'INFO  plan: +config +0x4c100000 size 0x1000' \
+        'INFO  plan: domain 1 \(/chosen/hypervisor/domain@1\): 2 vCPU\(s\), 128 MiB, virtual UART' \
+        'INFO  plan: +permissions hardware; functions recovery,console,xenstore' \
+        'INFO  plan: +kernel +0x49000000 size 0x2000000 shared' \
+        'INFO  plan: domain 3 ' 'INFO  plan: boot domain: 32757 runs first' 'INFO  plan: console: domain 1$' \
+        "$PLAN_READY"
+    refuse 'WARN|ERROR|FATAL|PANIC'
+    done_test
+}
+
+t_lcm_dom0less() {
+    boot lcm-dom0less dts/dom0less.dts
+    expect_exit 0
+    expect 'INFO  plan: boot path: dom0less; Static' 'INFO  plan: domain 1 \(/chosen/domU1\): 2 vCPU\(s\), 128 MiB, virtual UART' \
+        'INFO  plan: +bootargs +"console=ttyAMA0 nokaslr hl.name=domU1"' 'INFO  plan: domain 2 \(/chosen/domU2\): 1 vCPU\(s\), 64 MiB' \
+        'INFO  plan: console: domain 1 \(first with a virtual UART\)' "$PLAN_READY"
+    refuse 'WARN|ERROR|FATAL|PANIC'
+    done_test
+}
+
+t_lcm_classic() {
+    boot lcm-classic dts/classic.dts
+    expect_exit 0
+    expect 'INFO  plan: boot path: classic dom0; Dynamic' \
+        'INFO  plan: domain 0 \(/chosen\): 2 vCPU\(s\), 512 MiB, direct-mapped, virtual UART' \
+        'INFO  plan: +permissions control,hardware; functions recovery,console,xenstore,legacy-dom0' "$PLAN_READY"
+    refuse 'WARN|ERROR|FATAL|PANIC'
+    done_test
+}
+
+t_lcm_invalid() {
+    boot lcm-invalid dts/invalid/two-boot-domains.dts
+    expect_exit 0
+    expect 'INFO  4 of 4 CPUs online' \
+        'ERROR error: /chosen/hypervisor/domain@2: a second boot domain \(the first is /chosen/hypervisor/domain@1\); at most one is allowed' \
+        '^\(HL\) stopping: invalid launch configuration; powering off'
+    refuse 'plan:'
+    done_test
+}
+
+t_lcm_module_over_image() {
+    # Only the hypervisor knows where its image lies: a module over it is refused at boot.
+    sed 's/0x4c000000 0x100000/0x40280000 0x100000/' dts/static-standard.dts >"$work/over-image.dts"
+    boot lcm-module-over-image "$work/over-image.dts"
+    expect_exit 0
+    expect 'ERROR error: /chosen/hypervisor/domain@0/module@4c000000: module \[0x40280000, 0x40380000\) overlaps the hypervisor image at \[0x40200000, 0x402[0-9a-f]{5}\)' \
+        '^\(HL\) stopping: invalid launch configuration; powering off'
+    done_test
+}
+
 t_fatal_no_boot_cpu() {
     local dtb
     dtb=$(virt_dtb)
@@ -256,7 +317,8 @@ t_image_header() {
 tests=(t_image_header t_virt_gicv3 t_virt_gicv2_a53 t_virt_max_2cpu t_virt_uboot t_zcu102 t_raspi3b_spin_table
     t_reserved_memory
     t_debug_level t_fatal_no_boot_cpu t_fatal_bad_reserved_memory
-    t_fatal_el2_abort t_fatal_panic)
+    t_fatal_el2_abort t_fatal_panic t_lcm_hyperlaunch t_lcm_dom0less t_lcm_classic t_lcm_invalid
+    t_lcm_module_over_image)
 for t in "${tests[@]}"; do
     if [ -z "$only" ] || [[ "$t" == *"$only"* ]]; then
         "$t"
