@@ -10,12 +10,17 @@ extern crate alloc;
 pub mod config;
 pub mod fdt;
 pub mod frames;
+pub mod guest;
+pub mod guest_dtb;
 pub mod hvmap;
 pub mod image;
 pub mod logger;
 pub mod memmap;
 pub mod pgtable;
 pub mod platform;
+pub mod psci;
+pub mod trap;
+pub mod vuart;
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 #[allow(unsafe_code)]

@@ -1,0 +1,147 @@
+//! What a guest sees: its address map (Xen's dom0less layout, as in the binding) and
+//! where its kernel, ramdisk and device tree go in its RAM.
+
+use core::fmt;
+
+use crate::image::ImageHeader;
+
+/// Guest RAM bank 0.
+pub const RAM0_BASE: u64 = 0x4000_0000;
+/// Most RAM bank 0 holds.
+pub const RAM0_MAX: u64 = 3 << 30;
+/// Virtual GICv3 distributor / GICv2 distributor.
+pub const GICD_BASE: u64 = 0x0300_1000;
+/// Virtual GICv2 CPU interface.
+pub const GICC_BASE: u64 = 0x0300_2000;
+/// Virtual GICv3 redistributors (128 KiB each).
+pub const GICR_BASE: u64 = 0x0302_0000;
+/// Virtual UART (`arm,sbsa-uart` / `arm,pl011`), 4 KiB.
+pub const VUART_BASE: u64 = 0x2200_0000;
+pub const VUART_SIZE: u64 = 0x1000;
+/// Its interrupt: SPI 0 (INTID 32).
+pub const VUART_SPI: u32 = 0;
+/// Guest IPA bits (stage 2 starts at level 1: 39 bits, 512 GiB).
+pub const IPA_BITS: u32 = 39;
+
+/// The MPIDR a domain's vCPU `index` has (Aff0 = index, bit 31 RES1).
+pub fn vcpu_mpidr(index: u32) -> u64 {
+    (1 << 31) | u64::from(index & 0xff) | (u64::from(index >> 8) << 8)
+}
+
+/// Where things go in a domain's RAM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    pub ram_base: u64,
+    pub ram_size: u64,
+    /// Where the kernel image is copied, and where it starts.
+    pub kernel: u64,
+    /// Ramdisk (address, size), if any.
+    pub ramdisk: Option<(u64, u64)>,
+    /// Device tree blob address (8-byte aligned, within the first 512 MiB as Linux wants).
+    pub dtb: u64,
+}
+
+/// Why a domain's images do not fit its RAM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayoutError {
+    /// More RAM than bank 0 holds.
+    TooMuchRam { size: u64 },
+    /// Kernel, ramdisk and device tree do not fit.
+    DoesNotFit { needed: u64, ram: u64 },
+}
+
+impl fmt::Display for LayoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LayoutError::TooMuchRam { size } => {
+                write!(
+                    f,
+                    "{} MiB of RAM is more than the {} MiB a domain can have",
+                    size >> 20,
+                    RAM0_MAX >> 20
+                )
+            }
+            LayoutError::DoesNotFit { needed, ram } => write!(
+                f,
+                "kernel, ramdisk and device tree need {} KiB but the domain has {} KiB of RAM",
+                needed >> 10,
+                ram >> 10
+            ),
+        }
+    }
+}
+
+const MIB2: u64 = 2 << 20;
+
+fn align_up(x: u64, a: u64) -> u64 {
+    x.div_ceil(a) * a
+}
+
+/// Places the kernel at the RAM base + `text_offset` (the base is 2 MiB aligned), the
+/// device tree in the 2 MiB after the kernel's `image_size`, and the ramdisk after that.
+pub fn layout(
+    ram_size: u64,
+    kernel: &ImageHeader,
+    kernel_file_len: u64,
+    ramdisk_len: Option<u64>,
+    dtb_len: u64,
+) -> Result<Layout, LayoutError> {
+    if ram_size > RAM0_MAX {
+        return Err(LayoutError::TooMuchRam { size: ram_size });
+    }
+    let ram_base = RAM0_BASE;
+    let kernel_at = ram_base + kernel.text_offset;
+    let kernel_end = kernel_at + kernel.image_size.max(kernel_file_len);
+    let dtb = align_up(kernel_end, MIB2);
+    let dtb_end = dtb + align_up(dtb_len.max(1), MIB2);
+    let (ramdisk, end) = match ramdisk_len {
+        Some(len) => (Some((dtb_end, len)), dtb_end + align_up(len, 4096)),
+        None => (None, dtb_end),
+    };
+    let needed = end - ram_base;
+    if needed > ram_size {
+        return Err(LayoutError::DoesNotFit { needed, ram: ram_size });
+    }
+    Ok(Layout { ram_base, ram_size, kernel: kernel_at, ramdisk, dtb })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hdr(text_offset: u64, image_size: u64) -> ImageHeader {
+        ImageHeader { text_offset, image_size, flags: 0xa }
+    }
+
+    #[test]
+    fn linux_like_layout() {
+        let l = layout(256 << 20, &hdr(0, 40 << 20), 32 << 20, Some(8 << 20), 4000).unwrap();
+        assert_eq!(l.kernel, RAM0_BASE);
+        assert_eq!(l.dtb, RAM0_BASE + (40 << 20));
+        assert_eq!(l.ramdisk, Some((RAM0_BASE + (42 << 20), 8 << 20)));
+        assert_eq!(l.dtb % 8, 0);
+    }
+
+    #[test]
+    fn text_offset_and_small_images() {
+        let l = layout(16 << 20, &hdr(0x20_0000, 0x1_0000), 0x8000, None, 100).unwrap();
+        assert_eq!(l.kernel, RAM0_BASE + 0x20_0000);
+        assert_eq!(l.dtb, RAM0_BASE + (4 << 20));
+        assert_eq!(l.ramdisk, None);
+    }
+
+    #[test]
+    fn too_big() {
+        assert_eq!(
+            layout(8 << 20, &hdr(0, 8 << 20), 8 << 20, None, 100),
+            Err(LayoutError::DoesNotFit { needed: 10 << 20, ram: 8 << 20 })
+        );
+        assert!(matches!(layout(4 << 30, &hdr(0, 1), 1, None, 1), Err(LayoutError::TooMuchRam { .. })));
+    }
+
+    #[test]
+    fn mpidrs() {
+        assert_eq!(vcpu_mpidr(0), 0x8000_0000);
+        assert_eq!(vcpu_mpidr(3), 0x8000_0003);
+    }
+}

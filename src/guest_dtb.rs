@@ -1,0 +1,230 @@
+//! Each domain's device tree, generated one function per node: `/chosen`, `/cpus`,
+//! `/memory`, `/psci`, the interrupt controller, the timer, the virtual UART and the
+//! `/hypervisor` node of the binding (never `xen,xen`, which would make Linux expect Xen's ABI).
+
+use alloc::format;
+use alloc::vec::Vec;
+
+use vm_fdt::{Error, FdtWriter};
+
+use crate::guest;
+
+type Result<T> = core::result::Result<T, Error>;
+
+const GIC_PHANDLE: u32 = 1;
+/// GIC_PPI flags for the timer: level, active-low, on every CPU.
+const PPI_FLAGS: u32 = 0xf08;
+
+/// Everything a guest device tree describes.
+#[derive(Debug, Clone)]
+pub struct GuestDtb<'a> {
+    pub domid: u16,
+    pub permissions: u32,
+    pub functions: u32,
+    pub cpus: u32,
+    pub ram_base: u64,
+    pub ram_size: u64,
+    pub bootargs: Option<&'a str>,
+    pub ramdisk: Option<(u64, u64)>,
+    pub vuart: bool,
+    /// 2 or 3.
+    pub gic_version: u32,
+}
+
+impl GuestDtb<'_> {
+    /// The flattened device tree.
+    pub fn build(&self) -> Result<Vec<u8>> {
+        let mut w = FdtWriter::new()?;
+        let root = w.begin_node("")?;
+        w.property_string("compatible", "hyperlaunch,guest")?;
+        w.property_string("model", &format!("hyperlaunch domain {}", self.domid))?;
+        w.property_u32("#address-cells", 2)?;
+        w.property_u32("#size-cells", 2)?;
+        w.property_u32("interrupt-parent", GIC_PHANDLE)?;
+        self.chosen(&mut w)?;
+        self.cpus(&mut w)?;
+        self.memory(&mut w)?;
+        self.psci(&mut w)?;
+        self.gic(&mut w)?;
+        self.timer(&mut w)?;
+        if self.vuart {
+            self.uart(&mut w)?;
+        }
+        self.hypervisor(&mut w)?;
+        w.end_node(root)?;
+        w.finish()
+    }
+
+    fn chosen(&self, w: &mut FdtWriter) -> Result<()> {
+        let n = w.begin_node("chosen")?;
+        if let Some(args) = self.bootargs {
+            w.property_string("bootargs", args)?;
+        }
+        if self.vuart {
+            w.property_string("stdout-path", &format!("/uart@{:x}", guest::VUART_BASE))?;
+        }
+        if let Some((start, len)) = self.ramdisk {
+            w.property_u64("linux,initrd-start", start)?;
+            w.property_u64("linux,initrd-end", start + len)?;
+        }
+        w.end_node(n)
+    }
+
+    fn cpus(&self, w: &mut FdtWriter) -> Result<()> {
+        let n = w.begin_node("cpus")?;
+        w.property_u32("#address-cells", 1)?;
+        w.property_u32("#size-cells", 0)?;
+        for i in 0..self.cpus {
+            let reg = (guest::vcpu_mpidr(i) & 0xff_ffff) as u32;
+            let c = w.begin_node(&format!("cpu@{reg:x}"))?;
+            w.property_string("device_type", "cpu")?;
+            w.property_string("compatible", "arm,armv8")?;
+            w.property_u32("reg", reg)?;
+            w.property_string("enable-method", "psci")?;
+            w.end_node(c)?;
+        }
+        w.end_node(n)
+    }
+
+    fn memory(&self, w: &mut FdtWriter) -> Result<()> {
+        let n = w.begin_node(&format!("memory@{:x}", self.ram_base))?;
+        w.property_string("device_type", "memory")?;
+        w.property_array_u64("reg", &[self.ram_base, self.ram_size])?;
+        w.end_node(n)
+    }
+
+    fn psci(&self, w: &mut FdtWriter) -> Result<()> {
+        let n = w.begin_node("psci")?;
+        w.property_string_list("compatible", alloc::vec!["arm,psci-1.0".into(), "arm,psci-0.2".into()])?;
+        w.property_string("method", "hvc")?;
+        w.end_node(n)
+    }
+
+    fn gic(&self, w: &mut FdtWriter) -> Result<()> {
+        let n = w.begin_node(&format!("interrupt-controller@{:x}", guest::GICD_BASE))?;
+        if self.gic_version == 3 {
+            w.property_string("compatible", "arm,gic-v3")?;
+            let gicr_size = 0x2_0000 * u64::from(self.cpus);
+            w.property_array_u64("reg", &[guest::GICD_BASE, 0x1_0000, guest::GICR_BASE, gicr_size])?;
+        } else {
+            w.property_string("compatible", "arm,cortex-a15-gic")?;
+            w.property_array_u64("reg", &[guest::GICD_BASE, 0x1000, guest::GICC_BASE, 0x2000])?;
+        }
+        w.property_u32("#interrupt-cells", 3)?;
+        w.property_u32("#address-cells", 0)?;
+        w.property_null("interrupt-controller")?;
+        w.property_u32("phandle", GIC_PHANDLE)?;
+        w.end_node(n)
+    }
+
+    fn timer(&self, w: &mut FdtWriter) -> Result<()> {
+        let n = w.begin_node("timer")?;
+        w.property_string("compatible", "arm,armv8-timer")?;
+        // Secure physical, non-secure physical, virtual, hypervisor PPIs: INTIDs 29, 30, 27, 26.
+        w.property_array_u32(
+            "interrupts",
+            &[1, 13, PPI_FLAGS, 1, 14, PPI_FLAGS, 1, 11, PPI_FLAGS, 1, 10, PPI_FLAGS],
+        )?;
+        w.property_null("always-on")?;
+        w.end_node(n)
+    }
+
+    fn uart(&self, w: &mut FdtWriter) -> Result<()> {
+        let n = w.begin_node(&format!("uart@{:x}", guest::VUART_BASE))?;
+        w.property_string("compatible", "arm,sbsa-uart")?;
+        w.property_array_u64("reg", &[guest::VUART_BASE, guest::VUART_SIZE])?;
+        w.property_array_u32("interrupts", &[0, guest::VUART_SPI, 4])?;
+        w.property_u32("current-speed", 115_200)?;
+        w.end_node(n)
+    }
+
+    fn hypervisor(&self, w: &mut FdtWriter) -> Result<()> {
+        let n = w.begin_node("hypervisor")?;
+        w.property_string("compatible", "hyperlaunch,hypervisor")?;
+        w.property_u32("domid", u32::from(self.domid))?;
+        w.property_u32("permissions", self.permissions)?;
+        w.property_u32("functions", self.functions)?;
+        w.end_node(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fdt::Fdt;
+
+    fn sample(gic: u32) -> Vec<u8> {
+        GuestDtb {
+            domid: 3,
+            permissions: 2,
+            functions: 4,
+            cpus: 2,
+            ram_base: 0x4000_0000,
+            ram_size: 128 << 20,
+            bootargs: Some("console=ttyAMA0"),
+            ramdisk: Some((0x4280_0000, 0x1000)),
+            vuart: true,
+            gic_version: gic,
+        }
+        .build()
+        .unwrap()
+    }
+
+    #[test]
+    fn round_trip_through_the_reader() {
+        let blob = sample(3);
+        let fdt = Fdt::new(&blob).unwrap();
+        let chosen = fdt.find("/chosen").unwrap();
+        assert_eq!(chosen.property("bootargs").unwrap().as_str(), Some("console=ttyAMA0"));
+        assert_eq!(chosen.property("stdout-path").unwrap().as_str(), Some("/uart@22000000"));
+        assert_eq!(chosen.property("linux,initrd-end").unwrap().u64(), Some(0x4280_1000));
+        let cpus: Vec<u32> = fdt
+            .find("/cpus")
+            .unwrap()
+            .children()
+            .map(|c| c.property("reg").unwrap().u32().unwrap())
+            .collect();
+        assert_eq!(cpus, vec![0, 1]);
+        let mem = fdt.find("/memory").unwrap();
+        assert_eq!(fdt.reg(&mem).unwrap().collect::<Vec<_>>(), vec![(0x4000_0000, 128 << 20)]);
+        assert_eq!(fdt.find("/psci").unwrap().property("method").unwrap().as_str(), Some("hvc"));
+        let hv = fdt.find("/hypervisor").unwrap();
+        assert!(hv.is_compatible("hyperlaunch,hypervisor") && !hv.is_compatible("xen,xen"));
+        assert_eq!(hv.property("domid").unwrap().u32(), Some(3));
+        let uart = fdt.find("/uart@22000000").unwrap();
+        assert!(uart.is_compatible("arm,sbsa-uart"));
+        assert_eq!(uart.property("current-speed").unwrap().u32(), Some(115_200));
+        // The platform reader sees what a guest would: its UART, GIC and memory.
+        let p = crate::platform::Platform::from_fdt(&fdt, None).unwrap();
+        assert_eq!(p.uart.unwrap().base, 0x2200_0000);
+        assert_eq!(
+            p.gic,
+            Some(crate::platform::Gic::V3 { gicd: 0x0300_1000, gicr: 0x0302_0000, gicr_size: 0x4_0000 })
+        );
+        assert_eq!(p.psci, Some(crate::platform::Conduit::Hvc));
+    }
+
+    #[test]
+    fn gicv2_and_no_uart() {
+        let mut g = GuestDtb {
+            domid: 1,
+            permissions: 0,
+            functions: 0,
+            cpus: 1,
+            ram_base: 0x4000_0000,
+            ram_size: 64 << 20,
+            bootargs: None,
+            ramdisk: None,
+            vuart: false,
+            gic_version: 2,
+        };
+        let blob = g.build().unwrap();
+        let fdt = Fdt::new(&blob).unwrap();
+        assert!(fdt.find("/uart@22000000").is_none());
+        assert!(fdt.find("/chosen").unwrap().property("stdout-path").is_none());
+        assert!(fdt.all_nodes().any(|n| n.is_compatible("arm,cortex-a15-gic")));
+        g.gic_version = 3;
+        assert_ne!(g.build().unwrap(), blob);
+        let _ = sample(2);
+    }
+}

@@ -1,0 +1,177 @@
+//! Why a guest left EL1: the exception syndrome decoded once into an [`Exit`], which the
+//! core dispatches. Pure decoding of ESR_EL2/FAR_EL2/HPFAR_EL2 values.
+
+/// A decoded MMIO access (a data abort with a valid instruction syndrome).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Access {
+    pub write: bool,
+    /// 1, 2, 4 or 8 bytes.
+    pub size: u8,
+    /// Transfer register (31 = XZR).
+    pub reg: u8,
+    /// Sign-extend a load.
+    pub sign_extend: bool,
+    /// The register is 64-bit (else the upper half is cleared).
+    pub sixty_four: bool,
+}
+
+/// Why the guest exited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Hvc {
+        imm: u16,
+    },
+    /// A trapped SMC: the guest's PC still points at it.
+    Smc {
+        imm: u16,
+    },
+    Wfi,
+    Wfe,
+    /// A stage-2 data abort at `ipa` (`access` when the syndrome describes it).
+    DataAbort {
+        ipa: u64,
+        va: u64,
+        write: bool,
+        access: Option<Access>,
+    },
+    InstructionAbort {
+        ipa: u64,
+        va: u64,
+    },
+    /// A trapped system register access.
+    SysReg {
+        iss: u32,
+    },
+    Irq,
+    Fiq,
+    SError {
+        esr: u64,
+    },
+    /// From AArch32 or an exception class not handled.
+    Other {
+        ec: u8,
+        esr: u64,
+    },
+}
+
+/// Exception classes (ESR_ELx.EC).
+pub mod ec {
+    pub const WFX: u8 = 0x01;
+    pub const HVC64: u8 = 0x16;
+    pub const SMC64: u8 = 0x17;
+    pub const SYS64: u8 = 0x18;
+    pub const IABT_LOW: u8 = 0x20;
+    pub const DABT_LOW: u8 = 0x24;
+    pub const DABT_CUR: u8 = 0x25;
+}
+
+/// The faulting IPA from HPFAR_EL2 and the page offset from FAR_EL2.
+pub fn fault_ipa(far: u64, hpfar: u64) -> u64 {
+    (((hpfar >> 4) & 0xff_ffff_ffff) << 12) | (far & 0xfff)
+}
+
+impl Exit {
+    /// Decodes an exit taken through lower-EL vector entry `vector` (8 sync, 9 IRQ,
+    /// 10 FIQ, 11 SError from AArch64; 12..15 from AArch32).
+    pub fn decode(vector: u64, esr: u64, far: u64, hpfar: u64) -> Exit {
+        let ec = (esr >> 26) as u8 & 0x3f;
+        match vector {
+            9 => return Exit::Irq,
+            10 => return Exit::Fiq,
+            11 => return Exit::SError { esr },
+            8 => {}
+            _ => return Exit::Other { ec, esr },
+        }
+        let iss = (esr & 0x1ff_ffff) as u32;
+        match ec {
+            ec::WFX if iss & 1 == 0 => Exit::Wfi,
+            ec::WFX => Exit::Wfe,
+            ec::HVC64 => Exit::Hvc { imm: iss as u16 },
+            ec::SMC64 => Exit::Smc { imm: iss as u16 },
+            ec::SYS64 => Exit::SysReg { iss },
+            ec::IABT_LOW => Exit::InstructionAbort { ipa: fault_ipa(far, hpfar), va: far },
+            ec::DABT_LOW => {
+                let write = iss & (1 << 6) != 0;
+                let access = (iss & (1 << 24) != 0).then(|| Access {
+                    write,
+                    size: 1 << ((iss >> 22) & 3),
+                    reg: ((iss >> 16) & 0x1f) as u8,
+                    sign_extend: iss & (1 << 21) != 0,
+                    sixty_four: iss & (1 << 15) != 0,
+                });
+                Exit::DataAbort { ipa: fault_ipa(far, hpfar), va: far, write, access }
+            }
+            _ => Exit::Other { ec, esr },
+        }
+    }
+}
+
+/// ESR_EL1 for a synchronous external abort injected into a guest: a data abort from the
+/// guest's own EL (EL1) or from EL0.
+pub fn external_abort_esr(from_el0: bool, write: bool) -> u64 {
+    let ec = if from_el0 { 0x24u64 } else { 0x25 };
+    const IL: u64 = 1 << 25;
+    const DFSC_SEA: u64 = 0x10;
+    (ec << 26) | IL | (u64::from(write) << 6) | DFSC_SEA
+}
+
+/// ESR_EL1 for an undefined instruction injected into a guest.
+pub fn undefined_esr() -> u64 {
+    1 << 25
+}
+
+/// Offset in VBAR_EL1 of the synchronous vector for an exception taken from a guest whose
+/// PSTATE was `spsr` (EL1 with SP_EL1: 0x200; EL1 with SP_EL0: 0; EL0: 0x400).
+pub fn sync_vector_offset(spsr: u64) -> u64 {
+    match spsr & 0xf {
+        0b0101 => 0x200,
+        0b0100 => 0x000,
+        _ => 0x400,
+    }
+}
+
+/// PSTATE on entry to an EL1 exception handler: EL1h with D, A, I and F masked.
+pub const EL1H_MASKED: u64 = 0x3c5;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_mmio_write() {
+        // str w1, [x0] to an unmapped IPA: EC 0x24, IL, ISV, SAS=2 (word), SRT=1, WnR, DFSC 0x07.
+        let esr = (0x24u64 << 26) | (1 << 25) | (1 << 24) | (2 << 22) | (1 << 16) | (1 << 6) | 0x07;
+        let e = Exit::decode(8, esr, 0x2200_0004, 0x2_2000 << 4);
+        assert_eq!(
+            e,
+            Exit::DataAbort {
+                ipa: 0x2200_0004,
+                va: 0x2200_0004,
+                write: true,
+                access: Some(Access { write: true, size: 4, reg: 1, sign_extend: false, sixty_four: false })
+            }
+        );
+    }
+
+    #[test]
+    fn decodes_calls_and_wfx() {
+        assert_eq!(Exit::decode(8, (0x16 << 26) | (1 << 25), 0, 0), Exit::Hvc { imm: 0 });
+        assert_eq!(Exit::decode(8, (0x17 << 26) | (1 << 25) | 5, 0, 0), Exit::Smc { imm: 5 });
+        assert_eq!(Exit::decode(8, (0x01 << 26) | (1 << 25), 0, 0), Exit::Wfi);
+        assert_eq!(Exit::decode(8, (0x01 << 26) | (1 << 25) | 1, 0, 0), Exit::Wfe);
+        assert_eq!(Exit::decode(9, 0, 0, 0), Exit::Irq);
+        assert!(matches!(Exit::decode(12, 0x1234, 0, 0), Exit::Other { .. }));
+        // No valid syndrome: the access is unknown but the address is.
+        let e = Exit::decode(8, (0x24 << 26) | 0x07, 0x123, 0x5_0000 << 4);
+        assert_eq!(e, Exit::DataAbort { ipa: 0x5000_0123, va: 0x123, write: false, access: None });
+    }
+
+    #[test]
+    fn injection_values() {
+        assert_eq!(external_abort_esr(false, true), 0x9600_0050);
+        assert_eq!(external_abort_esr(true, false), 0x9200_0010);
+        assert_eq!(sync_vector_offset(0x3c5), 0x200);
+        assert_eq!(sync_vector_offset(0x3c4), 0);
+        assert_eq!(sync_vector_offset(0x0), 0x400);
+    }
+}
