@@ -6,7 +6,10 @@ set -euo pipefail
 usage() {
     cat <<'USAGE'
 usage: scripts/run.sh [options] [LCM.dts]
-  LCM.dts            a Launch Control Module (see dts/) merged into the host DTB
+  LCM.dts            a Launch Control Module (see dts/) merged into the host DTB; without
+                     one (and without --dtb or --bare), the demo: dts/demo.dts with the
+                     test guest loaded at 0x49000000
+  --bare             boot with the machine's own DTB and no LCM
   --machine M        virt (default), zcu102 (QEMU xlnx-zcu102: GIC-400, Cadence UART) or
                      raspi3b (spin-table CPUs and no PSCI, as on a Raspberry Pi 4)
   --gic 2|3          GIC version on virt (default 3)
@@ -15,6 +18,8 @@ usage: scripts/run.sh [options] [LCM.dts]
   --cpu MODEL        CPU model on virt (default cortex-a57; also cortex-a53, max)
   --uboot            boot through U-Boot's booti instead of QEMU -kernel (virt only)
   --dtb FILE         use this host DTB as it is instead of making one
+  --module ADDR=FILE load FILE at physical address ADDR (a boot module the LCM names);
+                     may be repeated
   --timeout S        unattended: stop QEMU after S seconds (exit status 124); stdin unused
   --dry-run          make the DTB (in a temporary directory that is kept) and print the
                      QEMU command instead of running it
@@ -22,6 +27,8 @@ USAGE
 }
 
 machine=virt gic=3 cpus=4 mem="" cpu=cortex-a57 uboot=0 dtb="" timeout_s="" lcm="" dry=0
+loaders=()
+bare=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --machine) machine=$2; shift 2 ;;
@@ -30,7 +37,13 @@ while [ $# -gt 0 ]; do
         --mem) mem=$2; shift 2 ;;
         --cpu) cpu=$2; shift 2 ;;
         --uboot) uboot=1; shift ;;
+        --bare) bare=1; shift ;;
         --dtb) dtb=$2; shift 2 ;;
+        --module)
+            [[ "$2" == *=* ]] || { echo "run.sh: --module wants ADDR=FILE" >&2; exit 2; }
+            [ -f "${2#*=}" ] || { echo "run.sh: no module file ${2#*=}" >&2; exit 2; }
+            loaders+=(-device "loader,file=${2#*=},addr=${2%%=*},force-raw=on")
+            shift 2 ;;
         --timeout) timeout_s=$2; shift 2 ;;
         --dry-run) dry=1; shift ;;
         -h|--help) usage; exit 0 ;;
@@ -45,6 +58,11 @@ if ! command -v qemu-system-aarch64 >/dev/null || ! command -v dtc >/dev/null ||
     bash scripts/install-deps.sh >&2
 fi
 image=$(bash scripts/build.sh | tail -n 1)
+if [ -z "$lcm" ] && [ -z "$dtb" ] && [ "$bare" -eq 0 ]; then
+    lcm=dts/demo.dts
+    guests=$(bash scripts/make-guests.sh | tail -n 1)
+    loaders+=(-device "loader,file=$guests/testguest.img,addr=0x49000000,force-raw=on")
+fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/hyperlaunch-run.XXXXXX")
 # A dry run leaves its files for the printed command to use.
@@ -100,7 +118,8 @@ else
     serial=(-serial mon:stdio)
 fi
 
-cmd=(qemu-system-aarch64 "${qargs[@]}" "${common[@]}" "${serial[@]}" "${boot[@]}" -kernel "$image" -dtb "$dtb")
+cmd=(qemu-system-aarch64 "${qargs[@]}" "${common[@]}" "${serial[@]}" "${boot[@]}" "${loaders[@]}"
+    -kernel "$image" -dtb "$dtb")
 if [ "$dry" -eq 1 ]; then
     printf '%q ' "${cmd[@]}"; echo
     exit 0

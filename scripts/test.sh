@@ -46,6 +46,10 @@ check rustfmt cargo fmt --check
 check clippy-host cargo clippy --all-targets -- -D warnings
 check clippy-el2 cargo hv-clippy -- -D warnings
 check build-image bash scripts/build.sh
+check build-guests bash scripts/make-guests.sh
+check rustfmt-guests cargo fmt --check --manifest-path guests/testguest/Cargo.toml
+check clippy-guests cargo clippy --manifest-path guests/testguest/Cargo.toml --target aarch64-unknown-none-softfloat \
+    -Zbuild-std=core -Zbuild-std-features=compiler-builtins-mem -- -D warnings
 
 echo "== launch configurations (dts/ through scripts/hlcheck)"
 bash tests/lcm/check-dts.sh | tee "$logs/check-dts.log"

@@ -337,7 +337,7 @@ impl<'a> Fdt<'a> {
 
     /// The `reg` entries of a node as CPU physical (address, size) pairs, using its parent's
     /// cell counts and translating through `ranges`. `None` when malformed or untranslatable.
-    pub fn reg(&self, node: &Node<'a>) -> Option<impl Iterator<Item = (u64, u64)> + 'a> {
+    pub fn reg(&self, node: &Node<'a>) -> Option<impl Iterator<Item = (u64, u64)> + use<'a>> {
         let parent = self.parent(node)?;
         let prop = node.property("reg")?;
         let pairs = prop.reg_pairs(parent.address_cells()?, parent.size_cells()?)?;

@@ -32,6 +32,15 @@ impl Console for HwConsole {
     }
 }
 
+/// One line of a domain's console output, prefixed `DOMn: `.
+pub fn domain_line(domid: u16, line: &[u8]) {
+    if let Some(u) = CONSOLE.uart.lock().as_mut() {
+        let _ = write!(u, "DOM{domid}: ");
+        u.write_bytes(line);
+        u.write_bytes(b"\n");
+    }
+}
+
 /// Writes a message before the MMU is on (no lock; only the boot CPU runs).
 pub fn early_write(desc: &Uart, args: fmt::Arguments<'_>) {
     let mut u = PhysUart::new(desc);

@@ -85,5 +85,5 @@ extern "C" fn secondary_main(index: usize) -> ! {
     gic::init_secondary(index);
     ONLINE.fetch_add(1, Ordering::AcqRel);
     log::debug!("CPU {index} online (MPIDR {:#x})", el2::mpidr());
-    idle()
+    super::domain::schedule()
 }

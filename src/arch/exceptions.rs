@@ -29,6 +29,15 @@ core::arch::global_asm!(
     b       el2_trap_common
     .endm
 
+    // From a guest: back to the run loop (see vcpu.rs) with the vector number in x1.
+    .macro gentry kind
+    .balign 0x80
+    sub     sp, sp, #16
+    stp     x0, x1, [sp]
+    mov     x1, #\kind
+    b       guest_exit
+    .endm
+
     .section .text.vectors, "ax"
     .balign 0x800
     .global el2_vectors
@@ -41,14 +50,14 @@ el2_vectors:
     ventry 5    //   irq
     ventry 6    //   fiq
     ventry 7    //   serror
-    ventry 8    // lower EL, AArch64: sync
-    ventry 9    //   irq
-    ventry 10   //   fiq
-    ventry 11   //   serror
-    ventry 12   // lower EL, AArch32: sync
-    ventry 13   //   irq
-    ventry 14   //   fiq
-    ventry 15   //   serror
+    gentry 8    // lower EL, AArch64: sync
+    gentry 9    //   irq
+    gentry 10   //   fiq
+    gentry 11   //   serror
+    gentry 12   // lower EL, AArch32: sync
+    gentry 13   //   irq
+    gentry 14   //   fiq
+    gentry 15   //   serror
 
 el2_trap_common:
     stp     x2, x3, [sp, #16]

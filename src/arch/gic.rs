@@ -4,9 +4,9 @@
 
 use core::ptr::NonNull;
 
-use arm_gic::UniqueMmioPointer;
 use arm_gic::gicv2::GicV2;
-use arm_gic::gicv3::{GicCpuInterface, GicV3};
+use arm_gic::gicv3::{GicCpuInterface, GicV3, SgiTarget, SgiTargetGroup};
+use arm_gic::{IntId, InterruptGroup, UniqueMmioPointer};
 use spin::Mutex;
 
 use crate::platform::Gic;
@@ -70,7 +70,78 @@ pub fn init(desc: &Gic, cpu_count: usize) -> Result<GicInfo, GicInitError> {
         PhysGic::V2(g) => GicInfo { version: 2, spis: g.typer().num_irqs().saturating_sub(32) },
     };
     *GIC.lock() = Some(gic);
+    enable_kick(0);
     Ok(info)
+}
+
+/// The SGI that makes another CPU leave its guest or its WFI.
+const KICK: IntId = IntId::sgi(1);
+
+fn enable_kick(cpu: usize) {
+    match GIC.lock().as_mut() {
+        Some(PhysGic::V3(g)) => {
+            let _ = g.set_interrupt_priority(KICK, Some(cpu), 0x80);
+            let _ = g.enable_interrupt(KICK, Some(cpu), true);
+            GicCpuInterface::set_priority_mask(0xff);
+        }
+        Some(PhysGic::V2(g)) => {
+            g.set_interrupt_priority(KICK, 0x80);
+            let _ = g.enable_interrupt(KICK, true);
+        }
+        None => {}
+    }
+}
+
+/// Interrupts CPU `cpu`: it leaves its guest (an IRQ exit) or its WFI.
+pub fn kick(cpu: usize) {
+    let mpidr = super::boot::CPU_MPIDRS.get(cpu).map(|m| m.load(core::sync::atomic::Ordering::Relaxed));
+    match (GIC.lock().as_mut(), mpidr) {
+        (Some(PhysGic::V3(_)), Some(m)) => {
+            let target = SgiTarget::List {
+                affinity3: (m >> 32) as u8,
+                affinity2: (m >> 16) as u8,
+                affinity1: (m >> 8) as u8,
+                target_list: 1 << (m & 0xf),
+            };
+            let _ = GicCpuInterface::send_sgi(KICK, target, SgiTargetGroup::CurrentGroup1);
+        }
+        (Some(PhysGic::V2(g)), _) => g.send_sgi(
+            KICK,
+            arm_gic::gicv2::SgiTarget::List {
+                target_list_filter: arm_gic::gicv2::SgiTargetListFilter::CPUTargetList,
+                target_list: 1 << cpu,
+            },
+        ),
+        _ => {}
+    }
+}
+
+/// Acknowledges and ends every interrupt pending at this CPU (kicks carry no payload: the
+/// state they announce is read after).
+pub fn acknowledge_all() {
+    for _ in 0..16 {
+        let mut gic = GIC.lock();
+        match gic.as_mut() {
+            Some(PhysGic::V3(_)) => {
+                match GicCpuInterface::get_and_acknowledge_interrupt(InterruptGroup::Group1) {
+                    Some(id) => GicCpuInterface::end_interrupt(id, InterruptGroup::Group1),
+                    None => return,
+                }
+            }
+            Some(PhysGic::V2(g)) => {
+                let group = if g.typer().has_security_extension() {
+                    InterruptGroup::Group1
+                } else {
+                    InterruptGroup::Group0
+                };
+                match g.get_and_acknowledge_interrupt(group) {
+                    Some(id) if u32::from(id) < 1020 => g.end_interrupt(id, group),
+                    _ => return,
+                }
+            }
+            None => return,
+        }
+    }
 }
 
 /// Sets up a secondary CPU's interface (and, on GICv3, wakes its redistributor).
@@ -84,4 +155,5 @@ pub fn init_secondary(cpu: usize) {
         Some(PhysGic::V2(g)) => g.setup(),
         None => {}
     }
+    enable_kick(cpu);
 }

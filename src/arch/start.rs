@@ -7,7 +7,7 @@ use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use log::{error, info, warn};
 
-use super::{boot, console, cpu, el2, gic, heap, mmu, psci, timer};
+use super::{boot, console, cpu, domain, el2, gic, heap, mmu, psci, timer};
 use crate::config::{self, HostFacts};
 use crate::fdt::Fdt;
 use crate::frames::Frames;
@@ -283,7 +283,13 @@ extern "C" fn primary_main(dtb_pa: u64, load_base: u64) -> ! {
     for line in config::Plan::lines(&cfg) {
         info!("plan: {line}");
     }
-    halt("launch plan ready, but building domains is not implemented yet")
+    let running = domain::launch(&cfg, &mut frames, cpu::online(), plat.gic.map_or(3, |g| g.version()));
+    let launch_us = timer::ticks_to_us(timer::ticks() - t_entry);
+    if running == 0 {
+        halt("no domain could be built");
+    }
+    info!("launch: {running} domain(s) running, {launch_us} us after entry");
+    domain::schedule()
 }
 
 fn describe_gic(g: &platform::Gic) -> impl fmt::Display + '_ {

@@ -1,0 +1,284 @@
+//! A bare-metal EL1 test guest. It reads its device tree, prints a marker on its virtual
+//! UART, and runs the tests its command line names:
+//!   hl.name=NAME      the name in its marker
+//!   hl.smp            start every other vCPU with PSCI CPU_ON and wait for each to stop
+//!   hl.smccc          PSCI_VERSION, and SMCCC calls the hypervisor must refuse
+//!   hl.probe=A,B,...  read and write each address; each must raise an external abort
+//!   hl.wait=MS        wait MS milliseconds (by the generic timer) before finishing
+//!   hl.off            PSCI SYSTEM_OFF at the end (else it idles in WFI)
+#![no_std]
+#![no_main]
+
+#[path = "../../../src/fdt.rs"]
+#[allow(dead_code)]
+mod fdt;
+
+use core::arch::{asm, global_asm};
+use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+const UART_DR: *mut u32 = 0x2200_0000 as *mut u32;
+const STACK_SIZE: u64 = 0x4000;
+
+global_asm!(
+    r#"
+    .section .text.head, "ax"
+    .global _start
+_start:
+    b       1f
+    .long   0
+    .quad   0                       // text_offset
+    .quad   __image_size
+    .quad   0x2                     // little-endian, 4 KiB pages
+    .quad   0, 0, 0
+    .ascii  "ARM\x64"
+    .long   0
+1:  // x0 = DTB (primary) or the vCPU index (CPU_ON context).
+    mrs     x9, mpidr_el1
+    and     x9, x9, #0xff
+    adrp    x10, __stacks
+    add     x10, x10, :lo12:__stacks
+    mov     x11, #{stack}
+    add     x12, x9, #1
+    mul     x12, x12, x11
+    add     sp, x10, x12
+    adrp    x10, guest_vectors
+    add     x10, x10, :lo12:guest_vectors
+    msr     vbar_el1, x10
+    isb
+    cbnz    x9, 2f
+    // Primary: zero BSS, then main(dtb).
+    adrp    x10, __bss_start
+    add     x10, x10, :lo12:__bss_start
+    adrp    x11, __bss_end
+    add     x11, x11, :lo12:__bss_end
+3:  cmp     x10, x11
+    b.hs    4f
+    str     xzr, [x10], #8
+    b       3b
+4:  bl      guest_main
+2:  mov     x0, x9
+    bl      secondary_main
+5:  wfi
+    b       5b
+
+    .balign 0x800
+guest_vectors:
+    .rept 16
+    .balign 0x80
+    b       guest_sync
+    .endr
+
+// Any exception: record its syndrome, skip the faulting instruction, return.
+guest_sync:
+    stp     x9, x10, [sp, #-16]!
+    mrs     x9, esr_el1
+    adrp    x10, FAULT_ESR
+    str     x9, [x10, :lo12:FAULT_ESR]
+    mrs     x9, elr_el1
+    add     x9, x9, #4
+    msr     elr_el1, x9
+    ldp     x9, x10, [sp], #16
+    eret
+"#,
+    stack = const STACK_SIZE,
+);
+
+#[unsafe(no_mangle)]
+static FAULT_ESR: AtomicU64 = AtomicU64::new(0);
+static STARTED: AtomicUsize = AtomicUsize::new(0);
+
+struct Uart;
+
+impl Write for Uart {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for b in s.bytes() {
+            // SAFETY: the virtual UART's data register (trapped and emulated).
+            unsafe { core::ptr::write_volatile(UART_DR, u32::from(b)) };
+        }
+        Ok(())
+    }
+}
+
+/// The domain's vCPUs share one UART: whole lines under a lock, as an OS console would.
+static UART_LOCK: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+macro_rules! println {
+    ($($t:tt)*) => {{
+        while UART_LOCK.swap(true, Ordering::Acquire) {
+            core::hint::spin_loop();
+        }
+        let _ = writeln!(Uart, $($t)*);
+        UART_LOCK.store(false, Ordering::Release);
+    }};
+}
+
+fn hvc(fid: u64, a1: u64, a2: u64, a3: u64) -> i64 {
+    let mut x0 = fid;
+    // SAFETY: an SMCCC call through HVC to the hypervisor; x0-x3 in, x0 out.
+    unsafe {
+        asm!("hvc #0", inout("x0") x0, inout("x1") a1 => _, inout("x2") a2 => _, inout("x3") a3 => _,
+             options(nostack))
+    };
+    x0 as i64
+}
+
+fn smc(fid: u64) -> i64 {
+    let mut x0 = fid;
+    // SAFETY: an SMC, trapped by the hypervisor.
+    unsafe { asm!("smc #0", inout("x0") x0, out("x1") _, out("x2") _, out("x3") _, options(nostack)) };
+    x0 as i64
+}
+
+fn mpidr() -> u64 {
+    let v: u64;
+    // SAFETY: reading MPIDR_EL1 (VMPIDR_EL2 as the hypervisor set it).
+    unsafe { asm!("mrs {}, mpidr_el1", out(reg) v) };
+    v
+}
+
+/// Reads `addr`; Err(ESR) if that raised an exception.
+fn probe_read(addr: u64) -> Result<u64, u64> {
+    FAULT_ESR.store(0, Ordering::SeqCst);
+    let mut v: u64 = 0xdead_beef;
+    // SAFETY: a deliberate access that may fault; the vector records the fault and skips
+    // the instruction, leaving `v` as it was.
+    unsafe { asm!("ldr {v}, [{a}]", a = in(reg) addr, v = inout(reg) v, options(nostack)) };
+    match FAULT_ESR.load(Ordering::SeqCst) {
+        0 => Ok(v),
+        esr => Err(esr),
+    }
+}
+
+fn probe_write(addr: u64) -> Result<(), u64> {
+    FAULT_ESR.store(0, Ordering::SeqCst);
+    // SAFETY: as above, for a store of a marker value.
+    unsafe { asm!("str {v}, [{a}]", a = in(reg) addr, v = in(reg) 0x5a5a_5a5a_u64, options(nostack)) };
+    match FAULT_ESR.load(Ordering::SeqCst) {
+        0 => Ok(()),
+        esr => Err(esr),
+    }
+}
+
+fn counter() -> u64 {
+    let v: u64;
+    // SAFETY: reading the virtual counter, which EL1 may always do.
+    unsafe { asm!("isb", "mrs {}, cntvct_el0", out(reg) v) };
+    v
+}
+
+fn frequency() -> u64 {
+    let v: u64;
+    // SAFETY: reading the counter frequency.
+    unsafe { asm!("mrs {}, cntfrq_el0", out(reg) v) };
+    v.max(1)
+}
+
+fn parse_u64(s: &str) -> Option<u64> {
+    match s.strip_prefix("0x") {
+        Some(h) => u64::from_str_radix(h, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn guest_main(dtb: u64) -> ! {
+    // SAFETY: x0 at entry is the device tree the hypervisor placed in this guest's RAM; its
+    // header gives its size.
+    let blob = unsafe {
+        let head = core::slice::from_raw_parts(dtb as *const u8, 8);
+        let len = fdt::Fdt::peek_total_size(head).unwrap_or(0);
+        core::slice::from_raw_parts(dtb as *const u8, len)
+    };
+    let Ok(tree) = fdt::Fdt::new(blob) else {
+        println!("testguest: no device tree at {dtb:#x}");
+        halt(true)
+    };
+    let args =
+        tree.find("/chosen").and_then(|c| c.property("bootargs")).and_then(|p| p.as_str()).unwrap_or("");
+    let name = args.split_whitespace().find_map(|a| a.strip_prefix("hl.name=")).unwrap_or("testguest");
+    let domid =
+        tree.find("/hypervisor").and_then(|h| h.property("domid")).and_then(|p| p.u32()).unwrap_or(u32::MAX);
+    let cpus = tree.find("/cpus").map_or(0, |c| c.children().count());
+    let mem =
+        tree.find("/memory").and_then(|m| tree.reg(&m)).and_then(|mut r| r.next()).map_or(0, |(_, s)| s);
+    println!("hello from {name}: domid {domid}, {cpus} vCPU(s), {} MiB, MPIDR {:#x}", mem >> 20, mpidr());
+
+    for arg in args.split_whitespace() {
+        if arg == "hl.smccc" {
+            let v = hvc(0x8400_0000, 0, 0, 0);
+            println!("smccc: PSCI_VERSION {}.{}", v >> 16, v & 0xffff);
+            println!("smccc: TRNG_VERSION -> {}", hvc(0x8400_0050, 0, 0, 0));
+            println!("smccc: vendor hypervisor UID -> {}", hvc(0x8600_ff01, 0, 0, 0));
+            println!("smccc: PSCI_VERSION by SMC -> {:#x}", smc(0x8400_0000));
+        } else if arg == "hl.smp" {
+            for i in 1..cpus as u64 {
+                let r = hvc(0xc400_0003, (1 << 31) | i, _start as *const () as u64, i);
+                println!("smp: CPU_ON vCPU {i} -> {r}");
+                let again = hvc(0xc400_0003, (1 << 31) | i, _start as *const () as u64, i);
+                println!("smp: second CPU_ON vCPU {i} -> {again}");
+            }
+            for i in 1..cpus as u64 {
+                // Wait until it reported and turned itself off (AFFINITY_INFO = 1).
+                while hvc(0xc400_0004, (1 << 31) | i, 0, 0) != 1 {
+                    core::hint::spin_loop();
+                }
+            }
+            println!("smp: {} secondary vCPU(s) ran and stopped", STARTED.load(Ordering::SeqCst));
+            println!(
+                "smp: CPU_ON of a vCPU that does not exist -> {}",
+                hvc(0xc400_0003, (1 << 31) | 99, 0, 0)
+            );
+        } else if let Some(ms) = arg.strip_prefix("hl.wait=").and_then(parse_u64) {
+            let (start, freq) = (counter(), frequency());
+            while counter() - start < ms * freq / 1000 {
+                core::hint::spin_loop();
+            }
+            println!("{name}: still running after {ms} ms");
+        } else if let Some(list) = arg.strip_prefix("hl.probe=") {
+            for a in list.split(',').filter_map(parse_u64) {
+                match probe_read(a) {
+                    Err(esr) => println!("probe: read {a:#x} refused (ESR {esr:#x})"),
+                    Ok(v) => println!("probe: read {a:#x} LEAKED {v:#x}"),
+                }
+                match probe_write(a) {
+                    Err(esr) => println!("probe: write {a:#x} refused (ESR {esr:#x})"),
+                    Ok(()) => println!("probe: write {a:#x} WENT THROUGH"),
+                }
+            }
+        }
+    }
+    println!("{name}: tests done");
+    halt(args.split_whitespace().any(|a| a == "hl.off"))
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn secondary_main(index: u64) -> ! {
+    STARTED.fetch_add(1, Ordering::SeqCst);
+    println!("smp: vCPU {index} up, MPIDR {:#x}", mpidr());
+    hvc(0x8400_0002, 0, 0, 0); // CPU_OFF
+    loop {
+        // SAFETY: WFI only waits.
+        unsafe { asm!("wfi") };
+    }
+}
+
+unsafe extern "C" {
+    fn _start();
+}
+
+fn halt(off: bool) -> ! {
+    if off {
+        hvc(0x8400_0008, 0, 0, 0);
+    }
+    loop {
+        // SAFETY: WFI only waits.
+        unsafe { asm!("wfi") };
+    }
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    println!("testguest panic: {info}");
+    halt(true)
+}

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Builds the guests the tests and the demo boot. Last line of output: the directory
+# holding them (testguest.img: the bare-metal EL1 test guest, an arm64 Image).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=target/guests
+mkdir -p "$out"
+cargo build --release --quiet --manifest-path guests/testguest/Cargo.toml \
+    --target aarch64-unknown-none-softfloat -Zbuild-std=core -Zbuild-std-features=compiler-builtins-mem >&2
+elf=guests/testguest/target/aarch64-unknown-none-softfloat/release/testguest
+objcopy="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin/llvm-objcopy"
+[ -x "$objcopy" ] || objcopy=aarch64-linux-gnu-objcopy
+"$objcopy" -O binary "$elf" "$out/testguest.img"
+echo "$out"

@@ -1,0 +1,392 @@
+//! Domains at run time, and building them from the launch configuration: each is
+//! *prepared* (memory, stage 2, images, device tree; anything that can fail, undone on
+//! failure) and then *committed* (published and its vCPUs placed; cannot fail).
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+
+use log::{error, info, warn};
+use spin::{Mutex, Once};
+
+use super::stage2::FrameStore;
+use super::{gic, timer, vcpu};
+use crate::config::{DomainConfig, LaunchConfig};
+use crate::frames::Frames;
+use crate::guest::{self, Layout};
+use crate::guest_dtb::GuestDtb;
+use crate::image::ImageHeader;
+use crate::memmap::Range;
+use crate::pgtable::{Format, MemType, PageTables, Perms};
+use crate::platform::MAX_CPUS;
+use crate::psci::Power;
+use crate::vuart::LineBuffer;
+
+/// A vCPU: its power state (locked on its own), and the physical CPU it is pinned to.
+pub struct Vcpu {
+    pub power: Mutex<Power>,
+    pub pcpu: usize,
+}
+
+/// A running domain.
+pub struct Domain {
+    pub id: u16,
+    pub node: String,
+    pub vttbr: u64,
+    pub vcpus: Vec<Vcpu>,
+    pub vuart: bool,
+    uart: Mutex<LineBuffer>,
+    /// Set once the domain stops; its vCPUs leave at their next exit.
+    pub stopping: AtomicBool,
+    notices: AtomicU32,
+}
+
+/// Notices logged per domain before they are only counted.
+const NOTICE_LIMIT: u32 = 20;
+
+impl Domain {
+    /// The vCPU whose MPIDR (affinity bits) is `mpidr`.
+    pub fn vcpu_by_mpidr(&self, mpidr: u64) -> Option<usize> {
+        let aff = mpidr & crate::platform::MPIDR_AFF_MASK;
+        (0..self.vcpus.len()).find(|&i| guest::vcpu_mpidr(i as u32) & crate::platform::MPIDR_AFF_MASK == aff)
+    }
+
+    /// One byte written to the virtual UART's data register.
+    pub fn uart_byte(&self, b: u8) {
+        if let Some(line) = self.uart.lock().push(b) {
+            super::console::domain_line(self.id, &line);
+        }
+    }
+
+    /// A guest misbehaved: a NOTICE, rate limited per domain.
+    pub fn notice(&self, args: fmt::Arguments<'_>) {
+        let n = self.notices.fetch_add(1, Ordering::Relaxed);
+        if n < NOTICE_LIMIT {
+            warn!("NOTICE: DOM{}: {args}", self.id);
+        } else if n == NOTICE_LIMIT {
+            warn!("NOTICE: DOM{}: further notices suppressed", self.id);
+        }
+    }
+}
+
+static DOMAINS: Once<Vec<Domain>> = Once::new();
+/// For each physical CPU: (domain index, vCPU index) + 1, or 0 when it hosts none.
+static PCPU_VCPU: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_CPUS];
+/// Domains not yet stopped.
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// Why a domain could not be built.
+#[derive(Debug)]
+pub enum BuildError {
+    NoCpus { wanted: u32, free: usize },
+    NoMemory { bytes: u64 },
+    Kernel(crate::image::ImageError),
+    GzipKernel,
+    Layout(guest::LayoutError),
+    Dtb,
+    Map(crate::pgtable::MapError),
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::NoCpus { wanted, free } => write!(
+                f,
+                "{wanted} vCPU(s) but only {free} physical CPU(s) are free (one vCPU per CPU until time-sharing exists)"
+            ),
+            BuildError::NoMemory { bytes } => write!(f, "no {} KiB of free RAM left", bytes >> 10),
+            BuildError::Kernel(e) => write!(f, "kernel: {e}"),
+            BuildError::GzipKernel => write!(f, "kernel: gzip-compressed images are not supported yet"),
+            BuildError::Layout(e) => write!(f, "{e}"),
+            BuildError::Dtb => write!(f, "could not write the guest device tree"),
+            BuildError::Map(e) => write!(f, "stage 2: {e}"),
+        }
+    }
+}
+
+/// A module's bytes, from where the loader put them.
+fn module_bytes(r: Range) -> &'static [u8] {
+    // SAFETY: module ranges were validated to lie in RAM, are reserved (never handed out)
+    // and identity mapped; they are only read.
+    unsafe { core::slice::from_raw_parts(r.start as *const u8, r.size() as usize) }
+}
+
+/// Guest RAM as power-of-two chunks (largest first, so every chunk's guest offset is a
+/// multiple of its size and 2 MiB/1 GiB blocks map it).
+struct Ram {
+    chunks: Vec<(u64, u64)>, // (pa, size)
+}
+
+impl Ram {
+    fn alloc(frames: &mut Frames, size: u64) -> Result<Ram, BuildError> {
+        let mut chunks = Vec::new();
+        let mut left = size;
+        while left > 0 {
+            let chunk = 1u64 << (63 - left.leading_zeros());
+            match frames.alloc(chunk) {
+                Some(pa) => chunks.push((pa, chunk)),
+                None => {
+                    for (pa, s) in chunks {
+                        frames.dealloc(pa, s);
+                    }
+                    return Err(BuildError::NoMemory { bytes: size });
+                }
+            }
+            left -= chunk;
+        }
+        Ok(Ram { chunks })
+    }
+
+    fn free(self, frames: &mut Frames) {
+        for (pa, s) in self.chunks {
+            frames.dealloc(pa, s);
+        }
+    }
+
+    /// Copies `data` to guest RAM offset `off` (may span chunks).
+    fn write(&self, mut off: u64, mut data: &[u8]) {
+        let mut base = 0;
+        for &(pa, size) in &self.chunks {
+            if !data.is_empty() && off < base + size {
+                let start = off - base;
+                let n = (size - start).min(data.len() as u64) as usize;
+                // SAFETY: the chunk is this domain's RAM, allocated above and identity mapped;
+                // `start + n` stays inside it.
+                unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), (pa + start) as *mut u8, n) };
+                data = &data[n..];
+                off += n as u64;
+            }
+            base += size;
+        }
+    }
+
+    fn scrub(&self) {
+        for &(pa, size) in &self.chunks {
+            // SAFETY: as above: this domain's own RAM, not yet visible to any guest.
+            unsafe { core::ptr::write_bytes(pa as *mut u8, 0, size as usize) };
+        }
+    }
+}
+
+/// Bytes copied into guest RAM, for the launch summary.
+static COPIED: AtomicUsize = AtomicUsize::new(0);
+
+/// Prepares one domain. On error everything it allocated is given back.
+fn prepare(
+    cfg: &DomainConfig,
+    vmid: u16,
+    frames: &mut Frames,
+    free_cpus: &mut Vec<usize>,
+    gic_version: u32,
+    pa_bits: u32,
+) -> Result<Domain, BuildError> {
+    // Placement first: it allocates nothing.
+    if cfg.cpus as usize > free_cpus.len() {
+        return Err(BuildError::NoCpus { wanted: cfg.cpus, free: free_cpus.len() });
+    }
+    let kernel_mod = cfg.kernel.as_ref().map(|m| module_bytes(m.range)).unwrap_or(&[]);
+    if kernel_mod.starts_with(&[0x1f, 0x8b]) {
+        return Err(BuildError::GzipKernel);
+    }
+    // The module may be padded past the image: the header's image_size bounds the file.
+    let hdr = ImageHeader::parse(kernel_mod.get(..crate::image::HEADER_LEN).unwrap_or(kernel_mod))
+        .map_err(BuildError::Kernel)?;
+    let kernel_mod = match hdr.image_size {
+        0 => kernel_mod,
+        n => &kernel_mod[..kernel_mod.len().min(n as usize)],
+    };
+    let ramdisk = cfg.ramdisk.as_ref().map(|m| module_bytes(m.range));
+    let ram_size = (cfg.memory_kib * 1024).next_multiple_of(4096);
+    let dtb_params = |layout: Option<&Layout>| GuestDtb {
+        domid: cfg.domid,
+        permissions: cfg.permissions.0,
+        functions: cfg.functions.0,
+        cpus: cfg.cpus,
+        ram_base: guest::RAM0_BASE,
+        ram_size,
+        bootargs: cfg.bootargs.as_deref(),
+        ramdisk: layout.and_then(|l| l.ramdisk),
+        vuart: cfg.vuart,
+        gic_version,
+    };
+    // The device tree's size does not depend on where things go: size it first.
+    let probe = dtb_params(None).build().map_err(|_| BuildError::Dtb)?;
+    let layout = guest::layout(
+        ram_size,
+        &hdr,
+        kernel_mod.len() as u64,
+        ramdisk.map(|r| r.len() as u64),
+        probe.len() as u64 + 64,
+    )
+    .map_err(BuildError::Layout)?;
+    let dtb = dtb_params(Some(&layout)).build().map_err(|_| BuildError::Dtb)?;
+
+    let ram = Ram::alloc(frames, ram_size)?;
+    let mut store = FrameStore::new(frames);
+    let built = (|| {
+        let mut pt = PageTables::new(&mut store, Format::Stage2, 1, pa_bits).map_err(BuildError::Map)?;
+        let mut ipa = guest::RAM0_BASE;
+        for &(pa, size) in &ram.chunks {
+            pt.map(&mut store, ipa, pa, size, MemType::Normal, Perms::RWX).map_err(BuildError::Map)?;
+            ipa += size;
+        }
+        Ok(pt.root())
+    })();
+    let root = match built {
+        Ok(root) => {
+            // Tables stay with the domain.
+            core::mem::forget(store);
+            root
+        }
+        Err(e) => {
+            store.release();
+            ram.free(frames);
+            return Err(e);
+        }
+    };
+    ram.scrub();
+    let base = layout.ram_base;
+    ram.write(layout.kernel - base, kernel_mod);
+    ram.write(layout.dtb - base, &dtb);
+    let mut copied = kernel_mod.len() + dtb.len();
+    if let (Some(rd), Some((at, _))) = (ramdisk, layout.ramdisk) {
+        ram.write(at - base, rd);
+        copied += rd.len();
+    }
+    COPIED.fetch_add(copied, Ordering::Relaxed);
+    let pcpus: Vec<usize> = free_cpus.drain(..cfg.cpus as usize).collect();
+    let vcpus = pcpus
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| Vcpu {
+            power: Mutex::new(if i == 0 {
+                Power::Pending { entry: layout.kernel, context: layout.dtb }
+            } else {
+                Power::Off
+            }),
+            pcpu: p,
+        })
+        .collect();
+    info!(
+        "DOM{}: built: {} vCPU(s) on CPU(s) {:?}, {} MiB at IPA {:#x} ({} chunk(s)), kernel at {:#x}, device tree at {:#x}{}",
+        cfg.domid,
+        cfg.cpus,
+        pcpus,
+        ram_size >> 20,
+        guest::RAM0_BASE,
+        ram.chunks.len(),
+        layout.kernel,
+        layout.dtb,
+        match layout.ramdisk {
+            Some((a, l)) => alloc::format!(", ramdisk at {a:#x} ({l} bytes)"),
+            None => String::new(),
+        }
+    );
+    Ok(Domain {
+        id: cfg.domid,
+        node: cfg.node.clone(),
+        vttbr: (u64::from(vmid) << 48) | root,
+        vcpus,
+        vuart: cfg.vuart,
+        uart: Mutex::new(LineBuffer::new()),
+        stopping: AtomicBool::new(false),
+        notices: AtomicU32::new(0),
+    })
+}
+
+/// Builds every domain of the configuration, publishes them and starts their first vCPUs.
+/// Returns how many domains run.
+pub fn launch(cfg: &LaunchConfig, frames: &mut Frames, online_cpus: usize, gic_version: u32) -> usize {
+    let (pa_bits, _) = super::el2::pa_bits();
+    let mut free_cpus: Vec<usize> = (0..online_cpus).collect();
+    let mut built = Vec::new();
+    for (i, d) in cfg.domains.iter().enumerate() {
+        match prepare(d, (i + 1) as u16, frames, &mut free_cpus, gic_version, pa_bits) {
+            Ok(dom) => built.push(dom),
+            Err(e) => error!("error: {}: domain {} not built: {e}", d.node, d.domid),
+        }
+    }
+    info!(
+        "launch: {} of {} domain(s) built; {} KiB copied into guest RAM; {} MiB free",
+        built.len(),
+        cfg.domains.len(),
+        COPIED.load(Ordering::Relaxed) >> 10,
+        frames.free() >> 20
+    );
+    let n = built.len();
+    LIVE.store(n, Ordering::Release);
+    let doms = DOMAINS.call_once(|| built);
+    for (di, d) in doms.iter().enumerate() {
+        for (vi, v) in d.vcpus.iter().enumerate() {
+            PCPU_VCPU[v.pcpu].store(((di << 16) | vi) + 1, Ordering::Release);
+        }
+    }
+    let me = super::el2::cpu_index();
+    for d in doms {
+        for v in &d.vcpus {
+            if v.pcpu != me {
+                gic::kick(v.pcpu);
+            }
+        }
+    }
+    n
+}
+
+/// Wakes physical CPU `pcpu` (waiting in WFE, or running a guest).
+pub fn wake(pcpu: usize) {
+    gic::kick(pcpu);
+}
+
+/// Stops a domain: its other vCPUs are kicked out of the guest; the machine powers off
+/// after the last domain.
+pub fn stop(dom: &Domain, why: &str) -> vcpu::End {
+    if !dom.stopping.swap(true, Ordering::AcqRel) {
+        let partial = dom.uart.lock().take();
+        if !partial.is_empty() {
+            super::console::domain_line(dom.id, &partial);
+        }
+        info!("DOM{}: stopped ({why})", dom.id);
+        let me = super::el2::cpu_index();
+        for v in &dom.vcpus {
+            if v.pcpu != me {
+                gic::kick(v.pcpu);
+            }
+        }
+        if LIVE.fetch_sub(1, Ordering::AcqRel) == 1 {
+            info!("all domains have stopped");
+            super::start::halt("all domains have stopped");
+        }
+    }
+    vcpu::End::DomainStopped
+}
+
+/// Every physical CPU's loop once domains exist: run this CPU's vCPU whenever it is due,
+/// otherwise wait for an event.
+pub fn schedule() -> ! {
+    let me = super::el2::cpu_index();
+    loop {
+        let slot = PCPU_VCPU[me].load(Ordering::Acquire);
+        if let (Some(doms), true) = (DOMAINS.get(), slot != 0) {
+            let (di, vi) = ((slot - 1) >> 16, (slot - 1) & 0xffff);
+            let dom = &doms[di];
+            if dom.stopping.load(Ordering::Acquire) {
+                PCPU_VCPU[me].store(0, Ordering::Release);
+                continue;
+            }
+            let start = vcpu::take_start(&mut dom.vcpus[vi].power.lock());
+            if let Some((entry, context)) = start {
+                let t = timer::uptime_us();
+                log::debug!("DOM{}: vCPU {vi} starts on CPU {me} at {entry:#x} ({t} us)", dom.id);
+                match vcpu::run(dom, vi, entry, context) {
+                    vcpu::End::CpuOff => log::debug!("DOM{}: vCPU {vi} off", dom.id),
+                    vcpu::End::DomainStopped => PCPU_VCPU[me].store(0, Ordering::Release),
+                }
+                continue;
+            }
+        }
+        // Idle: WFI (not WFE, which emulators turn into a busy loop); kicks are SGIs.
+        aarch64_cpu::asm::wfi();
+        gic::acknowledge_all();
+    }
+}

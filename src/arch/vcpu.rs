@@ -1,0 +1,326 @@
+//! Running a vCPU: the world switch into EL1 and back, and the handling of every exit.
+//! Each physical CPU runs at most one vCPU, which stays on it: EL1 system registers are
+//! never shared, so only the general registers, PC and PSTATE cross the switch.
+
+use core::sync::atomic::Ordering;
+
+use aarch64_cpu::registers::*;
+use log::{debug, info};
+
+use super::domain::{self, Domain};
+use super::{gic, stage2};
+use crate::psci::{self, Call, Power};
+use crate::trap::{self, Exit};
+use crate::{guest, vuart};
+
+/// A vCPU's registers as saved at each exit.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct GuestRegs {
+    pub x: [u64; 31],
+    pub pc: u64,
+    pub pstate: u64,
+}
+
+core::arch::global_asm!(
+    r#"
+    .section .text.guest, "ax"
+    .global guest_entry
+// guest_entry(regs: *mut GuestRegs) -> u64: runs the guest until an exception, returns the
+// vector number it came through. Saves the callee-saved registers and `regs` on the stack.
+guest_entry:
+    sub     sp, sp, #112
+    str     x0, [sp]
+    stp     x19, x20, [sp, #16]
+    stp     x21, x22, [sp, #32]
+    stp     x23, x24, [sp, #48]
+    stp     x25, x26, [sp, #64]
+    stp     x27, x28, [sp, #80]
+    stp     x29, x30, [sp, #96]
+    ldp     x1, x2, [x0, #248]
+    msr     elr_el2, x1
+    msr     spsr_el2, x2
+    ldp     x2, x3, [x0, #16]
+    ldp     x4, x5, [x0, #32]
+    ldp     x6, x7, [x0, #48]
+    ldp     x8, x9, [x0, #64]
+    ldp     x10, x11, [x0, #80]
+    ldp     x12, x13, [x0, #96]
+    ldp     x14, x15, [x0, #112]
+    ldp     x16, x17, [x0, #128]
+    ldp     x18, x19, [x0, #144]
+    ldp     x20, x21, [x0, #160]
+    ldp     x22, x23, [x0, #176]
+    ldp     x24, x25, [x0, #192]
+    ldp     x26, x27, [x0, #208]
+    ldp     x28, x29, [x0, #224]
+    ldr     x30, [x0, #240]
+    ldp     x0, x1, [x0]
+    eret
+
+    .global guest_exit
+// Entered from a lower-EL vector: guest x0/x1 at [sp], vector number in x1, and the
+// guest_entry frame above them.
+guest_exit:
+    ldr     x0, [sp, #16]
+    stp     x2, x3, [x0, #16]
+    stp     x4, x5, [x0, #32]
+    stp     x6, x7, [x0, #48]
+    stp     x8, x9, [x0, #64]
+    stp     x10, x11, [x0, #80]
+    stp     x12, x13, [x0, #96]
+    stp     x14, x15, [x0, #112]
+    stp     x16, x17, [x0, #128]
+    stp     x18, x19, [x0, #144]
+    stp     x20, x21, [x0, #160]
+    stp     x22, x23, [x0, #176]
+    stp     x24, x25, [x0, #192]
+    stp     x26, x27, [x0, #208]
+    stp     x28, x29, [x0, #224]
+    str     x30, [x0, #240]
+    ldp     x2, x3, [sp]
+    stp     x2, x3, [x0]
+    mrs     x2, elr_el2
+    mrs     x3, spsr_el2
+    stp     x2, x3, [x0, #248]
+    add     sp, sp, #16
+    mov     x0, x1
+    ldp     x19, x20, [sp, #16]
+    ldp     x21, x22, [sp, #32]
+    ldp     x23, x24, [sp, #48]
+    ldp     x25, x26, [sp, #64]
+    ldp     x27, x28, [sp, #80]
+    ldp     x29, x30, [sp, #96]
+    add     sp, sp, #112
+    ret
+"#
+);
+
+unsafe extern "C" {
+    fn guest_entry(regs: *mut GuestRegs) -> u64;
+}
+
+const _: () = assert!(core::mem::offset_of!(GuestRegs, pc) == 248);
+const _: () = assert!(core::mem::offset_of!(GuestRegs, pstate) == 256);
+
+/// HCR_EL2 while a guest runs: stage 2 on, physical IRQ/FIQ/SError to EL2, SMC and WFI
+/// trapped, set/way cache operations trapped, barriers inner shareable, EL1 AArch64.
+const HCR_GUEST: u64 = (1 << 0) // VM
+    | (1 << 1) // SWIO
+    | (1 << 2) // PTW
+    | (1 << 3) // FMO
+    | (1 << 4) // IMO
+    | (1 << 5) // AMO
+    | (1 << 9) // FB
+    | (1 << 10) // BSU: inner shareable
+    | (1 << 13) // TWI
+    | (1 << 19) // TSC
+    | (1 << 22) // TSW
+    | (1 << 31); // RW
+/// HCR_EL2 with no guest: EL1 AArch64, nothing else.
+const HCR_HOST: u64 = 1 << 31;
+/// SCTLR_EL1 at vCPU reset: MMU and caches off, RES1 bits.
+const SCTLR_EL1_RESET: u64 = 0x30d0_0800;
+
+/// How a vCPU's run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// PSCI CPU_OFF: the vCPU may be started again.
+    CpuOff,
+    /// The domain stopped (SYSTEM_OFF, SYSTEM_RESET, or a fatal guest error).
+    DomainStopped,
+}
+
+enum Next {
+    Resume,
+    Stop(End),
+}
+
+/// Runs vCPU `index` of `dom` on this CPU from `entry` with `context` in x0, until it stops.
+pub fn run(dom: &Domain, index: usize, entry: u64, context: u64) -> End {
+    let mut regs = GuestRegs { pc: entry, pstate: trap::EL1H_MASKED, ..Default::default() };
+    regs.x[0] = context;
+    VTCR_EL2.set(stage2::vtcr(super::el2::pa_bits().1));
+    VTTBR_EL2.set(dom.vttbr);
+    VMPIDR_EL2.set(guest::vcpu_mpidr(index as u32));
+    SCTLR_EL1.set(SCTLR_EL1_RESET);
+    VBAR_EL1.set(0);
+    CNTVOFF_EL2.set(0);
+    HCR_EL2.set(HCR_GUEST);
+    // SAFETY: drops every stage-1/2 TLB entry of this VMID on this CPU's inner shareable
+    // domain; nothing but translation caching is affected.
+    unsafe {
+        core::arch::asm!("isb", "tlbi vmalls12e1is", "dsb ish", "isb", options(nostack, preserves_flags));
+    }
+    let end = loop {
+        // SAFETY: `regs` lives across the call; guest_entry saves and restores every
+        // callee-saved register and returns to this point after the guest's next exception.
+        let vector = unsafe { guest_entry(&mut regs) };
+        let exit = Exit::decode(vector, ESR_EL2.get(), FAR_EL2.get(), HPFAR_EL2.get());
+        match handle(dom, index, exit, &mut regs) {
+            Next::Resume => {}
+            Next::Stop(e) => break e,
+        }
+        if dom.stopping.load(Ordering::Acquire) {
+            break End::DomainStopped;
+        }
+    };
+    HCR_EL2.set(HCR_HOST);
+    VTTBR_EL2.set(0);
+    end
+}
+
+fn set_reg(regs: &mut GuestRegs, reg: u8, value: u64) {
+    if let Some(r) = regs.x.get_mut(usize::from(reg)) {
+        *r = value;
+    }
+}
+
+fn get_reg(regs: &GuestRegs, reg: u8) -> u64 {
+    regs.x.get(usize::from(reg)).copied().unwrap_or(0)
+}
+
+/// Delivers a synchronous exception to the guest's EL1 vector.
+fn inject_sync(regs: &mut GuestRegs, esr: u64, far: u64) {
+    ELR_EL1.set(regs.pc);
+    SPSR_EL1.set(regs.pstate);
+    ESR_EL1.set(esr);
+    FAR_EL1.set(far);
+    regs.pc = VBAR_EL1.get() + trap::sync_vector_offset(regs.pstate);
+    regs.pstate = trap::EL1H_MASKED;
+}
+
+fn from_el0(regs: &GuestRegs) -> bool {
+    regs.pstate & 0xf == 0
+}
+
+fn handle(dom: &Domain, index: usize, exit: Exit, regs: &mut GuestRegs) -> Next {
+    match exit {
+        Exit::Hvc { .. } => call(dom, index, regs),
+        Exit::Smc { .. } => {
+            regs.pc += 4;
+            call(dom, index, regs)
+        }
+        Exit::Wfi => {
+            regs.pc += 4;
+            aarch64_cpu::asm::wfi();
+            Next::Resume
+        }
+        Exit::Wfe => {
+            regs.pc += 4;
+            Next::Resume
+        }
+        Exit::DataAbort { ipa, va, write, access } => {
+            let in_uart =
+                dom.vuart && (guest::VUART_BASE..guest::VUART_BASE + guest::VUART_SIZE).contains(&ipa);
+            match access {
+                Some(a) if in_uart => {
+                    let offset = ipa - guest::VUART_BASE;
+                    if a.write {
+                        if offset == vuart::DR {
+                            dom.uart_byte(get_reg(regs, a.reg) as u8);
+                        }
+                    } else {
+                        set_reg(regs, a.reg, u64::from(vuart::read(offset)));
+                    }
+                    regs.pc += 4;
+                }
+                _ => {
+                    dom.notice(format_args!(
+                        "vCPU {index} {} IPA {ipa:#x} (VA {va:#x}) outside its memory and devices: external abort injected",
+                        if write { "write to" } else { "read from" }
+                    ));
+                    inject_sync(regs, trap::external_abort_esr(from_el0(regs), write), va);
+                }
+            }
+            Next::Resume
+        }
+        Exit::InstructionAbort { ipa, va } => {
+            dom.notice(format_args!(
+                "vCPU {index} instruction fetch from IPA {ipa:#x} (VA {va:#x}) outside its memory: external abort injected"
+            ));
+            let ec = if from_el0(regs) { 0x20u64 } else { 0x21 };
+            inject_sync(regs, (ec << 26) | (1 << 25) | 0x10, va);
+            Next::Resume
+        }
+        Exit::SysReg { iss } => {
+            dom.notice(format_args!("vCPU {index} trapped system register access (ISS {iss:#x}): undefined"));
+            inject_sync(regs, trap::undefined_esr(), 0);
+            Next::Resume
+        }
+        Exit::Irq | Exit::Fiq => {
+            gic::acknowledge_all();
+            Next::Resume
+        }
+        Exit::SError { esr } => {
+            dom.notice(format_args!("vCPU {index} SError (ESR {esr:#x}): domain stopped"));
+            Next::Stop(domain::stop(dom, "SError"))
+        }
+        Exit::Other { ec, esr } => {
+            dom.notice(format_args!(
+                "vCPU {index} unhandled exception class {ec:#x} (ESR {esr:#x}): undefined"
+            ));
+            inject_sync(regs, trap::undefined_esr(), 0);
+            Next::Resume
+        }
+    }
+}
+
+/// An HVC or trapped SMC: PSCI, and NOT_SUPPORTED for every other SMCCC function.
+fn call(dom: &Domain, index: usize, regs: &mut GuestRegs) -> Next {
+    let c = psci::decode(regs.x[0], regs.x[1], regs.x[2], regs.x[3]);
+    let ret = match c {
+        Call::Version => psci::VERSION_1_1,
+        Call::Features(f) => psci::features(f),
+        Call::CpuSuspend => psci::NOT_SUPPORTED,
+        Call::MigrateInfoType => 2, // no Trusted OS to migrate
+        Call::CpuOn { target, entry, context } => match dom.vcpu_by_mpidr(target) {
+            None => psci::INVALID_PARAMETERS,
+            Some(t) => {
+                // Lock the target vCPU, not the caller (bao #386).
+                let r = psci::cpu_on(&mut dom.vcpus[t].power.lock(), entry, context);
+                if r == psci::SUCCESS {
+                    debug!("DOM{}: vCPU {index} started vCPU {t} at {entry:#x}", dom.id);
+                    domain::wake(dom.vcpus[t].pcpu);
+                }
+                r
+            }
+        },
+        Call::AffinityInfo { target, level } => match (level, dom.vcpu_by_mpidr(target)) {
+            (0, Some(t)) => psci::affinity_info(*dom.vcpus[t].power.lock()),
+            _ => psci::INVALID_PARAMETERS,
+        },
+        Call::CpuOff => {
+            *dom.vcpus[index].power.lock() = Power::Off;
+            return Next::Stop(End::CpuOff);
+        }
+        Call::SystemOff => {
+            info!("DOM{}: powered off (PSCI SYSTEM_OFF from vCPU {index})", dom.id);
+            return Next::Stop(domain::stop(dom, "SYSTEM_OFF"));
+        }
+        Call::SystemReset => {
+            info!(
+                "DOM{}: PSCI SYSTEM_RESET from vCPU {index}: restarting a domain is not supported yet; stopped",
+                dom.id
+            );
+            return Next::Stop(domain::stop(dom, "SYSTEM_RESET"));
+        }
+        Call::Unknown(fid) => {
+            debug!("DOM{}: SMCCC function {fid:#x} not supported", dom.id);
+            psci::NOT_SUPPORTED
+        }
+    };
+    regs.x[0] = ret as u64;
+    Next::Resume
+}
+
+/// True when `power` says the vCPU should start now; marks it on.
+pub fn take_start(power: &mut Power) -> Option<(u64, u64)> {
+    match *power {
+        Power::Pending { entry, context } => {
+            *power = Power::On;
+            Some((entry, context))
+        }
+        _ => None,
+    }
+}
