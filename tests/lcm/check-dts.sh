@@ -40,6 +40,7 @@ roles[dynamic-full-disaggregation]="$BOOT|1 none xenstore|2 control none|3 hardw
 mode[dynamic-full-disaggregation]=Dynamic
 roles[dom0less]="1 none none|2 none none";                        mode[dom0less]=Static
 roles[classic]="$DOM0";                                           mode[classic]=Dynamic
+roles[demo]="1 none console|2 none none|3 none none";            mode[demo]=Static
 
 for f in dts/*.dts; do
     name=$(basename "$f" .dts)
