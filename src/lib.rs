@@ -12,6 +12,7 @@ pub mod fdt;
 pub mod frames;
 pub mod guest;
 pub mod guest_dtb;
+pub mod gzip;
 pub mod hvmap;
 pub mod image;
 pub mod logger;
@@ -19,6 +20,7 @@ pub mod memmap;
 pub mod pgtable;
 pub mod platform;
 pub mod psci;
+pub mod sched;
 pub mod trap;
 pub mod vuart;
 

@@ -79,10 +79,12 @@ static LIVE: AtomicUsize = AtomicUsize::new(0);
 /// Why a domain could not be built.
 #[derive(Debug)]
 pub enum BuildError {
-    NoCpus { wanted: u32, free: usize },
+    Place(crate::sched::PlaceError),
+    Unsupported(&'static str),
+    Gzip(crate::gzip::GzipError),
+    GzipSize { size: usize, ram: u64 },
     NoMemory { bytes: u64 },
     Kernel(crate::image::ImageError),
-    GzipKernel,
     Layout(guest::LayoutError),
     Dtb,
     Map(crate::pgtable::MapError),
@@ -91,13 +93,15 @@ pub enum BuildError {
 impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BuildError::NoCpus { wanted, free } => write!(
+            BuildError::Place(e) => write!(f, "{e}"),
+            BuildError::Unsupported(what) => write!(f, "{what} is not supported yet"),
+            BuildError::Gzip(e) => write!(f, "kernel: {e}"),
+            BuildError::GzipSize { size, ram } => write!(
                 f,
-                "{wanted} vCPU(s) but only {free} physical CPU(s) are free (one vCPU per CPU until time-sharing exists)"
+                "kernel: the gzip trailer gives {size} bytes, more than the domain's {ram} bytes of RAM (truncated or corrupt stream)"
             ),
             BuildError::NoMemory { bytes } => write!(f, "no {} KiB of free RAM left", bytes >> 10),
             BuildError::Kernel(e) => write!(f, "kernel: {e}"),
-            BuildError::GzipKernel => write!(f, "kernel: gzip-compressed images are not supported yet"),
             BuildError::Layout(e) => write!(f, "{e}"),
             BuildError::Dtb => write!(f, "could not write the guest device tree"),
             BuildError::Map(e) => write!(f, "stage 2: {e}"),
@@ -181,14 +185,81 @@ fn prepare(
     gic_version: u32,
     pa_bits: u32,
 ) -> Result<Domain, BuildError> {
-    // Placement first: it allocates nothing.
-    if cfg.cpus as usize > free_cpus.len() {
-        return Err(BuildError::NoCpus { wanted: cfg.cpus, free: free_cpus.len() });
+    if cfg.direct_map || !cfg.static_mem.is_empty() {
+        return Err(BuildError::Unsupported("direct-map / xen,static-mem"));
     }
-    let kernel_mod = cfg.kernel.as_ref().map(|m| module_bytes(m.range)).unwrap_or(&[]);
-    if kernel_mod.starts_with(&[0x1f, 0x8b]) {
-        return Err(BuildError::GzipKernel);
+    // Placement first, on a copy: it only takes effect when the domain is committed.
+    let mut cpus_left = free_cpus.clone();
+    let pcpus = crate::sched::place(cfg.cpus, &cfg.affinity, &mut cpus_left).map_err(BuildError::Place)?;
+    let module = cfg.kernel.as_ref().map(|m| module_bytes(m.range)).unwrap_or(&[]);
+    let ram = cfg.memory_kib * 1024;
+    let unpacked =
+        if crate::gzip::is_gzip(module) { Some(Unpacked::new(module, ram, frames)?) } else { None };
+    let result = build(
+        cfg,
+        vmid,
+        frames,
+        unpacked.as_ref().map_or(module, |u| u.bytes()),
+        pcpus,
+        gic_version,
+        pa_bits,
+    );
+    if let Some(u) = unpacked {
+        u.free(frames);
     }
+    if result.is_ok() {
+        *free_cpus = cpus_left;
+    }
+    result
+}
+
+/// A gzip kernel unpacked into free frames for as long as the domain takes to build.
+struct Unpacked {
+    pa: u64,
+    alloc: u64,
+    len: usize,
+}
+
+impl Unpacked {
+    fn new(module: &[u8], ram: u64, frames: &mut Frames) -> Result<Unpacked, BuildError> {
+        let size = crate::gzip::unpacked_size(module).map_err(BuildError::Gzip)?;
+        if size as u64 > ram {
+            return Err(BuildError::GzipSize { size, ram });
+        }
+        let alloc = (size as u64).max(1);
+        let pa = frames.alloc(alloc).ok_or(BuildError::NoMemory { bytes: alloc })?;
+        // SAFETY: the frame allocator just handed out `alloc` bytes of free RAM at `pa`,
+        // identity mapped read-write, used by nothing else until freed below.
+        let out = unsafe { core::slice::from_raw_parts_mut(pa as *mut u8, size) };
+        match crate::gzip::gunzip_into(module, out) {
+            Ok(len) => Ok(Unpacked { pa, alloc, len }),
+            Err(e) => {
+                frames.dealloc(pa, alloc);
+                Err(BuildError::Gzip(e))
+            }
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: `len` bytes at `pa` were written by gunzip_into and stay allocated until
+        // `free`.
+        unsafe { core::slice::from_raw_parts(self.pa as *const u8, self.len) }
+    }
+
+    fn free(self, frames: &mut Frames) {
+        frames.dealloc(self.pa, self.alloc);
+    }
+}
+
+fn build(
+    cfg: &DomainConfig,
+    vmid: u16,
+    frames: &mut Frames,
+    kernel_mod: &[u8],
+    pcpus: Vec<usize>,
+    gic_version: u32,
+    pa_bits: u32,
+) -> Result<Domain, BuildError> {
     // The module may be padded past the image: the header's image_size bounds the file.
     let hdr = ImageHeader::parse(kernel_mod.get(..crate::image::HEADER_LEN).unwrap_or(kernel_mod))
         .map_err(BuildError::Kernel)?;
@@ -255,7 +326,6 @@ fn prepare(
         copied += rd.len();
     }
     COPIED.fetch_add(copied, Ordering::Relaxed);
-    let pcpus: Vec<usize> = free_cpus.drain(..cfg.cpus as usize).collect();
     let vcpus = pcpus
         .iter()
         .enumerate()

@@ -330,6 +330,26 @@ t_domains() {
     done_test
 }
 
+t_gzip_affinity_corrupt() {
+    # A gzip module's trailer sits at its end: the LCM gives each gzip file's exact size.
+    gzip -9 -n -c "$TESTGUEST" >"$work/tg.gz"
+    head -c 2000 "$work/tg.gz" >"$work/corrupt.gz"
+    sed -e "s/0x4a000000 0x100000/0x4a000000 $(printf '%#x' "$(stat -c %s "$work/tg.gz")")/" \
+        -e "s/0x4b000000 0x100000/0x4b000000 $(printf '%#x' "$(stat -c %s "$work/corrupt.gz")")/" \
+        tests/lcm/guests/gzip-affinity.dts >"$work/gz.dts"
+    boot gzip-affinity-corrupt --module 0x49000000=$TESTGUEST --module 0x4a000000="$work/tg.gz" \
+        --module 0x4b000000="$work/corrupt.gz" "$work/gz.dts"
+    expect_exit 0
+    expect 'INFO  DOM1: built: 1 vCPU\(s\) on CPU\(s\) \[3\]'
+    expect 'INFO  DOM2: built: 1 vCPU\(s\) on CPU\(s\) \[2\]'
+    expect 'ERROR error: /chosen/hypervisor/domain@3: domain 3 not built: kernel: (gzip stream is (truncated|corrupt)|the gzip trailer gives [0-9]+ bytes, more than the domain.s 16777216 bytes of RAM)' \
+        'INFO  launch: 2 of 3 domain\(s\) built'
+    expect '^DOM1: hello from gzipped: domid 1' '^DOM1: gzipped: tests done'
+    expect '^DOM2: hello from pinned: domid 2' 'INFO  all domains have stopped'
+    refuse '^DOM3:'
+    done_test
+}
+
 t_fatal_no_boot_cpu() {
     local dtb
     dtb=$(virt_dtb)
@@ -364,7 +384,7 @@ tests=(t_image_header t_virt_gicv3 t_virt_gicv2_a53 t_virt_max_2cpu t_virt_uboot
     t_reserved_memory
     t_debug_level t_fatal_no_boot_cpu t_fatal_bad_reserved_memory
     t_fatal_el2_abort t_fatal_panic t_lcm_hyperlaunch t_lcm_dom0less t_lcm_classic t_lcm_invalid
-    t_lcm_module_over_image t_domains)
+    t_lcm_module_over_image t_domains t_gzip_affinity_corrupt)
 for t in "${tests[@]}"; do
     if [ -z "$only" ] || [[ "$t" == *"$only"* ]]; then
         "$t"
