@@ -17,6 +17,7 @@ pub mod hvmap;
 pub mod image;
 pub mod logger;
 pub mod memmap;
+pub mod mmio;
 pub mod pgtable;
 pub mod platform;
 pub mod psci;

@@ -35,7 +35,8 @@ pub struct Domain {
     pub node: String,
     pub vttbr: u64,
     pub vcpus: Vec<Vcpu>,
-    pub vuart: bool,
+    /// Emulated devices by guest address.
+    pub mmio: crate::mmio::MmioMap,
     uart: Mutex<LineBuffer>,
     /// Set once the domain stops; its vCPUs leave at their next exit.
     pub stopping: AtomicBool,
@@ -353,12 +354,18 @@ fn build(
             None => String::new(),
         }
     );
+    let mut mmio = crate::mmio::MmioMap::new();
+    if cfg.vuart {
+        let r = Range { start: guest::VUART_BASE, end: guest::VUART_BASE + guest::VUART_SIZE };
+        // The map is empty: nothing to overlap.
+        let _ = mmio.add(r, crate::mmio::Device::Uart);
+    }
     Ok(Domain {
         id: cfg.domid,
         node: cfg.node.clone(),
         vttbr: (u64::from(vmid) << 48) | root,
         vcpus,
-        vuart: cfg.vuart,
+        mmio,
         uart: Mutex::new(LineBuffer::new()),
         stopping: AtomicBool::new(false),
         notices: AtomicU32::new(0),

@@ -9,6 +9,7 @@ use log::{debug, info};
 
 use super::domain::{self, Domain};
 use super::{gic, stage2};
+use crate::mmio::Device;
 use crate::psci::{self, Call, Power};
 use crate::trap::{self, Exit};
 use crate::{guest, vuart};
@@ -211,11 +212,8 @@ fn handle(dom: &Domain, index: usize, exit: Exit, regs: &mut GuestRegs) -> Next 
             Next::Resume
         }
         Exit::DataAbort { ipa, va, write, access } => {
-            let in_uart =
-                dom.vuart && (guest::VUART_BASE..guest::VUART_BASE + guest::VUART_SIZE).contains(&ipa);
-            match access {
-                Some(a) if in_uart => {
-                    let offset = ipa - guest::VUART_BASE;
+            match (access, dom.mmio.find(ipa)) {
+                (Some(a), Some((Device::Uart, offset))) => {
                     if a.write {
                         if offset == vuart::DR {
                             dom.uart_byte(get_reg(regs, a.reg) as u8);
@@ -225,7 +223,13 @@ fn handle(dom: &Domain, index: usize, exit: Exit, regs: &mut GuestRegs) -> Next 
                     }
                     regs.pc += 4;
                 }
-                _ => {
+                (None, Some((dev, _))) => {
+                    dom.notice(format_args!(
+                        "vCPU {index} access to {dev:?} at IPA {ipa:#x} with no instruction syndrome (a pair or writeback access): external abort injected"
+                    ));
+                    inject_sync(regs, trap::external_abort_esr(from_el0(regs), write), va);
+                }
+                (_, None) => {
                     dom.notice(format_args!(
                         "vCPU {index} {} IPA {ipa:#x} (VA {va:#x}) outside its memory and devices: external abort injected",
                         if write { "write to" } else { "read from" }
