@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 out=target/guests
 mkdir -p "$out"
 cargo build --release --quiet --manifest-path guests/testguest/Cargo.toml \
-    --target aarch64-unknown-none-softfloat -Zbuild-std=core -Zbuild-std-features=compiler-builtins-mem >&2
-elf=guests/testguest/target/aarch64-unknown-none-softfloat/release/testguest
+    --target aarch64-unknown-hyperlaunch.json -Zjson-target-spec \
+    -Zbuild-std=core -Zbuild-std-features=compiler-builtins-mem >&2
+elf=guests/testguest/target/aarch64-unknown-hyperlaunch/release/testguest
 objcopy="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin/llvm-objcopy"
 [ -x "$objcopy" ] || objcopy=aarch64-linux-gnu-objcopy
 "$objcopy" -O binary "$elf" "$out/testguest.img"

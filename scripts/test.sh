@@ -48,7 +48,8 @@ check clippy-el2 cargo hv-clippy -- -D warnings
 check build-image bash scripts/build.sh
 check build-guests bash scripts/make-guests.sh
 check rustfmt-guests cargo fmt --check --manifest-path guests/testguest/Cargo.toml
-check clippy-guests cargo clippy --manifest-path guests/testguest/Cargo.toml --target aarch64-unknown-none-softfloat \
+check clippy-guests cargo clippy --manifest-path guests/testguest/Cargo.toml \
+    --target aarch64-unknown-hyperlaunch.json -Zjson-target-spec \
     -Zbuild-std=core -Zbuild-std-features=compiler-builtins-mem -- -D warnings
 
 echo "== launch configurations (dts/ through scripts/hlcheck)"

@@ -77,19 +77,20 @@ fn align_up(x: u64, a: u64) -> u64 {
     x.div_ceil(a) * a
 }
 
-/// Places the kernel at the RAM base + `text_offset` (the base is 2 MiB aligned), the
-/// device tree in the 2 MiB after the kernel's `image_size`, and the ramdisk after that.
+/// Places the kernel at `ram_base` + `text_offset` (`ram_base` is 2 MiB aligned), the
+/// device tree in the 2 MiB after the kernel's `image_size`, and the ramdisk after that,
+/// all inside the first `ram_size` bytes.
 pub fn layout(
+    ram_base: u64,
     ram_size: u64,
     kernel: &ImageHeader,
     kernel_file_len: u64,
     ramdisk_len: Option<u64>,
     dtb_len: u64,
 ) -> Result<Layout, LayoutError> {
-    if ram_size > RAM0_MAX {
+    if ram_base == RAM0_BASE && ram_size > RAM0_MAX {
         return Err(LayoutError::TooMuchRam { size: ram_size });
     }
-    let ram_base = RAM0_BASE;
     let kernel_at = ram_base + kernel.text_offset;
     let kernel_end = kernel_at + kernel.image_size.max(kernel_file_len);
     let dtb = align_up(kernel_end, MIB2);
@@ -115,7 +116,7 @@ mod tests {
 
     #[test]
     fn linux_like_layout() {
-        let l = layout(256 << 20, &hdr(0, 40 << 20), 32 << 20, Some(8 << 20), 4000).unwrap();
+        let l = layout(RAM0_BASE, 256 << 20, &hdr(0, 40 << 20), 32 << 20, Some(8 << 20), 4000).unwrap();
         assert_eq!(l.kernel, RAM0_BASE);
         assert_eq!(l.dtb, RAM0_BASE + (40 << 20));
         assert_eq!(l.ramdisk, Some((RAM0_BASE + (42 << 20), 8 << 20)));
@@ -124,7 +125,7 @@ mod tests {
 
     #[test]
     fn text_offset_and_small_images() {
-        let l = layout(16 << 20, &hdr(0x20_0000, 0x1_0000), 0x8000, None, 100).unwrap();
+        let l = layout(RAM0_BASE, 16 << 20, &hdr(0x20_0000, 0x1_0000), 0x8000, None, 100).unwrap();
         assert_eq!(l.kernel, RAM0_BASE + 0x20_0000);
         assert_eq!(l.dtb, RAM0_BASE + (4 << 20));
         assert_eq!(l.ramdisk, None);
@@ -133,10 +134,19 @@ mod tests {
     #[test]
     fn too_big() {
         assert_eq!(
-            layout(8 << 20, &hdr(0, 8 << 20), 8 << 20, None, 100),
+            layout(RAM0_BASE, 8 << 20, &hdr(0, 8 << 20), 8 << 20, None, 100),
             Err(LayoutError::DoesNotFit { needed: 10 << 20, ram: 8 << 20 })
         );
-        assert!(matches!(layout(4 << 30, &hdr(0, 1), 1, None, 1), Err(LayoutError::TooMuchRam { .. })));
+        assert!(matches!(
+            layout(RAM0_BASE, 4 << 30, &hdr(0, 1), 1, None, 1),
+            Err(LayoutError::TooMuchRam { .. })
+        ));
+    }
+
+    #[test]
+    fn direct_mapped_base() {
+        let l = layout(0x6000_0000, 32 << 20, &hdr(0, 1 << 20), 1 << 20, None, 100).unwrap();
+        assert_eq!((l.kernel, l.dtb, l.ram_base), (0x6000_0000, 0x6020_0000, 0x6000_0000));
     }
 
     #[test]

@@ -22,8 +22,8 @@ pub struct GuestDtb<'a> {
     pub permissions: u32,
     pub functions: u32,
     pub cpus: u32,
-    pub ram_base: u64,
-    pub ram_size: u64,
+    /// RAM banks (guest address, size).
+    pub ram: &'a [(u64, u64)],
     pub bootargs: Option<&'a str>,
     pub ramdisk: Option<(u64, u64)>,
     pub vuart: bool,
@@ -87,9 +87,11 @@ impl GuestDtb<'_> {
     }
 
     fn memory(&self, w: &mut FdtWriter) -> Result<()> {
-        let n = w.begin_node(&format!("memory@{:x}", self.ram_base))?;
+        let base = self.ram.iter().map(|b| b.0).min().unwrap_or(guest::RAM0_BASE);
+        let n = w.begin_node(&format!("memory@{base:x}"))?;
         w.property_string("device_type", "memory")?;
-        w.property_array_u64("reg", &[self.ram_base, self.ram_size])?;
+        let reg: Vec<u64> = self.ram.iter().flat_map(|&(a, s)| [a, s]).collect();
+        w.property_array_u64("reg", &reg)?;
         w.end_node(n)
     }
 
@@ -159,8 +161,7 @@ mod tests {
             permissions: 2,
             functions: 4,
             cpus: 2,
-            ram_base: 0x4000_0000,
-            ram_size: 128 << 20,
+            ram: &[(0x4000_0000, 128 << 20)],
             bootargs: Some("console=ttyAMA0"),
             ramdisk: Some((0x4280_0000, 0x1000)),
             vuart: true,
@@ -211,8 +212,7 @@ mod tests {
             permissions: 0,
             functions: 0,
             cpus: 1,
-            ram_base: 0x4000_0000,
-            ram_size: 64 << 20,
+            ram: &[(0x4000_0000, 32 << 20), (0x6000_0000, 32 << 20)],
             bootargs: None,
             ramdisk: None,
             vuart: false,
@@ -223,6 +223,11 @@ mod tests {
         assert!(fdt.find("/uart@22000000").is_none());
         assert!(fdt.find("/chosen").unwrap().property("stdout-path").is_none());
         assert!(fdt.all_nodes().any(|n| n.is_compatible("arm,cortex-a15-gic")));
+        let mem = fdt.find("/memory").unwrap();
+        assert_eq!(
+            fdt.reg(&mem).unwrap().collect::<Vec<_>>(),
+            vec![(0x4000_0000, 32 << 20), (0x6000_0000, 32 << 20)]
+        );
         g.gic_version = 3;
         assert_ne!(g.build().unwrap(), blob);
         let _ = sample(2);

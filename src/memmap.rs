@@ -219,6 +219,8 @@ pub enum Use {
     DeviceTree,
     /// A boot module (kernel, ramdisk, LCM…) the loader placed.
     Module,
+    /// Host memory a domain's `xen,static-mem` claims.
+    StaticMem,
 }
 
 impl Use {
@@ -229,6 +231,7 @@ impl Use {
             Use::Hypervisor => "hypervisor image",
             Use::DeviceTree => "host device tree",
             Use::Module => "boot module",
+            Use::StaticMem => "domain's static memory",
         }
     }
 }

@@ -274,6 +274,20 @@ impl Platform {
                 None => self.warn(Warning::BadReg),
             }
         }
+        // Memory claimed by domains (`xen,static-mem`) is never handed out; the launch
+        // configuration checks it (well-formed, in RAM, not shared).
+        for node in chosen.descendants() {
+            let Some(prop) = node.property("xen,static-mem") else { continue };
+            let ac = node.property("#xen,static-mem-address-cells").and_then(|p| p.u32());
+            let sc = node.property("#xen,static-mem-size-cells").and_then(|p| p.u32());
+            if let Some(pairs) = ac.zip(sc).and_then(|(ac, sc)| prop.reg_pairs(ac, sc)) {
+                for (addr, size) in pairs {
+                    if let Some(r) = Range::at(addr, size) {
+                        self.memory.reserve(r, Use::StaticMem)?;
+                    }
+                }
+            }
+        }
         let start = chosen.property("linux,initrd-start").and_then(|p| p.u64());
         let end = chosen.property("linux,initrd-end").and_then(|p| p.u64());
         if let (Some(s), Some(e)) = (start, end)

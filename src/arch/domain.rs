@@ -117,57 +117,92 @@ fn module_bytes(r: Range) -> &'static [u8] {
     unsafe { core::slice::from_raw_parts(r.start as *const u8, r.size() as usize) }
 }
 
-/// Guest RAM as power-of-two chunks (largest first, so every chunk's guest offset is a
-/// multiple of its size and 2 MiB/1 GiB blocks map it).
+/// A domain's RAM: host ranges and where the guest sees them.
 struct Ram {
-    chunks: Vec<(u64, u64)>, // (pa, size)
+    /// (host address, size, guest address).
+    chunks: Vec<(u64, u64, u64)>,
+    /// Allocated from the frame allocator (static memory is not given back).
+    owned: bool,
 }
 
 impl Ram {
-    fn alloc(frames: &mut Frames, size: u64) -> Result<Ram, BuildError> {
-        let mut chunks = Vec::new();
+    /// Power-of-two chunks from the frame allocator, largest first, so that every chunk's
+    /// guest offset is a multiple of its size and 2 MiB/1 GiB blocks map it. Guest addresses
+    /// are the host ones when `direct`, else consecutive from guest RAM bank 0.
+    fn alloc(frames: &mut Frames, size: u64, direct: bool) -> Result<Ram, BuildError> {
+        let mut ram = Ram { chunks: Vec::new(), owned: true };
         let mut left = size;
+        let mut ipa = guest::RAM0_BASE;
         while left > 0 {
             let chunk = 1u64 << (63 - left.leading_zeros());
             match frames.alloc(chunk) {
-                Some(pa) => chunks.push((pa, chunk)),
+                Some(pa) => ram.chunks.push((pa, chunk, if direct { pa } else { ipa })),
                 None => {
-                    for (pa, s) in chunks {
-                        frames.dealloc(pa, s);
-                    }
+                    ram.free(frames);
                     return Err(BuildError::NoMemory { bytes: size });
                 }
             }
+            ipa += chunk;
             left -= chunk;
         }
-        Ok(Ram { chunks })
+        Ok(ram)
+    }
+
+    /// The host ranges of `xen,static-mem`.
+    fn fixed(ranges: &[Range], direct: bool) -> Ram {
+        let mut ipa = guest::RAM0_BASE;
+        let chunks = ranges
+            .iter()
+            .map(|r| {
+                let c = (r.start, r.size(), if direct { r.start } else { ipa });
+                ipa += r.size();
+                c
+            })
+            .collect();
+        Ram { chunks, owned: false }
     }
 
     fn free(self, frames: &mut Frames) {
-        for (pa, s) in self.chunks {
-            frames.dealloc(pa, s);
+        if self.owned {
+            for (pa, s, _) in self.chunks {
+                frames.dealloc(pa, s);
+            }
         }
     }
 
-    /// Copies `data` to guest RAM offset `off` (may span chunks).
-    fn write(&self, mut off: u64, mut data: &[u8]) {
-        let mut base = 0;
-        for &(pa, size) in &self.chunks {
-            if !data.is_empty() && off < base + size {
-                let start = off - base;
-                let n = (size - start).min(data.len() as u64) as usize;
-                // SAFETY: the chunk is this domain's RAM, allocated above and identity mapped;
-                // `start + n` stays inside it.
-                unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), (pa + start) as *mut u8, n) };
-                data = &data[n..];
-                off += n as u64;
+    /// Guest RAM banks as the device tree gives them.
+    fn banks(&self) -> Vec<(u64, u64)> {
+        let mut banks: Vec<(u64, u64)> = Vec::new();
+        let mut sorted: Vec<(u64, u64)> = self.chunks.iter().map(|&(_, s, ipa)| (ipa, s)).collect();
+        sorted.sort_unstable();
+        for (ipa, s) in sorted {
+            match banks.last_mut() {
+                Some(last) if last.0 + last.1 == ipa => last.1 += s,
+                _ => banks.push((ipa, s)),
             }
-            base += size;
+        }
+        banks
+    }
+
+    /// Copies `data` to guest address `ipa` (may span chunks that are consecutive in the
+    /// guest).
+    fn write(&self, mut ipa: u64, mut data: &[u8]) {
+        while !data.is_empty() {
+            let Some(&(pa, size, base)) = self.chunks.iter().find(|c| c.2 <= ipa && ipa < c.2 + c.1) else {
+                return;
+            };
+            let start = ipa - base;
+            let n = (size - start).min(data.len() as u64) as usize;
+            // SAFETY: the chunk is this domain's RAM (allocated for it, or its validated
+            // static memory), identity mapped, not yet running; `start + n` stays inside it.
+            unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), (pa + start) as *mut u8, n) };
+            data = &data[n..];
+            ipa += n as u64;
         }
     }
 
     fn scrub(&self) {
-        for &(pa, size) in &self.chunks {
+        for &(pa, size, _) in &self.chunks {
             // SAFETY: as above: this domain's own RAM, not yet visible to any guest.
             unsafe { core::ptr::write_bytes(pa as *mut u8, 0, size as usize) };
         }
@@ -186,9 +221,6 @@ fn prepare(
     gic_version: u32,
     pa_bits: u32,
 ) -> Result<Domain, BuildError> {
-    if cfg.direct_map || !cfg.static_mem.is_empty() {
-        return Err(BuildError::Unsupported("direct-map / xen,static-mem"));
-    }
     // Placement first, on a copy: it only takes effect when the domain is committed.
     let mut cpus_left = free_cpus.clone();
     let pcpus = crate::sched::place(cfg.cpus, &cfg.affinity, &mut cpus_left).map_err(BuildError::Place)?;
@@ -270,38 +302,61 @@ fn build(
     };
     let ramdisk = cfg.ramdisk.as_ref().map(|m| module_bytes(m.range));
     let ram_size = (cfg.memory_kib * 1024).next_multiple_of(4096);
+    let direct = cfg.direct_map;
+    let ram = if cfg.static_mem.is_empty() {
+        Ram::alloc(frames, ram_size, direct)?
+    } else {
+        Ram::fixed(&cfg.static_mem, direct)
+    };
+    let banks = ram.banks();
+    let ram_size = ram.chunks.iter().map(|c| c.1).sum::<u64>();
+    // Guest addresses of emulated devices must not land on direct-mapped RAM.
+    let devices = Range { start: guest::GICD_BASE & !0xf_ffff, end: guest::VUART_BASE + guest::VUART_SIZE };
+    if direct && banks.iter().any(|&(a, s)| Range { start: a, end: a + s }.overlaps(&devices)) {
+        ram.free(frames);
+        return Err(BuildError::Unsupported(
+            "direct-mapped RAM below 0x22001000 (over the emulated GIC and UART)",
+        ));
+    }
+    // Kernel, device tree and ramdisk go into the first bank.
+    let (first_base, first_size) = banks[0];
     let dtb_params = |layout: Option<&Layout>| GuestDtb {
         domid: cfg.domid,
         permissions: cfg.permissions.0,
         functions: cfg.functions.0,
         cpus: cfg.cpus,
-        ram_base: guest::RAM0_BASE,
-        ram_size,
+        ram: &banks,
         bootargs: cfg.bootargs.as_deref(),
         ramdisk: layout.and_then(|l| l.ramdisk),
         vuart: cfg.vuart,
         gic_version,
     };
     // The device tree's size does not depend on where things go: size it first.
-    let probe = dtb_params(None).build().map_err(|_| BuildError::Dtb)?;
-    let layout = guest::layout(
-        ram_size,
-        &hdr,
-        kernel_mod.len() as u64,
-        ramdisk.map(|r| r.len() as u64),
-        probe.len() as u64 + 64,
-    )
-    .map_err(BuildError::Layout)?;
-    let dtb = dtb_params(Some(&layout)).build().map_err(|_| BuildError::Dtb)?;
+    let placed = dtb_params(None).build().map_err(|_| BuildError::Dtb).and_then(|probe| {
+        let layout = guest::layout(
+            first_base,
+            first_size,
+            &hdr,
+            kernel_mod.len() as u64,
+            ramdisk.map(|r| r.len() as u64),
+            probe.len() as u64 + 64,
+        )
+        .map_err(BuildError::Layout)?;
+        Ok((layout, dtb_params(Some(&layout)).build().map_err(|_| BuildError::Dtb)?))
+    });
+    let (layout, dtb) = match placed {
+        Ok(p) => p,
+        Err(e) => {
+            ram.free(frames);
+            return Err(e);
+        }
+    };
 
-    let ram = Ram::alloc(frames, ram_size)?;
     let mut store = FrameStore::new(frames);
     let built = (|| {
         let mut pt = PageTables::new(&mut store, Format::Stage2, 1, pa_bits).map_err(BuildError::Map)?;
-        let mut ipa = guest::RAM0_BASE;
-        for &(pa, size) in &ram.chunks {
+        for &(pa, size, ipa) in &ram.chunks {
             pt.map(&mut store, ipa, pa, size, MemType::Normal, Perms::RWX).map_err(BuildError::Map)?;
-            ipa += size;
         }
         Ok(pt.root())
     })();
@@ -318,12 +373,11 @@ fn build(
         }
     };
     ram.scrub();
-    let base = layout.ram_base;
-    ram.write(layout.kernel - base, kernel_mod);
-    ram.write(layout.dtb - base, &dtb);
+    ram.write(layout.kernel, kernel_mod);
+    ram.write(layout.dtb, &dtb);
     let mut copied = kernel_mod.len() + dtb.len();
     if let (Some(rd), Some((at, _))) = (ramdisk, layout.ramdisk) {
-        ram.write(at - base, rd);
+        ram.write(at, rd);
         copied += rd.len();
     }
     COPIED.fetch_add(copied, Ordering::Relaxed);
@@ -340,13 +394,19 @@ fn build(
         })
         .collect();
     info!(
-        "DOM{}: built: {} vCPU(s) on CPU(s) {:?}, {} MiB at IPA {:#x} ({} chunk(s)), kernel at {:#x}, device tree at {:#x}{}",
+        "DOM{}: built: {} vCPU(s) on CPU(s) {:?}, {} MiB at IPA {:#x} ({} chunk(s){}), kernel at {:#x}, device tree at {:#x}{}",
         cfg.domid,
         cfg.cpus,
         pcpus,
         ram_size >> 20,
-        guest::RAM0_BASE,
+        first_base,
         ram.chunks.len(),
+        match (direct, ram.owned) {
+            (true, false) => ", direct-mapped static memory",
+            (true, true) => ", direct-mapped",
+            (false, false) => ", static memory",
+            (false, true) => "",
+        },
         layout.kernel,
         layout.dtb,
         match layout.ramdisk {

@@ -290,7 +290,7 @@ pub struct HostFacts {
     pub ram: Vec<Range>,
     /// Ranges no module may overlap: /memreserve/, /reserved-memory, the DTB, the image.
     pub reserved: Vec<(Range, &'static str)>,
-    /// Bytes of RAM free for domains.
+    /// Bytes of RAM free for domains (static memory not included: it is claimed already).
     pub free_bytes: u64,
 }
 
@@ -305,7 +305,7 @@ impl HostFacts {
             reserved: p
                 .memory
                 .tagged()
-                .filter(|(_, u)| *u != crate::memmap::Use::Module)
+                .filter(|(_, u)| !matches!(u, crate::memmap::Use::Module | crate::memmap::Use::StaticMem))
                 .map(|(r, u)| (r, u.name()))
                 .collect(),
             free_bytes: free.saturating_sub(hypervisor_bytes),

@@ -273,13 +273,21 @@ t_lcm_dom0less() {
 }
 
 t_lcm_classic() {
-    boot lcm-classic dts/classic.dts
-    expect_exit 0
+    # A classic dom0: direct-mapped RAM from the frame allocator (guest address = host
+    # address). The test guest idles once done (no hl.off), so the run ends at the timeout.
+    TIMEOUT=15 boot lcm-classic --module 0x49000000=$TESTGUEST dts/classic.dts
+    expect_exit 124
     expect 'INFO  plan: boot path: classic dom0; Dynamic' \
         'INFO  plan: domain 0 \(/chosen\): 2 vCPU\(s\), 512 MiB, direct-mapped, virtual UART' \
         'INFO  plan: +permissions control,hardware; functions recovery,console,xenstore,legacy-dom0' \
-        'ERROR error: /chosen: domain 0 not built: direct-map / xen,static-mem is not supported yet' "$PLAN_READY"
-    refuse 'WARN|FATAL|PANIC'
+        'INFO  DOM0: built: 2 vCPU\(s\) on CPU\(s\) \[0, 1\], 512 MiB at IPA (0x[0-9a-f]+) \(1 chunk\(s\), direct-mapped\)' \
+        '^DOM0: hello from dom0: domid 0, 2 vCPU\(s\), 512 MiB at 0x[0-9a-f]+, MPIDR 0x80000000, running at 0x[0-9a-f]+$' \
+        '^DOM0: dom0: tests done$'
+    local built hello
+    built=$(sed -n 's/.*DOM0: built: .* at IPA \(0x[0-9a-f]*\) .*/\1/p' "$log")
+    hello=$(sed -n 's/^DOM0: hello from dom0: .* MiB at \(0x[0-9a-f]*\), .*running at \(0x[0-9a-f]*\)$/\1 \2/p' "$log")
+    [ -n "$why" ] || [ "$hello" = "$built $built" ] || why="dom0 sees RAM/runs at '$hello', host placed it at $built"
+    refuse 'WARN|FATAL|PANIC|ERROR'
     done_test
 }
 
@@ -312,7 +320,7 @@ t_domains() {
     expect_exit 0
     expect 'INFO  DOM1: built: 2 vCPU\(s\) on CPU\(s\) \[0, 1\], 16 MiB' 'INFO  DOM4: built: 1 vCPU\(s\) on CPU\(s\) \[4\]' \
         'INFO  launch: 4 domain\(s\) running'
-    expect '^DOM1: hello from smp: domid 1, 2 vCPU\(s\), 16 MiB, MPIDR 0x80000000$' \
+    expect '^DOM1: hello from smp: domid 1, 2 vCPU\(s\), 16 MiB at 0x40000000, MPIDR 0x80000000, running at 0x40000000$' \
         '^DOM1: smp: CPU_ON vCPU 1 -> 0$' '^DOM1: smp: second CPU_ON vCPU 1 -> -(4|5)$' \
         '^DOM1: smp: 1 secondary vCPU\(s\) ran and stopped$' '^DOM1: smp: CPU_ON of a vCPU that does not exist -> -2$'
     expect '^DOM1: smp: vCPU 1 up, MPIDR 0x80000001$'
@@ -351,6 +359,22 @@ t_gzip_affinity_corrupt() {
     done_test
 }
 
+t_static_mem() {
+    boot static-mem --module 0x49000000=$TESTGUEST tests/lcm/guests/static-mem.dts
+    expect_exit 0
+    expect 'INFO  plan: boot path: dom0less; Static'
+    expect 'INFO  DOM1: built: 1 vCPU\(s\) on CPU\(s\) \[0\], 32 MiB at IPA 0x40000000 \(1 chunk\(s\), static memory\)'
+    expect 'INFO  DOM2: built: 1 vCPU\(s\) on CPU\(s\) \[1\], 32 MiB at IPA 0x70000000 \(1 chunk\(s\), direct-mapped static memory\)'
+    expect 'INFO  DOM3: built: 1 vCPU\(s\) on CPU\(s\) \[2\], 16 MiB at IPA 0x40000000 \(1 chunk\(s\)\)'
+    expect '^DOM1: hello from static: domid 1, 1 vCPU\(s\), 32 MiB at 0x40000000, MPIDR 0x80000000, running at 0x40000000$' \
+        '^DOM1: probe: read 0x42000000 refused'
+    expect '^DOM2: hello from direct: domid 2, 1 vCPU\(s\), 32 MiB at 0x70000000, MPIDR 0x80000000, running at 0x70000000$' \
+        '^DOM2: probe: read 0x40000000 refused'
+    expect '^DOM3: hello from dynamic: domid 3' 'INFO  all domains have stopped'
+    refuse 'LEAKED|WENT THROUGH|ERROR|FATAL|PANIC'
+    done_test
+}
+
 t_fatal_no_boot_cpu() {
     local dtb
     dtb=$(virt_dtb)
@@ -385,7 +409,7 @@ tests=(t_image_header t_virt_gicv3 t_virt_gicv2_a53 t_virt_max_2cpu t_virt_uboot
     t_reserved_memory
     t_debug_level t_fatal_no_boot_cpu t_fatal_bad_reserved_memory
     t_fatal_el2_abort t_fatal_panic t_lcm_hyperlaunch t_lcm_dom0less t_lcm_classic t_lcm_invalid
-    t_lcm_module_over_image t_domains t_gzip_affinity_corrupt)
+    t_lcm_module_over_image t_domains t_gzip_affinity_corrupt t_static_mem)
 for t in "${tests[@]}"; do
     if [ -z "$only" ] || [[ "$t" == *"$only"* ]]; then
         "$t"

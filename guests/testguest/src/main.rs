@@ -47,7 +47,22 @@ _start:
     msr     vbar_el1, x10
     isb
     cbnz    x9, 2f
-    // Primary: zero BSS, then main(dtb).
+    // Primary: apply the R_AARCH64_RELATIVE relocations (linked at 0), zero BSS, main(dtb).
+    adr     x13, _start
+    adrp    x10, __rela_start
+    add     x10, x10, :lo12:__rela_start
+    adrp    x11, __rela_end
+    add     x11, x11, :lo12:__rela_end
+6:  cmp     x10, x11
+    b.hs    7f
+    ldp     x14, x15, [x10], #16
+    ldr     x12, [x10], #8
+    cmp     w15, #1027
+    b.ne    6b
+    add     x12, x12, x13
+    str     x12, [x14, x13]
+    b       6b
+7:
     adrp    x10, __bss_start
     add     x10, x10, :lo12:__bss_start
     adrp    x11, __bss_end
@@ -200,9 +215,14 @@ extern "C" fn guest_main(dtb: u64) -> ! {
     let domid =
         tree.find("/hypervisor").and_then(|h| h.property("domid")).and_then(|p| p.u32()).unwrap_or(u32::MAX);
     let cpus = tree.find("/cpus").map_or(0, |c| c.children().count());
-    let mem =
-        tree.find("/memory").and_then(|m| tree.reg(&m)).and_then(|mut r| r.next()).map_or(0, |(_, s)| s);
-    println!("hello from {name}: domid {domid}, {cpus} vCPU(s), {} MiB, MPIDR {:#x}", mem >> 20, mpidr());
+    let (base, mem) =
+        tree.find("/memory").and_then(|m| tree.reg(&m)).and_then(|mut r| r.next()).unwrap_or((0, 0));
+    let here = _start as *const () as u64;
+    println!(
+        "hello from {name}: domid {domid}, {cpus} vCPU(s), {} MiB at {base:#x}, MPIDR {:#x}, running at {here:#x}",
+        mem >> 20,
+        mpidr()
+    );
 
     for arg in args.split_whitespace() {
         if arg == "hl.smccc" {
