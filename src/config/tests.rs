@@ -559,7 +559,8 @@ fn error_static_mem_overlap() {
 
 #[test]
 fn static_memory_is_claimed_not_counted() {
-    let big_static = || static_mem(dom(1).p("memory", V::Cells(vec![0, 512 * 1024])), 0x6000_0000, 0x2000_0000);
+    let big_static =
+        || static_mem(dom(1).p("memory", V::Cells(vec![0, 512 * 1024])), 0x6000_0000, 0x2000_0000);
     let sized = |mib: u32| dom(2).p("memory", V::Cells(vec![0, mib * 1024]));
     // 1 GiB less the 32 MiB kernel and the 512 MiB claimed: 480 MiB, less a 60 MiB heap.
     assert!(parse(&host(lcm(vec![big_static(), sized(400)]))).is_ok());
