@@ -21,6 +21,7 @@ usage: scripts/run.sh [options] [LCM.dts]
   --module ADDR=FILE load FILE at physical address ADDR (a boot module the LCM names);
                      may be repeated
   --timeout S        unattended: stop QEMU after S seconds (exit status 124); stdin unused
+  --input FILE       with --timeout: the bytes typed on the console, read from FILE
   --dry-run          make the DTB (in a temporary directory that is kept) and print the
                      QEMU command instead of running it
 USAGE
@@ -29,6 +30,7 @@ USAGE
 machine=virt gic=3 cpus=4 mem="" cpu=cortex-a57 uboot=0 dtb="" timeout_s="" lcm="" dry=0
 loaders=()
 bare=0
+input=/dev/null
 while [ $# -gt 0 ]; do
     case "$1" in
         --machine) machine=$2; shift 2 ;;
@@ -38,6 +40,7 @@ while [ $# -gt 0 ]; do
         --cpu) cpu=$2; shift 2 ;;
         --uboot) uboot=1; shift ;;
         --bare) bare=1; shift ;;
+        --input) input=$2; shift 2 ;;
         --dtb) dtb=$2; shift 2 ;;
         --module)
             [[ "$2" == *=* ]] || { echo "run.sh: --module wants ADDR=FILE" >&2; exit 2; }
@@ -126,7 +129,7 @@ if [ "$dry" -eq 1 ]; then
 fi
 if [ -n "$timeout_s" ]; then
     status=0
-    timeout -k 5 "$timeout_s" "${cmd[@]}" </dev/null || status=$?
+    timeout -k 5 "$timeout_s" "${cmd[@]}" <"$input" || status=$?
     exit "$status"
 fi
 "${cmd[@]}"

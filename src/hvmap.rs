@@ -104,7 +104,7 @@ mod tests {
             cpu_count: 1,
             psci: Some(Conduit::Smc),
             gic: Some(Gic::V3 { gicd: 0x800_0000, gicr: 0x80a_0000, gicr_size: 0xf6_0000 }),
-            uart: Some(Uart { kind: UartKind::Pl011, base: 0x900_0000, size: 0x1000 }),
+            uart: Some(Uart { kind: UartKind::Pl011, base: 0x900_0000, size: 0x1000, irq: None }),
             memory,
             modules: Default::default(),
             warnings: [None; 8],

@@ -8,6 +8,7 @@
 extern crate alloc;
 
 pub mod config;
+pub mod conmux;
 pub mod fdt;
 pub mod frames;
 pub mod guest;

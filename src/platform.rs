@@ -66,6 +66,8 @@ pub struct Uart {
     pub kind: UartKind,
     pub base: u64,
     pub size: u64,
+    /// Its interrupt (GIC INTID), from a `<type number flags>` specifier.
+    pub irq: Option<u32>,
 }
 
 /// Why the host Device Tree cannot describe a machine to run on.
@@ -434,7 +436,15 @@ pub fn read_stdout_uart(fdt: &Fdt<'_>) -> Option<Uart> {
         return None;
     };
     let (base, size) = fdt.reg(&node)?.next()?;
-    Some(Uart { kind, base, size })
+    let irq = node.property("interrupts").and_then(|p| {
+        let mut c = p.cells()?;
+        match (c.next()?, c.next()?) {
+            (0, n) => Some(32 + n),
+            (1, n) => Some(16 + n),
+            _ => None,
+        }
+    });
+    Some(Uart { kind, base, size, irq })
 }
 
 #[cfg(test)]
@@ -508,6 +518,7 @@ mod tests {
         let uart = w.begin_node("pl011@9000000").unwrap();
         w.property_string_list("compatible", vec!["arm,pl011".into(), "arm,primecell".into()]).unwrap();
         w.property_array_u64("reg", &[0x900_0000, 0x1000]).unwrap();
+        w.property_array_u32("interrupts", &[0, 1, 4]).unwrap();
         w.end_node(uart).unwrap();
         w.end_node(root).unwrap();
         w.finish().unwrap()
@@ -585,7 +596,10 @@ mod tests {
         assert_eq!(q.cpus[2].mpidr, 0);
         assert!(!q.boot_cpu_first(0x7));
         assert_eq!(p.gic, Some(Gic::V3 { gicd: 0x800_0000, gicr: 0x80a_0000, gicr_size: 0xf6_0000 }));
-        assert_eq!(p.uart, Some(Uart { kind: UartKind::Pl011, base: 0x900_0000, size: 0x1000 }));
+        assert_eq!(
+            p.uart,
+            Some(Uart { kind: UartKind::Pl011, base: 0x900_0000, size: 0x1000, irq: Some(33) })
+        );
         let free: Vec<_> = p.memory.free().unwrap().iter().collect();
         let dtb_end = (0x4800_0000 + blob.len() as u64 + 0xfff) & !0xfff;
         assert_eq!(
@@ -609,7 +623,7 @@ mod tests {
         assert_eq!(p.psci, None);
         assert_eq!(p.cpu_count, 4);
         assert_eq!(p.cpus[2].method, EnableMethod::SpinTable { release_addr: 0xe8 });
-        assert_eq!(p.uart, Some(Uart { kind: UartKind::Pl011, base: 0xfe20_1000, size: 0x200 }));
+        assert_eq!(p.uart, Some(Uart { kind: UartKind::Pl011, base: 0xfe20_1000, size: 0x200, irq: None }));
         assert_eq!(
             p.gic,
             Some(Gic::V2 {

@@ -79,3 +79,117 @@ pub fn emergency_write(args: fmt::Arguments<'_>) {
         let _ = u.write_fmt(args);
     }
 }
+
+/// The console multiplexer, once domains exist.
+static MUX: Mutex<Option<crate::conmux::Mux>> = Mutex::new(None);
+/// The physical UART's receive interrupt (0: none).
+static UART_IRQ: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+/// Starts multiplexing: `domids` have a virtual UART; `console` gets input first.
+pub fn start_mux(desc: Option<&Uart>, domids: &[u16], console: Option<u16>, switching: bool) {
+    *MUX.lock() = Some(crate::conmux::Mux::new(domids, console, switching));
+    if let Some(c) = console {
+        log::info!(
+            "console input goes to DOM{c}{}",
+            if switching { " (Ctrl-A three times switches)" } else { "" }
+        );
+    }
+    if let Some((u, irq)) = desc.and_then(|u| u.irq.map(|i| (u, i))) {
+        UART_IRQ.store(irq, Ordering::Release);
+        if let Some(p) = CONSOLE.uart.lock().as_mut() {
+            p.enable_rx_interrupt(u.base);
+        }
+        super::gic::enable_spi(irq);
+    }
+    // What was typed before input had a destination.
+    drain_input();
+}
+
+fn write_emits(emits: &[crate::conmux::Emit]) {
+    for e in emits {
+        match e {
+            crate::conmux::Emit::Line { domid, bytes } => domain_line(*domid, bytes),
+            crate::conmux::Emit::Dropped { domid, bytes } => {
+                log::warn!("DOM{domid}: {bytes} bytes of console output dropped (over its budget)");
+            }
+        }
+    }
+}
+
+/// One byte a domain transmitted.
+pub fn domain_output(domid: u16, byte: u8) {
+    let mut emits = alloc::vec::Vec::new();
+    let now = super::timer::uptime_us();
+    let deadline = {
+        let mut m = MUX.lock();
+        let Some(m) = m.as_mut() else { return };
+        m.output(domid, byte, now, &mut emits);
+        m.next_deadline()
+    };
+    write_emits(&emits);
+    if let Some(d) = deadline {
+        super::timer::arm_hyp_timer(d);
+    }
+}
+
+/// A domain stopped: write what it still holds and take it out of the input rotation.
+pub fn domain_stopped(domid: u16) {
+    let mut emits = alloc::vec::Vec::new();
+    let target = {
+        let mut m = MUX.lock();
+        let Some(m) = m.as_mut() else { return };
+        let before = m.target();
+        m.flush_domain(domid, &mut emits);
+        m.remove(domid);
+        (before != m.target()).then(|| m.target()).flatten()
+    };
+    write_emits(&emits);
+    if let Some(t) = target {
+        log::info!("console input now goes to DOM{t}");
+    }
+}
+
+/// An interrupt for the console: the hypervisor timer (quiet partial lines) or the
+/// physical UART's receiver (input for the console domain).
+pub fn on_irq(intid: u32) {
+    if intid == super::gic::HYP_TIMER {
+        let mut emits = alloc::vec::Vec::new();
+        let deadline = {
+            let mut m = MUX.lock();
+            let Some(m) = m.as_mut() else { return };
+            m.flush_quiet(super::timer::uptime_us(), &mut emits);
+            m.next_deadline()
+        };
+        write_emits(&emits);
+        match deadline {
+            Some(d) => super::timer::arm_hyp_timer(d),
+            None => super::timer::disarm_hyp_timer(),
+        }
+        return;
+    }
+    if intid == UART_IRQ.load(Ordering::Acquire) {
+        drain_input();
+    }
+    // Anything else is a kick: its work is done by whoever reads the state it announces.
+}
+
+/// Moves every byte waiting in the physical UART to its destination domain.
+fn drain_input() {
+    loop {
+        let byte = CONSOLE.uart.lock().as_mut().and_then(|u| u.getc());
+        let Some(b) = byte else { break };
+        let mut inputs = alloc::vec::Vec::new();
+        if let Some(m) = MUX.lock().as_mut() {
+            m.input(b, &mut inputs);
+        }
+        for i in inputs {
+            match i {
+                crate::conmux::Input::Deliver { domid, byte } => super::domain::deliver_input(domid, byte),
+                crate::conmux::Input::Switched { domid } => {
+                    log::info!("console input now goes to DOM{domid}")
+                }
+                crate::conmux::Input::Dropped => {}
+            }
+        }
+    }
+}

@@ -21,7 +21,7 @@ use crate::memmap::Range;
 use crate::pgtable::{Format, MemType, PageTables, Perms};
 use crate::platform::MAX_CPUS;
 use crate::psci::Power;
-use crate::vuart::LineBuffer;
+use crate::vuart::{Effect, Pl011};
 
 /// A vCPU: its power state (locked on its own), and the physical CPU it is pinned to.
 pub struct Vcpu {
@@ -37,7 +37,8 @@ pub struct Domain {
     pub vcpus: Vec<Vcpu>,
     /// Emulated devices by guest address.
     pub mmio: crate::mmio::MmioMap,
-    uart: Mutex<LineBuffer>,
+    /// The virtual UART's registers and receive FIFO.
+    pub uart: Mutex<Pl011>,
     /// Set once the domain stops; its vCPUs leave at their next exit.
     pub stopping: AtomicBool,
     notices: AtomicU32,
@@ -53,11 +54,25 @@ impl Domain {
         (0..self.vcpus.len()).find(|&i| guest::vcpu_mpidr(i as u32) & crate::platform::MPIDR_AFF_MASK == aff)
     }
 
-    /// One byte written to the virtual UART's data register.
-    pub fn uart_byte(&self, b: u8) {
-        if let Some(line) = self.uart.lock().push(b) {
-            super::console::domain_line(self.id, &line);
+    /// A guest access to its virtual UART; returns the value a read yields.
+    pub fn uart_access(&self, offset: u64, write: Option<u32>) -> u32 {
+        let (value, effect) = {
+            let mut u = self.uart.lock();
+            match write {
+                Some(v) => (0, u.write(offset, v)),
+                None => u.read(offset),
+            }
+        };
+        match effect {
+            Effect::Tx(b) => super::console::domain_output(self.id, b),
+            Effect::Unknown => self.notice(format_args!(
+                "virtual UART {} unknown register {offset:#x}: {}",
+                if write.is_some() { "write to" } else { "read of" },
+                if write.is_some() { "ignored" } else { "reads 0" }
+            )),
+            Effect::None => {}
         }
+        value
     }
 
     /// A guest misbehaved: a NOTICE, rate limited per domain.
@@ -426,7 +441,7 @@ fn build(
         vttbr: (u64::from(vmid) << 48) | root,
         vcpus,
         mmio,
-        uart: Mutex::new(LineBuffer::new()),
+        uart: Mutex::new(Pl011::new()),
         stopping: AtomicBool::new(false),
         notices: AtomicU32::new(0),
     })
@@ -434,7 +449,13 @@ fn build(
 
 /// Builds every domain of the configuration, publishes them and starts their first vCPUs.
 /// Returns how many domains run.
-pub fn launch(cfg: &LaunchConfig, frames: &mut Frames, online_cpus: usize, gic_version: u32) -> usize {
+pub fn launch(
+    cfg: &LaunchConfig,
+    frames: &mut Frames,
+    online_cpus: usize,
+    gic_version: u32,
+    uart_desc: Option<&crate::platform::Uart>,
+) -> usize {
     let (pa_bits, _) = super::el2::pa_bits();
     let mut free_cpus: Vec<usize> = (0..online_cpus).collect();
     let mut built = Vec::new();
@@ -452,8 +473,13 @@ pub fn launch(cfg: &LaunchConfig, frames: &mut Frames, online_cpus: usize, gic_v
         frames.free() >> 20
     );
     let n = built.len();
+    let with_uart: Vec<u16> =
+        built.iter().filter(|d| d.mmio.find(guest::VUART_BASE).is_some()).map(|d| d.id).collect();
+    let console = cfg.console_domain().map(|(d, _)| d.domid).filter(|id| with_uart.contains(id));
     LIVE.store(n, Ordering::Release);
     let doms = DOMAINS.call_once(|| built);
+    // After publishing: input typed early is delivered as soon as the console starts.
+    super::console::start_mux(uart_desc, &with_uart, console, cfg.console_switch);
     for (di, d) in doms.iter().enumerate() {
         for (vi, v) in d.vcpus.iter().enumerate() {
             PCPU_VCPU[v.pcpu].store(((di << 16) | vi) + 1, Ordering::Release);
@@ -470,6 +496,14 @@ pub fn launch(cfg: &LaunchConfig, frames: &mut Frames, online_cpus: usize, gic_v
     n
 }
 
+/// A byte of console input for domain `domid`'s virtual UART.
+pub fn deliver_input(domid: u16, byte: u8) {
+    let Some(dom) = DOMAINS.get().and_then(|d| d.iter().find(|d| d.id == domid)) else { return };
+    if !dom.uart.lock().receive(byte) {
+        dom.notice(format_args!("virtual UART receive FIFO full: input byte dropped"));
+    }
+}
+
 /// Wakes physical CPU `pcpu` (waiting in WFE, or running a guest).
 pub fn wake(pcpu: usize) {
     gic::kick(pcpu);
@@ -479,10 +513,7 @@ pub fn wake(pcpu: usize) {
 /// after the last domain.
 pub fn stop(dom: &Domain, why: &str) -> vcpu::End {
     if !dom.stopping.swap(true, Ordering::AcqRel) {
-        let partial = dom.uart.lock().take();
-        if !partial.is_empty() {
-            super::console::domain_line(dom.id, &partial);
-        }
+        super::console::domain_stopped(dom.id);
         info!("DOM{}: stopped ({why})", dom.id);
         let me = super::el2::cpu_index();
         for v in &dom.vcpus {
@@ -524,6 +555,6 @@ pub fn schedule() -> ! {
         }
         // Idle: WFI (not WFE, which emulators turn into a busy loop); kicks are SGIs.
         aarch64_cpu::asm::wfi();
-        gic::acknowledge_all();
+        gic::handle_pending(super::console::on_irq);
     }
 }

@@ -59,6 +59,7 @@ pub fn init(desc: &Gic, cpu_count: usize) -> Result<GicInfo, GicInitError> {
             PhysGic::V3(g)
         }
         Gic::V2 { gicd, gicc, .. } => {
+            *GICD_V2.lock() = Some(gicd);
             // SAFETY: as above, for the GICv2 distributor and CPU interface frames.
             let mut g = unsafe { GicV2::new(gicd as *mut _, gicc as *mut _) };
             g.setup();
@@ -77,16 +78,22 @@ pub fn init(desc: &Gic, cpu_count: usize) -> Result<GicInfo, GicInitError> {
 /// The SGI that makes another CPU leave its guest or its WFI.
 const KICK: IntId = IntId::sgi(1);
 
+/// Enables this CPU's kick SGI and its hypervisor timer PPI.
 fn enable_kick(cpu: usize) {
+    let timer = IntId::ppi(HYP_TIMER - 16);
     match GIC.lock().as_mut() {
         Some(PhysGic::V3(g)) => {
-            let _ = g.set_interrupt_priority(KICK, Some(cpu), 0x80);
-            let _ = g.enable_interrupt(KICK, Some(cpu), true);
+            for id in [KICK, timer] {
+                let _ = g.set_interrupt_priority(id, Some(cpu), 0x80);
+                let _ = g.enable_interrupt(id, Some(cpu), true);
+            }
             GicCpuInterface::set_priority_mask(0xff);
         }
         Some(PhysGic::V2(g)) => {
-            g.set_interrupt_priority(KICK, 0x80);
-            let _ = g.enable_interrupt(KICK, true);
+            for id in [KICK, timer] {
+                g.set_interrupt_priority(id, 0x80);
+                let _ = g.enable_interrupt(id, true);
+            }
         }
         None => {}
     }
@@ -116,33 +123,73 @@ pub fn kick(cpu: usize) {
     }
 }
 
-/// Acknowledges and ends every interrupt pending at this CPU (kicks carry no payload: the
-/// state they announce is read after).
-pub fn acknowledge_all() {
+/// Acknowledges every interrupt pending at this CPU, hands each INTID to `f`, and ends
+/// it. Kicks carry no payload: the state they announce is read after.
+pub fn handle_pending(mut f: impl FnMut(u32)) {
     for _ in 0..16 {
-        let mut gic = GIC.lock();
-        match gic.as_mut() {
-            Some(PhysGic::V3(_)) => {
-                match GicCpuInterface::get_and_acknowledge_interrupt(InterruptGroup::Group1) {
-                    Some(id) => GicCpuInterface::end_interrupt(id, InterruptGroup::Group1),
-                    None => return,
+        let id = {
+            let mut gic = GIC.lock();
+            match gic.as_mut() {
+                Some(PhysGic::V3(_)) => {
+                    match GicCpuInterface::get_and_acknowledge_interrupt(InterruptGroup::Group1) {
+                        Some(id) => {
+                            GicCpuInterface::end_interrupt(id, InterruptGroup::Group1);
+                            id
+                        }
+                        None => return,
+                    }
                 }
-            }
-            Some(PhysGic::V2(g)) => {
-                let group = if g.typer().has_security_extension() {
-                    InterruptGroup::Group1
-                } else {
-                    InterruptGroup::Group0
-                };
-                match g.get_and_acknowledge_interrupt(group) {
-                    Some(id) if u32::from(id) < 1020 => g.end_interrupt(id, group),
-                    _ => return,
+                Some(PhysGic::V2(g)) => {
+                    let group = v2_group(g);
+                    match g.get_and_acknowledge_interrupt(group) {
+                        Some(id) if u32::from(id) < 1020 => {
+                            g.end_interrupt(id, group);
+                            id
+                        }
+                        _ => return,
+                    }
                 }
+                None => return,
             }
-            None => return,
-        }
+        };
+        // Level-triggered sources (the UART) are quiet again once `f` has served them;
+        // ending first and serving after keeps the lock short, and a source still
+        // asserting comes back on the next pass.
+        f(u32::from(id));
     }
 }
+
+fn v2_group(g: &GicV2<'_>) -> InterruptGroup {
+    if g.typer().has_security_extension() { InterruptGroup::Group1 } else { InterruptGroup::Group0 }
+}
+
+/// The hypervisor's own timer (CNTHP), PPI 10.
+pub const HYP_TIMER: u32 = 26;
+
+/// Enables a shared peripheral interrupt, delivered to CPU 0.
+pub fn enable_spi(intid: u32) {
+    let id = IntId::spi(intid - 32);
+    match GIC.lock().as_mut() {
+        Some(PhysGic::V3(g)) => {
+            let mpidr = super::boot::CPU_MPIDRS[0].load(core::sync::atomic::Ordering::Relaxed);
+            let _ = g.distributor().set_routing(id, Some(mpidr));
+            let _ = g.set_interrupt_priority(id, None, 0x80);
+            let _ = g.enable_interrupt(id, None, true);
+        }
+        Some(PhysGic::V2(g)) => {
+            g.set_interrupt_priority(id, 0x80);
+            if let Some(base) = *GICD_V2.lock() {
+                // SAFETY: GICD_ITARGETSR<n> byte of this SPI in the distributor the driver
+                // owns (mapped as device memory); CPU interface 0 as its only target.
+                unsafe { core::ptr::write_volatile((base + 0x800 + u64::from(intid)) as *mut u8, 1) };
+            }
+            let _ = g.enable_interrupt(id, true);
+        }
+        None => {}
+    }
+}
+
+static GICD_V2: Mutex<Option<u64>> = Mutex::new(None);
 
 /// Sets up a secondary CPU's interface (and, on GICv3, wakes its redistributor).
 pub fn init_secondary(cpu: usize) {

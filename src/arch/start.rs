@@ -26,7 +26,7 @@ static EARLY_UART_KIND: AtomicU8 = AtomicU8::new(0);
 fn early_uart() -> Option<Uart> {
     let base = EARLY_UART.load(Ordering::Relaxed);
     let kind = if EARLY_UART_KIND.load(Ordering::Relaxed) == 1 { UartKind::Cadence } else { UartKind::Pl011 };
-    (base != 0).then_some(Uart { kind, base, size: 0x1000 })
+    (base != 0).then_some(Uart { kind, base, size: 0x1000, irq: None })
 }
 
 /// Prints a fatal error by whatever path exists at this point of boot, then halts.
@@ -283,7 +283,13 @@ extern "C" fn primary_main(dtb_pa: u64, load_base: u64) -> ! {
     for line in config::Plan::lines(&cfg) {
         info!("plan: {line}");
     }
-    let running = domain::launch(&cfg, &mut frames, cpu::online(), plat.gic.map_or(3, |g| g.version()));
+    let running = domain::launch(
+        &cfg,
+        &mut frames,
+        cpu::online(),
+        plat.gic.map_or(3, |g| g.version()),
+        plat.uart.as_ref(),
+    );
     let launch_us = timer::ticks_to_us(timer::ticks() - t_entry);
     if running == 0 {
         halt("no domain could be built");

@@ -34,3 +34,19 @@ pub fn wait_until(us: u64, mut pred: impl FnMut() -> bool) -> bool {
     }
     pred()
 }
+
+/// Arms this CPU's hypervisor timer (CNTHP) to fire at `deadline_us` of uptime.
+pub fn arm_hyp_timer(deadline_us: u64) {
+    let ticks = (deadline_us as u128 * frequency() as u128 / 1_000_000) as u64;
+    // SAFETY: CNTHP_CVAL_EL2 (absent from aarch64-cpu) only sets when this CPU's hypervisor
+    // timer fires.
+    unsafe {
+        core::arch::asm!("msr cnthp_cval_el2, {}", in(reg) ticks, options(nomem, nostack, preserves_flags))
+    };
+    CNTHP_CTL_EL2.set(1); // enabled, not masked
+}
+
+/// Disarms this CPU's hypervisor timer.
+pub fn disarm_hyp_timer() {
+    CNTHP_CTL_EL2.set(0);
+}

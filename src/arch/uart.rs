@@ -64,6 +64,37 @@ impl PhysUart {
         }
     }
 
+    /// A received byte, if one waits.
+    pub fn getc(&mut self) -> Option<u8> {
+        match self {
+            PhysUart::Pl011(u) => u.getchar(),
+            PhysUart::Cadence(base) => {
+                const CDNS_SR_RXEMPTY: u32 = 1 << 1;
+                let base = *base;
+                // SAFETY: the Cadence UART's SR and FIFO registers, mapped as device memory.
+                unsafe {
+                    if core::ptr::read_volatile(base.add(CDNS_SR / 4)) & CDNS_SR_RXEMPTY != 0 {
+                        None
+                    } else {
+                        Some(core::ptr::read_volatile(base.add(CDNS_FIFO / 4)) as u8)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Turns on the receive interrupts (PL011: receive and receive-timeout), leaving the
+    /// line settings as the firmware made them. The Cadence UART stays polled.
+    pub fn enable_rx_interrupt(&mut self, base: u64) {
+        if let PhysUart::Pl011(_) = self {
+            const IMSC: u64 = 0x38;
+            const RXIM_RTIM: u32 = (1 << 4) | (1 << 6);
+            // SAFETY: IMSC of the PL011 this driver owns, mapped as device memory; unmasking
+            // its receive interrupts changes nothing about transmission.
+            unsafe { core::ptr::write_volatile((base + IMSC) as *mut u32, RXIM_RTIM) };
+        }
+    }
+
     /// Writes bytes, turning `\n` into `\r\n`.
     pub fn write_bytes(&mut self, s: &[u8]) {
         for &c in s {

@@ -9,10 +9,10 @@ use log::{debug, info};
 
 use super::domain::{self, Domain};
 use super::{gic, stage2};
+use crate::guest;
 use crate::mmio::Device;
 use crate::psci::{self, Call, Power};
 use crate::trap::{self, Exit};
-use crate::{guest, vuart};
 
 /// A vCPU's registers as saved at each exit.
 #[repr(C)]
@@ -215,11 +215,10 @@ fn handle(dom: &Domain, index: usize, exit: Exit, regs: &mut GuestRegs) -> Next 
             match (access, dom.mmio.find(ipa)) {
                 (Some(a), Some((Device::Uart, offset))) => {
                     if a.write {
-                        if offset == vuart::DR {
-                            dom.uart_byte(get_reg(regs, a.reg) as u8);
-                        }
+                        dom.uart_access(offset, Some(get_reg(regs, a.reg) as u32));
                     } else {
-                        set_reg(regs, a.reg, u64::from(vuart::read(offset)));
+                        let v = dom.uart_access(offset, None);
+                        set_reg(regs, a.reg, u64::from(v));
                     }
                     regs.pc += 4;
                 }
@@ -253,7 +252,7 @@ fn handle(dom: &Domain, index: usize, exit: Exit, regs: &mut GuestRegs) -> Next 
             Next::Resume
         }
         Exit::Irq | Exit::Fiq => {
-            gic::acknowledge_all();
+            gic::handle_pending(super::console::on_irq);
             Next::Resume
         }
         Exit::SError { esr } => {

@@ -5,6 +5,9 @@
 //!   hl.smccc          PSCI_VERSION, and SMCCC calls the hypervisor must refuse
 //!   hl.probe=A,B,...  read and write each address; each must raise an external abort
 //!   hl.wait=MS        wait MS milliseconds (by the generic timer) before finishing
+//!   hl.echo           read lines from the UART and print each back, until the line "off"
+//!   hl.prompt         print "prompt> " with no newline, then wait 400 ms
+//!   hl.flood=N        print N bytes of output as fast as it can
 //!   hl.off            PSCI SYSTEM_OFF at the end (else it idles in WFI)
 #![no_std]
 #![no_main]
@@ -18,6 +21,7 @@ use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 const UART_DR: *mut u32 = 0x2200_0000 as *mut u32;
+const UART_FR: *const u32 = 0x2200_0018 as *const u32;
 const STACK_SIZE: u64 = 0x4000;
 
 global_asm!(
@@ -189,6 +193,45 @@ fn frequency() -> u64 {
     v.max(1)
 }
 
+fn wait_ms(ms: u64) {
+    let (start, freq) = (counter(), frequency());
+    while counter() - start < ms * freq / 1000 {
+        core::hint::spin_loop();
+    }
+}
+
+/// Reads lines (polling the UART) and prints each back until "off".
+fn echo(name: &str) {
+    let mut line = [0u8; 64];
+    let mut n = 0;
+    println!("{name}: echo ready");
+    loop {
+        // SAFETY: the virtual UART's flag and data registers.
+        let byte = unsafe {
+            if core::ptr::read_volatile(UART_FR) & (1 << 4) != 0 {
+                core::hint::spin_loop();
+                continue;
+            }
+            core::ptr::read_volatile(UART_DR as *const u32) as u8
+        };
+        match byte {
+            b'\r' | b'\n' => {
+                let text = core::str::from_utf8(&line[..n]).unwrap_or("?");
+                println!("{name}: echo: {text}");
+                if text == "off" {
+                    return;
+                }
+                n = 0;
+            }
+            b if n < line.len() => {
+                line[n] = b;
+                n += 1;
+            }
+            _ => {}
+        }
+    }
+}
+
 fn parse_u64(s: &str) -> Option<u64> {
     match s.strip_prefix("0x") {
         Some(h) => u64::from_str_radix(h, 16).ok(),
@@ -250,11 +293,23 @@ extern "C" fn guest_main(dtb: u64) -> ! {
                 hvc(0xc400_0003, (1 << 31) | 99, 0, 0)
             );
         } else if let Some(ms) = arg.strip_prefix("hl.wait=").and_then(parse_u64) {
-            let (start, freq) = (counter(), frequency());
-            while counter() - start < ms * freq / 1000 {
-                core::hint::spin_loop();
-            }
+            wait_ms(ms);
             println!("{name}: still running after {ms} ms");
+        } else if arg == "hl.prompt" {
+            while UART_LOCK.swap(true, Ordering::Acquire) {}
+            let _ = Uart.write_str("prompt> ");
+            UART_LOCK.store(false, Ordering::Release);
+            wait_ms(400);
+            println!();
+        } else if let Some(n) = arg.strip_prefix("hl.flood=").and_then(parse_u64) {
+            for i in 0..n {
+                let b = if i % 100 == 99 { b'\n' } else { b'x' };
+                // SAFETY: the virtual UART's data register.
+                unsafe { core::ptr::write_volatile(UART_DR, u32::from(b)) };
+            }
+            println!("{name}: flooded {n} bytes");
+        } else if arg == "hl.echo" {
+            echo(name);
         } else if let Some(list) = arg.strip_prefix("hl.probe=") {
             for a in list.split(',').filter_map(parse_u64) {
                 match probe_read(a) {
