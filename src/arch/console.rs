@@ -177,7 +177,12 @@ pub fn on_irq(intid: u32) {
 fn drain_input() {
     loop {
         let byte = CONSOLE.uart.lock().as_mut().and_then(|u| u.getc());
-        let Some(b) = byte else { break };
+        let Some(b) = byte else {
+            if let Some(u) = CONSOLE.uart.lock().as_mut() {
+                u.ack_rx();
+            }
+            break;
+        };
         let mut inputs = alloc::vec::Vec::new();
         if let Some(m) = MUX.lock().as_mut() {
             m.input(b, &mut inputs);

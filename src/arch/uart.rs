@@ -83,15 +83,41 @@ impl PhysUart {
         }
     }
 
-    /// Turns on the receive interrupts (PL011: receive and receive-timeout), leaving the
-    /// line settings as the firmware made them. The Cadence UART stays polled.
+    /// Turns on the receive interrupts (PL011: receive and receive timeout; Cadence: the
+    /// receive trigger at one byte and the receive timeout), leaving the line settings as
+    /// the firmware made them.
     pub fn enable_rx_interrupt(&mut self, base: u64) {
+        if let PhysUart::Cadence(regs) = self {
+            const CDNS_IER: usize = 0x08;
+            const CDNS_RXTOUT: usize = 0x1c;
+            const CDNS_RXWM: usize = 0x20;
+            const RXTRIG_TIMEOUT: u32 = 1 | (1 << 8);
+            let regs = *regs;
+            // SAFETY: the Cadence UART's interrupt-enable, receive-timeout and watermark
+            // registers, mapped as device memory; none affects transmission.
+            unsafe {
+                core::ptr::write_volatile(regs.add(CDNS_RXWM / 4), 1);
+                core::ptr::write_volatile(regs.add(CDNS_RXTOUT / 4), 10);
+                core::ptr::write_volatile(regs.add(CDNS_IER / 4), RXTRIG_TIMEOUT);
+            }
+        }
         if let PhysUart::Pl011(_) = self {
             const IMSC: u64 = 0x38;
             const RXIM_RTIM: u32 = (1 << 4) | (1 << 6);
             // SAFETY: IMSC of the PL011 this driver owns, mapped as device memory; unmasking
             // its receive interrupts changes nothing about transmission.
             unsafe { core::ptr::write_volatile((base + IMSC) as *mut u32, RXIM_RTIM) };
+        }
+    }
+
+    /// Clears latched receive interrupt status once the FIFO has been drained (PL011 status
+    /// follows the FIFO level by itself).
+    pub fn ack_rx(&mut self) {
+        if let PhysUart::Cadence(regs) = self {
+            const CDNS_ISR: usize = 0x14;
+            let regs = *regs;
+            // SAFETY: the Cadence UART's write-one-to-clear interrupt status register.
+            unsafe { core::ptr::write_volatile(regs.add(CDNS_ISR / 4), 0x3fff) };
         }
     }
 
