@@ -16,6 +16,7 @@ pub mod guest_dtb;
 pub mod gzip;
 pub mod hvmap;
 pub mod image;
+pub mod launch;
 pub mod logger;
 pub mod memmap;
 pub mod mmio;
