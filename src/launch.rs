@@ -187,8 +187,9 @@ impl Launch {
         self.finalize()
     }
 
-    /// A domain stopped. Before finalization that is a launch failure.
-    pub fn stopped(&mut self, domid: u16, reason: &str) -> Vec<Action> {
+    /// A domain stopped, `crashed` or cleanly. Before finalization a crash is a launch
+    /// failure, and so is any stop of the Boot Domain other than through done.
+    pub fn stopped(&mut self, domid: u16, reason: &str, crashed: bool) -> Vec<Action> {
         let Some(i) = self.index(domid) else { return Vec::new() };
         if self.states[i] == State::Reclaimed {
             return Vec::new();
@@ -198,7 +199,9 @@ impl Launch {
             if Some(i) == self.boot {
                 return self.boot_failed(reason);
             }
-            self.failures.push(Failure { domid, reason: reason.into() });
+            if crashed {
+                self.failures.push(Failure { domid, reason: reason.into() });
+            }
         }
         Vec::new()
     }
@@ -321,7 +324,7 @@ mod tests {
     fn boot_domain_fault_or_timeout_fails_the_launch() {
         let mut l = Launch::new(vec![9, 1, 2], Some(9), Some(2), Some(1), vec![]);
         l.start();
-        let a = l.stopped(9, "Boot Domain timed out");
+        let a = l.stopped(9, "Boot Domain timed out", false);
         assert_eq!(
             a,
             vec![
@@ -338,17 +341,27 @@ mod tests {
     }
 
     #[test]
+    fn a_clean_power_off_before_finalization_is_no_failure() {
+        let mut l = Launch::new(vec![9, 1, 2], Some(9), Some(2), None, vec![]);
+        l.start();
+        l.unpause(9, 1).unwrap();
+        assert_eq!(l.stopped(1, "SYSTEM_OFF", false), vec![]);
+        let a = l.done(9).unwrap();
+        assert!(a.contains(&Action::Reclaim(2)) && !a.contains(&Action::ReportFailure), "{a:?}");
+    }
+
+    #[test]
     fn a_domain_crashing_before_finalization_fails_the_launch() {
         let mut l = Launch::new(vec![9, 1, 2], Some(9), Some(2), None, vec![]);
         l.start();
         l.unpause(9, 1).unwrap();
-        assert_eq!(l.stopped(1, "crashed"), vec![]);
+        assert_eq!(l.stopped(1, "crashed", true), vec![]);
         let a = l.done(9).unwrap();
         assert!(a.contains(&Action::Unpause(2)) && a.contains(&Action::ReportFailure));
         // After finalization a stop is just a stop.
         let mut ok = Launch::new(vec![1], None, None, None, vec![]);
         ok.start();
-        assert_eq!(ok.stopped(1, "SYSTEM_OFF"), vec![]);
+        assert_eq!(ok.stopped(1, "SYSTEM_OFF", false), vec![]);
         assert!(ok.failures().is_empty());
     }
 }

@@ -15,6 +15,7 @@ pub mod guest;
 pub mod guest_dtb;
 pub mod gzip;
 pub mod hvmap;
+pub mod hypercall;
 pub mod image;
 pub mod launch;
 pub mod logger;

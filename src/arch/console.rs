@@ -132,6 +132,20 @@ pub fn domain_output(domid: u16, byte: u8) {
     }
 }
 
+/// Console input goes to `domid` from now on.
+pub fn set_input(domid: u16) {
+    let changed = {
+        let mut m = MUX.lock();
+        let Some(m) = m.as_mut() else { return };
+        let before = m.target();
+        m.set_target(domid);
+        before != m.target()
+    };
+    if changed {
+        log::info!("console input now goes to DOM{domid}");
+    }
+}
+
 /// A domain stopped: write what it still holds and take it out of the input rotation.
 pub fn domain_stopped(domid: u16) {
     let mut emits = alloc::vec::Vec::new();

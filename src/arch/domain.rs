@@ -42,12 +42,36 @@ pub struct Domain {
     /// Set once the domain stops; its vCPUs leave at their next exit.
     pub stopping: AtomicBool,
     notices: AtomicU32,
+    /// Where vCPU 0 starts when the domain is unpaused (kernel entry, device tree).
+    entry: (u64, u64),
+    /// Functions (for the hypercall permission table).
+    pub functions: u32,
+    /// Its RAM (host address, size, guest address) and whether it came from the frame
+    /// allocator; its stage-2 table pages.
+    ram: Vec<(u64, u64, u64)>,
+    ram_owned: bool,
+    tables: Vec<u64>,
+    /// The Boot Domain's `module,config`.
+    pub config: Option<Range>,
+    /// vCPUs currently inside `vcpu::run`.
+    active: AtomicUsize,
+    /// Its memory is to be (or has been) scrubbed and given back.
+    reclaim: AtomicBool,
+    reclaimed: AtomicBool,
 }
 
 /// Notices logged per domain before they are only counted.
 const NOTICE_LIMIT: u32 = 20;
 
 impl Domain {
+    /// Translates a guest range inside this domain's RAM to host addresses (one chunk).
+    pub fn guest_to_host(&self, ipa: u64, len: u64) -> Option<u64> {
+        self.ram
+            .iter()
+            .find(|&&(_, size, gpa)| ipa >= gpa && ipa.checked_add(len).is_some_and(|end| end <= gpa + size))
+            .map(|&(pa, _, gpa)| pa + (ipa - gpa))
+    }
+
     /// The vCPU whose MPIDR (affinity bits) is `mpidr`.
     pub fn vcpu_by_mpidr(&self, mpidr: u64) -> Option<usize> {
         let aff = mpidr & crate::platform::MPIDR_AFF_MASK;
@@ -375,12 +399,8 @@ fn build(
         }
         Ok(pt.root())
     })();
-    let root = match built {
-        Ok(root) => {
-            // Tables stay with the domain.
-            core::mem::forget(store);
-            root
-        }
+    let (root, tables) = match built {
+        Ok(root) => (root, store.tables),
         Err(e) => {
             store.release();
             ram.free(frames);
@@ -396,18 +416,7 @@ fn build(
         copied += rd.len();
     }
     COPIED.fetch_add(copied, Ordering::Relaxed);
-    let vcpus = pcpus
-        .iter()
-        .enumerate()
-        .map(|(i, &p)| Vcpu {
-            power: Mutex::new(if i == 0 {
-                Power::Pending { entry: layout.kernel, context: layout.dtb }
-            } else {
-                Power::Off
-            }),
-            pcpu: p,
-        })
-        .collect();
+    let vcpus = pcpus.iter().map(|&p| Vcpu { power: Mutex::new(Power::Off), pcpu: p }).collect();
     info!(
         "DOM{}: built: {} vCPU(s) on CPU(s) {:?}, {} MiB at IPA {:#x} ({} chunk(s){}), kernel at {:#x}, device tree at {:#x}{}",
         cfg.domid,
@@ -444,56 +453,167 @@ fn build(
         uart: Mutex::new(Pl011::new()),
         stopping: AtomicBool::new(false),
         notices: AtomicU32::new(0),
+        entry: (layout.kernel, layout.dtb),
+        functions: cfg.functions.0,
+        ram_owned: ram.owned,
+        ram: ram.chunks,
+        tables,
+        config: cfg.config.as_ref().map(|m| m.range),
+        active: AtomicUsize::new(0),
+        reclaim: AtomicBool::new(false),
+        reclaimed: AtomicBool::new(false),
     })
 }
 
-/// Builds every domain of the configuration, publishes them and starts their first vCPUs.
-/// Returns how many domains run.
+/// Free RAM, once domains are being built.
+static FRAMES: Mutex<Option<Frames>> = Mutex::new(None);
+/// The launch sequence.
+static LAUNCH: Mutex<Option<crate::launch::Launch>> = Mutex::new(None);
+/// The host device tree (which holds the LCM), for the Boot Domain to read.
+static HOST_DTB: Once<&'static [u8]> = Once::new();
+/// Boot modules, given back at finalization.
+static BOOT_MODULES: Mutex<Vec<Range>> = Mutex::new(Vec::new());
+
+/// Builds every domain of the configuration (each paused), publishes them and starts the
+/// launch sequence. Returns how many domains were built.
 pub fn launch(
     cfg: &LaunchConfig,
-    frames: &mut Frames,
+    mut frames: Frames,
     online_cpus: usize,
     gic_version: u32,
     uart_desc: Option<&crate::platform::Uart>,
+    host_dtb: &'static [u8],
+    boot_modules: Vec<Range>,
 ) -> usize {
     let (pa_bits, _) = super::el2::pa_bits();
     let mut free_cpus: Vec<usize> = (0..online_cpus).collect();
     let mut built = Vec::new();
+    let mut failures = Vec::new();
     for (i, d) in cfg.domains.iter().enumerate() {
-        match prepare(d, (i + 1) as u16, frames, &mut free_cpus, gic_version, pa_bits) {
+        match prepare(d, (i + 1) as u16, &mut frames, &mut free_cpus, gic_version, pa_bits) {
             Ok(dom) => built.push(dom),
-            Err(e) => error!("error: {}: domain {} not built: {e}", d.node, d.domid),
+            Err(e) => {
+                error!("error: {}: domain {} not built: {e}", d.node, d.domid);
+                failures.push(crate::launch::Failure {
+                    domid: d.domid,
+                    reason: alloc::format!("not built: {e}"),
+                });
+            }
         }
     }
     info!(
-        "launch: {} of {} domain(s) built; {} KiB copied into guest RAM; {} MiB free",
+        "launch: {} of {} domain(s) built, all paused; {} KiB copied into guest RAM; {} MiB free",
         built.len(),
         cfg.domains.len(),
         COPIED.load(Ordering::Relaxed) >> 10,
         frames.free() >> 20
     );
+    *FRAMES.lock() = Some(frames);
+    HOST_DTB.call_once(|| host_dtb);
+    *BOOT_MODULES.lock() = boot_modules;
     let n = built.len();
+    let ids: Vec<u16> = built.iter().map(|d| d.id).collect();
     let with_uart: Vec<u16> =
         built.iter().filter(|d| d.mmio.find(guest::VUART_BASE).is_some()).map(|d| d.id).collect();
     let console = cfg.console_domain().map(|(d, _)| d.domid).filter(|id| with_uart.contains(id));
+    let boot = cfg.boot_domain().map(|d| d.domid).filter(|id| ids.contains(id));
+    let standby = cfg
+        .recovery_domain()
+        .filter(|d| d.is_standby_recovery())
+        .map(|d| d.domid)
+        .filter(|id| ids.contains(id));
     LIVE.store(n, Ordering::Release);
     let doms = DOMAINS.call_once(|| built);
-    // After publishing: input typed early is delivered as soon as the console starts.
-    super::console::start_mux(uart_desc, &with_uart, console, cfg.console_switch);
     for (di, d) in doms.iter().enumerate() {
         for (vi, v) in d.vcpus.iter().enumerate() {
             PCPU_VCPU[v.pcpu].store(((di << 16) | vi) + 1, Ordering::Release);
         }
     }
-    let me = super::el2::cpu_index();
-    for d in doms {
-        for v in &d.vcpus {
-            if v.pcpu != me {
-                gic::kick(v.pcpu);
+    // After publishing: input typed early is delivered as soon as the console starts.
+    super::console::start_mux(uart_desc, &with_uart, console, cfg.console_switch);
+    let mut l = crate::launch::Launch::new(ids, boot, standby, console, failures);
+    let actions = l.start();
+    *LAUNCH.lock() = Some(l);
+    apply(&actions);
+    n
+}
+
+fn by_id(domid: u16) -> Option<&'static Domain> {
+    DOMAINS.get().and_then(|d| d.iter().find(|d| d.id == domid))
+}
+
+/// Carries out what the launch sequence decided.
+fn apply(actions: &[crate::launch::Action]) {
+    use crate::launch::Action;
+    for a in actions {
+        match *a {
+            Action::Unpause(id) => {
+                if let Some(d) = by_id(id) {
+                    info!("launch: DOM{id} unpaused");
+                    *d.vcpus[0].power.lock() = Power::Pending { entry: d.entry.0, context: d.entry.1 };
+                    wake(d.vcpus[0].pcpu);
+                }
+            }
+            Action::Reclaim(id) => {
+                if let Some(d) = by_id(id) {
+                    d.reclaim.store(true, Ordering::Release);
+                    stop(d, "reclaimed");
+                    try_reclaim(d);
+                }
+            }
+            Action::FreeBootModules => {
+                let mods = core::mem::take(&mut *BOOT_MODULES.lock());
+                let bytes: u64 = mods.iter().map(|r| r.page_inner().size()).sum();
+                if let Some(f) = FRAMES.lock().as_mut() {
+                    for r in &mods {
+                        f.add(*r);
+                    }
+                }
+                info!("launch: {} boot module(s) freed ({} KiB)", mods.len(), bytes >> 10);
+            }
+            Action::Console(id) => super::console::set_input(id),
+            Action::ReportFailure => {
+                let l = LAUNCH.lock();
+                for f in l.as_ref().map(|l| l.failures()).unwrap_or(&[]) {
+                    error!("launch failed: DOM{}: {}", f.domid, f.reason);
+                }
             }
         }
     }
-    n
+    if actions.iter().any(|a| matches!(a, Action::FreeBootModules)) {
+        let free = FRAMES.lock().as_ref().map_or(0, |f| f.free());
+        info!("launch: finalized; {} MiB free", free >> 20);
+    }
+}
+
+/// Scrubs and frees a reclaimed domain's memory once none of its vCPUs runs.
+fn try_reclaim(d: &Domain) {
+    if !d.reclaim.load(Ordering::Acquire) || d.active.load(Ordering::Acquire) != 0 {
+        return;
+    }
+    if d.reclaimed.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let mut frames = FRAMES.lock();
+    let Some(f) = frames.as_mut() else { return };
+    let before = f.free();
+    for &(pa, size, _) in &d.ram {
+        // SAFETY: the domain's RAM; none of its vCPUs runs any more (active is 0) and it
+        // never runs again, so nothing else refers to these pages.
+        unsafe { core::ptr::write_bytes(pa as *mut u8, 0, size as usize) };
+        if d.ram_owned {
+            f.dealloc(pa, size);
+        }
+    }
+    for &t in &d.tables {
+        f.dealloc(t, 4096);
+    }
+    info!(
+        "launch: DOM{} reclaimed: memory scrubbed, {} KiB returned; {} MiB free",
+        d.id,
+        (f.free() - before) >> 10,
+        f.free() >> 20
+    );
 }
 
 /// A byte of console input for domain `domid`'s virtual UART.
@@ -513,6 +633,8 @@ pub fn wake(pcpu: usize) {
 /// after the last domain.
 pub fn stop(dom: &Domain, why: &str) -> vcpu::End {
     if !dom.stopping.swap(true, Ordering::AcqRel) {
+        let crashed = why == "SError";
+        let actions = LAUNCH.lock().as_mut().map(|l| l.stopped(dom.id, why, crashed)).unwrap_or_default();
         super::console::domain_stopped(dom.id);
         info!("DOM{}: stopped ({why})", dom.id);
         let me = super::el2::cpu_index();
@@ -521,6 +643,7 @@ pub fn stop(dom: &Domain, why: &str) -> vcpu::End {
                 gic::kick(v.pcpu);
             }
         }
+        apply(&actions);
         if LIVE.fetch_sub(1, Ordering::AcqRel) == 1 {
             info!("all domains have stopped");
             super::start::halt("all domains have stopped");
@@ -544,11 +667,17 @@ pub fn schedule() -> ! {
             }
             let start = vcpu::take_start(&mut dom.vcpus[vi].power.lock());
             if let Some((entry, context)) = start {
+                dom.active.fetch_add(1, Ordering::AcqRel);
                 let t = timer::uptime_us();
                 log::debug!("DOM{}: vCPU {vi} starts on CPU {me} at {entry:#x} ({t} us)", dom.id);
-                match vcpu::run(dom, vi, entry, context) {
+                let end = vcpu::run(dom, vi, entry, context);
+                dom.active.fetch_sub(1, Ordering::AcqRel);
+                match end {
                     vcpu::End::CpuOff => log::debug!("DOM{}: vCPU {vi} off", dom.id),
-                    vcpu::End::DomainStopped => PCPU_VCPU[me].store(0, Ordering::Release),
+                    vcpu::End::DomainStopped => {
+                        PCPU_VCPU[me].store(0, Ordering::Release);
+                        try_reclaim(dom);
+                    }
                 }
                 continue;
             }
@@ -556,5 +685,99 @@ pub fn schedule() -> ! {
         // Idle: WFI (not WFE, which emulators turn into a busy loop); kicks are SGIs.
         aarch64_cpu::asm::wfi();
         gic::handle_pending(super::console::on_irq);
+    }
+}
+
+/// One of hyperlaunch's own hypercalls from `dom`; returns x0..x3.
+pub fn hypercall(dom: &Domain, call: crate::hypercall::Call) -> [u64; 4] {
+    use crate::hypercall::{self as hc, Blob, Call};
+    let running_boot = LAUNCH.lock().as_ref().and_then(|l| l.boot_domain()) == Some(dom.id);
+    let recovery = dom.functions & crate::config::Functions::RECOVERY != 0;
+    if !hc::allowed(&call, hc::Caller { running_boot_domain: running_boot, recovery }) {
+        dom.notice(format_args!("hypercall {call:?} refused: not permitted for this domain"));
+        return [hc::DENIED as u64, 0, 0, 0];
+    }
+    let ret = |x0: i64| [x0 as u64, 0, 0, 0];
+    match call {
+        Call::Version => ret(hc::VERSION),
+        Call::Unknown(fid) => {
+            dom.notice(format_args!("unknown hyperlaunch hypercall {fid:#x}"));
+            ret(hc::NOT_SUPPORTED)
+        }
+        Call::Size(Blob::Lcm) => ret(HOST_DTB.get().map_or(0, |d| d.len()) as i64),
+        Call::Size(Blob::Config) => ret(dom.config.map_or(hc::INVALID, |r| r.size() as i64)),
+        Call::Read { blob, dst, offset, len } => {
+            let src: &[u8] = match blob {
+                Blob::Lcm => HOST_DTB.get().copied().unwrap_or(&[]),
+                Blob::Config => dom.config.map(module_bytes).unwrap_or(&[]),
+            };
+            let Some(avail) = (src.len() as u64).checked_sub(offset) else { return ret(hc::INVALID) };
+            let n = len.min(avail);
+            match dom.guest_to_host(dst, n) {
+                Some(pa) => {
+                    // SAFETY: `pa..pa + n` is inside this domain's own RAM (checked by
+                    // guest_to_host), identity mapped; the source is the host DTB or a boot
+                    // module, which do not overlap domain RAM.
+                    unsafe {
+                        core::ptr::copy_nonoverlapping(
+                            src.as_ptr().add(offset as usize),
+                            pa as *mut u8,
+                            n as usize,
+                        )
+                    };
+                    ret(n as i64)
+                }
+                None => {
+                    dom.notice(format_args!(
+                        "hypercall read into {dst:#x} (+{n:#x}) outside its RAM refused"
+                    ));
+                    ret(hc::INVALID)
+                }
+            }
+        }
+        Call::DomainInfo { index } => {
+            let Some(d) = DOMAINS.get().and_then(|ds| ds.get(index as usize)) else {
+                return ret(hc::INVALID);
+            };
+            let state = match LAUNCH.lock().as_ref().and_then(|l| l.state(d.id)) {
+                Some(crate::launch::State::Paused) => hc::STATE_PAUSED,
+                Some(crate::launch::State::Running) => hc::STATE_RUNNING,
+                Some(crate::launch::State::Stopped) => hc::STATE_STOPPED,
+                _ => hc::STATE_RECLAIMED,
+            };
+            [hc::SUCCESS as u64, u64::from(d.id), state, u64::from(d.functions)]
+        }
+        Call::Unpause { domid } => {
+            let r = LAUNCH.lock().as_mut().map(|l| l.unpause(dom.id, domid));
+            match r {
+                Some(Ok(a)) => {
+                    apply(&[a]);
+                    ret(hc::SUCCESS)
+                }
+                Some(Err(e)) => {
+                    dom.notice(format_args!("unpause of DOM{domid} refused: {e}"));
+                    ret(hc::INVALID)
+                }
+                None => ret(hc::INVALID),
+            }
+        }
+        Call::Done => {
+            info!("launch: DOM{} (Boot Domain) signalled done", dom.id);
+            let r = LAUNCH.lock().as_mut().map(|l| l.done(dom.id));
+            match r {
+                Some(Ok(actions)) => {
+                    apply(&actions);
+                    ret(hc::SUCCESS)
+                }
+                _ => ret(hc::DENIED),
+            }
+        }
+        Call::FailureInfo { index } => {
+            let l = LAUNCH.lock();
+            match l.as_ref().and_then(|l| l.failures().get(index as usize)) {
+                Some(f) => [hc::SUCCESS as u64, u64::from(f.domid), 0, 0],
+                None => ret(hc::INVALID),
+            }
+        }
     }
 }

@@ -271,6 +271,15 @@ fn handle(dom: &Domain, index: usize, exit: Exit, regs: &mut GuestRegs) -> Next 
 
 /// An HVC or trapped SMC: PSCI, and NOT_SUPPORTED for every other SMCCC function.
 fn call(dom: &Domain, index: usize, regs: &mut GuestRegs) -> Next {
+    if let Some(hc) = crate::hypercall::decode([regs.x[0], regs.x[1], regs.x[2], regs.x[3], regs.x[4]]) {
+        let r = domain::hypercall(dom, hc);
+        regs.x[..4].copy_from_slice(&r);
+        return if dom.stopping.load(Ordering::Acquire) {
+            Next::Stop(End::DomainStopped)
+        } else {
+            Next::Resume
+        };
+    }
     let c = psci::decode(regs.x[0], regs.x[1], regs.x[2], regs.x[3]);
     let ret = match c {
         Call::Version => psci::VERSION_1_1,

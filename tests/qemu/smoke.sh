@@ -34,7 +34,7 @@ expect() {
     [ -n "$why" ] && return
     local from=1 re n
     for re in "$@"; do
-        n=$(tail -n +"$from" "$log" | grep -n -E -m1 -- "$re" | cut -d: -f1)
+        n=$(tail -n +"$from" "$log" | grep -a -n -E -m1 -- "$re" | cut -d: -f1)
         if [ -z "$n" ]; then
             why="no line matching /$re/ (after line $from)"
             return
@@ -46,7 +46,7 @@ expect() {
 # refuse REGEX: no line may match.
 refuse() {
     [ -n "$why" ] && return
-    if grep -q -E -- "$1" "$log"; then why="unexpected line matching /$1/"; fi
+    if grep -a -q -E -- "$1" "$log"; then why="unexpected line matching /$1/"; fi
 }
 
 done_test() {
@@ -399,6 +399,50 @@ t_console() {
     done_test
 }
 
+t_boot_domain() {
+    printf '3 2\n' >"$work/order"
+    boot boot-domain --cpus 5 --module 0x49000000=$TESTGUEST --module 0x4a000000="$work/order" \
+        --module 0x4b000000=$TESTGUEST tests/lcm/guests/boot.dts
+    expect_exit 0
+    expect 'INFO  launch: 5 of 5 domain\(s\) built, all paused; .* ([0-9]+) MiB free' \
+        'INFO  console input now goes to DOM32757' 'INFO  launch: DOM32757 unpaused'
+    expect '^DOM32757: boot: LCM is ([0-9]+) bytes, read \1$' '^DOM32757: boot: LCM names domain@4' \
+        '^DOM32757: boot: DOM4 state 0 functions 0x2$' '^DOM32757: boot: config "3 2"$' \
+        'INFO  launch: DOM3 unpaused' '^DOM3: hello from three' 'INFO  launch: DOM2 unpaused' '^DOM2: hello from two' \
+        '^DOM32757: boot: unpause itself -> -2$' 'INFO  launch: DOM32757 \(Boot Domain\) signalled done' \
+        'INFO  console input now goes to DOM1' 'INFO  launch: 3 boot module\(s\) freed' 'INFO  launch: DOM1 unpaused' \
+        'INFO  DOM4: stopped \(reclaimed\)' 'INFO  launch: finalized'
+    expect 'INFO  launch: DOM32757 reclaimed: memory scrubbed, 16[0-9]{3} KiB returned'
+    expect '^DOM1: hyp: HL_VERSION -> 0x10000$' '^DOM1: hyp: HL_UNPAUSE DOM2 -> -3$' '^DOM1: hyp: HL_DONE -> -3$' \
+        '^DOM1: hyp: HL_FAILURE_INFO -> -3$' 'INFO  all domains have stopped'
+    local before after
+    before=$(sed -n 's/.*launch: 5 of 5 domain(s) built, all paused; .* \([0-9]*\) MiB free$/\1/p' "$log")
+    after=$(sed -n 's/.*launch: DOM32757 reclaimed: .*; \([0-9]*\) MiB free$/\1/p' "$log")
+    echo "free before $before MiB, after reclaim $after MiB" >>"$log"
+    if [ -z "$why" ] && { [ -z "$before" ] || [ -z "$after" ] || [ "$after" -lt $((before + 16)) ]; }; then
+        why="free memory ${before:-?} MiB before, ${after:-?} MiB after reclaiming the Boot Domain"
+    fi
+    refuse 'STILL RUNNING|^DOM4:|launch failed|FATAL|PANIC'
+    done_test
+}
+
+t_boot_domain_recovery() {
+    # DOM2's kernel module (at 0x4b000000) is not loaded: launch fails, the standby
+    # Recovery Domain comes up with the console and the failure report.
+    printf '3\n' >"$work/order"
+    boot boot-recovery --cpus 5 --module 0x49000000=$TESTGUEST --module 0x4a000000="$work/order" \
+        tests/lcm/guests/boot.dts
+    expect_exit 0
+    expect 'ERROR error: /chosen/hypervisor/domain@2: domain 2 not built: kernel: no arm64 Image magic' \
+        'INFO  launch: 4 of 5 domain\(s\) built, all paused'
+    expect 'INFO  launch: DOM32757 \(Boot Domain\) signalled done' 'INFO  console input now goes to DOM4' \
+        'INFO  launch: DOM4 unpaused' 'ERROR launch failed: DOM2: not built: kernel: no arm64 Image magic'
+    expect '^DOM4: hello from recovery' '^DOM4: recovery: launch failed for DOM2$' '^DOM4: recovery: 1 failure\(s\) reported$'
+    expect '^DOM3: hello from three' 'INFO  all domains have stopped'
+    refuse 'STILL RUNNING|FATAL|PANIC|reclaimed.*DOM4|DOM4: stopped \(reclaimed\)'
+    done_test
+}
+
 t_fatal_no_boot_cpu() {
     local dtb
     dtb=$(virt_dtb)
@@ -433,7 +477,7 @@ tests=(t_image_header t_virt_gicv3 t_virt_gicv2_a53 t_virt_max_2cpu t_virt_uboot
     t_reserved_memory
     t_debug_level t_fatal_no_boot_cpu t_fatal_bad_reserved_memory
     t_fatal_el2_abort t_fatal_panic t_lcm_hyperlaunch t_lcm_dom0less t_lcm_classic t_lcm_invalid
-    t_lcm_module_over_image t_domains t_gzip_affinity_corrupt t_static_mem t_console)
+    t_lcm_module_over_image t_domains t_gzip_affinity_corrupt t_static_mem t_console t_boot_domain t_boot_domain_recovery)
 for t in "${tests[@]}"; do
     if [ -z "$only" ] || [[ "$t" == *"$only"* ]]; then
         "$t"

@@ -8,6 +8,10 @@
 //!   hl.echo           read lines from the UART and print each back, until the line "off"
 //!   hl.prompt         print "prompt> " with no newline, then wait 400 ms
 //!   hl.flood=N        print N bytes of output as fast as it can
+//!   hl.boot           act as a Boot Domain: read the LCM and the config blob (domain ids
+//!                     to start, in order), unpause them, signal done
+//!   hl.hyp            try Boot Domain and Recovery hypercalls (they must be refused)
+//!   hl.recovery       list the domains whose launch failed
 //!   hl.off            PSCI SYSTEM_OFF at the end (else it idles in WFI)
 #![no_std]
 #![no_main]
@@ -193,6 +197,74 @@ fn frequency() -> u64 {
     v.max(1)
 }
 
+const HL_VERSION: u64 = 0xc600_0000;
+const HL_SIZE: u64 = 0xc600_0001;
+const HL_READ: u64 = 0xc600_0002;
+const HL_DOMAIN_INFO: u64 = 0xc600_0003;
+const HL_UNPAUSE: u64 = 0xc600_0004;
+const HL_DONE: u64 = 0xc600_0005;
+const HL_FAILURE_INFO: u64 = 0xc600_0006;
+
+/// Room for the LCM (the host device tree) and the config blob.
+static mut LCM_BUF: [u8; 256 * 1024] = [0; 256 * 1024];
+static mut CONFIG_BUF: [u8; 4096] = [0; 4096];
+
+fn hvc5(fid: u64, a1: u64, a2: u64, a3: u64, a4: u64) -> i64 {
+    let mut x0 = fid;
+    // SAFETY: an SMCCC call through HVC to the hypervisor; x0-x4 in, x0 out.
+    unsafe {
+        asm!("hvc #0", inout("x0") x0, inout("x1") a1 => _, inout("x2") a2 => _, inout("x3") a3 => _,
+             inout("x4") a4 => _, options(nostack))
+    };
+    x0 as i64
+}
+
+/// The reference Boot Domain's work: read the LCM and the config blob, start the
+/// domains the blob lists in that order, then signal done.
+fn boot_domain() {
+    let size = hvc(HL_SIZE, 0, 0, 0);
+    let buf = &raw mut LCM_BUF;
+    // SAFETY: the buffer is this guest's own; the hypervisor writes at most `size` bytes.
+    let lcm = unsafe { &mut *buf };
+    let n = hvc5(HL_READ, 0, lcm.as_mut_ptr() as u64, 0, lcm.len() as u64);
+    println!("boot: LCM is {size} bytes, read {n}");
+    let tree = fdt::Fdt::new(&lcm[..n.max(0) as usize]).ok();
+    if let Some(hv) = tree.as_ref().and_then(|t| t.find("/chosen/hypervisor")) {
+        for d in hv.children().filter(|c| c.is_compatible("xen,domain")) {
+            let domid = d.property("domid").and_then(|p| p.u32());
+            println!("boot: LCM names {} (domid {:?})", d.name(), domid);
+        }
+    }
+    let mut i = 0u64;
+    loop {
+        let mut r = [0u64; 4];
+        // SAFETY: an SMCCC call through HVC; x0-x3 out.
+        unsafe {
+            asm!("hvc #0", inout("x0") HL_DOMAIN_INFO => r[0], inout("x1") i => r[1], out("x2") r[2], out("x3") r[3],
+                 options(nostack))
+        };
+        if r[0] != 0 {
+            break;
+        }
+        println!("boot: DOM{} state {} functions {:#x}", r[1], r[2], r[3]);
+        i += 1;
+    }
+    let cbuf = &raw mut CONFIG_BUF;
+    // SAFETY: as above, for the config buffer.
+    let config = unsafe { &mut *cbuf };
+    let len = hvc5(HL_READ, 1, config.as_mut_ptr() as u64, 0, config.len() as u64);
+    let text = core::str::from_utf8(&config[..len.max(0) as usize]).unwrap_or("");
+    println!("boot: config \"{}\"", text.trim());
+    for id in text.split_whitespace().filter_map(parse_u64) {
+        println!("boot: unpause DOM{id} -> {}", hvc(HL_UNPAUSE, id, 0, 0));
+        wait_ms(300);
+    }
+    println!("boot: unpause itself -> {}", hvc(HL_UNPAUSE, 0x7ff5, 0, 0));
+    println!("boot: done");
+    let r = hvc(HL_DONE, 0, 0, 0);
+    println!("boot: STILL RUNNING after done ({r})");
+}
+
 fn wait_ms(ms: u64) {
     let (start, freq) = (counter(), frequency());
     while counter() - start < ms * freq / 1000 {
@@ -310,6 +382,29 @@ extern "C" fn guest_main(dtb: u64) -> ! {
             println!("{name}: flooded {n} bytes");
         } else if arg == "hl.echo" {
             echo(name);
+        } else if arg == "hl.boot" {
+            boot_domain();
+        } else if arg == "hl.hyp" {
+            println!("hyp: HL_VERSION -> {:#x}", hvc(HL_VERSION, 0, 0, 0));
+            println!("hyp: HL_UNPAUSE DOM2 -> {}", hvc(HL_UNPAUSE, 2, 0, 0));
+            println!("hyp: HL_DONE -> {}", hvc(HL_DONE, 0, 0, 0));
+            println!("hyp: HL_FAILURE_INFO -> {}", hvc(HL_FAILURE_INFO, 0, 0, 0));
+        } else if arg == "hl.recovery" {
+            let mut i = 0u64;
+            loop {
+                let x1: u64;
+                let mut x0 = HL_FAILURE_INFO;
+                // SAFETY: an SMCCC call through HVC; x0/x1 out.
+                unsafe {
+                    asm!("hvc #0", inout("x0") x0, inout("x1") i => x1, out("x2") _, out("x3") _, options(nostack))
+                };
+                if x0 != 0 {
+                    break;
+                }
+                println!("recovery: launch failed for DOM{x1}");
+                i += 1;
+            }
+            println!("recovery: {i} failure(s) reported");
         } else if let Some(list) = arg.strip_prefix("hl.probe=") {
             for a in list.split(',').filter_map(parse_u64) {
                 match probe_read(a) {

@@ -1,0 +1,147 @@
+//! hyperlaunch's own hypercalls (SMCCC, vendor-specific hypervisor service range, SMC64
+//! fast calls through HVC), and which domain may make each. The ABI is described in
+//! docs/hypercalls.md.
+
+/// Function identifiers.
+pub const HL_VERSION: u32 = 0xc600_0000;
+pub const HL_SIZE: u32 = 0xc600_0001;
+pub const HL_READ: u32 = 0xc600_0002;
+pub const HL_DOMAIN_INFO: u32 = 0xc600_0003;
+pub const HL_UNPAUSE: u32 = 0xc600_0004;
+pub const HL_DONE: u32 = 0xc600_0005;
+pub const HL_FAILURE_INFO: u32 = 0xc600_0006;
+
+/// The interface version HL_VERSION returns (major 1, minor 0).
+pub const VERSION: i64 = 1 << 16;
+
+/// Return codes (SMCCC style).
+pub const SUCCESS: i64 = 0;
+pub const NOT_SUPPORTED: i64 = -1;
+pub const INVALID: i64 = -2;
+pub const DENIED: i64 = -3;
+
+/// What HL_SIZE / HL_READ read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blob {
+    /// The launch configuration: the host device tree that holds the LCM.
+    Lcm,
+    /// The Boot Domain's own `module,config`.
+    Config,
+}
+
+/// A decoded call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Call {
+    Version,
+    Size(Blob),
+    Read {
+        blob: Blob,
+        dst: u64,
+        offset: u64,
+        len: u64,
+    },
+    DomainInfo {
+        index: u64,
+    },
+    Unpause {
+        domid: u16,
+    },
+    Done,
+    FailureInfo {
+        index: u64,
+    },
+    /// In the range, but not a call this version knows.
+    Unknown(u32),
+}
+
+/// Decodes x0..x4 when x0 is in hyperlaunch's range; `None` for every other function.
+pub fn decode(x: [u64; 5]) -> Option<Call> {
+    let fid = x[0] as u32;
+    if x[0] >> 32 != 0 || fid & 0xffff_0000 != 0xc600_0000 {
+        return None;
+    }
+    let blob = |v: u64| match v {
+        0 => Some(Blob::Lcm),
+        1 => Some(Blob::Config),
+        _ => None,
+    };
+    Some(match fid {
+        HL_VERSION => Call::Version,
+        HL_SIZE => blob(x[1]).map_or(Call::Unknown(fid), Call::Size),
+        HL_READ => match blob(x[1]) {
+            Some(b) => Call::Read { blob: b, dst: x[2], offset: x[3], len: x[4] },
+            None => Call::Unknown(fid),
+        },
+        HL_DOMAIN_INFO => Call::DomainInfo { index: x[1] },
+        HL_UNPAUSE => match u16::try_from(x[1]) {
+            Ok(domid) => Call::Unpause { domid },
+            Err(_) => Call::Unknown(fid),
+        },
+        HL_DONE => Call::Done,
+        HL_FAILURE_INFO => Call::FailureInfo { index: x[1] },
+        _ => Call::Unknown(fid),
+    })
+}
+
+/// Who is calling, as far as the permission table is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    /// It is the Boot Domain and the launch is in its boot phase.
+    pub running_boot_domain: bool,
+    /// It has the Recovery function.
+    pub recovery: bool,
+}
+
+/// The permission table: may `caller` make `call`?
+pub fn allowed(call: &Call, caller: Caller) -> bool {
+    match call {
+        Call::Version | Call::Unknown(_) => true,
+        Call::Size(_) | Call::Read { .. } | Call::DomainInfo { .. } | Call::Unpause { .. } | Call::Done => {
+            caller.running_boot_domain
+        }
+        Call::FailureInfo { .. } => caller.recovery,
+    }
+}
+
+/// HL_DOMAIN_INFO state codes.
+pub const STATE_PAUSED: u64 = 0;
+pub const STATE_RUNNING: u64 = 1;
+pub const STATE_STOPPED: u64 = 2;
+pub const STATE_RECLAIMED: u64 = 3;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_only_its_range() {
+        assert_eq!(decode([0x8400_0000, 0, 0, 0, 0]), None, "PSCI is not ours");
+        assert_eq!(decode([0xc600_0000, 0, 0, 0, 0]), Some(Call::Version));
+        assert_eq!(
+            decode([0xc600_0002, 1, 0x4100_0000, 8, 64]),
+            Some(Call::Read { blob: Blob::Config, dst: 0x4100_0000, offset: 8, len: 64 })
+        );
+        assert_eq!(decode([0xc600_0002, 7, 0, 0, 0]), Some(Call::Unknown(HL_READ)));
+        assert_eq!(decode([0xc600_0004, 0x7ff5, 0, 0, 0]), Some(Call::Unpause { domid: 0x7ff5 }));
+        assert_eq!(decode([0xc600_0004, 0x1_0000, 0, 0, 0]), Some(Call::Unknown(HL_UNPAUSE)));
+        assert_eq!(decode([0xc600_0099, 0, 0, 0, 0]), Some(Call::Unknown(0xc600_0099)));
+        assert_eq!(decode([0x1_c600_0000, 0, 0, 0, 0]), None);
+    }
+
+    #[test]
+    fn permission_table() {
+        let boot = Caller { running_boot_domain: true, recovery: false };
+        let other = Caller { running_boot_domain: false, recovery: false };
+        let recovery = Caller { running_boot_domain: false, recovery: true };
+        for c in
+            [Call::Size(Blob::Lcm), Call::DomainInfo { index: 0 }, Call::Unpause { domid: 1 }, Call::Done]
+        {
+            assert!(allowed(&c, boot), "{c:?}");
+            assert!(!allowed(&c, other), "{c:?}");
+            assert!(!allowed(&c, recovery), "{c:?}");
+        }
+        assert!(allowed(&Call::FailureInfo { index: 0 }, recovery));
+        assert!(!allowed(&Call::FailureInfo { index: 0 }, boot));
+        assert!(allowed(&Call::Version, other));
+    }
+}
