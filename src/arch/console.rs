@@ -127,8 +127,17 @@ pub fn domain_output(domid: u16, byte: u8) {
         m.next_deadline()
     };
     write_emits(&emits);
-    if let Some(d) = deadline {
-        super::timer::arm_hyp_timer(d);
+    if deadline.is_some() {
+        rearm_timer(deadline);
+    }
+}
+
+/// Arms this CPU's hypervisor timer for the earlier of `console_deadline` and the launch
+/// deadline, or disarms it when there is neither.
+pub fn rearm_timer(console_deadline: Option<u64>) {
+    match console_deadline.into_iter().chain(super::domain::launch_deadline()).min() {
+        Some(d) => super::timer::arm_hyp_timer(d),
+        None => super::timer::disarm_hyp_timer(),
     }
 }
 
@@ -175,10 +184,8 @@ pub fn on_irq(intid: u32) {
             m.next_deadline()
         };
         write_emits(&emits);
-        match deadline {
-            Some(d) => super::timer::arm_hyp_timer(d),
-            None => super::timer::disarm_hyp_timer(),
-        }
+        super::domain::check_launch_timeout(super::timer::uptime_us());
+        rearm_timer(deadline);
         return;
     }
     if intid == UART_IRQ.load(Ordering::Acquire) {

@@ -471,6 +471,32 @@ static FRAMES: Mutex<Option<Frames>> = Mutex::new(None);
 static LAUNCH: Mutex<Option<crate::launch::Launch>> = Mutex::new(None);
 /// The host device tree (which holds the LCM), for the Boot Domain to read.
 static HOST_DTB: Once<&'static [u8]> = Once::new();
+/// When the Boot Domain's time runs out (µs of uptime; 0: no limit running).
+static LAUNCH_DEADLINE: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// The Boot Domain's deadline, if one runs.
+pub fn launch_deadline() -> Option<u64> {
+    Some(LAUNCH_DEADLINE.load(Ordering::Acquire)).filter(|&d| d != 0)
+}
+
+/// Called on hypervisor timer interrupts: a Boot Domain past its time fails the launch,
+/// which goes on without it.
+pub fn check_launch_timeout(now_us: u64) {
+    let Some(d) = launch_deadline() else { return };
+    if now_us < d || LAUNCH_DEADLINE.swap(0, Ordering::AcqRel) == 0 {
+        return;
+    }
+    let actions = LAUNCH
+        .lock()
+        .as_mut()
+        .map(|l| l.boot_failed("the Boot Domain did not signal done in time"))
+        .unwrap_or_default();
+    if !actions.is_empty() {
+        error!("launch: the Boot Domain did not signal done in time: finalizing without it");
+        apply(&actions);
+    }
+}
+
 /// Boot modules, given back at finalization.
 static BOOT_MODULES: Mutex<Vec<Range>> = Mutex::new(Vec::new());
 
@@ -534,6 +560,11 @@ pub fn launch(
     let mut l = crate::launch::Launch::new(ids, boot, standby, console, failures);
     let actions = l.start();
     *LAUNCH.lock() = Some(l);
+    if boot.is_some() {
+        let d = timer::uptime_us() + u64::from(cfg.boot_timeout_ms) * 1000;
+        LAUNCH_DEADLINE.store(d, Ordering::Release);
+        super::console::rearm_timer(None);
+    }
     apply(&actions);
     n
 }

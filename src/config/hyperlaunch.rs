@@ -16,11 +16,22 @@ pub(super) fn parse(fdt: &Fdt<'_>, hv: &Node<'_>) -> props::Result<LaunchConfig>
         domains: Vec::new(),
         hypervisor_modules: Vec::new(),
         console_switch: true,
+        boot_timeout_ms: super::DEFAULT_BOOT_TIMEOUT_MS,
         notes: Vec::new(),
     };
     for p in hv.properties() {
         match p.name {
             "compatible" | "#address-cells" | "#size-cells" | "phandle" => {}
+            "boot-timeout-ms" => {
+                cfg.boot_timeout_ms = props::u32_prop(hv, "boot-timeout-ms")?.unwrap_or(cfg.boot_timeout_ms);
+                if cfg.boot_timeout_ms == 0 {
+                    return Err(props::bad_value(
+                        hv,
+                        "boot-timeout-ms",
+                        "0: the Boot Domain needs some time".into(),
+                    ));
+                }
+            }
             "console-switch" => match props::str_prop(hv, "console-switch")? {
                 Some("disabled") => cfg.console_switch = false,
                 Some("enabled") => {}

@@ -247,6 +247,9 @@ pub struct LaunchConfig {
     pub hypervisor_modules: Vec<Module>,
     /// Ctrl-A ×3 switching of the console input (`console-switch = "disabled"` turns it off).
     pub console_switch: bool,
+    /// How long the Boot Domain may run before launch goes on without it (ms;
+    /// `/chosen/hypervisor/boot-timeout-ms`, ours).
+    pub boot_timeout_ms: u32,
     /// Unknown nodes and properties that were ignored.
     pub notes: Vec<Note>,
 }
@@ -280,6 +283,9 @@ impl LaunchConfig {
         }
     }
 }
+
+/// Default Boot Domain time limit.
+pub const DEFAULT_BOOT_TIMEOUT_MS: u32 = 30_000;
 
 /// What the configuration is checked against.
 #[derive(Debug, Clone)]

@@ -80,7 +80,8 @@ impl Plan {
             out.push(format!("hypervisor module:{}", module_line(m, false)));
         }
         match cfg.boot_domain() {
-            Some(b) => out.push(format!("boot domain: {} runs first", b.domid)),
+            Some(b) => out
+                .push(format!("boot domain: {} runs first (time limit {} ms)", b.domid, cfg.boot_timeout_ms)),
             None => out.push(String::from("boot domain: none (straight to launch finalization)")),
         }
         match cfg.console_domain() {

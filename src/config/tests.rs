@@ -150,6 +150,7 @@ fn hyperlaunch_domain_properties() {
     let chosen = n("chosen").c(n("hypervisor")
         .p("compatible", V::Str("hypervisor,xen"))
         .p("console-switch", V::Str("disabled"))
+        .p("boot-timeout-ms", V::U32(1500))
         .c(n("config")
             .p("compatible", V::Str("xen,config"))
             .p("#address-cells", V::U32(1))
@@ -161,6 +162,7 @@ fn hyperlaunch_domain_properties() {
     let cfg = parse(&host(chosen)).unwrap();
     assert_eq!(cfg.path, BootPath::Hyperlaunch);
     assert!(!cfg.console_switch);
+    assert_eq!(cfg.boot_timeout_ms, 1500);
     let d = &cfg.domains[0];
     assert_eq!((d.domid, d.requested_domid), (7, Some(7)));
     assert_eq!(d.permissions, Permissions(Permissions::HARDWARE));

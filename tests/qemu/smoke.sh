@@ -256,7 +256,7 @@ t_lcm_hyperlaunch() {
         'INFO  plan: domain 1 \(/chosen/hypervisor/domain@1\): 2 vCPU\(s\), 128 MiB, virtual UART' \
         'INFO  plan: +permissions hardware; functions recovery,console,xenstore' \
         'INFO  plan: +kernel +0x49000000 size 0x2000000 shared' \
-        'INFO  plan: domain 3 ' 'INFO  plan: boot domain: 32757 runs first' 'INFO  plan: console: domain 1$' \
+        'INFO  plan: domain 3 ' 'INFO  plan: boot domain: 32757 runs first \\(time limit 30000 ms\\)' 'INFO  plan: console: domain 1$' \
         "$NO_KERNEL" "$PLAN_READY"
     refuse 'WARN|FATAL|PANIC'
     done_test
@@ -443,6 +443,25 @@ t_boot_domain_recovery() {
     done_test
 }
 
+t_boot_domain_timeout() {
+    # A Boot Domain that never signals done: after boot-timeout-ms the launch goes on
+    # without it, and the standby Recovery Domain reports it.
+    sed -e 's/compatible = "hypervisor,xen";/compatible = "hypervisor,xen";\n\t\tboot-timeout-ms = <1000>;/' \
+        -e 's/hl.name=boot hl.boot/hl.name=boot/' tests/lcm/guests/boot.dts >"$work/timeout.dts"
+    printf '3\n' >"$work/order"
+    boot boot-timeout --cpus 5 --module 0x49000000=$TESTGUEST --module 0x4a000000="$work/order" \
+        --module 0x4b000000=$TESTGUEST "$work/timeout.dts"
+    expect_exit 0
+    expect 'INFO  plan: boot domain: 32757 runs first \(time limit 1000 ms\)' 'INFO  launch: DOM32757 unpaused' \
+        '^DOM32757: hello from boot' 'ERROR launch: the Boot Domain did not signal done in time: finalizing without it' \
+        'INFO  DOM32757: stopped \(reclaimed\)' 'INFO  launch: DOM4 unpaused' \
+        'ERROR launch failed: DOM32757: the Boot Domain did not signal done in time'
+    expect '^DOM4: recovery: launch failed for DOM32757$' 'INFO  all domains have stopped'
+    expect 'INFO  launch: DOM32757 reclaimed: memory scrubbed'
+    refuse 'FATAL|PANIC'
+    done_test
+}
+
 t_fatal_no_boot_cpu() {
     local dtb
     dtb=$(virt_dtb)
@@ -477,7 +496,8 @@ tests=(t_image_header t_virt_gicv3 t_virt_gicv2_a53 t_virt_max_2cpu t_virt_uboot
     t_reserved_memory
     t_debug_level t_fatal_no_boot_cpu t_fatal_bad_reserved_memory
     t_fatal_el2_abort t_fatal_panic t_lcm_hyperlaunch t_lcm_dom0less t_lcm_classic t_lcm_invalid
-    t_lcm_module_over_image t_domains t_gzip_affinity_corrupt t_static_mem t_console t_boot_domain t_boot_domain_recovery)
+    t_lcm_module_over_image t_domains t_gzip_affinity_corrupt t_static_mem t_console t_boot_domain t_boot_domain_recovery
+    t_boot_domain_timeout)
 for t in "${tests[@]}"; do
     if [ -z "$only" ] || [[ "$t" == *"$only"* ]]; then
         "$t"
