@@ -256,7 +256,7 @@ t_lcm_hyperlaunch() {
         'INFO  plan: domain 1 \(/chosen/hypervisor/domain@1\): 2 vCPU\(s\), 128 MiB, virtual UART' \
         'INFO  plan: +permissions hardware; functions recovery,console,xenstore' \
         'INFO  plan: +kernel +0x49000000 size 0x2000000 shared' \
-        'INFO  plan: domain 3 ' 'INFO  plan: boot domain: 32757 runs first \\(time limit 30000 ms\\)' 'INFO  plan: console: domain 1$' \
+        'INFO  plan: domain 3 ' 'INFO  plan: boot domain: 32757 runs first \(time limit 30000 ms\)' 'INFO  plan: console: domain 1$' \
         "$NO_KERNEL" "$PLAN_READY"
     refuse 'WARN|FATAL|PANIC'
     done_test
