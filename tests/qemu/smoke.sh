@@ -462,6 +462,55 @@ t_boot_domain_timeout() {
     done_test
 }
 
+# "control,hardware" / "recovery,console" -> the bit values of the binding.
+role_bits() {
+    local v=0 n
+    for n in ${1//,/ }; do
+        case $n in
+            control|boot) v=$((v | 1)) ;;
+            hardware|recovery) v=$((v | 2)) ;;
+            console) v=$((v | 4)) ;;
+            xenstore) v=$((v | 0x40000000)) ;;
+            legacy-dom0) v=$((v | 0x80000000)) ;;
+        esac
+    done
+    printf '%#x' "$v"
+}
+
+t_examples() {
+    # Every example LCM boots with the test guest as each kernel (and as the Boot Domain,
+    # which reads its empty config blob and signals done): each domain that runs reports
+    # the permissions and functions its device tree gives, which must be the LCM's.
+    printf '\n' >"$work/empty"
+    bash scripts/hlcheck --help >/dev/null 2>&1 || true
+    local f name want got dtb
+    dtb=$(virt_dtb)
+    for f in dts/*.dts; do
+        name=example-$(basename "$f" .dts)
+        [ "$name" = example-demo ] && continue
+        TIMEOUT=10 boot "$name" --cpus 8 --module 0x49000000=$TESTGUEST --module 0x4c000000=$TESTGUEST \
+            --module 0x4c100000="$work/empty" "$f"
+        expect_exit 124
+        expect 'INFO  launch: ([0-9]+) of \1 domain\(s\) built' 'INFO  launch: finalized'
+        bash scripts/merge-lcm.sh "$dtb" "$f" "$work/ex.dtb"
+        # Expected: every domain but a standby Recovery Domain (functions = recovery only,
+        # no permissions), as "permissions functions" in hex, sorted.
+        want=$(bash scripts/hlcheck --roles "$work/ex.dtb" | while read -r id p fn; do
+            [ "$p $fn" = "none recovery" ] && continue
+            [ "$p" = none ] && p=""; [ "$fn" = none ] && fn=""
+            echo "$(role_bits "$p") $(role_bits "$fn")"
+        done | sort | paste -sd' ')
+        got=$(sed -n 's/^DOM[0-9]*: .*: permissions \(0x[0-9a-f]*\) functions \(0x[0-9a-f]*\)$/\1 \2/p' "$log" |
+            sed 's/^0x0 /0 /; s/ 0x0$/ 0/' | sort | paste -sd' ')
+        want=$(echo "$want" | sed 's/\b0x0\b/0/g')
+        if [ -z "$why" ] && { [ -z "$got" ] || [ "$want" != "$got" ]; }; then
+            why="roles reported by the domains '$got', expected '$want'"
+        fi
+        refuse 'FATAL|PANIC|ERROR|STILL RUNNING'
+        done_test
+    done
+}
+
 t_fatal_no_boot_cpu() {
     local dtb
     dtb=$(virt_dtb)
@@ -497,7 +546,7 @@ tests=(t_image_header t_virt_gicv3 t_virt_gicv2_a53 t_virt_max_2cpu t_virt_uboot
     t_debug_level t_fatal_no_boot_cpu t_fatal_bad_reserved_memory
     t_fatal_el2_abort t_fatal_panic t_lcm_hyperlaunch t_lcm_dom0less t_lcm_classic t_lcm_invalid
     t_lcm_module_over_image t_domains t_gzip_affinity_corrupt t_static_mem t_console t_boot_domain t_boot_domain_recovery
-    t_boot_domain_timeout)
+    t_boot_domain_timeout t_examples)
 for t in "${tests[@]}"; do
     if [ -z "$only" ] || [[ "$t" == *"$only"* ]]; then
         "$t"

@@ -339,6 +339,10 @@ extern "C" fn guest_main(dtb: u64) -> ! {
         mpidr()
     );
 
+    let role =
+        |p: &str| tree.find("/hypervisor").and_then(|h| h.property(p)).and_then(|p| p.u32()).unwrap_or(0);
+    println!("{name}: permissions {:#x} functions {:#x}", role("permissions"), role("functions"));
+
     for arg in args.split_whitespace() {
         if arg == "hl.smccc" {
             let v = hvc(0x8400_0000, 0, 0, 0);
