@@ -10,6 +10,10 @@ pub const HL_DOMAIN_INFO: u32 = 0xc600_0003;
 pub const HL_UNPAUSE: u32 = 0xc600_0004;
 pub const HL_DONE: u32 = 0xc600_0005;
 pub const HL_FAILURE_INFO: u32 = 0xc600_0006;
+pub const HL_SET_BOOTARGS: u32 = 0xc600_0007;
+
+/// Longest command line HL_SET_BOOTARGS accepts.
+pub const MAX_BOOTARGS: u64 = 1024;
 
 /// The interface version HL_VERSION returns (major 1, minor 0).
 pub const VERSION: i64 = 1 << 16;
@@ -50,6 +54,13 @@ pub enum Call {
     FailureInfo {
         index: u64,
     },
+    /// Replace a paused domain's kernel command line with the string at `src` (`len` bytes)
+    /// in the caller's RAM.
+    SetBootargs {
+        domid: u16,
+        src: u64,
+        len: u64,
+    },
     /// In the range, but not a call this version knows.
     Unknown(u32),
 }
@@ -79,6 +90,10 @@ pub fn decode(x: [u64; 5]) -> Option<Call> {
         },
         HL_DONE => Call::Done,
         HL_FAILURE_INFO => Call::FailureInfo { index: x[1] },
+        HL_SET_BOOTARGS => match u16::try_from(x[1]) {
+            Ok(domid) => Call::SetBootargs { domid, src: x[2], len: x[3] },
+            Err(_) => Call::Unknown(fid),
+        },
         _ => Call::Unknown(fid),
     })
 }
@@ -96,9 +111,12 @@ pub struct Caller {
 pub fn allowed(call: &Call, caller: Caller) -> bool {
     match call {
         Call::Version | Call::Unknown(_) => true,
-        Call::Size(_) | Call::Read { .. } | Call::DomainInfo { .. } | Call::Unpause { .. } | Call::Done => {
-            caller.running_boot_domain
-        }
+        Call::Size(_)
+        | Call::Read { .. }
+        | Call::DomainInfo { .. }
+        | Call::Unpause { .. }
+        | Call::Done
+        | Call::SetBootargs { .. } => caller.running_boot_domain,
         Call::FailureInfo { .. } => caller.recovery,
     }
 }
@@ -133,9 +151,17 @@ mod tests {
         let boot = Caller { running_boot_domain: true, recovery: false };
         let other = Caller { running_boot_domain: false, recovery: false };
         let recovery = Caller { running_boot_domain: false, recovery: true };
-        for c in
-            [Call::Size(Blob::Lcm), Call::DomainInfo { index: 0 }, Call::Unpause { domid: 1 }, Call::Done]
-        {
+        assert_eq!(
+            decode([0xc600_0007, 3, 0x4100_0000, 12, 0]),
+            Some(Call::SetBootargs { domid: 3, src: 0x4100_0000, len: 12 })
+        );
+        for c in [
+            Call::Size(Blob::Lcm),
+            Call::DomainInfo { index: 0 },
+            Call::Unpause { domid: 1 },
+            Call::Done,
+            Call::SetBootargs { domid: 1, src: 0, len: 1 },
+        ] {
             assert!(allowed(&c, boot), "{c:?}");
             assert!(!allowed(&c, other), "{c:?}");
             assert!(!allowed(&c, recovery), "{c:?}");

@@ -53,11 +53,26 @@ pub struct Domain {
     tables: Vec<u64>,
     /// The Boot Domain's `module,config`.
     pub config: Option<Range>,
+    /// What its device tree says, to write it again (extended configuration before it
+    /// first runs), and the room the layout left for it.
+    dtb: Mutex<DtbSpec>,
+    dtb_room: u64,
     /// vCPUs currently inside `vcpu::run`.
     active: AtomicUsize,
     /// Its memory is to be (or has been) scrubbed and given back.
     reclaim: AtomicBool,
     reclaimed: AtomicBool,
+}
+
+/// The inputs of a domain's device tree.
+struct DtbSpec {
+    permissions: u32,
+    cpus: u32,
+    banks: Vec<(u64, u64)>,
+    bootargs: Option<String>,
+    ramdisk: Option<(u64, u64)>,
+    vuart: bool,
+    gic_version: u32,
 }
 
 /// Notices logged per domain before they are only counted.
@@ -70,6 +85,35 @@ impl Domain {
             .iter()
             .find(|&&(_, size, gpa)| ipa >= gpa && ipa.checked_add(len).is_some_and(|end| end <= gpa + size))
             .map(|&(pa, _, gpa)| pa + (ipa - gpa))
+    }
+
+    /// Replaces the kernel command line of a domain that has not run yet, rewriting its
+    /// device tree in place.
+    pub fn set_bootargs(&self, args: &str) -> Result<(), &'static str> {
+        let mut spec = self.dtb.lock();
+        let blob = GuestDtb {
+            domid: self.id,
+            permissions: spec.permissions,
+            functions: self.functions,
+            cpus: spec.cpus,
+            ram: &spec.banks,
+            bootargs: Some(args),
+            ramdisk: spec.ramdisk,
+            vuart: spec.vuart,
+            gic_version: spec.gic_version,
+        }
+        .build()
+        .map_err(|_| "the device tree could not be written")?;
+        if blob.len() as u64 > self.dtb_room {
+            return Err("the device tree would outgrow its place");
+        }
+        let pa =
+            self.guest_to_host(self.entry.1, blob.len() as u64).ok_or("the device tree lies outside RAM")?;
+        // SAFETY: the domain's own RAM where its device tree lies (translated above); the
+        // domain has not run yet, so nothing reads it concurrently.
+        unsafe { core::ptr::copy_nonoverlapping(blob.as_ptr(), pa as *mut u8, blob.len()) };
+        spec.bootargs = Some(args.into());
+        Ok(())
     }
 
     /// The vCPU whose MPIDR (affinity bits) is `mpidr`.
@@ -459,6 +503,16 @@ fn build(
         ram: ram.chunks,
         tables,
         config: cfg.config.as_ref().map(|m| m.range),
+        dtb: Mutex::new(DtbSpec {
+            permissions: cfg.permissions.0,
+            cpus: cfg.cpus,
+            banks: banks.clone(),
+            bootargs: cfg.bootargs.clone(),
+            ramdisk: layout.ramdisk,
+            vuart: cfg.vuart,
+            gic_version,
+        }),
+        dtb_room: layout.ramdisk.map_or(first_base + first_size, |(a, _)| a) - layout.dtb,
         active: AtomicUsize::new(0),
         reclaim: AtomicBool::new(false),
         reclaimed: AtomicBool::new(false),
@@ -801,6 +855,34 @@ pub fn hypercall(dom: &Domain, call: crate::hypercall::Call) -> [u64; 4] {
                     ret(hc::SUCCESS)
                 }
                 _ => ret(hc::DENIED),
+            }
+        }
+        Call::SetBootargs { domid, src, len } => {
+            let paused =
+                LAUNCH.lock().as_ref().and_then(|l| l.state(domid)) == Some(crate::launch::State::Paused);
+            let (Some(target), true) = (by_id(domid), paused) else {
+                dom.notice(format_args!("bootargs for DOM{domid} refused: no such paused domain"));
+                return ret(hc::INVALID);
+            };
+            if len > hc::MAX_BOOTARGS {
+                return ret(hc::INVALID);
+            }
+            let Some(pa) = dom.guest_to_host(src, len) else { return ret(hc::INVALID) };
+            // SAFETY: `len` bytes of the caller's own RAM (checked by guest_to_host), read once.
+            let bytes = unsafe { core::slice::from_raw_parts(pa as *const u8, len as usize) };
+            let Ok(args) = core::str::from_utf8(bytes) else { return ret(hc::INVALID) };
+            if args.contains('\0') {
+                return ret(hc::INVALID);
+            }
+            match target.set_bootargs(args) {
+                Ok(()) => {
+                    info!("launch: DOM{domid} bootargs set by the Boot Domain: \"{args}\"");
+                    ret(hc::SUCCESS)
+                }
+                Err(e) => {
+                    dom.notice(format_args!("bootargs for DOM{domid} refused: {e}"));
+                    ret(hc::INVALID)
+                }
             }
         }
         Call::FailureInfo { index } => {

@@ -400,15 +400,18 @@ t_console() {
 }
 
 t_boot_domain() {
-    printf '3 2\n' >"$work/order"
+    printf 'args 3 hl.name=renamed hl.off\nargs 99 hl.name=nobody\n3 2\n' >"$work/order"
     boot boot-domain --cpus 5 --module 0x49000000=$TESTGUEST --module 0x4a000000="$work/order" \
         --module 0x4b000000=$TESTGUEST tests/lcm/guests/boot.dts
     expect_exit 0
     expect 'INFO  launch: 5 of 5 domain\(s\) built, all paused; .* ([0-9]+) MiB free' \
         'INFO  console input now goes to DOM32757' 'INFO  launch: DOM32757 unpaused'
     expect '^DOM32757: boot: LCM is ([0-9]+) bytes, read \1$' '^DOM32757: boot: LCM names domain@4' \
-        '^DOM32757: boot: DOM4 state 0 functions 0x2$' '^DOM32757: boot: config "3 2"$' \
-        'INFO  launch: DOM3 unpaused' '^DOM3: hello from three' 'INFO  launch: DOM2 unpaused' '^DOM2: hello from two' \
+        '^DOM32757: boot: DOM4 state 0 functions 0x2$' \
+        'INFO  launch: DOM3 bootargs set by the Boot Domain: "hl.name=renamed hl.off"' \
+        '^DOM32757: boot: bootargs of DOM3 -> 0$' \
+        'NOTICE: DOM32757: bootargs for DOM99 refused: no such paused domain' '^DOM32757: boot: bootargs of DOM99 -> -2$' \
+        'INFO  launch: DOM3 unpaused' '^DOM3: hello from renamed' 'INFO  launch: DOM2 unpaused' '^DOM2: hello from two' \
         '^DOM32757: boot: unpause itself -> -2$' 'INFO  launch: DOM32757 \(Boot Domain\) signalled done' \
         'INFO  console input now goes to DOM1' 'INFO  launch: 3 boot module\(s\) freed' 'INFO  launch: DOM1 unpaused' \
         'INFO  DOM4: stopped \(reclaimed\)' 'INFO  launch: finalized'

@@ -8,8 +8,9 @@
 //!   hl.echo           read lines from the UART and print each back, until the line "off"
 //!   hl.prompt         print "prompt> " with no newline, then wait 400 ms
 //!   hl.flood=N        print N bytes of output as fast as it can
-//!   hl.boot           act as a Boot Domain: read the LCM and the config blob (domain ids
-//!                     to start, in order), unpause them, signal done
+//!   hl.boot           act as a Boot Domain: read the LCM and the config blob ("args ID
+//!                     TEXT" lines set a paused domain's command line; other lines list
+//!                     domain ids to start, in order), unpause them, signal done
 //!   hl.hyp            try Boot Domain and Recovery hypercalls (they must be refused)
 //!   hl.recovery       list the domains whose launch failed
 //!   hl.off            PSCI SYSTEM_OFF at the end (else it idles in WFI)
@@ -204,6 +205,7 @@ const HL_DOMAIN_INFO: u64 = 0xc600_0003;
 const HL_UNPAUSE: u64 = 0xc600_0004;
 const HL_DONE: u64 = 0xc600_0005;
 const HL_FAILURE_INFO: u64 = 0xc600_0006;
+const HL_SET_BOOTARGS: u64 = 0xc600_0007;
 
 /// Room for the LCM (the host device tree) and the config blob.
 static mut LCM_BUF: [u8; 256 * 1024] = [0; 256 * 1024];
@@ -255,7 +257,17 @@ fn boot_domain() {
     let len = hvc5(HL_READ, 1, config.as_mut_ptr() as u64, 0, config.len() as u64);
     let text = core::str::from_utf8(&config[..len.max(0) as usize]).unwrap_or("");
     println!("boot: config \"{}\"", text.trim());
-    for id in text.split_whitespace().filter_map(parse_u64) {
+    // "args ID TEXT" lines set a paused domain's command line; other lines list the
+    // domains to start, in order.
+    for line in text.lines() {
+        if let Some((id, args)) = line.strip_prefix("args ").and_then(|r| r.split_once(' ')) {
+            let id = parse_u64(id).unwrap_or(u64::MAX);
+            let r = hvc(HL_SET_BOOTARGS, id, args.as_ptr() as u64, args.len() as u64);
+            println!("boot: bootargs of DOM{id} -> {r}");
+        }
+    }
+    let order = text.lines().filter(|l| !l.starts_with("args ")).flat_map(|l| l.split_whitespace());
+    for id in order.filter_map(parse_u64) {
         println!("boot: unpause DOM{id} -> {}", hvc(HL_UNPAUSE, id, 0, 0));
         wait_ms(300);
     }
