@@ -81,11 +81,6 @@ fn bootargs<'a>(fdt: &Fdt<'a>) -> &'a str {
     fdt.find("/chosen").and_then(|c| c.property("xen,xen-bootargs")).and_then(|p| p.as_str()).unwrap_or("")
 }
 
-/// The value of the last `key=value` option on the command line.
-fn option<'a>(args: &'a str, key: &str) -> Option<&'a str> {
-    args.split_whitespace().filter_map(|a| a.strip_prefix(key)?.strip_prefix('=')).next_back()
-}
-
 /// `selftest=el2-abort` / `selftest=panic`: provoke a hypervisor fault after start-up, to
 /// check that the fatal-error path reports it and stops the machine.
 fn selftest(which: Option<&str>) {
@@ -263,7 +258,7 @@ extern "C" fn primary_main(dtb_pa: u64, load_base: u64) -> ! {
     info!("{} of {} CPUs online; ready {} us after entry", cpu::online(), plat.cpu_count, boot_us);
     let (used, total) = heap::usage();
     log::debug!("heap: {used} of {total} bytes in use");
-    selftest(option(bootargs(&fdt), "selftest"));
+    selftest(config::option(bootargs(&fdt), "selftest"));
 
     // The launch configuration, checked against this machine.
     let host = HostFacts::from_platform(&plat, hsize);

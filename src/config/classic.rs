@@ -20,10 +20,7 @@ pub(super) fn find<'a>(fdt: &Fdt<'a>) -> Option<Node<'a>> {
 /// and the hypervisor's later needs.
 const DOM0_SLACK: u64 = 16 << 20;
 
-/// The value of `key=` in a command line (last one wins, as Xen reads it).
-fn option<'a>(args: &'a str, key: &str) -> Option<&'a str> {
-    args.split_whitespace().filter_map(|a| a.strip_prefix(key)?.strip_prefix('=')).next_back()
-}
+use super::option;
 
 /// The dom0 described by `/chosen` (used alone, or next to dom0less domains).
 pub(super) fn dom0(

@@ -284,6 +284,12 @@ impl LaunchConfig {
     }
 }
 
+/// The value of `key=` in a command line such as `/chosen/xen,xen-bootargs` (the last
+/// one wins, as Xen reads it).
+pub fn option<'a>(args: &'a str, key: &str) -> Option<&'a str> {
+    args.split_whitespace().filter_map(|a| a.strip_prefix(key)?.strip_prefix('=')).next_back()
+}
+
 /// Default Boot Domain time limit.
 pub const DEFAULT_BOOT_TIMEOUT_MS: u32 = 30_000;
 
