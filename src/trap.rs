@@ -115,6 +115,12 @@ pub fn external_abort_esr(from_el0: bool, write: bool) -> u64 {
     (ec << 26) | IL | (u64::from(write) << 6) | DFSC_SEA
 }
 
+/// ESR_EL1 for a synchronous external abort on an instruction fetch injected into a guest.
+pub fn instruction_abort_esr(from_el0: bool) -> u64 {
+    let ec = if from_el0 { 0x20u64 } else { 0x21 };
+    (ec << 26) | (1 << 25) | 0x10
+}
+
 /// ESR_EL1 for an undefined instruction injected into a guest.
 pub fn undefined_esr() -> u64 {
     1 << 25
@@ -170,6 +176,8 @@ mod tests {
     fn injection_values() {
         assert_eq!(external_abort_esr(false, true), 0x9600_0050);
         assert_eq!(external_abort_esr(true, false), 0x9200_0010);
+        assert_eq!(instruction_abort_esr(false), 0x8600_0010);
+        assert_eq!(instruction_abort_esr(true), 0x8200_0010);
         assert_eq!(sync_vector_offset(0x3c5), 0x200);
         assert_eq!(sync_vector_offset(0x3c4), 0);
         assert_eq!(sync_vector_offset(0x0), 0x400);

@@ -242,8 +242,7 @@ fn handle(dom: &Domain, index: usize, exit: Exit, regs: &mut GuestRegs) -> Next 
             dom.notice(format_args!(
                 "vCPU {index} instruction fetch from IPA {ipa:#x} (VA {va:#x}) outside its memory: external abort injected"
             ));
-            let ec = if from_el0(regs) { 0x20u64 } else { 0x21 };
-            inject_sync(regs, (ec << 26) | (1 << 25) | 0x10, va);
+            inject_sync(regs, trap::instruction_abort_esr(from_el0(regs)), va);
             Next::Resume
         }
         Exit::SysReg { iss } => {
