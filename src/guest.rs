@@ -23,10 +23,7 @@ pub const VUART_SPI: u32 = 0;
 /// Guest IPA bits (stage 2 starts at level 1: 39 bits, 512 GiB).
 pub const IPA_BITS: u32 = 39;
 
-/// The MPIDR a domain's vCPU `index` has (Aff0 = index, bit 31 RES1).
-pub fn vcpu_mpidr(index: u32) -> u64 {
-    (1 << 31) | u64::from(index & 0xff) | (u64::from(index >> 8) << 8)
-}
+pub use crate::vgic::vcpu_mpidr;
 
 /// Where things go in a domain's RAM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -26,6 +26,7 @@ pub mod platform;
 pub mod psci;
 pub mod sched;
 pub mod trap;
+pub mod vgic;
 pub mod vuart;
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]

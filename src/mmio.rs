@@ -10,6 +10,10 @@ use crate::memmap::Range;
 pub enum Device {
     /// The virtual PL011/SBSA UART.
     Uart,
+    /// The virtual GICv3 distributor.
+    GicDist,
+    /// The virtual GICv3 redistributors (one 128 KiB frame pair per vCPU).
+    GicRedist,
 }
 
 /// Emulated devices of one domain.

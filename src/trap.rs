@@ -136,6 +136,53 @@ pub fn sync_vector_offset(spsr: u64) -> u64 {
     }
 }
 
+/// A trapped system register access (EC 0x18), decoded from its ISS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SysRegAccess {
+    /// (op0, op1, CRn, CRm, op2).
+    pub enc: (u8, u8, u8, u8, u8),
+    /// Transfer register (31 = XZR).
+    pub reg: u8,
+    pub read: bool,
+}
+
+/// System registers the hypervisor answers when a guest's access traps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SysReg {
+    /// ICC_SGI1R_EL1: a Group 1 SGI.
+    IccSgi1r,
+    /// ICC_ASGI1R_EL1 / ICC_SGI0R_EL1: SGIs of the other groups (not offered).
+    IccOtherSgi,
+    /// CNTP_TVAL/CTL/CVAL_EL0: the physical timer, kept from guests (reads 0).
+    CntpTimer,
+    Other,
+}
+
+impl SysRegAccess {
+    pub fn decode(iss: u32) -> SysRegAccess {
+        SysRegAccess {
+            enc: (
+                ((iss >> 20) & 3) as u8,
+                ((iss >> 14) & 7) as u8,
+                ((iss >> 10) & 0xf) as u8,
+                ((iss >> 1) & 0xf) as u8,
+                ((iss >> 17) & 7) as u8,
+            ),
+            reg: ((iss >> 5) & 0x1f) as u8,
+            read: iss & 1 != 0,
+        }
+    }
+
+    pub fn which(&self) -> SysReg {
+        match self.enc {
+            (3, 0, 12, 11, 5) => SysReg::IccSgi1r,
+            (3, 0, 12, 11, 6 | 7) => SysReg::IccOtherSgi,
+            (3, 3, 14, 2, 0..=2) => SysReg::CntpTimer,
+            _ => SysReg::Other,
+        }
+    }
+}
+
 /// PSTATE on entry to an EL1 exception handler: EL1h with D, A, I and F masked.
 pub const EL1H_MASKED: u64 = 0x3c5;
 
@@ -170,6 +217,23 @@ mod tests {
         // No valid syndrome: the access is unknown but the address is.
         let e = Exit::decode(8, (0x24 << 26) | 0x07, 0x123, 0x5_0000 << 4);
         assert_eq!(e, Exit::DataAbort { ipa: 0x5000_0123, va: 0x123, write: false, access: None });
+    }
+
+    #[test]
+    fn decodes_system_registers() {
+        // msr icc_sgi1r_el1, x3: op0 3, op1 0, CRn 12, CRm 11, op2 5, write.
+        let iss = (3 << 20) | (5 << 17) | (12 << 10) | (3 << 5) | (11 << 1);
+        let a = SysRegAccess::decode(iss);
+        assert_eq!(a, SysRegAccess { enc: (3, 0, 12, 11, 5), reg: 3, read: false });
+        assert_eq!(a.which(), SysReg::IccSgi1r);
+        // mrs x0, cntp_ctl_el0: op1 3, CRn 14, CRm 2, op2 1, read.
+        let iss = (3 << 20) | (1 << 17) | (3 << 14) | (14 << 10) | (2 << 1) | 1;
+        let a = SysRegAccess::decode(iss);
+        assert!(a.read);
+        assert_eq!(a.which(), SysReg::CntpTimer);
+        let iss = (3 << 20) | (7 << 17) | (12 << 10) | (11 << 1);
+        assert_eq!(SysRegAccess::decode(iss).which(), SysReg::IccOtherSgi);
+        assert_eq!(SysRegAccess::decode(3 << 20).which(), SysReg::Other);
     }
 
     #[test]

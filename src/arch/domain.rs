@@ -39,6 +39,10 @@ pub struct Domain {
     pub mmio: crate::mmio::MmioMap,
     /// The virtual UART's registers and receive FIFO.
     pub uart: Mutex<Pl011>,
+    /// Its virtual interrupt controller.
+    pub vgic: Mutex<crate::vgic::VGic>,
+    /// CNTVOFF_EL2 of its vCPUs: its virtual counter starts near zero when it is built.
+    pub cntvoff: u64,
     /// Set once the domain stops; its vCPUs leave at their next exit.
     pub stopping: AtomicBool,
     notices: AtomicU32,
@@ -140,7 +144,29 @@ impl Domain {
             )),
             Effect::None => {}
         }
+        self.update_uart_irq();
         value
+    }
+
+    /// Drives the virtual UART's interrupt line from its status.
+    pub fn update_uart_irq(&self) {
+        let level = self.uart.lock().irq();
+        let kick = self.vgic.lock().set_level(0, crate::vgic::PRIVATE + guest::VUART_SPI, level);
+        self.kick(kick);
+    }
+
+    /// Interrupts vCPUs (bitmask) whose interrupt state changed, where they run on another
+    /// physical CPU (the current one looks at its state before it enters the guest again).
+    pub fn kick(&self, vcpus: u64) {
+        if vcpus == 0 {
+            return;
+        }
+        let me = super::el2::cpu_index();
+        for (i, v) in self.vcpus.iter().enumerate().take(64) {
+            if vcpus & (1 << i) != 0 && v.pcpu != me {
+                gic::kick(v.pcpu);
+            }
+        }
     }
 
     /// A guest misbehaved: a NOTICE, rate limited per domain.
@@ -488,6 +514,14 @@ fn build(
         // The map is empty: nothing to overlap.
         let _ = mmio.add(r, crate::mmio::Device::Uart);
     }
+    if gic_version == 3 {
+        let gicd = Range { start: guest::GICD_BASE, end: guest::GICD_BASE + crate::vgic::GICD_SIZE };
+        let gicr_len = crate::vgic::GICR_STRIDE * u64::from(cfg.cpus);
+        let gicr = Range { start: guest::GICR_BASE, end: guest::GICR_BASE + gicr_len };
+        // Fixed, disjoint windows of the guest map (the UART lies far above).
+        let _ = mmio.add(gicd, crate::mmio::Device::GicDist);
+        let _ = mmio.add(gicr, crate::mmio::Device::GicRedist);
+    }
     Ok(Domain {
         id: cfg.domid,
         node: cfg.node.clone(),
@@ -495,6 +529,8 @@ fn build(
         vcpus,
         mmio,
         uart: Mutex::new(Pl011::new()),
+        vgic: Mutex::new(crate::vgic::VGic::new(cfg.cpus as usize, 32)),
+        cntvoff: timer::ticks(),
         stopping: AtomicBool::new(false),
         notices: AtomicU32::new(0),
         entry: (layout.kernel, layout.dtb),
@@ -707,6 +743,7 @@ pub fn deliver_input(domid: u16, byte: u8) {
     if !dom.uart.lock().receive(byte) {
         dom.notice(format_args!("virtual UART receive FIFO full: input byte dropped"));
     }
+    dom.update_uart_irq();
 }
 
 /// Wakes physical CPU `pcpu` (waiting in WFE, or running a guest).
@@ -769,7 +806,7 @@ pub fn schedule() -> ! {
         }
         // Idle: WFI (not WFE, which emulators turn into a busy loop); kicks are SGIs.
         aarch64_cpu::asm::wfi();
-        gic::handle_pending(super::console::on_irq);
+        gic::handle_pending(vcpu::idle_irq);
     }
 }
 

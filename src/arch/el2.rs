@@ -10,8 +10,9 @@ use super::boot::SCTLR_EL2_RES1;
 const HCR_RW: u64 = 1 << 31;
 /// CPTR_EL2 with only its RES1 bits: FP/SIMD not trapped; SVE and SME trapped.
 const CPTR_EL2_VALUE: u64 = 0x33ff;
-/// CNTHCTL_EL2: EL1 may use the physical counter and timer.
-const CNTHCTL_EL1PCTEN_EL1PCEN: u64 = 0b11;
+/// CNTHCTL_EL2: EL1 may read the physical counter; its physical timer traps (guests
+/// have the virtual one).
+const CNTHCTL_EL1PCTEN: u64 = 0b01;
 /// VTCR_EL2 RES1 bit 31.
 const VTCR_RES1: u64 = 1 << 31;
 /// SCTLR_EL1 with only its RES1 bits (EL1 MMU off until a guest turns it on).
@@ -28,7 +29,7 @@ pub fn init_cpu_registers(cpu: usize) {
     // SAFETY: reading PMCR_EL0 at EL2 has no side effects.
     unsafe { asm!("mrs {}, pmcr_el0", out(reg) pmcr, options(nomem, nostack, preserves_flags)) };
     MDCR_EL2.set((pmcr >> 11) & 0x1f);
-    CNTHCTL_EL2.set(CNTHCTL_EL1PCTEN_EL1PCEN);
+    CNTHCTL_EL2.set(CNTHCTL_EL1PCTEN);
     CNTVOFF_EL2.set(0);
     CNTHP_CTL_EL2.set(0);
     VTTBR_EL2.set(0);

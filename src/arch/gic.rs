@@ -78,12 +78,15 @@ pub fn init(desc: &Gic, cpu_count: usize) -> Result<GicInfo, GicInitError> {
 /// The SGI that makes another CPU leave its guest or its WFI.
 const KICK: IntId = IntId::sgi(1);
 
-/// Enables this CPU's kick SGI and its hypervisor timer PPI.
+/// Enables this CPU's kick SGI, its hypervisor timer PPI and, on GICv3, the virtual
+/// timer and maintenance PPIs.
 fn enable_kick(cpu: usize) {
     let timer = IntId::ppi(HYP_TIMER - 16);
+    let vtimer = IntId::ppi(crate::vgic::VTIMER_PPI - 16);
+    let maint = IntId::ppi(crate::vgic::MAINTENANCE_PPI - 16);
     match GIC.lock().as_mut() {
         Some(PhysGic::V3(g)) => {
-            for id in [KICK, timer] {
+            for id in [KICK, timer, vtimer, maint] {
                 let _ = g.set_interrupt_priority(id, Some(cpu), 0x80);
                 let _ = g.enable_interrupt(id, Some(cpu), true);
             }
@@ -203,4 +206,104 @@ pub fn init_secondary(cpu: usize) {
         None => {}
     }
     enable_kick(cpu);
+}
+
+/// True when guests get a virtual GIC: a GICv3 host (the GICv2 list-register back end
+/// is not written yet).
+pub fn has_vgic() -> bool {
+    matches!(GIC.lock().as_ref(), Some(PhysGic::V3(_)))
+}
+
+/// The GICv3 list-register back end: ICH_LR<n>_EL2 and ICH_HCR_EL2 of this CPU.
+pub mod lrs {
+    use aarch64_cpu::registers::*;
+
+    use crate::vgic::{Flush, Lr, MAX_LRS};
+
+    /// How many list registers this CPU has.
+    pub fn count() -> usize {
+        ((ICH_VTR_EL2.get() & 0x1f) as usize + 1).min(MAX_LRS)
+    }
+
+    fn write(n: usize, v: u64) {
+        match n {
+            0 => ICH_LR0_EL2.set(v),
+            1 => ICH_LR1_EL2.set(v),
+            2 => ICH_LR2_EL2.set(v),
+            3 => ICH_LR3_EL2.set(v),
+            4 => ICH_LR4_EL2.set(v),
+            5 => ICH_LR5_EL2.set(v),
+            6 => ICH_LR6_EL2.set(v),
+            7 => ICH_LR7_EL2.set(v),
+            8 => ICH_LR8_EL2.set(v),
+            9 => ICH_LR9_EL2.set(v),
+            10 => ICH_LR10_EL2.set(v),
+            11 => ICH_LR11_EL2.set(v),
+            12 => ICH_LR12_EL2.set(v),
+            13 => ICH_LR13_EL2.set(v),
+            14 => ICH_LR14_EL2.set(v),
+            _ => ICH_LR15_EL2.set(v),
+        }
+    }
+
+    fn read(n: usize) -> u64 {
+        match n {
+            0 => ICH_LR0_EL2.get(),
+            1 => ICH_LR1_EL2.get(),
+            2 => ICH_LR2_EL2.get(),
+            3 => ICH_LR3_EL2.get(),
+            4 => ICH_LR4_EL2.get(),
+            5 => ICH_LR5_EL2.get(),
+            6 => ICH_LR6_EL2.get(),
+            7 => ICH_LR7_EL2.get(),
+            8 => ICH_LR8_EL2.get(),
+            9 => ICH_LR9_EL2.get(),
+            10 => ICH_LR10_EL2.get(),
+            11 => ICH_LR11_EL2.get(),
+            12 => ICH_LR12_EL2.get(),
+            13 => ICH_LR13_EL2.get(),
+            14 => ICH_LR14_EL2.get(),
+            _ => ICH_LR15_EL2.get(),
+        }
+    }
+
+    /// ICH_HCR_EL2.En and .UIE.
+    const HCR_EN: u64 = 1;
+    const HCR_UIE: u64 = 1 << 1;
+
+    /// A fresh virtual CPU interface for a vCPU starting on this CPU.
+    pub fn reset(nr: usize) {
+        for n in 0..nr {
+            write(n, 0);
+        }
+        ICH_AP0R0_EL2.set(0);
+        ICH_AP1R0_EL2.set(0);
+        ICH_VMCR_EL2.set(0);
+        ICH_HCR_EL2.set(HCR_EN);
+    }
+
+    /// Loads what the model chose; the registers past it are emptied.
+    pub fn load(f: &Flush, nr: usize) {
+        for n in 0..nr {
+            write(n, f.lrs().get(n).map_or(0, Lr::to_v3));
+        }
+        ICH_HCR_EL2.set(HCR_EN | if f.underflow { HCR_UIE } else { 0 });
+    }
+
+    /// Reads back the registers `f` filled.
+    pub fn save(f: &Flush) -> [Option<Lr>; MAX_LRS] {
+        let mut out = [None; MAX_LRS];
+        for (n, o) in out.iter_mut().enumerate().take(f.count) {
+            *o = Lr::from_v3(read(n));
+        }
+        out
+    }
+
+    /// The vCPU left this CPU: no virtual interrupts, no maintenance interrupts.
+    pub fn disable(nr: usize) {
+        for n in 0..nr {
+            write(n, 0);
+        }
+        ICH_HCR_EL2.set(0);
+    }
 }

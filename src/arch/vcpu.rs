@@ -12,7 +12,8 @@ use super::{gic, stage2};
 use crate::guest;
 use crate::mmio::Device;
 use crate::psci::{self, Call, Power};
-use crate::trap::{self, Exit};
+use crate::trap::{self, Exit, SysReg};
+use crate::vgic::Flush;
 
 /// A vCPU's registers as saved at each exit.
 #[repr(C)]
@@ -146,7 +147,13 @@ pub fn run(dom: &Domain, index: usize, entry: u64, context: u64) -> End {
     VMPIDR_EL2.set(guest::vcpu_mpidr(index as u32));
     SCTLR_EL1.set(SCTLR_EL1_RESET);
     VBAR_EL1.set(0);
-    CNTVOFF_EL2.set(0);
+    CNTVOFF_EL2.set(dom.cntvoff);
+    CNTV_CTL_EL0.set(0);
+    let vgic = gic::has_vgic();
+    let nr_lrs = if vgic { gic::lrs::count() } else { 0 };
+    if vgic {
+        gic::lrs::reset(nr_lrs);
+    }
     HCR_EL2.set(HCR_GUEST);
     // SAFETY: drops every stage-1/2 TLB entry of this VMID on this CPU's inner shareable
     // domain; nothing but translation caching is affected.
@@ -154,9 +161,20 @@ pub fn run(dom: &Domain, index: usize, entry: u64, context: u64) -> End {
         core::arch::asm!("isb", "tlbi vmalls12e1is", "dsb ish", "isb", options(nostack, preserves_flags));
     }
     let end = loop {
+        let flushed = if vgic {
+            let f = dom.vgic.lock().flush(index, nr_lrs);
+            gic::lrs::load(&f, nr_lrs);
+            f
+        } else {
+            Flush::default()
+        };
         // SAFETY: `regs` lives across the call; guest_entry saves and restores every
         // callee-saved register and returns to this point after the guest's next exception.
         let vector = unsafe { guest_entry(&mut regs) };
+        if vgic {
+            let now = gic::lrs::save(&flushed);
+            dom.vgic.lock().sync(index, &flushed, &now);
+        }
         let exit = Exit::decode(vector, ESR_EL2.get(), FAR_EL2.get(), HPFAR_EL2.get());
         match handle(dom, index, exit, &mut regs) {
             Next::Resume => {}
@@ -168,7 +186,44 @@ pub fn run(dom: &Domain, index: usize, entry: u64, context: u64) -> End {
     };
     HCR_EL2.set(HCR_HOST);
     VTTBR_EL2.set(0);
+    CNTV_CTL_EL0.set(0);
+    if vgic {
+        gic::lrs::disable(nr_lrs);
+    }
     end
+}
+
+/// CNTV_CTL_EL0 bits: ENABLE, IMASK, ISTATUS.
+const CNTV_ENABLE: u64 = 1;
+const CNTV_IMASK: u64 = 1 << 1;
+const CNTV_ISTATUS: u64 = 1 << 2;
+
+/// A physical interrupt taken while vCPU `index` of `dom` runs on this CPU.
+fn physical_irq(dom: &Domain, index: usize, intid: u32) {
+    match intid {
+        crate::vgic::VTIMER_PPI => {
+            // The guest's virtual timer fired: mask it at the timer (the guest unmasks it
+            // when it programs the next event) and give the guest its virtual PPI.
+            let ctl = CNTV_CTL_EL0.get();
+            if ctl & (CNTV_ENABLE | CNTV_IMASK | CNTV_ISTATUS) == CNTV_ENABLE | CNTV_ISTATUS {
+                CNTV_CTL_EL0.set(ctl | CNTV_IMASK);
+                dom.vgic.lock().raise(index, crate::vgic::VTIMER_PPI);
+            }
+        }
+        // The list registers emptied: the next entry refills them.
+        crate::vgic::MAINTENANCE_PPI => {}
+        _ => super::console::on_irq(intid),
+    }
+}
+
+/// A physical interrupt taken while this CPU runs no vCPU.
+pub fn idle_irq(intid: u32) {
+    match intid {
+        // A virtual timer left armed by a vCPU that stopped.
+        crate::vgic::VTIMER_PPI => CNTV_CTL_EL0.set(0),
+        crate::vgic::MAINTENANCE_PPI => {}
+        _ => super::console::on_irq(intid),
+    }
 }
 
 fn set_reg(regs: &mut GuestRegs, reg: u8, value: u64) {
@@ -204,7 +259,11 @@ fn handle(dom: &Domain, index: usize, exit: Exit, regs: &mut GuestRegs) -> Next 
         }
         Exit::Wfi => {
             regs.pc += 4;
-            aarch64_cpu::asm::wfi();
+            // Wait only when nothing is pending for it; any physical interrupt (its
+            // timer, a kick from another CPU, the console) ends the wait.
+            if !dom.vgic.lock().has_pending(index) {
+                aarch64_cpu::asm::wfi();
+            }
             Next::Resume
         }
         Exit::Wfe => {
@@ -213,6 +272,36 @@ fn handle(dom: &Domain, index: usize, exit: Exit, regs: &mut GuestRegs) -> Next 
         }
         Exit::DataAbort { ipa, va, write, access } => {
             match (access, dom.mmio.find(ipa)) {
+                (Some(a), Some((dev @ (Device::GicDist | Device::GicRedist), offset))) => {
+                    let write = a.write.then(|| get_reg(regs, a.reg));
+                    let r = {
+                        let mut g = dom.vgic.lock();
+                        if dev == Device::GicDist {
+                            g.dist_access(index, offset, a.size, write)
+                        } else {
+                            g.redist_access(offset, a.size, write)
+                        }
+                    };
+                    match r {
+                        crate::vgic::Access::Done { value, kick } => {
+                            if !a.write {
+                                set_reg(regs, a.reg, value);
+                            }
+                            dom.kick(kick);
+                        }
+                        crate::vgic::Access::Unknown => {
+                            dom.notice(format_args!(
+                                "vCPU {index} {} unknown {dev:?} register {offset:#x}: {}",
+                                if a.write { "write to" } else { "read of" },
+                                if a.write { "ignored" } else { "reads 0" }
+                            ));
+                            if !a.write {
+                                set_reg(regs, a.reg, 0);
+                            }
+                        }
+                    }
+                    regs.pc += 4;
+                }
                 (Some(a), Some((Device::Uart, offset))) => {
                     if a.write {
                         dom.uart_access(offset, Some(get_reg(regs, a.reg) as u32));
@@ -246,12 +335,33 @@ fn handle(dom: &Domain, index: usize, exit: Exit, regs: &mut GuestRegs) -> Next 
             Next::Resume
         }
         Exit::SysReg { iss } => {
-            dom.notice(format_args!("vCPU {index} trapped system register access (ISS {iss:#x}): undefined"));
-            inject_sync(regs, trap::undefined_esr(), 0);
+            let a = trap::SysRegAccess::decode(iss);
+            match a.which() {
+                SysReg::IccSgi1r if !a.read => {
+                    let v = get_reg(regs, a.reg);
+                    let kick = dom.vgic.lock().sgi1r(index, v);
+                    dom.kick(kick);
+                    regs.pc += 4;
+                }
+                SysReg::IccOtherSgi if !a.read => regs.pc += 4,
+                SysReg::CntpTimer => {
+                    if a.read {
+                        set_reg(regs, a.reg, 0);
+                    }
+                    regs.pc += 4;
+                }
+                _ => {
+                    dom.notice(format_args!(
+                        "vCPU {index} trapped system register access {:?} (ISS {iss:#x}): undefined",
+                        a.enc
+                    ));
+                    inject_sync(regs, trap::undefined_esr(), 0);
+                }
+            }
             Next::Resume
         }
         Exit::Irq | Exit::Fiq => {
-            gic::handle_pending(super::console::on_irq);
+            gic::handle_pending(|id| physical_irq(dom, index, id));
             Next::Resume
         }
         Exit::SError { esr } => {
