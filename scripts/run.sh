@@ -7,8 +7,8 @@ usage() {
     cat <<'USAGE'
 usage: scripts/run.sh [options] [LCM.dts]
   LCM.dts            a Launch Control Module (see dts/) merged into the host DTB; without
-                     one (and without --dtb or --bare), the demo: dts/demo.dts with the
-                     test guest loaded at 0x49000000
+                     one (and without --dtb or --bare), the demo: dts/demo.dts, three
+                     Debian Linux domains (kernel at 0x50000000, initramfs at 0x53000000)
   --bare             boot with the machine's own DTB and no LCM
   --machine M        virt (default), zcu102 (QEMU xlnx-zcu102: GIC-400, Cadence UART) or
                      raspi3b (spin-table CPUs and no PSCI, as on a Raspberry Pi 4)
@@ -22,6 +22,8 @@ usage: scripts/run.sh [options] [LCM.dts]
                      may be repeated
   --timeout S        unattended: stop QEMU after S seconds (exit status 124); stdin unused
   --input FILE       with --timeout: the bytes typed on the console, read from FILE
+  --input-when RE    with --input: type them once a console line matches the extended
+                     regular expression RE (default: at once)
   --dry-run          make the DTB (in a temporary directory that is kept) and print the
                      QEMU command instead of running it
 USAGE
@@ -30,7 +32,7 @@ USAGE
 machine=virt gic=3 cpus=4 mem="" cpu=cortex-a57 uboot=0 dtb="" timeout_s="" lcm="" dry=0
 loaders=()
 bare=0
-input=/dev/null
+input=/dev/null input_when=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --machine) machine=$2; shift 2 ;;
@@ -41,6 +43,7 @@ while [ $# -gt 0 ]; do
         --uboot) uboot=1; shift ;;
         --bare) bare=1; shift ;;
         --input) input=$2; shift 2 ;;
+        --input-when) input_when=$2; shift 2 ;;
         --dtb) dtb=$2; shift 2 ;;
         --module)
             [[ "$2" == *=* ]] || { echo "run.sh: --module wants ADDR=FILE" >&2; exit 2; }
@@ -63,8 +66,9 @@ fi
 image=$(bash scripts/build.sh | tail -n 1)
 if [ -z "$lcm" ] && [ -z "$dtb" ] && [ "$bare" -eq 0 ]; then
     lcm=dts/demo.dts
-    guests=$(bash scripts/make-guests.sh | tail -n 1)
-    loaders+=(-device "loader,file=$guests/testguest.img,addr=0x49000000,force-raw=on")
+    guests=$(bash scripts/make-linux-guest.sh | tail -n 1)
+    loaders+=(-device "loader,file=$guests/linux.img,addr=0x50000000,force-raw=on"
+        -device "loader,file=$guests/initramfs.cpio.gz,addr=0x53000000,force-raw=on")
 fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/hyperlaunch-run.XXXXXX")
@@ -126,6 +130,23 @@ cmd=(qemu-system-aarch64 "${qargs[@]}" "${common[@]}" "${serial[@]}" "${boot[@]}
 if [ "$dry" -eq 1 ]; then
     printf '%q ' "${cmd[@]}"; echo
     exit 0
+fi
+if [ -n "$timeout_s" ] && [ -n "$input_when" ]; then
+    # The input waits for its cue on the console: QEMU reads a FIFO that a watcher opens
+    # at once and writes to once a console line matches.
+    mkfifo "$work/in"
+    : >"$work/out"
+    (
+        exec 3>"$work/in"
+        grep -a -q -m1 -E -- "$input_when" < <(tail -n +1 -f "$work/out") && cat "$input" >&3
+        sleep "$timeout_s"
+    ) &
+    watcher=$!
+    status=0
+    timeout -k 5 "$timeout_s" "${cmd[@]}" <"$work/in" | tee "$work/out" || status=${PIPESTATUS[0]}
+    kill "$watcher" 2>/dev/null || true
+    pkill -P "$watcher" 2>/dev/null || true
+    exit "$status"
 fi
 if [ -n "$timeout_s" ]; then
     status=0

@@ -41,6 +41,8 @@ pub struct Domain {
     pub uart: Mutex<Pl011>,
     /// Its virtual interrupt controller.
     pub vgic: Mutex<crate::vgic::VGic>,
+    /// Console input its virtual UART had no room for yet.
+    input: Mutex<alloc::collections::VecDeque<u8>>,
     /// CNTVOFF_EL2 of its vCPUs: its virtual counter starts near zero when it is built.
     pub cntvoff: u64,
     /// Set once the domain stops; its vCPUs leave at their next exit.
@@ -78,6 +80,9 @@ struct DtbSpec {
     vuart: bool,
     gic_version: u32,
 }
+
+/// Console input held for a domain whose virtual UART is full.
+const INPUT_BACKLOG: usize = 4096;
 
 /// Notices logged per domain before they are only counted.
 const NOTICE_LIMIT: u32 = 20;
@@ -144,8 +149,24 @@ impl Domain {
             )),
             Effect::None => {}
         }
+        if write.is_none() && offset == crate::vuart::DR {
+            self.refill_input();
+        }
         self.update_uart_irq();
         value
+    }
+
+    /// Moves held console input into the virtual UART's receive FIFO as it makes room.
+    fn refill_input(&self) {
+        let mut u = self.uart.lock();
+        let mut q = self.input.lock();
+        while u.rx_room() > 0 {
+            let Some(&b) = q.front() else { break };
+            if !u.receive(b) {
+                break;
+            }
+            q.pop_front();
+        }
     }
 
     /// Drives the virtual UART's interrupt line from its status.
@@ -530,6 +551,7 @@ fn build(
         mmio,
         uart: Mutex::new(Pl011::new()),
         vgic: Mutex::new(crate::vgic::VGic::new(cfg.cpus as usize, 32)),
+        input: Mutex::new(alloc::collections::VecDeque::new()),
         cntvoff: timer::ticks(),
         stopping: AtomicBool::new(false),
         notices: AtomicU32::new(0),
@@ -740,8 +762,17 @@ fn try_reclaim(d: &Domain) {
 /// A byte of console input for domain `domid`'s virtual UART.
 pub fn deliver_input(domid: u16, byte: u8) {
     let Some(dom) = DOMAINS.get().and_then(|d| d.iter().find(|d| d.id == domid)) else { return };
-    if !dom.uart.lock().receive(byte) {
-        dom.notice(format_args!("virtual UART receive FIFO full: input byte dropped"));
+    {
+        let mut u = dom.uart.lock();
+        let mut q = dom.input.lock();
+        if q.is_empty() && u.rx_room() > 0 && u.receive(byte) {
+        } else if q.len() < INPUT_BACKLOG {
+            // Typed faster than the guest reads: held until its FIFO has room.
+            q.push_back(byte);
+        } else {
+            drop((u, q));
+            dom.notice(format_args!("console input backlog full: input byte dropped"));
+        }
     }
     dom.update_uart_irq();
 }
