@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the guests the tests and the demo boot. Last line of output: the directory
-# holding them (testguest.img: the bare-metal EL1 test guest, an arm64 Image).
+# holding them (testguest.img: the bare-metal EL1 test guest, an arm64 Image; linux.img and
+# initramfs.cpio.gz: Debian's arm64 kernel and a busybox initramfs, by make-linux-guest.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=target/guests
@@ -12,4 +13,5 @@ elf=guests/testguest/target/aarch64-unknown-hyperlaunch/release/testguest
 objcopy="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin/llvm-objcopy"
 [ -x "$objcopy" ] || objcopy=aarch64-linux-gnu-objcopy
 "$objcopy" -O binary "$elf" "$out/testguest.img"
+bash scripts/make-linux-guest.sh >&2
 echo "$out"

@@ -23,7 +23,8 @@ usage: scripts/run.sh [options] [LCM.dts]
   --timeout S        unattended: stop QEMU after S seconds (exit status 124); stdin unused
   --input FILE       with --timeout: the bytes typed on the console, read from FILE
   --input-when RE    with --input: type them once a console line matches the extended
-                     regular expression RE (default: at once)
+                     regular expression RE (default: at once); when repeated, once every
+                     RE has matched a line
   --dry-run          make the DTB (in a temporary directory that is kept) and print the
                      QEMU command instead of running it
 USAGE
@@ -32,7 +33,8 @@ USAGE
 machine=virt gic=3 cpus=4 mem="" cpu=cortex-a57 uboot=0 dtb="" timeout_s="" lcm="" dry=0
 loaders=()
 bare=0
-input=/dev/null input_when=""
+input=/dev/null
+input_when=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --machine) machine=$2; shift 2 ;;
@@ -43,7 +45,7 @@ while [ $# -gt 0 ]; do
         --uboot) uboot=1; shift ;;
         --bare) bare=1; shift ;;
         --input) input=$2; shift 2 ;;
-        --input-when) input_when=$2; shift 2 ;;
+        --input-when) input_when+=("$2"); shift 2 ;;
         --dtb) dtb=$2; shift 2 ;;
         --module)
             [[ "$2" == *=* ]] || { echo "run.sh: --module wants ADDR=FILE" >&2; exit 2; }
@@ -131,14 +133,22 @@ if [ "$dry" -eq 1 ]; then
     printf '%q ' "${cmd[@]}"; echo
     exit 0
 fi
-if [ -n "$timeout_s" ] && [ -n "$input_when" ]; then
+if [ -n "$timeout_s" ] && [ "${#input_when[@]}" -gt 0 ]; then
     # The input waits for its cue on the console: QEMU reads a FIFO that a watcher opens
     # at once and writes to once a console line matches.
     mkfifo "$work/in"
     : >"$work/out"
     (
         exec 3>"$work/in"
-        grep -a -q -m1 -E -- "$input_when" < <(tail -n +1 -f "$work/out") && cat "$input" >&3
+        while :; do
+            ok=1
+            for re in "${input_when[@]}"; do
+                grep -a -q -E -- "$re" "$work/out" || { ok=0; break; }
+            done
+            [ "$ok" -eq 1 ] && break
+            sleep 0.2
+        done
+        cat "$input" >&3
         sleep "$timeout_s"
     ) &
     watcher=$!

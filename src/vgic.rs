@@ -496,7 +496,7 @@ impl VGic {
         };
         // Interrupt_Routing_Mode (1 of N) and unknown affinities both go to vCPU 0.
         let r = irq.router;
-        irq.router = r & 0xff00_ff_ffff;
+        irq.router = r & 0xff_80ff_ffff;
         let target = if r & (1 << 31) != 0 || (r >> 16) & 0xff != 0 || (r >> 32) & 0xff != 0 {
             0
         } else {

@@ -765,11 +765,11 @@ pub fn deliver_input(domid: u16, byte: u8) {
     {
         let mut u = dom.uart.lock();
         let mut q = dom.input.lock();
-        if q.is_empty() && u.rx_room() > 0 && u.receive(byte) {
-        } else if q.len() < INPUT_BACKLOG {
+        let taken = q.is_empty() && u.rx_room() > 0 && u.receive(byte);
+        if !taken && q.len() < INPUT_BACKLOG {
             // Typed faster than the guest reads: held until its FIFO has room.
             q.push_back(byte);
-        } else {
+        } else if !taken {
             drop((u, q));
             dom.notice(format_args!("console input backlog full: input byte dropped"));
         }

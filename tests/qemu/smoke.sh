@@ -375,6 +375,51 @@ t_static_mem() {
     done_test
 }
 
+LINUX=(--module 0x50000000=target/guests/linux.img --module 0x53000000=target/guests/initramfs.cpio.gz)
+
+# expect_linux DOMID NAME CPUS MIB: the domain's Linux reached /init with CPUS CPUs and a
+# MemTotal that fits MIB MiB of RAM (the kernel keeps 15-30% for itself).
+expect_linux() {
+    [ -n "$why" ] && return
+    expect "^DOM$1: HL-LINUX-UP $2: $3 CPU\(s\), MemTotal [0-9]+ kB"
+    [ -n "$why" ] && return
+    local kb
+    kb=$(sed -n "s/^DOM$1: HL-LINUX-UP $2: .*MemTotal \([0-9]*\) kB.*/\1/p" "$log" | head -n 1)
+    if [ "$kb" -gt $(($4 * 1024)) ] || [ "$kb" -lt $(($4 * 1024 * 6 / 10)) ]; then
+        why="DOM$1 MemTotal $kb kB does not fit $4 MiB"
+    fi
+}
+
+t_linux_lcm() {
+    # Debian's kernel in three domains from an LCM, one SMP; two power off (stopping only
+    # themselves) and the console domain's shell, interrupt-driven, still answers after.
+    printf 'echo "shell says $((6*7))"; poweroff -f\n' >"$work/shell"
+    TIMEOUT=120 boot linux-lcm "${LINUX[@]}" --input "$work/shell" --input-when 'INFO  DOM3: stopped' \
+        --input-when '^DOM1: / #' \
+        tests/lcm/guests/linux.dts
+    expect_exit 0
+    expect_linux 1 alpha 1 128
+    expect_linux 2 beta 2 192
+    expect_linux 3 gamma 1 96
+    expect 'INFO  DOM3: stopped \(SYSTEM_OFF\)' '^DOM1: shell says 42$' 'INFO  DOM1: stopped \(SYSTEM_OFF\)' \
+        'INFO  all domains have stopped'
+    expect 'INFO  DOM2: stopped \(SYSTEM_OFF\)'
+    refuse 'NOTICE|FATAL|PANIC|ERROR'
+    done_test
+}
+
+t_linux_dom0less() {
+    TIMEOUT=120 boot linux-dom0less "${LINUX[@]}" tests/lcm/guests/linux-dom0less.dts
+    expect_exit 0
+    expect 'INFO  plan: boot path: dom0less; Static'
+    expect_linux 1 one 2 192
+    expect_linux 2 two 1 128
+    expect_linux 3 three 1 128
+    expect 'INFO  all domains have stopped'
+    refuse 'NOTICE|FATAL|PANIC|ERROR'
+    done_test
+}
+
 t_console() {
     # Typed input reaches the console domain; Ctrl-A three times moves it to the next;
     # a prompt (partial line) comes out after a quiet time; a flooding domain does not
@@ -549,7 +594,7 @@ tests=(t_image_header t_virt_gicv3 t_virt_gicv2_a53 t_virt_max_2cpu t_virt_uboot
     t_debug_level t_fatal_no_boot_cpu t_fatal_bad_reserved_memory
     t_fatal_el2_abort t_fatal_panic t_lcm_hyperlaunch t_lcm_dom0less t_lcm_classic t_lcm_invalid
     t_lcm_module_over_image t_domains t_gzip_affinity_corrupt t_static_mem t_console t_boot_domain t_boot_domain_recovery
-    t_boot_domain_timeout t_examples)
+    t_boot_domain_timeout t_examples t_linux_lcm t_linux_dom0less)
 for t in "${tests[@]}"; do
     if [ -z "$only" ] || [[ "$t" == *"$only"* ]]; then
         "$t"
