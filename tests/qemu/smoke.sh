@@ -75,13 +75,17 @@ boot_args() {
     boot "$1" --dtb "$dtb"
 }
 
+TESTGUEST=target/guests/testguest.img
+# The test-guest demo: three bare-metal domains that each power off (any platform).
+TG_DEMO=(--module 0x49000000=$TESTGUEST tests/lcm/guests/demo.dts)
+
 BANNER='^\(HL\) \[ *[0-9]+\.[0-9]{6}\] INFO  hyperlaunch [0-9]+\.[0-9]+\.[0-9]+ on'
 # A host DTB without any launch configuration: the hypervisor says so and stops.
 CLEAN_STOP='^\(HL\) stopping: nothing to launch; powering off'
 NOTHING='ERROR error: /chosen: nothing to launch: no /chosen/hypervisor \(LCM\), no xen,domain node and no multiboot,kernel module'
 
 t_virt_gicv3() {
-    boot virt-gicv3
+    boot virt-gicv3 "${TG_DEMO[@]}"
     expect_exit 0
     expect "$BANNER 4 CPUs, 1024 MiB RAM in 1 bank\(s\), GICv3" 'PSCI 1\.[0-9]+ via SMC' \
         'console: Pl011 UART at 0x9000000' 'GICv3: [0-9]+ SPIs, distributor 0x8000000, redistributors 0x80a0000' \
@@ -92,7 +96,7 @@ t_virt_gicv3() {
 }
 
 t_virt_gicv2_a53() {
-    boot virt-gicv2-a53 --gic 2 --cpu cortex-a53
+    boot virt-gicv2-a53 --gic 2 --cpu cortex-a53 "${TG_DEMO[@]}"
     expect_exit 0
     expect "$BANNER 4 CPUs, 1024 MiB RAM in 1 bank\(s\), GICv2" 'MIDR 0x410fd03' \
         'GICv2: [0-9]+ SPIs, distributor 0x8000000, CPU interface 0x8010000, virtual interface control 0x8030000' \
@@ -111,7 +115,7 @@ t_virt_max_2cpu() {
 }
 
 t_virt_uboot() {
-    boot virt-uboot --uboot
+    boot virt-uboot --uboot "${TG_DEMO[@]}"
     expect_exit 0
     # U-Boot relocates the DTB near the top of RAM: the hypervisor must find it there.
     expect '^U-Boot 20' 'Starting kernel' "$BANNER 4 CPUs" 'device tree at 0x7[0-9a-f]{7} ' \
@@ -123,7 +127,7 @@ t_virt_uboot() {
 
 t_zcu102() {
     # RAM at 0 instead of 0x40000000: the same position-independent image.
-    boot zcu102 --machine zcu102
+    boot zcu102 --machine zcu102 "${TG_DEMO[@]}"
     expect_exit 0
     expect "$BANNER 4 CPUs, 2048 MiB RAM in 1 bank\(s\), GICv2" 'image at 0x200000\.\.' \
         'console: Cadence UART at 0xff000000' 'GICv2: [0-9]+ SPIs, distributor 0xf9010000' \
@@ -230,7 +234,7 @@ t_debug_level() {
     done_test
 }
 
-# The default demo (dts/demo.dts): three test-guest domains that each power off.
+# The test-guest demo (tests/lcm/guests/demo.dts): three domains that each power off.
 # Each domain's lines come in its own order; the end comes after all of them.
 expect_demo() {
     expect '^DOM1: hello from hello: domid 1, 1 vCPU\(s\), 16 MiB' '^DOM1: smccc: PSCI_VERSION 1\.1$' \
@@ -311,7 +315,6 @@ t_lcm_module_over_image() {
     done_test
 }
 
-TESTGUEST=target/guests/testguest.img
 
 t_domains() {
     # Four test-guest domains on five CPUs: SMP, SMCCC, isolation probes, and one that

@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# bench-boot.sh [REPS]: boot-time figures for the Debian Linux guest (target/guests) on QEMU
+# TCG, REPS times each (default 3, or $REPS), with one set of machine options, in seven
+# configurations:
+#   bare           Linux alone (-kernel/-initrd; it runs at EL2)
+#   xen-1, xen-4   Xen 4.17 (Debian's xen-hypervisor-4.17-arm64) dom0less, no dom0, 1 or
+#                  4 domUs (tests/bench/dom0less-N.dts)
+#   hl-dom0less-N  hyperlaunch on the very same host DTB as xen-N
+#   hl-lcm-N       hyperlaunch with an LCM (tests/bench/lcm-N.dts)
+# Every domain has 1 vCPU and 128 MiB and boots the one kernel (0x50000000) and initramfs
+# (0x53000000) loaded in host RAM. For each run it prints, per marker line of the guests'
+# /init ("HL-LINUX-UP NAME: ..."), the wall time from QEMU's start to the line (read from
+# QEMU's output as it comes, stamped with $EPOCHREALTIME), the guest's own uptime in it
+# and, for hyperlaunch, its "launch: N domain(s) running, X us after entry" figure. QEMU
+# is stopped once all of a run's markers are in (or after $BENCH_TIMEOUT s, default 120:
+# the run is reported as timed out). Then a summary: the mean wall time to a run's last
+# marker per configuration, and the ratios hl-*-1 / bare, xen-1 / bare, hl-*-4 / xen-4.
+# $CONFIGS restricts the configurations (names as above, space-separated); $HL_IMAGE uses
+# that hypervisor image instead of scripts/build.sh's. Runs are interleaved (rep 1 of
+# every configuration, then rep 2, ...). Prints figures; asserts nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+reps=${1:-${REPS:-3}}
+timeout_s=${BENCH_TIMEOUT:-120}
+all_configs="bare xen-1 xen-4 hl-dom0less-1 hl-dom0less-4 hl-lcm-1 hl-lcm-4"
+configs=${CONFIGS:-$all_configs}
+[[ "$reps" =~ ^[1-9][0-9]*$ ]] || { echo "usage: bench-boot.sh [REPS]" >&2; exit 2; }
+
+if ! command -v qemu-system-aarch64 >/dev/null || ! command -v dtc >/dev/null; then
+    bash scripts/install-deps.sh >&2
+fi
+guests=$(bash scripts/make-linux-guest.sh | tail -n 1)
+image=${HL_IMAGE:-$(bash scripts/build.sh | tail -n 1)}
+kernel=$guests/linux.img initrd=$guests/initramfs.cpio.gz
+kernel_addr=0x50000000 kernel_max=0x2400000 initrd_addr=0x53000000 initrd_max=0x200000
+for f in "$kernel:$kernel_max" "$initrd:$initrd_max"; do
+    if [ "$(stat -c %s "${f%:*}")" -gt $((${f##*:})) ]; then
+        echo "bench-boot: ${f%:*} is larger than its ${f##*:}-byte slot in tests/bench/*.dts" >&2
+        exit 1
+    fi
+done
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/bench-boot.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+# Xen: Debian's package, cached like the kernel (scripts/make-linux-guest.sh); its /boot
+# holds a raw arm64 Image, which QEMU's -kernel boots at EL2 like the hypervisor's.
+xen=$guests/xen-4.17-arm64
+xen_skip=""
+if [ ! -s "$xen" ]; then
+    debs=$guests/debs
+    mkdir -p "$debs"
+    if ! ls "$debs"/xen-hypervisor-4.17-arm64_*.deb >/dev/null 2>&1; then
+        # apt's download user cannot write into this tree: fetch in a scratch directory.
+        dl=$work/dl
+        mkdir "$dl" && chmod 777 "$dl"
+        if (cd "$dl" && apt-get download -q xen-hypervisor-4.17-arm64:arm64 >&2); then
+            mv "$dl"/*.deb "$debs"/
+        else
+            xen_skip="apt-get download xen-hypervisor-4.17-arm64:arm64 failed"
+        fi
+    fi
+    if [ -z "$xen_skip" ]; then
+        dpkg-deb -x "$(ls "$debs"/xen-hypervisor-4.17-arm64_*.deb | tail -n 1)" "$work/xen"
+        if [ -s "$work/xen/boot/xen-4.17-arm64" ]; then
+            cp "$work/xen/boot/xen-4.17-arm64" "$xen"
+        else
+            xen_skip="no /boot/xen-4.17-arm64 in the package"
+        fi
+    fi
+fi
+if [ -z "$xen_skip" ] && [ "$(od -An -tx1 -j 56 -N 4 "$xen" | tr -d ' \n')" != 41524d64 ]; then
+    xen_skip="$xen is not a raw arm64 Image (no ARMd magic at 0x38)"
+fi
+xen_version=$(strings "$xen" 2>/dev/null | grep -m1 -oE '^4\.17\.[0-9][^ ]*' || true)
+
+machine=(-M virt,virtualization=on,gic-version=3 -cpu cortex-a57 -smp 4 -m 2G -nodefaults
+    -display none -net none)
+qemu-system-aarch64 "${machine[@]}" -machine dumpdtb="$work/base.dtb" >/dev/null 2>&1
+for n in 1 4; do
+    bash scripts/merge-lcm.sh "$work/base.dtb" "tests/bench/dom0less-$n.dts" "$work/dom0less-$n.dtb"
+    bash scripts/merge-lcm.sh "$work/base.dtb" "tests/bench/lcm-$n.dts" "$work/lcm-$n.dtb"
+done
+modules=(-device "loader,file=$kernel,addr=$kernel_addr,force-raw=on"
+    -device "loader,file=$initrd,addr=$initrd_addr,force-raw=on")
+
+# The QEMU arguments of a configuration, after the machine's.
+config_args() {
+    case "$1" in
+        bare) args=(-kernel "$kernel" -initrd "$initrd" -append "console=ttyAMA0 nokaslr quiet hl.name=bare") ;;
+        xen-[14]) args=("${modules[@]}" -kernel "$xen" -dtb "$work/dom0less-${1#xen-}.dtb") ;;
+        hl-dom0less-[14]) args=("${modules[@]}" -kernel "$image" -dtb "$work/dom0less-${1##*-}.dtb") ;;
+        hl-lcm-[14]) args=("${modules[@]}" -kernel "$image" -dtb "$work/lcm-${1##*-}.dtb") ;;
+        *) echo "bench-boot: unknown configuration $1" >&2; exit 2 ;;
+    esac
+}
+markers_of() { case "$1" in bare) echo 1 ;; *) echo "${1##*-}" ;; esac; }
+
+# Microseconds since the epoch (the decimal separator of $EPOCHREALTIME follows the locale).
+now_us() { local t=$EPOCHREALTIME; echo "${t/[.,]/}"; }
+
+declare -A sum_last=() ok_runs=() all_runs=() sum_launch=() n_launch=() skipped=()
+row() { printf '%-14s %3s  %-7s %9s %10s %5s %13s %11s\n' "$@"; }
+
+# run CONFIG REP: one boot, printing a row per marker and one for the run.
+run() {
+    local cfg=$1 rep=$2 want fd pid line t0 t ms seen=0 last="" launch=- rc=0
+    local log=$work/$cfg.$rep.log
+    local -A got=()
+    want=$(markers_of "$cfg")
+    config_args "$cfg"
+    t0=$(now_us)
+    exec {fd}< <(exec timeout -k 5 "$timeout_s" qemu-system-aarch64 "${machine[@]}" \
+        -serial stdio -monitor none "${args[@]}" </dev/null 2>"$log.err")
+    pid=$!
+    while IFS= read -r -u "$fd" line || [ -n "$line" ]; do
+        t=$EPOCHREALTIME
+        t=${t/[.,]/}
+        line=${line%$'\r'}
+        printf '%s %s\n' "$(((t - t0) / 1000))" "$line" >>"$log"
+        if [[ "$line" =~ launch:\ [0-9]+\ domain\(s\)\ running,\ ([0-9]+)\ us\ after\ entry ]]; then
+            launch=${BASH_REMATCH[1]}
+        elif [[ "$line" =~ HL-LINUX-UP\ ([^:[:space:]]+):\ ([0-9]+)\ CPU\(s\),\ MemTotal\ ([0-9]+)\ kB,\ uptime\ ([0-9.]+)\ s ]]; then
+            local name=${BASH_REMATCH[1]}
+            [ -z "${got[$name]+x}" ] || continue
+            got[$name]=1
+            seen=$((seen + 1))
+            ms=$(((t - t0) / 1000))
+            last=$ms
+            row "$cfg" "$rep" "$name" "$ms" "${BASH_REMATCH[4]}" "${BASH_REMATCH[2]}" "${BASH_REMATCH[3]}" "$launch"
+            [ "$seen" -lt "$want" ] || break
+        fi
+    done
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || rc=$?
+    exec {fd}<&-
+    all_runs[$cfg]=$((${all_runs[$cfg]:-0} + 1))
+    if [ "$seen" -ge "$want" ]; then
+        row "$cfg" "$rep" "all $want" "$last" "" "" "" "$launch"
+        ok_runs[$cfg]=$((${ok_runs[$cfg]:-0} + 1))
+        sum_last[$cfg]=$((${sum_last[$cfg]:-0} + last))
+        if [ "$launch" != - ]; then
+            sum_launch[$cfg]=$((${sum_launch[$cfg]:-0} + launch))
+            n_launch[$cfg]=$((${n_launch[$cfg]:-0} + 1))
+        fi
+    else
+        local why="QEMU exited (status $rc)"
+        [ "$rc" -ne 124 ] || why="timed out after $timeout_s s"
+        echo "$cfg rep $rep: $why with $seen of $want marker(s); last console lines:"
+        tail -n 8 "$log" | sed 's/^/    /'
+        [ ! -s "$log.err" ] || sed 's/^/    qemu: /' "$log.err"
+    fi
+}
+
+echo "bench-boot: $reps repetition(s) per configuration; QEMU TCG ($(qemu-system-aarch64 --version | head -n 1 | sed 's/^QEMU emulator version //')) on $(nproc) host CPU(s); timeout $timeout_s s"
+echo "machine: ${machine[*]}"
+echo "guest: $kernel + $initrd; hyperlaunch: $image; Xen: ${xen_skip:+(skipped) }$xen${xen_version:+ ($xen_version)}"
+echo "wall = ms from QEMU start to the marker line; uptime = the guest's /proc/uptime in it; launch = hyperlaunch's \"us after entry\""
+echo
+row config rep marker "wall(ms)" "uptime(s)" cpus "MemTotal(kB)" "launch(us)"
+for rep in $(seq 1 "$reps"); do
+    for cfg in $configs; do
+        if [[ "$cfg" == xen-* ]] && [ -n "$xen_skip" ]; then
+            [ -n "${skipped[$cfg]+x}" ] || echo "$cfg: skipped: $xen_skip"
+            skipped[$cfg]=1
+            continue
+        fi
+        run "$cfg" "$rep"
+    done
+done
+
+mean() { # mean CONFIG: mean wall time to the last marker (ms), or nothing
+    [ "${ok_runs[$1]:-0}" -gt 0 ] || return 0
+    awk -v s="${sum_last[$1]}" -v n="${ok_runs[$1]}" 'BEGIN { printf "%.0f", s / n }'
+}
+echo
+echo "summary: mean wall time from QEMU start to a run's last marker (timed-out runs left out)"
+printf '%-14s %5s %4s %14s %16s\n' config runs ok "mean last(ms)" "mean launch(us)"
+for cfg in $configs; do
+    if [ -n "${skipped[$cfg]+x}" ]; then
+        printf '%-14s %s\n' "$cfg" "skipped: $xen_skip"
+        continue
+    fi
+    ml=-
+    [ "${n_launch[$cfg]:-0}" -eq 0 ] || ml=$((${sum_launch[$cfg]} / ${n_launch[$cfg]}))
+    m=$(mean "$cfg")
+    printf '%-14s %5s %4s %14s %16s\n' "$cfg" "${all_runs[$cfg]:-0}" "${ok_runs[$cfg]:-0}" "${m:--}" "$ml"
+done
+echo
+echo "ratios of those means:"
+for pair in hl-dom0less-1:bare hl-lcm-1:bare xen-1:bare hl-dom0less-4:xen-4 hl-lcm-4:xen-4; do
+    a=${pair%:*} b=${pair#*:}
+    case " $configs " in *" $a "*) ;; *) continue ;; esac
+    case " $configs " in *" $b "*) ;; *) continue ;; esac
+    ma=$(mean "$a") mb=$(mean "$b")
+    if [ -n "$ma" ] && [ -n "$mb" ]; then
+        r=$(awk -v a="$ma" -v b="$mb" 'BEGIN { printf "%.2f", a / b }')
+    else
+        r="n/a (no completed run)"
+    fi
+    printf '  %-28s %s\n' "$a / $b" "$r"
+done
