@@ -16,8 +16,10 @@
 # the run is reported as timed out). Then a summary: the mean wall time to a run's last
 # marker per configuration, and the ratios hl-*-1 / bare, xen-1 / bare, hl-*-4 / xen-4.
 # $CONFIGS restricts the configurations (names as above, space-separated); $HL_IMAGE uses
-# that hypervisor image instead of scripts/build.sh's. Runs are interleaved (rep 1 of
-# every configuration, then rep 2, ...). Prints figures; asserts nothing.
+# that hypervisor image instead of scripts/build.sh's; $BENCH_LOGS names a directory to keep
+# each run's console log in (CONFIG.REP.log, lines prefixed with their wall time in ms).
+# Runs are interleaved (rep 1 of every configuration, then rep 2, ...). Prints figures;
+# asserts nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,7 +44,10 @@ for f in "$kernel:$kernel_max" "$initrd:$initrd_max"; do
 done
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/bench-boot.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+qemu_pid=""
+# Stopped early (Ctrl-C, a closed output pipe), the script still stops its QEMU.
+trap '[ -z "$qemu_pid" ] || kill -TERM "$qemu_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'exit 130' INT TERM HUP PIPE
 
 # Xen: Debian's package, cached like the kernel (scripts/make-linux-guest.sh); its /boot
 # holds a raw arm64 Image, which QEMU's -kernel boots at EL2 like the hypervisor's.
@@ -52,14 +57,16 @@ if [ ! -s "$xen" ]; then
     debs=$guests/debs
     mkdir -p "$debs"
     if ! ls "$debs"/xen-hypervisor-4.17-arm64_*.deb >/dev/null 2>&1; then
-        # apt's download user cannot write into this tree: fetch in a scratch directory.
-        dl=$work/dl
-        mkdir "$dl" && chmod 777 "$dl"
+        # apt's download user cannot write into this tree (nor into $work, mode 700): fetch
+        # in a scratch directory of its own.
+        dl=$(mktemp -d)
+        chmod 777 "$dl"
         if (cd "$dl" && apt-get download -q xen-hypervisor-4.17-arm64:arm64 >&2); then
             mv "$dl"/*.deb "$debs"/
         else
             xen_skip="apt-get download xen-hypervisor-4.17-arm64:arm64 failed"
         fi
+        rm -rf "$dl"
     fi
     if [ -z "$xen_skip" ]; then
         dpkg-deb -x "$(ls "$debs"/xen-hypervisor-4.17-arm64_*.deb | tail -n 1)" "$work/xen"
@@ -114,6 +121,7 @@ run() {
     exec {fd}< <(exec timeout -k 5 "$timeout_s" qemu-system-aarch64 "${machine[@]}" \
         -serial stdio -monitor none "${args[@]}" </dev/null 2>"$log.err")
     pid=$!
+    qemu_pid=$pid
     while IFS= read -r -u "$fd" line || [ -n "$line" ]; do
         t=$EPOCHREALTIME
         t=${t/[.,]/}
@@ -135,6 +143,8 @@ run() {
     kill -TERM "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || rc=$?
     exec {fd}<&-
+    qemu_pid=""
+    [ -z "${BENCH_LOGS:-}" ] || { mkdir -p "$BENCH_LOGS" && cp "$log" "$BENCH_LOGS/"; }
     all_runs[$cfg]=$((${all_runs[$cfg]:-0} + 1))
     if [ "$seen" -ge "$want" ]; then
         row "$cfg" "$rep" "all $want" "$last" "" "" "" "$launch"

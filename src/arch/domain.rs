@@ -325,22 +325,32 @@ impl Ram {
             let n = (size - start).min(data.len() as u64) as usize;
             // SAFETY: the chunk is this domain's RAM (allocated for it, or its validated
             // static memory), identity mapped, not yet running; `start + n` stays inside it.
-            unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), (pa + start) as *mut u8, n) };
+            unsafe { super::cache::copy(pa + start, data.as_ptr() as u64, n as u64) };
             data = &data[n..];
             ipa += n as u64;
         }
     }
 
     fn scrub(&self) {
+        let t = timer::uptime_us();
         for &(pa, size, _) in &self.chunks {
             // SAFETY: as above: this domain's own RAM, not yet visible to any guest.
-            unsafe { core::ptr::write_bytes(pa as *mut u8, 0, size as usize) };
+            unsafe { super::cache::zero(pa, size) };
         }
+        SCRUB_US.fetch_add((timer::uptime_us() - t) as usize, Ordering::Relaxed);
     }
 }
 
 /// Bytes copied into guest RAM, for the launch summary.
 static COPIED: AtomicUsize = AtomicUsize::new(0);
+/// Time spent scrubbing domain RAM and copying images into it so far (µs).
+pub fn memory_work_us() -> (u64, u64) {
+    (SCRUB_US.load(Ordering::Relaxed) as u64, COPY_US.load(Ordering::Relaxed) as u64)
+}
+
+/// Time spent scrubbing and copying into domain RAM (µs), for the launch summary.
+static SCRUB_US: AtomicUsize = AtomicUsize::new(0);
+static COPY_US: AtomicUsize = AtomicUsize::new(0);
 
 /// Prepares one domain. On error everything it allocated is given back.
 fn prepare(
@@ -499,6 +509,7 @@ fn build(
         }
     };
     ram.scrub();
+    let t = timer::uptime_us();
     ram.write(layout.kernel, kernel_mod);
     ram.write(layout.dtb, &dtb);
     let mut copied = kernel_mod.len() + dtb.len();
@@ -506,6 +517,7 @@ fn build(
         ram.write(at, rd);
         copied += rd.len();
     }
+    COPY_US.fetch_add((timer::uptime_us() - t) as usize, Ordering::Relaxed);
     COPIED.fetch_add(copied, Ordering::Relaxed);
     let vcpus = pcpus.iter().map(|&p| Vcpu { power: Mutex::new(Power::Off), pcpu: p }).collect();
     info!(
@@ -743,7 +755,7 @@ fn try_reclaim(d: &Domain) {
     for &(pa, size, _) in &d.ram {
         // SAFETY: the domain's RAM; none of its vCPUs runs any more (active is 0) and it
         // never runs again, so nothing else refers to these pages.
-        unsafe { core::ptr::write_bytes(pa as *mut u8, 0, size as usize) };
+        unsafe { super::cache::zero(pa, size) };
         if d.ram_owned {
             f.dealloc(pa, size);
         }
