@@ -77,7 +77,7 @@ if [ ! -s "$xen" ]; then
         fi
     fi
 fi
-if [ -z "$xen_skip" ] && [ "$(od -An -tx1 -j 56 -N 4 "$xen" | tr -d ' \n')" != 41524d64 ]; then
+if [ -z "$xen_skip" ] && [ "$(od -An -tx1 -j 56 -N 4 "$xen" 2>/dev/null | tr -d ' \n')" != 41524d64 ]; then
     xen_skip="$xen is not a raw arm64 Image (no ARMd magic at 0x38)"
 fi
 xen_version=$(strings "$xen" 2>/dev/null | grep -m1 -oE '^4\.17\.[0-9][^ ]*' || true)
@@ -199,6 +199,7 @@ for cfg in $configs; do
 done
 echo
 echo "ratios of those means:"
+pairs=0
 for pair in hl-dom0less-1:bare hl-lcm-1:bare xen-1:bare hl-dom0less-4:xen-4 hl-lcm-4:xen-4; do
     a=${pair%:*} b=${pair#*:}
     case " $configs " in *" $a "*) ;; *) continue ;; esac
@@ -210,4 +211,6 @@ for pair in hl-dom0less-1:bare hl-lcm-1:bare xen-1:bare hl-dom0less-4:xen-4 hl-l
         r="n/a (no completed run)"
     fi
     printf '  %-28s %s\n' "$a / $b" "$r"
+    pairs=$((pairs + 1))
 done
+[ "$pairs" -gt 0 ] || echo "  none (no pair of configurations among: $configs)"

@@ -29,6 +29,8 @@ pub struct GuestDtb<'a> {
     pub vuart: bool,
     /// 2 or 3.
     pub gic_version: u32,
+    /// For a standby Recovery Domain: the domains whose launch failed, and why.
+    pub failures: &'a [(u16, alloc::string::String)],
 }
 
 impl GuestDtb<'_> {
@@ -146,6 +148,12 @@ impl GuestDtb<'_> {
         w.property_u32("domid", u32::from(self.domid))?;
         w.property_u32("permissions", self.permissions)?;
         w.property_u32("functions", self.functions)?;
+        for (domid, reason) in self.failures {
+            let f = w.begin_node(&format!("launch-failure@{domid}"))?;
+            w.property_u32("domid", u32::from(*domid))?;
+            w.property_string("reason", reason)?;
+            w.end_node(f)?;
+        }
         w.end_node(n)
     }
 }
@@ -166,6 +174,7 @@ mod tests {
             ramdisk: Some((0x4280_0000, 0x1000)),
             vuart: true,
             gic_version: gic,
+            failures: &[],
         }
         .build()
         .unwrap()
@@ -217,6 +226,7 @@ mod tests {
             ramdisk: None,
             vuart: false,
             gic_version: 2,
+            failures: &[],
         };
         let blob = g.build().unwrap();
         let fdt = Fdt::new(&blob).unwrap();

@@ -224,6 +224,10 @@ impl Launch {
         if let Some(c) = console {
             out.push(Action::Console(c));
         }
+        // Before anything starts: a standby Recovery Domain finds the report in its device tree.
+        if failed {
+            out.push(Action::ReportFailure);
+        }
         for i in 0..self.domids.len() {
             if self.states[i] != State::Paused || Some(i) == self.boot {
                 continue;
@@ -235,9 +239,6 @@ impl Launch {
             }
             self.states[i] = State::Running;
             out.push(Action::Unpause(self.domids[i]));
-        }
-        if failed {
-            out.push(Action::ReportFailure);
         }
         self.phase = Phase::Finalized;
         out
@@ -312,9 +313,9 @@ mod tests {
             vec![
                 Action::FreeBootModules,
                 Action::Console(3),
+                Action::ReportFailure,
                 Action::Unpause(1),
                 Action::Unpause(3),
-                Action::ReportFailure
             ]
         );
         assert_eq!(l.failures(), &[fail(2)]);
@@ -331,9 +332,9 @@ mod tests {
                 Action::Reclaim(9),
                 Action::FreeBootModules,
                 Action::Console(2),
+                Action::ReportFailure,
                 Action::Unpause(1),
                 Action::Unpause(2),
-                Action::ReportFailure
             ]
         );
         assert_eq!(l.failures()[0].domid, 9);

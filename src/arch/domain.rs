@@ -65,12 +65,15 @@ pub struct Domain {
     dtb_room: u64,
     /// vCPUs currently inside `vcpu::run`.
     active: AtomicUsize,
+    /// It has been unpaused (it may have run).
+    unpaused: AtomicBool,
     /// Its memory is to be (or has been) scrubbed and given back.
     reclaim: AtomicBool,
     reclaimed: AtomicBool,
 }
 
 /// The inputs of a domain's device tree.
+#[derive(Clone)]
 struct DtbSpec {
     permissions: u32,
     cpus: u32,
@@ -79,6 +82,7 @@ struct DtbSpec {
     ramdisk: Option<(u64, u64)>,
     vuart: bool,
     gic_version: u32,
+    failures: Vec<(u16, String)>,
 }
 
 /// Console input held for a domain whose virtual UART is full.
@@ -99,17 +103,34 @@ impl Domain {
     /// Replaces the kernel command line of a domain that has not run yet, rewriting its
     /// device tree in place.
     pub fn set_bootargs(&self, args: &str) -> Result<(), &'static str> {
+        self.rewrite_dtb(|spec| spec.bootargs = Some(args.into()))
+    }
+
+    /// Gives a standby Recovery Domain, before it first runs, the launch failure report in
+    /// its device tree (`/hypervisor/launch-failure@N`).
+    pub fn set_failures(&self, failures: &[crate::launch::Failure]) -> Result<(), &'static str> {
+        self.rewrite_dtb(|spec| {
+            spec.failures = failures.iter().map(|f| (f.domid, f.reason.clone())).collect()
+        })
+    }
+
+    /// Changes what the device tree says and writes it again in place (the domain has not
+    /// run yet). Nothing changes if the new tree does not fit.
+    fn rewrite_dtb(&self, change: impl FnOnce(&mut DtbSpec)) -> Result<(), &'static str> {
         let mut spec = self.dtb.lock();
+        let mut new = spec.clone();
+        change(&mut new);
         let blob = GuestDtb {
             domid: self.id,
-            permissions: spec.permissions,
+            permissions: new.permissions,
             functions: self.functions,
-            cpus: spec.cpus,
-            ram: &spec.banks,
-            bootargs: Some(args),
-            ramdisk: spec.ramdisk,
-            vuart: spec.vuart,
-            gic_version: spec.gic_version,
+            cpus: new.cpus,
+            ram: &new.banks,
+            bootargs: new.bootargs.as_deref(),
+            ramdisk: new.ramdisk,
+            vuart: new.vuart,
+            gic_version: new.gic_version,
+            failures: &new.failures,
         }
         .build()
         .map_err(|_| "the device tree could not be written")?;
@@ -121,8 +142,13 @@ impl Domain {
         // SAFETY: the domain's own RAM where its device tree lies (translated above); the
         // domain has not run yet, so nothing reads it concurrently.
         unsafe { core::ptr::copy_nonoverlapping(blob.as_ptr(), pa as *mut u8, blob.len()) };
-        spec.bootargs = Some(args.into());
+        *spec = new;
         Ok(())
+    }
+
+    /// It has been unpaused.
+    pub fn started(&self) -> bool {
+        self.unpaused.load(Ordering::Acquire)
     }
 
     /// The vCPU whose MPIDR (affinity bits) is `mpidr`.
@@ -470,6 +496,7 @@ fn build(
         ramdisk: layout.and_then(|l| l.ramdisk),
         vuart: cfg.vuart,
         gic_version,
+        failures: &[],
     };
     // The device tree's size does not depend on where things go: size it first.
     let placed = dtb_params(None).build().map_err(|_| BuildError::Dtb).and_then(|probe| {
@@ -581,9 +608,11 @@ fn build(
             ramdisk: layout.ramdisk,
             vuart: cfg.vuart,
             gic_version,
+            failures: Vec::new(),
         }),
         dtb_room: layout.ramdisk.map_or(first_base + first_size, |(a, _)| a) - layout.dtb,
         active: AtomicUsize::new(0),
+        unpaused: AtomicBool::new(false),
         reclaim: AtomicBool::new(false),
         reclaimed: AtomicBool::new(false),
     })
@@ -705,6 +734,7 @@ fn apply(actions: &[crate::launch::Action]) {
             Action::Unpause(id) => {
                 if let Some(d) = by_id(id) {
                     info!("launch: DOM{id} unpaused");
+                    d.unpaused.store(true, Ordering::Release);
                     *d.vcpus[0].power.lock() = Power::Pending { entry: d.entry.0, context: d.entry.1 };
                     wake(d.vcpus[0].pcpu);
                 }
@@ -729,8 +759,22 @@ fn apply(actions: &[crate::launch::Action]) {
             Action::Console(id) => super::console::set_input(id),
             Action::ReportFailure => {
                 let l = LAUNCH.lock();
-                for f in l.as_ref().map(|l| l.failures()).unwrap_or(&[]) {
+                let failures = l.as_ref().map(|l| l.failures()).unwrap_or(&[]);
+                for f in failures {
                     error!("launch failed: DOM{}: {}", f.domid, f.reason);
+                }
+                // A standby Recovery Domain (not started yet) reads the report in its tree.
+                let recovery = crate::config::Functions::RECOVERY;
+                for d in DOMAINS
+                    .get()
+                    .map_or(&[][..], |d| &d[..])
+                    .iter()
+                    .filter(|d| d.functions & recovery != 0 && !d.started())
+                {
+                    match d.set_failures(failures) {
+                        Ok(()) => info!("launch: failure report written into DOM{}'s device tree", d.id),
+                        Err(e) => warn!("launch: DOM{}: no failure report in its device tree: {e}", d.id),
+                    }
                 }
             }
         }

@@ -278,6 +278,11 @@ extern "C" fn primary_main(dtb_pa: u64, load_base: u64) -> ! {
     for line in config::Plan::lines(&cfg) {
         info!("plan: {line}");
     }
+    if !gic::has_vgic() && !cfg.domains.is_empty() {
+        warn!(
+            "GICv2 host: domains get no virtual interrupt controller yet (their interrupts, timer included, are not delivered: bare-metal guests run, Linux does not)"
+        );
+    }
     let boot_modules = plat.modules.iter().collect();
     let running = domain::launch(
         &cfg,

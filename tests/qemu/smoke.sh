@@ -411,6 +411,27 @@ t_linux_lcm() {
     done_test
 }
 
+t_linux_recovery() {
+    # One domain's kernel is corrupt: the healthy one runs, the standby Recovery Domain
+    # (Linux) gets the console and the failure report, and its shell takes input.
+    printf 'echo "rescue shell $((40+2))"; poweroff -f\n' >"$work/shell"
+    TIMEOUT=120 boot linux-recovery "${LINUX[@]}" --input "$work/shell" --input-when '^DOM3: / #' \
+        tests/lcm/guests/linux-recovery.dts
+    expect_exit 0
+    # (The initramfs is gzip: the hypervisor checks it as a gzip kernel.)
+    local bad='kernel: gzip stream is larger than its size field says'
+    expect "ERROR error: /chosen/hypervisor/domain@2: domain 2 not built: $bad" \
+        'INFO  launch: 2 of 3 domain\(s\) built' 'INFO  console input now goes to DOM3|INFO  console input goes to DOM3' \
+        'ERROR launch failed: DOM2: not built' "INFO  launch: failure report written into DOM3's device tree" \
+        'INFO  launch: DOM1 unpaused' 'INFO  launch: DOM3 unpaused'
+    expect_linux 1 healthy 1 128
+    expect_linux 3 rescue 1 128
+    expect "^DOM3: rescue: launch failed for DOM2: not built: $bad\$" \
+        '^DOM3: rescue shell 42$' 'INFO  all domains have stopped'
+    refuse 'NOTICE|FATAL|PANIC|DOM3: stopped \(reclaimed\)'
+    done_test
+}
+
 t_linux_dom0less() {
     TIMEOUT=120 boot linux-dom0less "${LINUX[@]}" tests/lcm/guests/linux-dom0less.dts
     expect_exit 0
@@ -612,7 +633,7 @@ tests=(t_image_header t_virt_gicv3 t_virt_gicv2_a53 t_virt_max_2cpu t_virt_uboot
     t_debug_level t_fatal_no_boot_cpu t_fatal_bad_reserved_memory
     t_fatal_el2_abort t_fatal_panic t_lcm_hyperlaunch t_lcm_dom0less t_lcm_classic t_lcm_invalid
     t_lcm_module_over_image t_domains t_gzip_affinity_corrupt t_static_mem t_console t_zcu102_console t_boot_domain t_boot_domain_recovery
-    t_boot_domain_timeout t_examples t_linux_lcm t_linux_dom0less)
+    t_boot_domain_timeout t_examples t_linux_lcm t_linux_dom0less t_linux_recovery)
 for t in "${tests[@]}"; do
     if [ -z "$only" ] || [[ "$t" == *"$only"* ]]; then
         "$t"
