@@ -523,7 +523,8 @@ t_boot_domain_recovery() {
     expect 'ERROR error: /chosen/hypervisor/domain@2: domain 2 not built: kernel: no arm64 Image magic' \
         'INFO  launch: 4 of 5 domain\(s\) built, all paused'
     expect 'INFO  launch: DOM32757 \(Boot Domain\) signalled done' 'INFO  console input now goes to DOM4' \
-        'INFO  launch: DOM4 unpaused' 'ERROR launch failed: DOM2: not built: kernel: no arm64 Image magic'
+        'ERROR launch failed: DOM2: not built: kernel: no arm64 Image magic' \
+        "INFO  launch: failure report written into DOM4's device tree" 'INFO  launch: DOM4 unpaused'
     expect '^DOM4: hello from recovery' '^DOM4: recovery: launch failed for DOM2$' '^DOM4: recovery: 1 failure\(s\) reported$'
     expect '^DOM3: hello from three' 'INFO  all domains have stopped'
     refuse 'STILL RUNNING|FATAL|PANIC|reclaimed.*DOM4|DOM4: stopped \(reclaimed\)'
@@ -541,8 +542,8 @@ t_boot_domain_timeout() {
     expect_exit 0
     expect 'INFO  plan: boot domain: 32757 runs first \(time limit 1000 ms\)' 'INFO  launch: DOM32757 unpaused' \
         '^DOM32757: hello from boot' 'ERROR launch: the Boot Domain did not signal done in time: finalizing without it' \
-        'INFO  DOM32757: stopped \(reclaimed\)' 'INFO  launch: DOM4 unpaused' \
-        'ERROR launch failed: DOM32757: the Boot Domain did not signal done in time'
+        'INFO  DOM32757: stopped \(reclaimed\)' \
+        'ERROR launch failed: DOM32757: the Boot Domain did not signal done in time' 'INFO  launch: DOM4 unpaused'
     expect '^DOM4: recovery: launch failed for DOM32757$' 'INFO  all domains have stopped'
     expect 'INFO  launch: DOM32757 reclaimed: memory scrubbed'
     refuse 'FATAL|PANIC'
