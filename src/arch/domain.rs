@@ -23,10 +23,14 @@ use crate::platform::MAX_CPUS;
 use crate::psci::Power;
 use crate::vuart::{Effect, Pl011};
 
-/// A vCPU: its power state (locked on its own), and the physical CPU it is pinned to.
+/// A vCPU: its power state (locked on its own), the physical CPU it is pinned to, and,
+/// while it is off its CPU (a shared CPU runs another vCPU), its saved state.
 pub struct Vcpu {
     pub power: Mutex<Power>,
     pub pcpu: usize,
+    pub saved: Mutex<Option<alloc::boxed::Box<vcpu::Saved>>>,
+    /// It left its CPU in WFI: it runs again once an interrupt is due.
+    pub blocked: AtomicBool,
 }
 
 /// A running domain.
@@ -228,8 +232,14 @@ impl Domain {
 }
 
 static DOMAINS: Once<Vec<Domain>> = Once::new();
-/// For each physical CPU: (domain index, vCPU index) + 1, or 0 when it hosts none.
-static PCPU_VCPU: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_CPUS];
+/// For each physical CPU: the vCPUs pinned to it, as (domain index << 16) | vCPU index.
+static RUNQ: [Mutex<crate::sched::RunQueue>; MAX_CPUS] =
+    [const { Mutex::new(crate::sched::RunQueue::new()) }; MAX_CPUS];
+
+/// True when physical CPU `cpu` time-slices several vCPUs.
+pub fn cpu_shared(cpu: usize) -> bool {
+    RUNQ.get(cpu).is_some_and(|q| q.lock().shared())
+}
 /// Domains not yet stopped.
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 
@@ -383,13 +393,13 @@ fn prepare(
     cfg: &DomainConfig,
     vmid: u16,
     frames: &mut Frames,
-    free_cpus: &mut Vec<usize>,
+    cpu_load: &mut [u32],
     gic_version: u32,
     pa_bits: u32,
 ) -> Result<Domain, BuildError> {
     // Placement first, on a copy: it only takes effect when the domain is committed.
-    let mut cpus_left = free_cpus.clone();
-    let pcpus = crate::sched::place(cfg.cpus, &cfg.affinity, &mut cpus_left).map_err(BuildError::Place)?;
+    let mut load = cpu_load.to_vec();
+    let pcpus = crate::sched::place(cfg.cpus, &cfg.affinity, &mut load).map_err(BuildError::Place)?;
     let module = cfg.kernel.as_ref().map(|m| module_bytes(m.range)).unwrap_or(&[]);
     let ram = cfg.memory_kib * 1024;
     let unpacked =
@@ -407,7 +417,7 @@ fn prepare(
         u.free(frames);
     }
     if result.is_ok() {
-        *free_cpus = cpus_left;
+        cpu_load.copy_from_slice(&load);
     }
     result
 }
@@ -546,7 +556,15 @@ fn build(
     }
     COPY_US.fetch_add((timer::uptime_us() - t) as usize, Ordering::Relaxed);
     COPIED.fetch_add(copied, Ordering::Relaxed);
-    let vcpus = pcpus.iter().map(|&p| Vcpu { power: Mutex::new(Power::Off), pcpu: p }).collect();
+    let vcpus = pcpus
+        .iter()
+        .map(|&p| Vcpu {
+            power: Mutex::new(Power::Off),
+            pcpu: p,
+            saved: Mutex::new(None),
+            blocked: AtomicBool::new(false),
+        })
+        .collect();
     info!(
         "DOM{}: built: {} vCPU(s) on CPU(s) {:?}, {} MiB at IPA {:#x} ({} chunk(s){}), kernel at {:#x}, device tree at {:#x}{}",
         cfg.domid,
@@ -665,11 +683,11 @@ pub fn launch(
     boot_modules: Vec<Range>,
 ) -> usize {
     let (pa_bits, _) = super::el2::pa_bits();
-    let mut free_cpus: Vec<usize> = (0..online_cpus).collect();
+    let mut cpu_load: Vec<u32> = alloc::vec![0; online_cpus];
     let mut built = Vec::new();
     let mut failures = Vec::new();
     for (i, d) in cfg.domains.iter().enumerate() {
-        match prepare(d, (i + 1) as u16, &mut frames, &mut free_cpus, gic_version, pa_bits) {
+        match prepare(d, (i + 1) as u16, &mut frames, &mut cpu_load, gic_version, pa_bits) {
             Ok(dom) => built.push(dom),
             Err(e) => {
                 error!("error: {}: domain {} not built: {e}", d.node, d.domid);
@@ -705,7 +723,7 @@ pub fn launch(
     let doms = DOMAINS.call_once(|| built);
     for (di, d) in doms.iter().enumerate() {
         for (vi, v) in d.vcpus.iter().enumerate() {
-            PCPU_VCPU[v.pcpu].store(((di << 16) | vi) + 1, Ordering::Release);
+            RUNQ[v.pcpu].lock().add((di << 16) | vi);
         }
     }
     // After publishing: input typed early is delivered as soon as the console starts.
@@ -861,39 +879,76 @@ pub fn stop(dom: &Domain, why: &str) -> vcpu::End {
     vcpu::End::DomainStopped
 }
 
-/// Every physical CPU's loop once domains exist: run this CPU's vCPU whenever it is due,
-/// otherwise wait for an event.
+/// Every physical CPU's loop once domains exist: run the next of its vCPUs that is due
+/// (round robin when it has several), otherwise wait for an interrupt.
 pub fn schedule() -> ! {
     let me = super::el2::cpu_index();
     loop {
-        let slot = PCPU_VCPU[me].load(Ordering::Acquire);
-        if let (Some(doms), true) = (DOMAINS.get(), slot != 0) {
-            let (di, vi) = ((slot - 1) >> 16, (slot - 1) & 0xffff);
-            let dom = &doms[di];
-            if dom.stopping.load(Ordering::Acquire) {
-                PCPU_VCPU[me].store(0, Ordering::Release);
-                continue;
+        let Some(doms) = DOMAINS.get() else {
+            aarch64_cpu::asm::wfi();
+            gic::handle_pending(vcpu::idle_irq);
+            continue;
+        };
+        // vCPUs of stopped domains leave the queue.
+        let gone: Vec<usize> = {
+            let q = RUNQ[me].lock();
+            q.slots().iter().copied().filter(|&s| doms[s >> 16].stopping.load(Ordering::Acquire)).collect()
+        };
+        for s in gone {
+            RUNQ[me].lock().remove(s);
+            *doms[s >> 16].vcpus[s & 0xffff].saved.lock() = None;
+            try_reclaim(&doms[s >> 16]);
+        }
+        let now = timer::ticks();
+        let pick = RUNQ[me].lock().pick(|s| due(&doms[s >> 16], s & 0xffff, now));
+        let Some(slot) = pick else {
+            // Idle: WFI (not WFE, which emulators turn into a busy loop); kicks are SGIs.
+            // A shared CPU keeps its tick, to notice when a blocked vCPU's timer is due.
+            if cpu_shared(me) {
+                vcpu::arm_slice();
             }
-            let start = vcpu::take_start(&mut dom.vcpus[vi].power.lock());
-            if let Some((entry, context)) = start {
-                dom.active.fetch_add(1, Ordering::AcqRel);
-                let t = timer::uptime_us();
-                log::debug!("DOM{}: vCPU {vi} starts on CPU {me} at {entry:#x} ({t} us)", dom.id);
-                let end = vcpu::run(dom, vi, entry, context);
-                dom.active.fetch_sub(1, Ordering::AcqRel);
-                match end {
-                    vcpu::End::CpuOff => log::debug!("DOM{}: vCPU {vi} off", dom.id),
-                    vcpu::End::DomainStopped => {
-                        PCPU_VCPU[me].store(0, Ordering::Release);
-                        try_reclaim(dom);
-                    }
-                }
-                continue;
+            aarch64_cpu::asm::wfi();
+            gic::handle_pending(vcpu::idle_irq);
+            continue;
+        };
+        let (dom, vi) = (&doms[slot >> 16], slot & 0xffff);
+        let start = vcpu::take_start(&mut dom.vcpus[vi].power.lock());
+        if let Some((entry, _)) = start {
+            let t = timer::uptime_us();
+            log::debug!("DOM{}: vCPU {vi} starts on CPU {me} at {entry:#x} ({t} us)", dom.id);
+        }
+        dom.vcpus[vi].blocked.store(false, Ordering::Release);
+        dom.active.fetch_add(1, Ordering::AcqRel);
+        let end = vcpu::run(dom, vi, start);
+        dom.active.fetch_sub(1, Ordering::AcqRel);
+        match end {
+            vcpu::End::CpuOff => log::debug!("DOM{}: vCPU {vi} off", dom.id),
+            vcpu::End::Yield => {}
+            vcpu::End::DomainStopped => {
+                RUNQ[me].lock().remove(slot);
+                try_reclaim(dom);
             }
         }
-        // Idle: WFI (not WFE, which emulators turn into a busy loop); kicks are SGIs.
-        aarch64_cpu::asm::wfi();
-        gic::handle_pending(vcpu::idle_irq);
+    }
+}
+
+/// vCPU `vi` of `dom` should run now (physical count `now`): it is starting, or it was
+/// preempted, or it waits in WFI and an interrupt or its timer is due.
+fn due(dom: &Domain, vi: usize, now: u64) -> bool {
+    if dom.stopping.load(Ordering::Acquire) {
+        return false;
+    }
+    let v = &dom.vcpus[vi];
+    match *v.power.lock() {
+        Power::Pending { .. } => true,
+        Power::Off => false,
+        Power::On => {
+            let saved = v.saved.lock();
+            let Some(s) = saved.as_ref() else { return false };
+            !v.blocked.load(Ordering::Acquire)
+                || s.ctx.timer_due(now, dom.cntvoff)
+                || dom.vgic.lock().has_pending(vi)
+        }
     }
 }
 

@@ -84,16 +84,17 @@ fn enable_kick(cpu: usize) {
     let timer = IntId::ppi(HYP_TIMER - 16);
     let vtimer = IntId::ppi(crate::vgic::VTIMER_PPI - 16);
     let maint = IntId::ppi(crate::vgic::MAINTENANCE_PPI - 16);
+    let slice = IntId::ppi(super::vcpu::SLICE_PPI - 16);
     match GIC.lock().as_mut() {
         Some(PhysGic::V3(g)) => {
-            for id in [KICK, timer, vtimer, maint] {
+            for id in [KICK, timer, vtimer, maint, slice] {
                 let _ = g.set_interrupt_priority(id, Some(cpu), 0x80);
                 let _ = g.enable_interrupt(id, Some(cpu), true);
             }
             GicCpuInterface::set_priority_mask(0xff);
         }
         Some(PhysGic::V2(g)) => {
-            for id in [KICK, timer] {
+            for id in [KICK, timer, slice] {
                 g.set_interrupt_priority(id, 0x80);
                 let _ = g.enable_interrupt(id, true);
             }

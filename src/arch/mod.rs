@@ -4,6 +4,7 @@
 pub mod boot;
 pub mod cache;
 pub mod console;
+pub mod context;
 pub mod cpu;
 pub mod domain;
 pub mod el2;

@@ -2,15 +2,17 @@
 //! Each physical CPU runs at most one vCPU, which stays on it: EL1 system registers are
 //! never shared, so only the general registers, PC and PSTATE cross the switch.
 
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use aarch64_cpu::registers::*;
 use log::{debug, info};
 
+use super::context::Context;
 use super::domain::{self, Domain};
-use super::{gic, stage2};
+use super::{gic, stage2, timer};
 use crate::guest;
 use crate::mmio::Device;
+use crate::platform::MAX_CPUS;
 use crate::psci::{self, Call, Power};
 use crate::trap::{self, Exit, SysReg};
 use crate::vgic::Flush;
@@ -121,8 +123,6 @@ const HCR_GUEST: u64 = (1 << 0) // VM
     | (1 << 31); // RW
 /// HCR_EL2 with no guest: EL1 AArch64, nothing else.
 const HCR_HOST: u64 = 1 << 31;
-/// SCTLR_EL1 at vCPU reset: MMU and caches off, RES1 bits.
-const SCTLR_EL1_RESET: u64 = 0x30d0_0800;
 
 /// How a vCPU's run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,6 +131,8 @@ pub enum End {
     CpuOff,
     /// The domain stopped (SYSTEM_OFF, SYSTEM_RESET, or a fatal guest error).
     DomainStopped,
+    /// Its CPU is shared and its slice ended, or it waits in WFI: its state is saved.
+    Yield,
 }
 
 enum Next {
@@ -138,27 +140,64 @@ enum Next {
     Stop(End),
 }
 
-/// Runs vCPU `index` of `dom` on this CPU from `entry` with `context` in x0, until it stops.
-pub fn run(dom: &Domain, index: usize, entry: u64, context: u64) -> End {
-    let mut regs = GuestRegs { pc: entry, pstate: trap::EL1H_MASKED, ..Default::default() };
-    regs.x[0] = context;
-    VTCR_EL2.set(stage2::vtcr(super::el2::pa_bits().1));
-    VTTBR_EL2.set(dom.vttbr);
-    VMPIDR_EL2.set(guest::vcpu_mpidr(index as u32));
-    SCTLR_EL1.set(SCTLR_EL1_RESET);
-    VBAR_EL1.set(0);
-    CNTVOFF_EL2.set(dom.cntvoff);
-    CNTV_CTL_EL0.set(0);
+/// A vCPU's state while it is off its CPU.
+pub struct Saved {
+    regs: GuestRegs,
+    pub ctx: Context,
+}
+
+/// Set by this CPU's slice timer: the running vCPU yields at its next exit.
+static SLICE_OVER: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+
+/// Arms this CPU's slice timer: the EL1 physical timer, which guests cannot reach
+/// (CNTHCTL_EL2.EL1PCEN is 0) and the hypervisor's own timer does not use.
+pub fn arm_slice() {
+    let ticks = crate::sched::SLICE_US * timer::frequency() / 1_000_000;
+    CNTP_CVAL_EL0.set(timer::ticks() + ticks);
+    CNTP_CTL_EL0.set(1);
+}
+
+fn disarm_slice() {
+    CNTP_CTL_EL0.set(0);
+}
+
+/// Runs vCPU `index` of `dom` on this CPU: from `start` (entry, x0) when it starts, else
+/// from its saved state. Returns when it stops, turns itself off or yields its CPU.
+pub fn run(dom: &Domain, index: usize, start: Option<(u64, u64)>) -> End {
+    let me = super::el2::cpu_index();
+    let vcpu = &dom.vcpus[index];
+    let saved = vcpu.saved.lock().take();
+    let (mut regs, ctx) = match (start, saved) {
+        (Some((entry, context)), _) => {
+            let mut regs = GuestRegs { pc: entry, pstate: trap::EL1H_MASKED, ..Default::default() };
+            regs.x[0] = context;
+            (regs, Context::reset())
+        }
+        (None, Some(s)) => (s.regs, s.ctx),
+        (None, None) => return End::CpuOff,
+    };
     let vgic = gic::has_vgic();
     let nr_lrs = if vgic { gic::lrs::count() } else { 0 };
     if vgic {
         gic::lrs::reset(nr_lrs);
     }
+    ctx.restore(vgic);
+    VTCR_EL2.set(stage2::vtcr(super::el2::pa_bits().1));
+    VTTBR_EL2.set(dom.vttbr);
+    VMPIDR_EL2.set(guest::vcpu_mpidr(index as u32));
+    CNTVOFF_EL2.set(dom.cntvoff);
     HCR_EL2.set(HCR_GUEST);
-    // SAFETY: drops every stage-1/2 TLB entry of this VMID on this CPU's inner shareable
-    // domain; nothing but translation caching is affected.
-    unsafe {
-        core::arch::asm!("isb", "tlbi vmalls12e1is", "dsb ish", "isb", options(nostack, preserves_flags));
+    if start.is_some() {
+        // SAFETY: drops every stage-1/2 TLB entry of this VMID on this CPU's inner
+        // shareable domain; nothing but translation caching is affected.
+        unsafe {
+            core::arch::asm!("isb", "tlbi vmalls12e1is", "dsb ish", "isb", options(nostack, preserves_flags));
+        }
+    }
+    let shared = domain::cpu_shared(me);
+    SLICE_OVER[me].store(false, Ordering::Relaxed);
+    if shared {
+        arm_slice();
     }
     let end = loop {
         let flushed = if vgic {
@@ -176,14 +215,23 @@ pub fn run(dom: &Domain, index: usize, entry: u64, context: u64) -> End {
             dom.vgic.lock().sync(index, &flushed, &now);
         }
         let exit = Exit::decode(vector, ESR_EL2.get(), FAR_EL2.get(), HPFAR_EL2.get());
-        match handle(dom, index, exit, &mut regs) {
+        match handle(dom, index, exit, &mut regs, shared) {
             Next::Resume => {}
             Next::Stop(e) => break e,
         }
         if dom.stopping.load(Ordering::Acquire) {
             break End::DomainStopped;
         }
+        if shared && SLICE_OVER[me].swap(false, Ordering::Relaxed) {
+            break End::Yield;
+        }
     };
+    if end == End::Yield {
+        let mut s = alloc::boxed::Box::new(Saved { regs, ctx });
+        s.ctx.save(vgic);
+        *vcpu.saved.lock() = Some(s);
+    }
+    disarm_slice();
     HCR_EL2.set(HCR_HOST);
     VTTBR_EL2.set(0);
     CNTV_CTL_EL0.set(0);
@@ -191,39 +239,6 @@ pub fn run(dom: &Domain, index: usize, entry: u64, context: u64) -> End {
         gic::lrs::disable(nr_lrs);
     }
     end
-}
-
-/// CNTV_CTL_EL0 bits: ENABLE, IMASK, ISTATUS.
-const CNTV_ENABLE: u64 = 1;
-const CNTV_IMASK: u64 = 1 << 1;
-const CNTV_ISTATUS: u64 = 1 << 2;
-
-/// A physical interrupt taken while vCPU `index` of `dom` runs on this CPU.
-fn physical_irq(dom: &Domain, index: usize, intid: u32) {
-    match intid {
-        crate::vgic::VTIMER_PPI => {
-            // The guest's virtual timer fired: mask it at the timer (the guest unmasks it
-            // when it programs the next event) and give the guest its virtual PPI.
-            let ctl = CNTV_CTL_EL0.get();
-            if ctl & (CNTV_ENABLE | CNTV_IMASK | CNTV_ISTATUS) == CNTV_ENABLE | CNTV_ISTATUS {
-                CNTV_CTL_EL0.set(ctl | CNTV_IMASK);
-                dom.vgic.lock().raise(index, crate::vgic::VTIMER_PPI);
-            }
-        }
-        // The list registers emptied: the next entry refills them.
-        crate::vgic::MAINTENANCE_PPI => {}
-        _ => super::console::on_irq(intid),
-    }
-}
-
-/// A physical interrupt taken while this CPU runs no vCPU.
-pub fn idle_irq(intid: u32) {
-    match intid {
-        // A virtual timer left armed by a vCPU that stopped.
-        crate::vgic::VTIMER_PPI => CNTV_CTL_EL0.set(0),
-        crate::vgic::MAINTENANCE_PPI => {}
-        _ => super::console::on_irq(intid),
-    }
 }
 
 fn set_reg(regs: &mut GuestRegs, reg: u8, value: u64) {
@@ -250,7 +265,49 @@ fn from_el0(regs: &GuestRegs) -> bool {
     regs.pstate & 0xf == 0
 }
 
-fn handle(dom: &Domain, index: usize, exit: Exit, regs: &mut GuestRegs) -> Next {
+/// CNTV_CTL_EL0 bits: ENABLE, IMASK, ISTATUS.
+const CNTV_ENABLE: u64 = 1;
+const CNTV_IMASK: u64 = 1 << 1;
+const CNTV_ISTATUS: u64 = 1 << 2;
+
+/// A physical interrupt taken while vCPU `index` of `dom` runs on this CPU.
+fn physical_irq(dom: &Domain, index: usize, intid: u32) {
+    match intid {
+        crate::vgic::VTIMER_PPI => {
+            // The guest's virtual timer fired: mask it at the timer (the guest unmasks it
+            // when it programs the next event) and give the guest its virtual PPI.
+            let ctl = CNTV_CTL_EL0.get();
+            if ctl & (CNTV_ENABLE | CNTV_IMASK | CNTV_ISTATUS) == CNTV_ENABLE | CNTV_ISTATUS {
+                CNTV_CTL_EL0.set(ctl | CNTV_IMASK);
+                dom.vgic.lock().raise(index, crate::vgic::VTIMER_PPI);
+            }
+        }
+        // The list registers emptied: the next entry refills them.
+        crate::vgic::MAINTENANCE_PPI => {}
+        SLICE_PPI => {
+            disarm_slice();
+            SLICE_OVER[super::el2::cpu_index()].store(true, Ordering::Relaxed);
+        }
+        _ => super::console::on_irq(intid),
+    }
+}
+
+/// The EL1 physical timer's PPI: the slice timer.
+pub const SLICE_PPI: u32 = 30;
+
+/// A physical interrupt taken while this CPU runs no vCPU.
+pub fn idle_irq(intid: u32) {
+    match intid {
+        // A virtual timer left armed by a vCPU that stopped.
+        crate::vgic::VTIMER_PPI => CNTV_CTL_EL0.set(0),
+        crate::vgic::MAINTENANCE_PPI => {}
+        // The idle tick of a shared CPU: the scheduler looks again.
+        SLICE_PPI => disarm_slice(),
+        _ => super::console::on_irq(intid),
+    }
+}
+
+fn handle(dom: &Domain, index: usize, exit: Exit, regs: &mut GuestRegs, shared: bool) -> Next {
     match exit {
         Exit::Hvc { .. } => call(dom, index, regs),
         Exit::Smc { .. } => {
@@ -260,8 +317,13 @@ fn handle(dom: &Domain, index: usize, exit: Exit, regs: &mut GuestRegs) -> Next 
         Exit::Wfi => {
             regs.pc += 4;
             // Wait only when nothing is pending for it; any physical interrupt (its
-            // timer, a kick from another CPU, the console) ends the wait.
+            // timer, a kick from another CPU, the console) ends the wait. On a shared CPU
+            // it gives the CPU to the others instead.
             if !dom.vgic.lock().has_pending(index) {
+                if shared {
+                    dom.vcpus[index].blocked.store(true, Ordering::Release);
+                    return Next::Stop(End::Yield);
+                }
                 aarch64_cpu::asm::wfi();
             }
             Next::Resume

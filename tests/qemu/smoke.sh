@@ -432,6 +432,21 @@ t_linux_recovery() {
     done_test
 }
 
+t_linux_one_cpu() {
+    # The same three domains (4 vCPUs) on a single physical CPU: time-sliced round robin.
+    printf 'echo "shell says $((6*7))"; poweroff -f\n' >"$work/shell"
+    TIMEOUT=120 boot linux-one-cpu --cpus 1 "${LINUX[@]}" --input "$work/shell" \
+        --input-when 'INFO  DOM3: stopped' --input-when '^DOM1: / #' tests/lcm/guests/linux.dts
+    expect_exit 0
+    expect 'INFO  DOM2: built: 2 vCPU\(s\) on CPU\(s\) \[0, 0\]'
+    expect_linux 1 alpha 1 128
+    expect_linux 2 beta 2 192
+    expect_linux 3 gamma 1 96
+    expect 'INFO  DOM3: stopped \(SYSTEM_OFF\)' '^DOM1: shell says 42$' 'INFO  all domains have stopped'
+    refuse 'NOTICE|FATAL|PANIC|ERROR'
+    done_test
+}
+
 t_linux_dom0less() {
     TIMEOUT=120 boot linux-dom0less "${LINUX[@]}" tests/lcm/guests/linux-dom0less.dts
     expect_exit 0
@@ -634,7 +649,7 @@ tests=(t_image_header t_virt_gicv3 t_virt_gicv2_a53 t_virt_max_2cpu t_virt_uboot
     t_debug_level t_fatal_no_boot_cpu t_fatal_bad_reserved_memory
     t_fatal_el2_abort t_fatal_panic t_lcm_hyperlaunch t_lcm_dom0less t_lcm_classic t_lcm_invalid
     t_lcm_module_over_image t_domains t_gzip_affinity_corrupt t_static_mem t_console t_zcu102_console t_boot_domain t_boot_domain_recovery
-    t_boot_domain_timeout t_examples t_linux_lcm t_linux_dom0less t_linux_recovery)
+    t_boot_domain_timeout t_examples t_linux_lcm t_linux_one_cpu t_linux_dom0less t_linux_recovery)
 for t in "${tests[@]}"; do
     if [ -z "$only" ] || [[ "$t" == *"$only"* ]]; then
         "$t"
