@@ -5,7 +5,7 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use log::{error, info, warn};
 use spin::{Mutex, Once};
@@ -71,6 +71,8 @@ pub struct Domain {
     active: AtomicUsize,
     /// It has been unpaused (it may have run).
     unpaused: AtomicBool,
+    /// Exits from its vCPUs, by kind.
+    pub exits: ExitCounts,
     /// Its memory is to be (or has been) scrubbed and given back.
     reclaim: AtomicBool,
     reclaimed: AtomicBool,
@@ -87,6 +89,43 @@ struct DtbSpec {
     vuart: bool,
     gic_version: u32,
     failures: Vec<(u16, String)>,
+}
+
+/// A domain's exits (traps to the hypervisor), by kind, for its stop line and benchmarks.
+#[derive(Default)]
+pub struct ExitCounts {
+    pub gic: AtomicU64,
+    pub uart: AtomicU64,
+    pub wfi: AtomicU64,
+    pub irq: AtomicU64,
+    pub sysreg: AtomicU64,
+    pub call: AtomicU64,
+    pub other: AtomicU64,
+}
+
+impl ExitCounts {
+    pub fn count(c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl fmt::Display for ExitCounts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let all = [&self.gic, &self.uart, &self.wfi, &self.irq, &self.sysreg, &self.call, &self.other]
+            .map(|c| c.load(Ordering::Relaxed));
+        write!(
+            f,
+            "{} exits: {} vGIC MMIO, {} vUART MMIO, {} WFI, {} IRQ, {} system register, {} HVC/SMC, {} other",
+            all.iter().sum::<u64>(),
+            all[0],
+            all[1],
+            all[2],
+            all[3],
+            all[4],
+            all[5],
+            all[6]
+        )
+    }
 }
 
 /// Console input held for a domain whose virtual UART is full.
@@ -631,6 +670,7 @@ fn build(
         dtb_room: layout.ramdisk.map_or(first_base + first_size, |(a, _)| a) - layout.dtb,
         active: AtomicUsize::new(0),
         unpaused: AtomicBool::new(false),
+        exits: ExitCounts::default(),
         reclaim: AtomicBool::new(false),
         reclaimed: AtomicBool::new(false),
     })
@@ -863,7 +903,7 @@ pub fn stop(dom: &Domain, why: &str) -> vcpu::End {
         let crashed = why == "SError";
         let actions = LAUNCH.lock().as_mut().map(|l| l.stopped(dom.id, why, crashed)).unwrap_or_default();
         super::console::domain_stopped(dom.id);
-        info!("DOM{}: stopped ({why})", dom.id);
+        info!("DOM{}: stopped ({why}); {}", dom.id, dom.exits);
         let me = super::el2::cpu_index();
         for v in &dom.vcpus {
             if v.pcpu != me {

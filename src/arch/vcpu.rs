@@ -8,7 +8,7 @@ use aarch64_cpu::registers::*;
 use log::{debug, info};
 
 use super::context::Context;
-use super::domain::{self, Domain};
+use super::domain::{self, Domain, ExitCounts};
 use super::{gic, stage2, timer};
 use crate::guest;
 use crate::mmio::Device;
@@ -308,6 +308,19 @@ pub fn idle_irq(intid: u32) {
 }
 
 fn handle(dom: &Domain, index: usize, exit: Exit, regs: &mut GuestRegs, shared: bool) -> Next {
+    let c = &dom.exits;
+    ExitCounts::count(match exit {
+        Exit::Hvc { .. } | Exit::Smc { .. } => &c.call,
+        Exit::Wfi | Exit::Wfe => &c.wfi,
+        Exit::DataAbort { ipa, .. } => match dom.mmio.find(ipa) {
+            Some((Device::Uart, _)) => &c.uart,
+            Some(_) => &c.gic,
+            None => &c.other,
+        },
+        Exit::SysReg { .. } => &c.sysreg,
+        Exit::Irq | Exit::Fiq => &c.irq,
+        _ => &c.other,
+    });
     match exit {
         Exit::Hvc { .. } => call(dom, index, regs),
         Exit::Smc { .. } => {
