@@ -18,8 +18,8 @@
 # $CONFIGS restricts the configurations (names as above, space-separated); $HL_IMAGE uses
 # that hypervisor image instead of scripts/build.sh's; $BENCH_LOGS names a directory to keep
 # each run's console log in (CONFIG.REP.log, lines prefixed with their wall time in ms).
-# Runs are interleaved (rep 1 of every configuration, then rep 2, ...). Prints figures;
-# asserts nothing.
+# Runs are interleaved (rep 1 of every configuration, then rep 2, ...), after $WARMUP
+# (default 1) unreported warm-up run(s) of each. Prints figures; asserts nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -168,6 +168,20 @@ echo "machine: ${machine[*]}"
 echo "guest: $kernel + $initrd; hyperlaunch: $image; Xen: ${xen_skip:+(skipped) }$xen${xen_version:+ ($xen_version)}"
 echo "wall = ms from QEMU start to the marker line; uptime = the guest's /proc/uptime in it; launch = hyperlaunch's \"us after entry\""
 echo
+# Warm-up: the first boots after a while pay the host's first touch of fresh guest RAM (up
+# to a second of scrubbing time on this kind of host); they are run and not counted.
+warmup=${WARMUP:-1}
+if [ "$warmup" -gt 0 ]; then
+    echo "warm-up: $warmup unreported run(s) of each configuration"
+    for rep in $(seq 1 "$warmup"); do
+        for cfg in $configs; do
+            [[ "$cfg" == xen-* ]] && [ -n "$xen_skip" ] && continue
+            run "$cfg" "w$rep" >/dev/null
+        done
+    done
+    sum_last=() ok_runs=() all_runs=() sum_launch=() n_launch=()
+    echo
+fi
 row config rep marker "wall(ms)" "uptime(s)" cpus "MemTotal(kB)" "launch(us)"
 for rep in $(seq 1 "$reps"); do
     for cfg in $configs; do

@@ -155,7 +155,27 @@ pub enum SysReg {
     IccOtherSgi,
     /// CNTP_TVAL/CTL/CVAL_EL0: the physical timer, kept from guests (reads 0).
     CntpTimer,
+    /// An EL1 TLB invalidation (trapped by HCR_EL2.TTLB): its operation, the same for the
+    /// inner shareable and the local form.
+    Tlbi(TlbiOp),
     Other,
+}
+
+/// The EL1 TLB invalidations of Armv8.0 (`TLBI <op>E1[IS]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlbiOp {
+    /// VMALLE1: everything of the current VMID.
+    All,
+    /// VAE1: by VA and ASID (Xt).
+    Va,
+    /// ASIDE1: by ASID (Xt).
+    Asid,
+    /// VAAE1: by VA, any ASID (Xt).
+    VaAllAsid,
+    /// VALE1: by VA and ASID, last level only (Xt).
+    VaLast,
+    /// VAALE1: by VA, any ASID, last level only (Xt).
+    VaAllAsidLast,
 }
 
 impl SysRegAccess {
@@ -178,6 +198,15 @@ impl SysRegAccess {
             (3, 0, 12, 11, 5) => SysReg::IccSgi1r,
             (3, 0, 12, 11, 6 | 7) => SysReg::IccOtherSgi,
             (3, 3, 14, 2, 0..=2) => SysReg::CntpTimer,
+            (1, 0, 8, 3 | 7, op2) => match op2 {
+                0 => SysReg::Tlbi(TlbiOp::All),
+                1 => SysReg::Tlbi(TlbiOp::Va),
+                2 => SysReg::Tlbi(TlbiOp::Asid),
+                3 => SysReg::Tlbi(TlbiOp::VaAllAsid),
+                5 => SysReg::Tlbi(TlbiOp::VaLast),
+                7 => SysReg::Tlbi(TlbiOp::VaAllAsidLast),
+                _ => SysReg::Other,
+            },
             _ => SysReg::Other,
         }
     }
@@ -234,6 +263,12 @@ mod tests {
         let iss = (3 << 20) | (7 << 17) | (12 << 10) | (11 << 1);
         assert_eq!(SysRegAccess::decode(iss).which(), SysReg::IccOtherSgi);
         assert_eq!(SysRegAccess::decode(3 << 20).which(), SysReg::Other);
+        // tlbi vae1is, x2: op0 1, op1 0, CRn 8, CRm 3, op2 1; tlbi vmalle1: CRm 7, op2 0.
+        let a = SysRegAccess::decode((1 << 20) | (1 << 17) | (8 << 10) | (2 << 5) | (3 << 1));
+        assert_eq!((a.which(), a.reg), (SysReg::Tlbi(TlbiOp::Va), 2));
+        let a = SysRegAccess::decode((1 << 20) | (8 << 10) | (31 << 5) | (7 << 1));
+        assert_eq!(a.which(), SysReg::Tlbi(TlbiOp::All));
+        assert_eq!(SysRegAccess::decode((1 << 20) | (4 << 17) | (8 << 10) | (3 << 1)).which(), SysReg::Other);
     }
 
     #[test]

@@ -99,3 +99,23 @@ pub unsafe fn copy(dst: u64, src: u64, len: u64) {
         )
     };
 }
+
+/// Performs a guest's trapped EL1 TLB invalidation on this CPU only (the local form, for
+/// the VMID in VTTBR_EL2): right for a domain all of whose vCPUs run on this CPU, since no
+/// other CPU holds entries of its VMID.
+pub fn tlbi_local(op: crate::trap::TlbiOp, xt: u64) {
+    use crate::trap::TlbiOp;
+    // SAFETY: each drops cached stage-1 translations of the current VMID on this CPU; no
+    // memory contents change, and the barriers complete the invalidation.
+    unsafe {
+        match op {
+            TlbiOp::All => asm!("tlbi vmalle1", options(nostack, preserves_flags)),
+            TlbiOp::Va => asm!("tlbi vae1, {}", in(reg) xt, options(nostack, preserves_flags)),
+            TlbiOp::Asid => asm!("tlbi aside1, {}", in(reg) xt, options(nostack, preserves_flags)),
+            TlbiOp::VaAllAsid => asm!("tlbi vaae1, {}", in(reg) xt, options(nostack, preserves_flags)),
+            TlbiOp::VaLast => asm!("tlbi vale1, {}", in(reg) xt, options(nostack, preserves_flags)),
+            TlbiOp::VaAllAsidLast => asm!("tlbi vaale1, {}", in(reg) xt, options(nostack, preserves_flags)),
+        }
+        asm!("dsb nsh", "isb", options(nostack, preserves_flags));
+    }
+}

@@ -73,6 +73,9 @@ pub struct Domain {
     unpaused: AtomicBool,
     /// Exits from its vCPUs, by kind.
     pub exits: ExitCounts,
+    /// All its vCPUs run on one CPU: its TLB invalidations trap and are done locally
+    /// instead of being broadcast to every CPU.
+    pub local_tlb: bool,
     /// Its memory is to be (or has been) scrubbed and given back.
     reclaim: AtomicBool,
     reclaimed: AtomicBool,
@@ -101,6 +104,8 @@ pub struct ExitCounts {
     pub sysreg: AtomicU64,
     pub call: AtomicU64,
     pub other: AtomicU64,
+    /// System register exits that were TLB invalidations.
+    pub tlbi: AtomicU64,
 }
 
 impl ExitCounts {
@@ -124,7 +129,12 @@ impl fmt::Display for ExitCounts {
             all[4],
             all[5],
             all[6]
-        )
+        )?;
+        let tlbi = self.tlbi.load(Ordering::Relaxed);
+        if tlbi > 0 {
+            write!(f, " ({tlbi} of them local TLB invalidations)")?;
+        }
+        Ok(())
     }
 }
 
@@ -595,6 +605,7 @@ fn build(
     }
     COPY_US.fetch_add((timer::uptime_us() - t) as usize, Ordering::Relaxed);
     COPIED.fetch_add(copied, Ordering::Relaxed);
+    let local_tlb = pcpus.windows(2).all(|w| w[0] == w[1]);
     let vcpus = pcpus
         .iter()
         .map(|&p| Vcpu {
@@ -671,6 +682,7 @@ fn build(
         active: AtomicUsize::new(0),
         unpaused: AtomicBool::new(false),
         exits: ExitCounts::default(),
+        local_tlb,
         reclaim: AtomicBool::new(false),
         reclaimed: AtomicBool::new(false),
     })

@@ -121,6 +121,9 @@ const HCR_GUEST: u64 = (1 << 0) // VM
     | (1 << 19) // TSC
     | (1 << 22) // TSW
     | (1 << 31); // RW
+/// HCR_EL2.TTLB: EL1 TLB maintenance traps (for domains whose vCPUs share one CPU, whose
+/// broadcast invalidations can be done locally).
+const HCR_TTLB: u64 = 1 << 25;
 /// HCR_EL2 with no guest: EL1 AArch64, nothing else.
 const HCR_HOST: u64 = 1 << 31;
 
@@ -186,7 +189,7 @@ pub fn run(dom: &Domain, index: usize, start: Option<(u64, u64)>) -> End {
     VTTBR_EL2.set(dom.vttbr);
     VMPIDR_EL2.set(guest::vcpu_mpidr(index as u32));
     CNTVOFF_EL2.set(dom.cntvoff);
-    HCR_EL2.set(HCR_GUEST);
+    HCR_EL2.set(if dom.local_tlb { HCR_GUEST | HCR_TTLB } else { HCR_GUEST });
     if start.is_some() {
         // SAFETY: drops every stage-1/2 TLB entry of this VMID on this CPU's inner
         // shareable domain; nothing but translation caching is affected.
@@ -419,6 +422,11 @@ fn handle(dom: &Domain, index: usize, exit: Exit, regs: &mut GuestRegs, shared: 
                     regs.pc += 4;
                 }
                 SysReg::IccOtherSgi if !a.read => regs.pc += 4,
+                SysReg::Tlbi(op) if !a.read => {
+                    ExitCounts::count(&dom.exits.tlbi);
+                    super::cache::tlbi_local(op, get_reg(regs, a.reg));
+                    regs.pc += 4;
+                }
                 SysReg::CntpTimer => {
                     if a.read {
                         set_reg(regs, a.reg, 0);
