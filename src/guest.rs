@@ -103,6 +103,29 @@ pub fn layout(
     Ok(Layout { ram_base, ram_size, kernel: kernel_at, ramdisk, dtb })
 }
 
+/// The parts of `[start, end)` that none of `written` (start, length) covers: what must
+/// still be scrubbed once images have been copied over the rest. In address order.
+pub fn uncovered(start: u64, end: u64, written: &[(u64, u64)]) -> alloc::vec::Vec<(u64, u64)> {
+    let mut w: alloc::vec::Vec<(u64, u64)> = written
+        .iter()
+        .map(|&(a, l)| (a.max(start), a.saturating_add(l).min(end)))
+        .filter(|(a, b)| a < b)
+        .collect();
+    w.sort_unstable();
+    let mut out = alloc::vec::Vec::new();
+    let mut at = start;
+    for (a, b) in w {
+        if a > at {
+            out.push((at, a));
+        }
+        at = at.max(b);
+    }
+    if at < end {
+        out.push((at, end));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,6 +167,15 @@ mod tests {
     fn direct_mapped_base() {
         let l = layout(0x6000_0000, 32 << 20, &hdr(0, 1 << 20), 1 << 20, None, 100).unwrap();
         assert_eq!((l.kernel, l.dtb, l.ram_base), (0x6000_0000, 0x6020_0000, 0x6000_0000));
+    }
+
+    #[test]
+    fn what_is_left_to_scrub() {
+        assert_eq!(uncovered(0, 100, &[]), [(0, 100)]);
+        assert_eq!(uncovered(0, 100, &[(10, 10), (50, 10)]), [(0, 10), (20, 50), (60, 100)]);
+        // Overlapping, unsorted, outside and empty writes.
+        assert_eq!(uncovered(0, 100, &[(50, 60), (0, 5), (3, 4), (200, 5), (30, 0)]), [(7, 50)]);
+        assert_eq!(uncovered(100, 200, &[(0, 300)]), []);
     }
 
     #[test]

@@ -416,11 +416,16 @@ impl Ram {
         }
     }
 
-    fn scrub(&self) {
+    /// Zeroes all of it but the `written` (guest address, length) ranges, which the images
+    /// overwrite.
+    fn scrub_except(&self, written: &[(u64, u64)]) {
         let t = timer::uptime_us();
-        for &(pa, size, _) in &self.chunks {
-            // SAFETY: as above: this domain's own RAM, not yet visible to any guest.
-            unsafe { super::cache::zero(pa, size) };
+        for &(pa, size, ipa) in &self.chunks {
+            for (a, b) in guest::uncovered(ipa, ipa + size, written) {
+                // SAFETY: as above: this domain's own RAM (a part of this chunk), not yet
+                // visible to any guest.
+                unsafe { super::cache::zero(pa + (a - ipa), b - a) };
+            }
         }
         SCRUB_US.fetch_add((timer::uptime_us() - t) as usize, Ordering::Relaxed);
     }
@@ -594,7 +599,11 @@ fn build(
             return Err(e);
         }
     };
-    ram.scrub();
+    let mut written = alloc::vec![(layout.kernel, kernel_mod.len() as u64), (layout.dtb, dtb.len() as u64)];
+    if let (Some(rd), Some((at, _))) = (ramdisk, layout.ramdisk) {
+        written.push((at, rd.len() as u64));
+    }
+    ram.scrub_except(&written);
     let t = timer::uptime_us();
     ram.write(layout.kernel, kernel_mod);
     ram.write(layout.dtb, &dtb);
