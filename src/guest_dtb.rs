@@ -31,6 +31,82 @@ pub struct GuestDtb<'a> {
     pub gic_version: u32,
     /// For a standby Recovery Domain: the domains whose launch failed, and why.
     pub failures: &'a [(u16, alloc::string::String)],
+    /// Properties the Boot Domain added (in `/chosen` or in nodes of their own).
+    pub additions: &'a [DtAddition],
+}
+
+/// A property a Boot Domain adds to a paused domain's device tree (extended
+/// configuration): in `/chosen`, or in a top-level node the hypervisor does not generate
+/// (created on first use).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DtAddition {
+    pub path: alloc::string::String,
+    pub name: alloc::string::String,
+    pub value: Vec<u8>,
+}
+
+/// Why an addition is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdditionError {
+    /// Not "PATH\0NAME\0VALUE" with UTF-8 path and name.
+    Malformed,
+    /// The path is not `/chosen` or `/NAME` (one level), or NAME is a node the hypervisor
+    /// writes itself, or has characters a node name may not have.
+    Path,
+    /// The property name is not a valid one, or the hypervisor owns it (command line,
+    /// console, ramdisk, phandles).
+    Name,
+}
+
+impl core::fmt::Display for AdditionError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            AdditionError::Malformed => "not \"PATH\\0NAME\\0VALUE\"",
+            AdditionError::Path => "only /chosen or a new top-level node of its own may be added to",
+            AdditionError::Name => "a property name the hypervisor owns or that is not valid",
+        })
+    }
+}
+
+/// Top-level nodes the hypervisor generates (by base name).
+const GENERATED: [&str; 8] =
+    ["chosen", "cpus", "memory", "psci", "interrupt-controller", "timer", "uart", "hypervisor"];
+/// `/chosen` properties the hypervisor writes.
+const CHOSEN_OWN: [&str; 4] = ["bootargs", "stdout-path", "linux,initrd-start", "linux,initrd-end"];
+
+impl DtAddition {
+    /// Parses and checks a "PATH\0NAME\0VALUE" buffer.
+    pub fn parse(buf: &[u8]) -> core::result::Result<DtAddition, AdditionError> {
+        let mut parts = buf.splitn(3, |&b| b == 0);
+        let (Some(path), Some(name), Some(value)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(AdditionError::Malformed);
+        };
+        let path = core::str::from_utf8(path).map_err(|_| AdditionError::Malformed)?;
+        let name = core::str::from_utf8(name).map_err(|_| AdditionError::Malformed)?;
+        let node = path.strip_prefix('/').ok_or(AdditionError::Path)?;
+        let node_ok = |n: &str| {
+            let base = n.split('@').next().unwrap_or("");
+            !n.is_empty()
+                && n.len() <= 31
+                && n.bytes().all(|b| b.is_ascii_alphanumeric() || b",._+-@".contains(&b))
+                && !base.is_empty()
+                && !GENERATED.contains(&base)
+        };
+        if node != "chosen" && !node_ok(node) {
+            return Err(AdditionError::Path);
+        }
+        let name_ok = !name.is_empty()
+            && name.len() <= 31
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b",._+?#-".contains(&b))
+            && name != "phandle"
+            && name != "linux,phandle"
+            && name != "name"
+            && !(node == "chosen" && CHOSEN_OWN.contains(&name));
+        if !name_ok {
+            return Err(AdditionError::Name);
+        }
+        Ok(DtAddition { path: path.into(), name: name.into(), value: value.to_vec() })
+    }
 }
 
 impl GuestDtb<'_> {
@@ -53,6 +129,7 @@ impl GuestDtb<'_> {
             self.uart(&mut w)?;
         }
         self.hypervisor(&mut w)?;
+        self.added_nodes(&mut w)?;
         w.end_node(root)?;
         w.finish()
     }
@@ -68,6 +145,9 @@ impl GuestDtb<'_> {
         if let Some((start, len)) = self.ramdisk {
             w.property_u64("linux,initrd-start", start)?;
             w.property_u64("linux,initrd-end", start + len)?;
+        }
+        for a in self.additions.iter().filter(|a| a.path == "/chosen") {
+            w.property(&a.name, &a.value)?;
         }
         w.end_node(n)
     }
@@ -142,6 +222,23 @@ impl GuestDtb<'_> {
         w.end_node(n)
     }
 
+    /// The Boot Domain's nodes, in the order they were first named.
+    fn added_nodes(&self, w: &mut FdtWriter) -> Result<()> {
+        let mut done: Vec<&str> = Vec::new();
+        for a in self.additions.iter().filter(|a| a.path != "/chosen") {
+            if done.contains(&a.path.as_str()) {
+                continue;
+            }
+            done.push(&a.path);
+            let n = w.begin_node(a.path.trim_start_matches('/'))?;
+            for p in self.additions.iter().filter(|p| p.path == a.path) {
+                w.property(&p.name, &p.value)?;
+            }
+            w.end_node(n)?;
+        }
+        Ok(())
+    }
+
     fn hypervisor(&self, w: &mut FdtWriter) -> Result<()> {
         let n = w.begin_node("hypervisor")?;
         w.property_string("compatible", "hyperlaunch,hypervisor")?;
@@ -175,6 +272,7 @@ mod tests {
             vuart: true,
             gic_version: gic,
             failures: &[],
+            additions: &[],
         }
         .build()
         .unwrap()
@@ -227,6 +325,7 @@ mod tests {
             vuart: false,
             gic_version: 2,
             failures: &[],
+            additions: &[],
         };
         let blob = g.build().unwrap();
         let fdt = Fdt::new(&blob).unwrap();
@@ -241,5 +340,78 @@ mod tests {
         g.gic_version = 3;
         assert_ne!(g.build().unwrap(), blob);
         let _ = sample(2);
+    }
+
+    fn add(path: &str, name: &str, value: &[u8]) -> core::result::Result<DtAddition, AdditionError> {
+        let mut buf = Vec::new();
+        buf.extend_from_slice(path.as_bytes());
+        buf.push(0);
+        buf.extend_from_slice(name.as_bytes());
+        buf.push(0);
+        buf.extend_from_slice(value);
+        DtAddition::parse(&buf)
+    }
+
+    #[test]
+    fn additions_are_checked() {
+        assert!(add("/chosen", "hl,note", b"hi\0").is_ok());
+        assert!(add("/firmware", "compatible", b"vendor,fw\0").is_ok());
+        assert!(add("/reserved@1000", "size", &[0, 0, 0x10, 0]).is_ok());
+        assert_eq!(add("/chosen", "bootargs", b"x\0"), Err(AdditionError::Name));
+        assert_eq!(add("/chosen", "linux,initrd-start", &[0; 8]), Err(AdditionError::Name));
+        assert_eq!(add("/extra", "phandle", &[0, 0, 0, 1]), Err(AdditionError::Name));
+        assert_eq!(add("/extra", "", b""), Err(AdditionError::Name));
+        assert_eq!(add("/extra", "bad name", b""), Err(AdditionError::Name));
+        for p in [
+            "/cpus",
+            "/memory@40000000",
+            "/hypervisor",
+            "/interrupt-controller@3001000",
+            "/timer",
+            "/uart@22000000",
+            "/psci",
+        ] {
+            assert_eq!(add(p, "x", b""), Err(AdditionError::Path), "{p}");
+        }
+        for p in ["chosen", "/", "/a/b", "/@1", "/sp ace"] {
+            assert_eq!(add(p, "x", b""), Err(AdditionError::Path), "{p}");
+        }
+        assert_eq!(DtAddition::parse(b"/chosen\0only-two"), Err(AdditionError::Malformed));
+        assert_eq!(DtAddition::parse(&[b'/', 0xff, 0, b'x', 0]), Err(AdditionError::Malformed));
+        // An empty value (a boolean property) is fine.
+        assert_eq!(add("/chosen", "hl,flag", b"").unwrap().value, Vec::<u8>::new());
+    }
+
+    #[test]
+    fn additions_appear_in_the_tree() {
+        let additions = [
+            add("/chosen", "hl,note", b"hello\0").unwrap(),
+            add("/firmware", "compatible", b"vendor,fw\0").unwrap(),
+            add("/firmware", "version", &[0, 0, 0, 7]).unwrap(),
+            add("/other", "flag", b"").unwrap(),
+        ];
+        let g = GuestDtb {
+            domid: 2,
+            permissions: 0,
+            functions: 0,
+            cpus: 1,
+            ram: &[(0x4000_0000, 32 << 20)],
+            bootargs: Some("quiet"),
+            ramdisk: None,
+            vuart: true,
+            gic_version: 3,
+            failures: &[],
+            additions: &additions,
+        };
+        let blob = g.build().unwrap();
+        let fdt = Fdt::new(&blob).unwrap();
+        let chosen = fdt.find("/chosen").unwrap();
+        assert_eq!(chosen.property("hl,note").unwrap().as_str(), Some("hello"));
+        assert_eq!(chosen.property("bootargs").unwrap().as_str(), Some("quiet"));
+        let fw = fdt.find("/firmware").unwrap();
+        assert!(fw.is_compatible("vendor,fw"));
+        assert_eq!(fw.property("version").unwrap().u32(), Some(7));
+        assert!(fdt.find("/other").unwrap().property("flag").is_some());
+        assert_eq!(fdt.root().children().filter(|n| n.name() == "firmware").count(), 1);
     }
 }

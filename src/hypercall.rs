@@ -11,9 +11,13 @@ pub const HL_UNPAUSE: u32 = 0xc600_0004;
 pub const HL_DONE: u32 = 0xc600_0005;
 pub const HL_FAILURE_INFO: u32 = 0xc600_0006;
 pub const HL_SET_BOOTARGS: u32 = 0xc600_0007;
+pub const HL_SET_AFFINITY: u32 = 0xc600_0008;
+pub const HL_SET_DT_PROPERTY: u32 = 0xc600_0009;
 
 /// Longest command line HL_SET_BOOTARGS accepts.
 pub const MAX_BOOTARGS: u64 = 1024;
+/// Largest HL_SET_DT_PROPERTY buffer (path, name and value).
+pub const MAX_DT_PROPERTY: u64 = 4096;
 
 /// The interface version HL_VERSION returns (major 1, minor 0).
 pub const VERSION: i64 = 1 << 16;
@@ -61,6 +65,19 @@ pub enum Call {
         src: u64,
         len: u64,
     },
+    /// Pin vCPU `vcpu` of a paused domain to physical CPU `cpu`.
+    SetAffinity {
+        domid: u16,
+        vcpu: u64,
+        cpu: u64,
+    },
+    /// Add a property to a paused domain's device tree: the caller's buffer at `src`
+    /// (`len` bytes) holds "PATH\0NAME\0VALUE" (see `guest_dtb::DtAddition`).
+    SetDtProperty {
+        domid: u16,
+        src: u64,
+        len: u64,
+    },
     /// In the range, but not a call this version knows.
     Unknown(u32),
 }
@@ -94,6 +111,14 @@ pub fn decode(x: [u64; 5]) -> Option<Call> {
             Ok(domid) => Call::SetBootargs { domid, src: x[2], len: x[3] },
             Err(_) => Call::Unknown(fid),
         },
+        HL_SET_AFFINITY => match u16::try_from(x[1]) {
+            Ok(domid) => Call::SetAffinity { domid, vcpu: x[2], cpu: x[3] },
+            Err(_) => Call::Unknown(fid),
+        },
+        HL_SET_DT_PROPERTY => match u16::try_from(x[1]) {
+            Ok(domid) => Call::SetDtProperty { domid, src: x[2], len: x[3] },
+            Err(_) => Call::Unknown(fid),
+        },
         _ => Call::Unknown(fid),
     })
 }
@@ -116,7 +141,9 @@ pub fn allowed(call: &Call, caller: Caller) -> bool {
         | Call::DomainInfo { .. }
         | Call::Unpause { .. }
         | Call::Done
-        | Call::SetBootargs { .. } => caller.running_boot_domain,
+        | Call::SetBootargs { .. }
+        | Call::SetAffinity { .. }
+        | Call::SetDtProperty { .. } => caller.running_boot_domain,
         Call::FailureInfo { .. } => caller.recovery,
     }
 }
@@ -161,11 +188,18 @@ mod tests {
             Call::Unpause { domid: 1 },
             Call::Done,
             Call::SetBootargs { domid: 1, src: 0, len: 1 },
+            Call::SetAffinity { domid: 1, vcpu: 0, cpu: 2 },
+            Call::SetDtProperty { domid: 1, src: 0, len: 1 },
         ] {
             assert!(allowed(&c, boot), "{c:?}");
             assert!(!allowed(&c, other), "{c:?}");
             assert!(!allowed(&c, recovery), "{c:?}");
         }
+        assert_eq!(decode([0xc600_0008, 2, 1, 3, 0]), Some(Call::SetAffinity { domid: 2, vcpu: 1, cpu: 3 }));
+        assert_eq!(
+            decode([0xc600_0009, 2, 0x4000_1000, 40, 0]),
+            Some(Call::SetDtProperty { domid: 2, src: 0x4000_1000, len: 40 })
+        );
         assert!(allowed(&Call::FailureInfo { index: 0 }, recovery));
         assert!(!allowed(&Call::FailureInfo { index: 0 }, boot));
         assert!(allowed(&Call::Version, other));

@@ -27,10 +27,18 @@ use crate::vuart::{Effect, Pl011};
 /// while it is off its CPU (a shared CPU runs another vCPU), its saved state.
 pub struct Vcpu {
     pub power: Mutex<Power>,
-    pub pcpu: usize,
+    /// Its physical CPU (changed only while its domain is paused, by the Boot Domain).
+    cpu: AtomicUsize,
     pub saved: Mutex<Option<alloc::boxed::Box<vcpu::Saved>>>,
     /// It left its CPU in WFI: it runs again once an interrupt is due.
     pub blocked: AtomicBool,
+}
+
+impl Vcpu {
+    /// The physical CPU it runs on.
+    pub fn pcpu(&self) -> usize {
+        self.cpu.load(Ordering::Acquire)
+    }
 }
 
 /// A running domain.
@@ -75,7 +83,7 @@ pub struct Domain {
     pub exits: ExitCounts,
     /// All its vCPUs run on one CPU: its TLB invalidations trap and are done locally
     /// instead of being broadcast to every CPU.
-    pub local_tlb: bool,
+    pub local_tlb: AtomicBool,
     /// Its memory is to be (or has been) scrubbed and given back.
     reclaim: AtomicBool,
     reclaimed: AtomicBool,
@@ -92,6 +100,7 @@ struct DtbSpec {
     vuart: bool,
     gic_version: u32,
     failures: Vec<(u16, String)>,
+    additions: Vec<crate::guest_dtb::DtAddition>,
 }
 
 /// A domain's exits (traps to the hypervisor), by kind, for its stop line and benchmarks.
@@ -167,6 +176,42 @@ impl Domain {
         })
     }
 
+    /// Adds (or replaces) a property in the device tree of a domain that has not run yet.
+    pub fn add_dt_property(&self, a: crate::guest_dtb::DtAddition) -> Result<(), &'static str> {
+        self.rewrite_dtb(|spec| {
+            spec.additions.retain(|b| (&b.path, &b.name) != (&a.path, &a.name));
+            spec.additions.push(a);
+        })
+    }
+
+    /// Pins vCPU `vcpu` of this domain, which has not run yet, to physical CPU `cpu`.
+    pub fn set_affinity(&self, vcpu: usize, cpu: usize) -> Result<(), &'static str> {
+        let di = DOMAINS
+            .get()
+            .and_then(|d| d.iter().position(|d| core::ptr::eq(d, self)))
+            .ok_or("no such domain")?;
+        let v = self.vcpus.get(vcpu).ok_or("no such vCPU")?;
+        if cpu >= super::cpu::online() || cpu >= MAX_CPUS {
+            return Err("no such physical CPU online");
+        }
+        let slot = (di << 16) | vcpu;
+        let old = v.pcpu();
+        // Queues locked in CPU order: a concurrent change elsewhere cannot deadlock.
+        let (a, b) = (old.min(cpu), old.max(cpu));
+        let mut qa = RUNQ[a].lock();
+        if a == b {
+            return Ok(());
+        }
+        let mut qb = RUNQ[b].lock();
+        let (from, to) = if old == a { (&mut qa, &mut qb) } else { (&mut qb, &mut qa) };
+        from.remove(slot);
+        to.add(slot);
+        v.cpu.store(cpu, Ordering::Release);
+        let same = self.vcpus.iter().all(|w| w.pcpu() == cpu);
+        self.local_tlb.store(same, Ordering::Release);
+        Ok(())
+    }
+
     /// Changes what the device tree says and writes it again in place (the domain has not
     /// run yet). Nothing changes if the new tree does not fit.
     fn rewrite_dtb(&self, change: impl FnOnce(&mut DtbSpec)) -> Result<(), &'static str> {
@@ -184,6 +229,7 @@ impl Domain {
             vuart: new.vuart,
             gic_version: new.gic_version,
             failures: &new.failures,
+            additions: &new.additions,
         }
         .build()
         .map_err(|_| "the device tree could not be written")?;
@@ -263,8 +309,8 @@ impl Domain {
         }
         let me = super::el2::cpu_index();
         for (i, v) in self.vcpus.iter().enumerate().take(64) {
-            if vcpus & (1 << i) != 0 && v.pcpu != me {
-                gic::kick(v.pcpu);
+            if vcpus & (1 << i) != 0 && v.pcpu() != me {
+                gic::kick(v.pcpu());
             }
         }
     }
@@ -561,6 +607,7 @@ fn build(
         vuart: cfg.vuart,
         gic_version,
         failures: &[],
+        additions: &[],
     };
     // The device tree's size does not depend on where things go: size it first.
     let placed = dtb_params(None).build().map_err(|_| BuildError::Dtb).and_then(|probe| {
@@ -619,7 +666,7 @@ fn build(
         .iter()
         .map(|&p| Vcpu {
             power: Mutex::new(Power::Off),
-            pcpu: p,
+            cpu: AtomicUsize::new(p),
             saved: Mutex::new(None),
             blocked: AtomicBool::new(false),
         })
@@ -686,12 +733,13 @@ fn build(
             vuart: cfg.vuart,
             gic_version,
             failures: Vec::new(),
+            additions: Vec::new(),
         }),
         dtb_room: layout.ramdisk.map_or(first_base + first_size, |(a, _)| a) - layout.dtb,
         active: AtomicUsize::new(0),
         unpaused: AtomicBool::new(false),
         exits: ExitCounts::default(),
-        local_tlb,
+        local_tlb: AtomicBool::new(local_tlb),
         reclaim: AtomicBool::new(false),
         reclaimed: AtomicBool::new(false),
     })
@@ -703,6 +751,9 @@ static FRAMES: Mutex<Option<Frames>> = Mutex::new(None);
 static LAUNCH: Mutex<Option<crate::launch::Launch>> = Mutex::new(None);
 /// The host device tree (which holds the LCM), for the Boot Domain to read.
 static HOST_DTB: Once<&'static [u8]> = Once::new();
+/// Where it lies, until finalization gives its pages back.
+static HOST_DTB_RANGE: Mutex<Option<Range>> = Mutex::new(None);
+static HOST_DTB_FREED: AtomicBool = AtomicBool::new(false);
 /// When the Boot Domain's time runs out (µs of uptime; 0: no limit running).
 static LAUNCH_DEADLINE: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
@@ -768,6 +819,8 @@ pub fn launch(
     );
     *FRAMES.lock() = Some(frames);
     HOST_DTB.call_once(|| host_dtb);
+    let dtb_start = host_dtb.as_ptr() as u64;
+    *HOST_DTB_RANGE.lock() = Some(Range { start: dtb_start, end: dtb_start + host_dtb.len() as u64 });
     *BOOT_MODULES.lock() = boot_modules;
     let n = built.len();
     let ids: Vec<u16> = built.iter().map(|d| d.id).collect();
@@ -784,7 +837,7 @@ pub fn launch(
     let doms = DOMAINS.call_once(|| built);
     for (di, d) in doms.iter().enumerate() {
         for (vi, v) in d.vcpus.iter().enumerate() {
-            RUNQ[v.pcpu].lock().add((di << 16) | vi);
+            RUNQ[v.pcpu()].lock().add((di << 16) | vi);
         }
     }
     // After publishing: input typed early is delivered as soon as the console starts.
@@ -815,7 +868,7 @@ fn apply(actions: &[crate::launch::Action]) {
                     info!("launch: DOM{id} unpaused");
                     d.unpaused.store(true, Ordering::Release);
                     *d.vcpus[0].power.lock() = Power::Pending { entry: d.entry.0, context: d.entry.1 };
-                    wake(d.vcpus[0].pcpu);
+                    wake(d.vcpus[0].pcpu());
                 }
             }
             Action::Reclaim(id) => {
@@ -834,6 +887,15 @@ fn apply(actions: &[crate::launch::Action]) {
                     }
                 }
                 info!("launch: {} boot module(s) freed ({} KiB)", mods.len(), bytes >> 10);
+                // The host device tree holds the LCM: nothing reads it after launch (the
+                // Boot Domain's calls end with it). Only the pages wholly inside it go.
+                HOST_DTB_FREED.store(true, Ordering::Release);
+                if let Some(r) = HOST_DTB_RANGE.lock().take() {
+                    if let Some(f) = FRAMES.lock().as_mut() {
+                        f.add(r);
+                    }
+                    info!("launch: host device tree (LCM) freed ({} KiB)", r.page_inner().size() >> 10);
+                }
             }
             Action::Console(id) => super::console::set_input(id),
             Action::ReportFailure => {
@@ -927,8 +989,8 @@ pub fn stop(dom: &Domain, why: &str) -> vcpu::End {
         info!("DOM{}: stopped ({why}); {}", dom.id, dom.exits);
         let me = super::el2::cpu_index();
         for v in &dom.vcpus {
-            if v.pcpu != me {
-                gic::kick(v.pcpu);
+            if v.pcpu() != me {
+                gic::kick(v.pcpu());
             }
         }
         apply(&actions);
@@ -976,7 +1038,11 @@ pub fn schedule() -> ! {
         let start = vcpu::take_start(&mut dom.vcpus[vi].power.lock());
         if let Some((entry, _)) = start {
             let t = timer::uptime_us();
-            log::debug!("DOM{}: vCPU {vi} starts on CPU {me} at {entry:#x} ({t} us)", dom.id);
+            if vi == 0 {
+                info!("DOM{}: vCPU {vi} starts on CPU {me} at {entry:#x} ({t} us)", dom.id);
+            } else {
+                log::debug!("DOM{}: vCPU {vi} starts on CPU {me} at {entry:#x} ({t} us)", dom.id);
+            }
         }
         dom.vcpus[vi].blocked.store(false, Ordering::Release);
         dom.active.fetch_add(1, Ordering::AcqRel);
@@ -1023,6 +1089,11 @@ pub fn hypercall(dom: &Domain, call: crate::hypercall::Call) -> [u64; 4] {
         return [hc::DENIED as u64, 0, 0, 0];
     }
     let ret = |x0: i64| [x0 as u64, 0, 0, 0];
+    let gone = HOST_DTB_FREED.load(Ordering::Acquire);
+    if gone && matches!(call, Call::Size(_) | Call::Read { .. }) {
+        dom.notice(format_args!("hypercall {call:?} refused: the launch materials are freed"));
+        return ret(hc::INVALID);
+    }
     match call {
         Call::Version => ret(hc::VERSION),
         Call::Unknown(fid) => {
@@ -1121,6 +1192,58 @@ pub fn hypercall(dom: &Domain, call: crate::hypercall::Call) -> [u64; 4] {
                 }
                 Err(e) => {
                     dom.notice(format_args!("bootargs for DOM{domid} refused: {e}"));
+                    ret(hc::INVALID)
+                }
+            }
+        }
+        Call::SetAffinity { domid, vcpu, cpu } => {
+            let paused =
+                LAUNCH.lock().as_ref().and_then(|l| l.state(domid)) == Some(crate::launch::State::Paused);
+            let (Some(target), true) = (by_id(domid), paused) else {
+                dom.notice(format_args!("affinity for DOM{domid} refused: no such paused domain"));
+                return ret(hc::INVALID);
+            };
+            match target.set_affinity(vcpu as usize, cpu as usize) {
+                Ok(()) => {
+                    info!("launch: DOM{domid} vCPU {vcpu} pinned to CPU {cpu} by the Boot Domain");
+                    ret(hc::SUCCESS)
+                }
+                Err(e) => {
+                    dom.notice(format_args!("affinity of DOM{domid} vCPU {vcpu} to CPU {cpu} refused: {e}"));
+                    ret(hc::INVALID)
+                }
+            }
+        }
+        Call::SetDtProperty { domid, src, len } => {
+            let paused =
+                LAUNCH.lock().as_ref().and_then(|l| l.state(domid)) == Some(crate::launch::State::Paused);
+            let (Some(target), true) = (by_id(domid), paused) else {
+                dom.notice(format_args!(
+                    "device tree property for DOM{domid} refused: no such paused domain"
+                ));
+                return ret(hc::INVALID);
+            };
+            if len > hc::MAX_DT_PROPERTY {
+                return ret(hc::INVALID);
+            }
+            let Some(pa) = dom.guest_to_host(src, len) else { return ret(hc::INVALID) };
+            // SAFETY: `len` bytes of the caller's own RAM (checked by guest_to_host), read once.
+            let bytes = unsafe { core::slice::from_raw_parts(pa as *const u8, len as usize) };
+            let a = match crate::guest_dtb::DtAddition::parse(bytes) {
+                Ok(a) => a,
+                Err(e) => {
+                    dom.notice(format_args!("device tree property for DOM{domid} refused: {e}"));
+                    return ret(hc::INVALID);
+                }
+            };
+            let what = alloc::format!("{}/{} ({} bytes)", a.path, a.name, a.value.len());
+            match target.add_dt_property(a) {
+                Ok(()) => {
+                    info!("launch: DOM{domid} device tree: {what} added by the Boot Domain");
+                    ret(hc::SUCCESS)
+                }
+                Err(e) => {
+                    dom.notice(format_args!("device tree property {what} for DOM{domid} refused: {e}"));
                     ret(hc::INVALID)
                 }
             }

@@ -189,7 +189,7 @@ pub fn run(dom: &Domain, index: usize, start: Option<(u64, u64)>) -> End {
     VTTBR_EL2.set(dom.vttbr);
     VMPIDR_EL2.set(guest::vcpu_mpidr(index as u32));
     CNTVOFF_EL2.set(dom.cntvoff);
-    HCR_EL2.set(if dom.local_tlb { HCR_GUEST | HCR_TTLB } else { HCR_GUEST });
+    HCR_EL2.set(if dom.local_tlb.load(Ordering::Acquire) { HCR_GUEST | HCR_TTLB } else { HCR_GUEST });
     if start.is_some() {
         // SAFETY: drops every stage-1/2 TLB entry of this VMID on this CPU's inner
         // shareable domain; nothing but translation caching is affected.
@@ -485,7 +485,7 @@ fn call(dom: &Domain, index: usize, regs: &mut GuestRegs) -> Next {
                 let r = psci::cpu_on(&mut dom.vcpus[t].power.lock(), entry, context);
                 if r == psci::SUCCESS {
                     debug!("DOM{}: vCPU {index} started vCPU {t} at {entry:#x}", dom.id);
-                    domain::wake(dom.vcpus[t].pcpu);
+                    domain::wake(dom.vcpus[t].pcpu());
                 }
                 r
             }

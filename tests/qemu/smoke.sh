@@ -499,7 +499,9 @@ t_zcu102_console() {
 }
 
 t_boot_domain() {
-    printf 'args 3 hl.name=renamed hl.off\nargs 99 hl.name=nobody\n3 2\n' >"$work/order"
+    printf '%s\n' 'args 3 hl.name=renamed hl.off' 'args 99 hl.name=nobody' 'affinity 3 0 2' 'affinity 3 0 9' \
+        'prop 3 /chosen hl,note set by the Boot Domain' 'prop 2 /cpus hl,x no' 'prop 2 /chosen bootargs no' \
+        '3 2' >"$work/order"
     boot boot-domain --cpus 5 --module 0x49000000=$TESTGUEST --module 0x4a000000="$work/order" \
         --module 0x4b000000=$TESTGUEST tests/lcm/guests/boot.dts
     expect_exit 0
@@ -510,9 +512,17 @@ t_boot_domain() {
         'INFO  launch: DOM3 bootargs set by the Boot Domain: "hl.name=renamed hl.off"' \
         '^DOM32757: boot: bootargs of DOM3 -> 0$' \
         'NOTICE: DOM32757: bootargs for DOM99 refused: no such paused domain' '^DOM32757: boot: bootargs of DOM99 -> -2$' \
-        'INFO  launch: DOM3 unpaused' '^DOM3: hello from renamed' 'INFO  launch: DOM2 unpaused' '^DOM2: hello from two' \
+        'INFO  launch: DOM3 vCPU 0 pinned to CPU 2 by the Boot Domain' '^DOM32757: boot: affinity of DOM3 vCPU 0 -> CPU 2: 0$' \
+        'NOTICE: DOM32757: affinity of DOM3 vCPU 0 to CPU 9 refused: no such physical CPU online' \
+        'INFO  launch: DOM3 device tree: /chosen/hl,note \(23 bytes\) added by the Boot Domain' \
+        '^DOM32757: boot: property /chosen/hl,note of DOM3 -> 0$' \
+        'NOTICE: DOM32757: device tree property for DOM2 refused: only /chosen or a new top-level node' \
+        'NOTICE: DOM32757: device tree property for DOM2 refused: a property name the hypervisor owns' \
+        'INFO  launch: DOM3 unpaused' 'INFO  DOM3: vCPU 0 starts on CPU 2' '^DOM3: hello from renamed' \
+        '^DOM3: renamed: note: set by the Boot Domain$' 'INFO  launch: DOM2 unpaused' '^DOM2: hello from two' \
         '^DOM32757: boot: unpause itself -> -2$' 'INFO  launch: DOM32757 \(Boot Domain\) signalled done' \
-        'INFO  console input now goes to DOM1' 'INFO  launch: 3 boot module\(s\) freed' 'INFO  launch: DOM1 unpaused' \
+        'INFO  console input now goes to DOM1' 'INFO  launch: 3 boot module\(s\) freed' \
+        'INFO  launch: host device tree \(LCM\) freed \([0-9]+ KiB\)' 'INFO  launch: DOM1 unpaused' \
         'INFO  DOM4: stopped \(reclaimed\)' 'INFO  launch: finalized'
     expect 'INFO  launch: DOM32757 reclaimed: memory scrubbed, 16[0-9]{3} KiB returned'
     expect '^DOM1: hyp: HL_VERSION -> 0x10000$' '^DOM1: hyp: HL_UNPAUSE DOM2 -> -3$' '^DOM1: hyp: HL_DONE -> -3$' \

@@ -9,8 +9,10 @@
 //!   hl.prompt         print "prompt> " with no newline, then wait 400 ms
 //!   hl.flood=N        print N bytes of output as fast as it can
 //!   hl.boot           act as a Boot Domain: read the LCM and the config blob ("args ID
-//!                     TEXT" lines set a paused domain's command line; other lines list
-//!                     domain ids to start, in order), unpause them, signal done
+//!                     TEXT" sets a paused domain's command line, "affinity ID VCPU CPU"
+//!                     pins a vCPU, "prop ID PATH NAME TEXT" adds a device tree string;
+//!                     other lines list domain ids to start, in order), unpause them,
+//!                     signal done (a domain prints its /chosen "hl,note" if it has one)
 //!   hl.hyp            try Boot Domain and Recovery hypercalls (they must be refused)
 //!   hl.recovery       list the domains whose launch failed
 //!   hl.off            PSCI SYSTEM_OFF at the end (else it idles in WFI)
@@ -206,6 +208,8 @@ const HL_UNPAUSE: u64 = 0xc600_0004;
 const HL_DONE: u64 = 0xc600_0005;
 const HL_FAILURE_INFO: u64 = 0xc600_0006;
 const HL_SET_BOOTARGS: u64 = 0xc600_0007;
+const HL_SET_AFFINITY: u64 = 0xc600_0008;
+const HL_SET_DT_PROPERTY: u64 = 0xc600_0009;
 
 /// Room for the LCM (the host device tree) and the config blob.
 static mut LCM_BUF: [u8; 256 * 1024] = [0; 256 * 1024];
@@ -257,16 +261,41 @@ fn boot_domain() {
     let len = hvc5(HL_READ, 1, config.as_mut_ptr() as u64, 0, config.len() as u64);
     let text = core::str::from_utf8(&config[..len.max(0) as usize]).unwrap_or("");
     println!("boot: config \"{}\"", text.trim());
-    // "args ID TEXT" lines set a paused domain's command line; other lines list the
-    // domains to start, in order.
+    // Extended configuration of paused domains: "args ID TEXT" sets a command line,
+    // "affinity ID VCPU CPU" pins a vCPU, "prop ID PATH NAME TEXT" adds a string property
+    // to the device tree. Other lines list the domains to start, in order.
+    let mut prop = [0u8; 256];
     for line in text.lines() {
         if let Some((id, args)) = line.strip_prefix("args ").and_then(|r| r.split_once(' ')) {
             let id = parse_u64(id).unwrap_or(u64::MAX);
             let r = hvc(HL_SET_BOOTARGS, id, args.as_ptr() as u64, args.len() as u64);
             println!("boot: bootargs of DOM{id} -> {r}");
+        } else if let Some(rest) = line.strip_prefix("affinity ") {
+            let mut n = rest.split_whitespace().map(|w| parse_u64(w).unwrap_or(u64::MAX));
+            let (id, vcpu, cpu) = (n.next().unwrap_or(0), n.next().unwrap_or(0), n.next().unwrap_or(0));
+            let r = hvc(HL_SET_AFFINITY, id, vcpu, cpu);
+            println!("boot: affinity of DOM{id} vCPU {vcpu} -> CPU {cpu}: {r}");
+        } else if let Some(rest) = line.strip_prefix("prop ") {
+            let mut w = rest.splitn(4, ' ');
+            let (id, path, name, value) = (
+                w.next().and_then(parse_u64).unwrap_or(0),
+                w.next().unwrap_or(""),
+                w.next().unwrap_or(""),
+                w.next().unwrap_or(""),
+            );
+            // "PATH\0NAME\0VALUE\0": a string property.
+            let mut len = 0;
+            for part in [path.as_bytes(), b"\0", name.as_bytes(), b"\0", value.as_bytes(), b"\0"] {
+                let end = (len + part.len()).min(prop.len());
+                prop[len..end].copy_from_slice(&part[..end - len]);
+                len = end;
+            }
+            let r = hvc(HL_SET_DT_PROPERTY, id, prop.as_ptr() as u64, len as u64);
+            println!("boot: property {path}/{name} of DOM{id} -> {r}");
         }
     }
-    let order = text.lines().filter(|l| !l.starts_with("args ")).flat_map(|l| l.split_whitespace());
+    let extended = |l: &&str| ["args ", "affinity ", "prop "].iter().any(|p| l.starts_with(p));
+    let order = text.lines().filter(|l| !extended(l)).flat_map(|l| l.split_whitespace());
     for id in order.filter_map(parse_u64) {
         println!("boot: unpause DOM{id} -> {}", hvc(HL_UNPAUSE, id, 0, 0));
         wait_ms(300);
@@ -354,6 +383,9 @@ extern "C" fn guest_main(dtb: u64) -> ! {
     let role =
         |p: &str| tree.find("/hypervisor").and_then(|h| h.property(p)).and_then(|p| p.u32()).unwrap_or(0);
     println!("{name}: permissions {:#x} functions {:#x}", role("permissions"), role("functions"));
+    if let Some(note) = tree.find("/chosen").and_then(|c| c.property("hl,note")).and_then(|p| p.as_str()) {
+        println!("{name}: note: {note}");
+    }
 
     for arg in args.split_whitespace() {
         if arg == "hl.smccc" {
