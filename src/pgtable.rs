@@ -232,6 +232,53 @@ impl PageTables {
         Ok(stats)
     }
 
+    /// As [`PageTables::map`], with 4 KiB pages only (pages whose mapping will change one
+    /// by one later, without splitting a block).
+    pub fn map_pages(
+        &mut self,
+        store: &mut dyn TableStore,
+        va: u64,
+        pa: u64,
+        size: u64,
+        mem: MemType,
+        perms: Perms,
+    ) -> Result<MapStats, MapError> {
+        let mut stats = MapStats::default();
+        let mut off = 0;
+        while off < size {
+            // Each call maps one page: the block test never passes for 4 KiB.
+            let s = self.map(store, va + off, pa + off, 1 << PAGE_SHIFT, mem, perms)?;
+            stats.pages_4k += s.pages_4k;
+            off += 1 << PAGE_SHIFT;
+        }
+        Ok(stats)
+    }
+
+    /// The level-3 table holding the page descriptor of `va`, when `va` is mapped by a
+    /// 4 KiB page.
+    pub fn page_table_of(&self, store: &mut dyn TableStore, va: u64) -> Option<u64> {
+        let mut table = self.root;
+        let mut level = self.start_level;
+        loop {
+            let shift = level_shift(level);
+            let idx = ((va >> shift) & (ENTRIES as u64 - 1)) as usize;
+            let d = store.table(table)?[idx];
+            if d & VALID == 0 || (level < 3 && d & TABLE_OR_PAGE == 0) {
+                return None;
+            }
+            if level == 3 {
+                return Some(table);
+            }
+            table = d & OA_MASK;
+            level += 1;
+        }
+    }
+
+    /// The page descriptor mapping a 4 KiB page to `pa` with these attributes.
+    pub fn page_desc(&self, pa: u64, mem: MemType, perms: Perms) -> u64 {
+        (pa & OA_MASK) | self.leaf_attrs(mem, perms) | TABLE_OR_PAGE
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn map_level(
         &self,
@@ -395,6 +442,33 @@ mod tests {
         assert_eq!(pt.translate(&mut s, 0x8020_0000 + 8).unwrap().block_size, K4);
         assert_eq!(pt.translate(&mut s, 0x8020_1000), None);
         assert_eq!(pt.translate(&mut s, 0x3fff_ffff), None);
+    }
+
+    #[test]
+    fn pages_only_and_changing_one_page() {
+        let mut t = store(16);
+        let base = 0x9000_0000;
+        let mut s = ArrayStore::new(&mut t, base);
+        let mut pt = PageTables::new(&mut s, Format::Stage2, 1, 40).unwrap();
+        // Aligned for blocks, mapped with pages anyway, read-only.
+        let stats =
+            pt.map_pages(&mut s, 0x4000_0000, 0x5000_0000, 2 * M2, MemType::Normal, Perms::RX).unwrap();
+        assert_eq!(stats, MapStats { pages_4k: 1024, blocks_2m: 0, blocks_1g: 0 });
+        let tr = pt.translate(&mut s, 0x4020_3008).unwrap();
+        assert_eq!((tr.pa, tr.block_size, tr.perms), (0x5020_3008, K4, Perms::RX));
+        // Point page 0x4020_3000 elsewhere, writable, through its level-3 table.
+        let l3 = pt.page_table_of(&mut s, 0x4020_3000).unwrap();
+        assert_eq!(pt.page_table_of(&mut s, 0x4020_3fff), Some(l3));
+        assert_ne!(pt.page_table_of(&mut s, 0x4000_0000), Some(l3));
+        let idx = (0x4020_3000 >> 12) & 511;
+        s.table(l3).unwrap()[idx] = pt.page_desc(0x7777_7000, MemType::Normal, Perms::RWX);
+        let tr = pt.translate(&mut s, 0x4020_3010).unwrap();
+        assert_eq!((tr.pa, tr.perms), (0x7777_7010, Perms::RWX));
+        assert_eq!(pt.translate(&mut s, 0x4020_4000).unwrap().pa, 0x5020_4000);
+        // Blocks have no level-3 table; holes neither.
+        pt.map(&mut s, 0x8000_0000, 0x8000_0000, M2, MemType::Normal, Perms::RW).unwrap();
+        assert_eq!(pt.page_table_of(&mut s, 0x8000_1000), None);
+        assert_eq!(pt.page_table_of(&mut s, 0x1000), None);
     }
 
     #[test]

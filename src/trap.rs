@@ -27,12 +27,14 @@ pub enum Exit {
     },
     Wfi,
     Wfe,
-    /// A stage-2 data abort at `ipa` (`access` when the syndrome describes it).
+    /// A stage-2 data abort at `ipa` (`access` when the syndrome describes it); `perm`
+    /// when it is a permission fault (the page is mapped, but not for this access).
     DataAbort {
         ipa: u64,
         va: u64,
         write: bool,
         access: Option<Access>,
+        perm: bool,
     },
     InstructionAbort {
         ipa: u64,
@@ -99,7 +101,9 @@ impl Exit {
                     sign_extend: iss & (1 << 21) != 0,
                     sixty_four: iss & (1 << 15) != 0,
                 });
-                Exit::DataAbort { ipa: fault_ipa(far, hpfar), va: far, write, access }
+                // DFSC 0b0011xx: permission fault at some level.
+                let perm = iss & 0x3c == 0x0c;
+                Exit::DataAbort { ipa: fault_ipa(far, hpfar), va: far, write, access, perm }
             }
             _ => Exit::Other { ec, esr },
         }
@@ -230,7 +234,8 @@ mod tests {
                 ipa: 0x2200_0004,
                 va: 0x2200_0004,
                 write: true,
-                access: Some(Access { write: true, size: 4, reg: 1, sign_extend: false, sixty_four: false })
+                access: Some(Access { write: true, size: 4, reg: 1, sign_extend: false, sixty_four: false }),
+                perm: false,
             }
         );
     }
@@ -245,7 +250,13 @@ mod tests {
         assert!(matches!(Exit::decode(12, 0x1234, 0, 0), Exit::Other { .. }));
         // No valid syndrome: the access is unknown but the address is.
         let e = Exit::decode(8, (0x24 << 26) | 0x07, 0x123, 0x5_0000 << 4);
-        assert_eq!(e, Exit::DataAbort { ipa: 0x5000_0123, va: 0x123, write: false, access: None });
+        assert_eq!(
+            e,
+            Exit::DataAbort { ipa: 0x5000_0123, va: 0x123, write: false, access: None, perm: false }
+        );
+        // A write permission fault at level 3 (DFSC 0x0f), no syndrome (a store pair).
+        let e = Exit::decode(8, (0x24 << 26) | (1 << 6) | 0x0f, 0x40, 0x4_0020 << 4);
+        assert_eq!(e, Exit::DataAbort { ipa: 0x4002_0040, va: 0x40, write: true, access: None, perm: true });
     }
 
     #[test]

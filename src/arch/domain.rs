@@ -81,6 +81,8 @@ pub struct Domain {
     unpaused: AtomicBool,
     /// Exits from its vCPUs, by kind.
     pub exits: ExitCounts,
+    /// Its kernel pages shared with the boot module, copied on first write.
+    pub cow: Option<Cow>,
     /// All its vCPUs run on one CPU: its TLB invalidations trap and are done locally
     /// instead of being broadcast to every CPU.
     pub local_tlb: AtomicBool,
@@ -101,6 +103,52 @@ struct DtbSpec {
     gic_version: u32,
     failures: Vec<(u16, String)>,
     additions: Vec<crate::guest_dtb::DtAddition>,
+}
+
+/// A domain's kernel pages mapped read-only from their boot module (shared by every domain
+/// that boots the same module), each copied into the domain's own RAM on its first write.
+pub struct Cow {
+    /// Guest addresses of the shared pages.
+    pub ipa: Range,
+    module_pa: u64,
+    /// The level-3 tables mapping them, one per 2 MiB of guest address space.
+    tables: Vec<u64>,
+    /// A writable page descriptor without its output address.
+    private_attrs: u64,
+    lock: Mutex<()>,
+    /// Pages copied so far.
+    pub copied: AtomicU64,
+}
+
+impl Domain {
+    /// A stage-2 fault at `ipa` that sharing explains: a write to a shared page (copied now),
+    /// or any fault while another vCPU of the domain is replacing the page. True when the
+    /// access is to be retried.
+    pub fn cow_fault(&self, ipa: u64, write: bool, perm: bool) -> bool {
+        let Some(c) = &self.cow else { return false };
+        if !c.ipa.contains(ipa) || (perm && !write) {
+            return false;
+        }
+        let _g = c.lock.lock();
+        let page = ipa & !0xfff;
+        let Some(table) = c.tables.get(((page >> 21) - (c.ipa.start >> 21)) as usize) else { return false };
+        let entry = table + ((page >> 12) & 511) * 8;
+        let Some(own) = self.guest_to_host(page, 4096) else { return false };
+        let old = super::stage2::read_entry(entry);
+        if !perm || old & 0x0000_ffff_ffff_f000 == own {
+            // A translation fault while the entry was being replaced, or a page already
+            // copied by another vCPU: it is in place now.
+            return true;
+        }
+        // SAFETY: `own` is the domain's own page behind `page` (not yet visible to it, the
+        // shared page is mapped there); the source is the boot module's page, which stays
+        // reserved while the domain maps it.
+        unsafe { super::cache::copy(own, c.module_pa + (page - c.ipa.start), 4096) };
+        let local = self.local_tlb.load(Ordering::Acquire);
+        super::stage2::replace_entry(entry, c.private_attrs | own, page, local);
+        c.copied.fetch_add(1, Ordering::Relaxed);
+        true
+    }
 }
 
 /// A domain's exits (traps to the hypervisor), by kind, for its stop line and benchmarks.
@@ -509,6 +557,7 @@ fn prepare(
         vmid,
         frames,
         unpacked.as_ref().map_or(module, |u| u.bytes()),
+        unpacked.is_none(),
         pcpus,
         gic_version,
         pa_bits,
@@ -565,6 +614,7 @@ fn build(
     vmid: u16,
     frames: &mut Frames,
     kernel_mod: &[u8],
+    kernel_is_module: bool,
     pcpus: Vec<usize>,
     gic_version: u32,
     pa_bits: u32,
@@ -630,31 +680,73 @@ fn build(
         }
     };
 
+    // The kernel's whole pages, when they are a boot module in place (not unpacked), are
+    // mapped read-only from the module itself, shared by every domain that boots it; a
+    // page is copied into the domain's own RAM the first time the domain writes to it.
+    // Only for a domain whose vCPUs share one CPU: its copies then need no broadcast TLB
+    // invalidation (which stops every CPU under emulation).
+    let module_pa = kernel_mod.as_ptr() as u64;
+    let one_cpu = pcpus.windows(2).all(|w| w[0] == w[1]);
+    let shareable = kernel_is_module && one_cpu && module_pa.is_multiple_of(4096);
+    let shared_len =
+        if shareable && layout.kernel.is_multiple_of(4096) { kernel_mod.len() as u64 & !0xfff } else { 0 };
+    let shared = Range { start: layout.kernel, end: layout.kernel + shared_len };
     let mut store = FrameStore::new(frames);
     let built = (|| {
         let mut pt = PageTables::new(&mut store, Format::Stage2, 1, pa_bits).map_err(BuildError::Map)?;
         for &(pa, size, ipa) in &ram.chunks {
-            pt.map(&mut store, ipa, pa, size, MemType::Normal, Perms::RWX).map_err(BuildError::Map)?;
+            for (a, b) in guest::uncovered(ipa, ipa + size, &[(shared.start, shared_len)]) {
+                pt.map(&mut store, a, pa + (a - ipa), b - a, MemType::Normal, Perms::RWX)
+                    .map_err(BuildError::Map)?;
+            }
         }
-        Ok(pt.root())
+        let mut cow_tables = Vec::new();
+        if shared_len > 0 {
+            pt.map_pages(&mut store, shared.start, module_pa, shared_len, MemType::Normal, Perms::RX)
+                .map_err(BuildError::Map)?;
+            let mut at = shared.start & !0x1f_ffff;
+            while at < shared.end {
+                let probe = at.max(shared.start);
+                cow_tables.push(
+                    pt.page_table_of(&mut store, probe).ok_or(BuildError::Unsupported("no page table"))?,
+                );
+                at += 0x20_0000;
+            }
+        }
+        Ok((pt.root(), cow_tables, pt.page_desc(0, MemType::Normal, Perms::RWX)))
     })();
-    let (root, tables) = match built {
-        Ok(root) => (root, store.tables),
+    let ((root, cow_tables, private_attrs), tables) = match built {
+        Ok(r) => (r, store.tables),
         Err(e) => {
             store.release();
             ram.free(frames);
             return Err(e);
         }
     };
-    let mut written = alloc::vec![(layout.kernel, kernel_mod.len() as u64), (layout.dtb, dtb.len() as u64)];
+    let cow = (shared_len > 0).then(|| Cow {
+        ipa: shared,
+        module_pa,
+        tables: cow_tables,
+        private_attrs,
+        lock: Mutex::new(()),
+        copied: AtomicU64::new(0),
+    });
+    // What the images overwrite, and the shared pages (copied whole when first written),
+    // need no scrubbing.
+    let tail = &kernel_mod[shared_len as usize..];
+    let mut written = alloc::vec![
+        (layout.kernel, shared_len),
+        (layout.kernel + shared_len, tail.len() as u64),
+        (layout.dtb, dtb.len() as u64)
+    ];
     if let (Some(rd), Some((at, _))) = (ramdisk, layout.ramdisk) {
         written.push((at, rd.len() as u64));
     }
     ram.scrub_except(&written);
     let t = timer::uptime_us();
-    ram.write(layout.kernel, kernel_mod);
+    ram.write(layout.kernel + shared_len, tail);
     ram.write(layout.dtb, &dtb);
-    let mut copied = kernel_mod.len() + dtb.len();
+    let mut copied = tail.len() + dtb.len();
     if let (Some(rd), Some((at, _))) = (ramdisk, layout.ramdisk) {
         ram.write(at, rd);
         copied += rd.len();
@@ -739,6 +831,7 @@ fn build(
         active: AtomicUsize::new(0),
         unpaused: AtomicBool::new(false),
         exits: ExitCounts::default(),
+        cow,
         local_tlb: AtomicBool::new(local_tlb),
         reclaim: AtomicBool::new(false),
         reclaimed: AtomicBool::new(false),
@@ -879,7 +972,26 @@ fn apply(actions: &[crate::launch::Action]) {
                 }
             }
             Action::FreeBootModules => {
-                let mods = core::mem::take(&mut *BOOT_MODULES.lock());
+                let mut mods = core::mem::take(&mut *BOOT_MODULES.lock());
+                // Kernel modules whose pages running domains map stay reserved.
+                let shared: Vec<Range> = DOMAINS
+                    .get()
+                    .map(|ds| {
+                        ds.iter()
+                            .filter_map(|d| d.cow.as_ref())
+                            .map(|c| Range { start: c.module_pa, end: c.module_pa + c.ipa.size() })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let kept: u64 =
+                    mods.iter().filter(|m| shared.iter().any(|s| s.overlaps(m))).map(|m| m.size()).sum();
+                mods.retain(|m| !shared.iter().any(|s| s.overlaps(m)));
+                if kept > 0 {
+                    info!(
+                        "launch: {} KiB of kernel modules kept: their pages are shared by the domains",
+                        kept >> 10
+                    );
+                }
                 let bytes: u64 = mods.iter().map(|r| r.page_inner().size()).sum();
                 if let Some(f) = FRAMES.lock().as_mut() {
                     for r in &mods {
@@ -986,7 +1098,8 @@ pub fn stop(dom: &Domain, why: &str) -> vcpu::End {
         let crashed = why == "SError";
         let actions = LAUNCH.lock().as_mut().map(|l| l.stopped(dom.id, why, crashed)).unwrap_or_default();
         super::console::domain_stopped(dom.id);
-        info!("DOM{}: stopped ({why}); {}", dom.id, dom.exits);
+        let cow = dom.cow.as_ref().map_or(0, |c| c.copied.load(Ordering::Relaxed));
+        info!("DOM{}: stopped ({why}); {}; {cow} shared kernel page(s) copied on write", dom.id, dom.exits);
         let me = super::el2::cpu_index();
         for v in &dom.vcpus {
             if v.pcpu() != me {

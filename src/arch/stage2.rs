@@ -53,3 +53,49 @@ impl TableStore for FrameStore<'_> {
         Some(unsafe { &mut *(pa as *mut Table) })
     }
 }
+
+/// Reads a stage-2 descriptor (in a table of a running domain).
+pub fn read_entry(entry: u64) -> u64 {
+    // SAFETY: `entry` is a descriptor in one of the domain's own table pages (identity
+    // mapped at EL2); reading it has no side effects.
+    unsafe { core::ptr::read_volatile(entry as *const u64) }
+}
+
+/// Replaces the valid stage-2 page descriptor at `entry` (mapping guest page `ipa` of the
+/// domain whose VMID is in VTTBR_EL2) with `new`, break-before-make: invalid first, its
+/// TLB entries (stage 2 and the combined stage 1) invalidated, then the new one. `local`:
+/// every vCPU of the domain runs on this CPU, so only this CPU's TLB can hold them;
+/// otherwise the invalidation is broadcast.
+pub fn replace_entry(entry: u64, new: u64, ipa: u64, local: bool) {
+    // SAFETY: `entry` is a descriptor in the current domain's stage-2 tables, changed under
+    // its lock; the sequence is the architecture's break-before-make, so no CPU ever holds
+    // both translations. Only this domain's translations are affected.
+    unsafe {
+        core::ptr::write_volatile(entry as *mut u64, 0);
+        if local {
+            core::arch::asm!(
+                "dsb nshst",
+                "tlbi ipas2e1, {ipa}",
+                "dsb nsh",
+                "tlbi vmalle1",
+                "dsb nsh",
+                "isb",
+                ipa = in(reg) ipa >> 12,
+                options(nostack, preserves_flags)
+            );
+        } else {
+            core::arch::asm!(
+                "dsb ishst",
+                "tlbi ipas2e1is, {ipa}",
+                "dsb ish",
+                "tlbi vmalle1is",
+                "dsb ish",
+                "isb",
+                ipa = in(reg) ipa >> 12,
+                options(nostack, preserves_flags)
+            );
+        }
+        core::ptr::write_volatile(entry as *mut u64, new);
+        core::arch::asm!("dsb ishst", "isb", options(nostack, preserves_flags));
+    }
+}

@@ -348,7 +348,9 @@ fn handle(dom: &Domain, index: usize, exit: Exit, regs: &mut GuestRegs, shared: 
             regs.pc += 4;
             Next::Resume
         }
-        Exit::DataAbort { ipa, va, write, access } => {
+        Exit::DataAbort { ipa, write, perm, .. } if dom.cow_fault(ipa, write, perm) => Next::Resume,
+        Exit::InstructionAbort { ipa, .. } if dom.cow_fault(ipa, false, false) => Next::Resume,
+        Exit::DataAbort { ipa, va, write, access, .. } => {
             match (access, dom.mmio.find(ipa)) {
                 (Some(a), Some((dev @ (Device::GicDist | Device::GicRedist), offset))) => {
                     let write = a.write.then(|| get_reg(regs, a.reg));
