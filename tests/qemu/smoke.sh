@@ -521,7 +521,8 @@ t_boot_domain() {
         'INFO  launch: DOM3 unpaused' 'INFO  DOM3: vCPU 0 starts on CPU 2' '^DOM3: hello from renamed' \
         '^DOM3: renamed: note: set by the Boot Domain$' 'INFO  launch: DOM2 unpaused' '^DOM2: hello from two' \
         '^DOM32757: boot: unpause itself -> -2$' 'INFO  launch: DOM32757 \(Boot Domain\) signalled done' \
-        'INFO  console input now goes to DOM1' 'INFO  launch: 3 boot module\(s\) freed' \
+        'INFO  console input now goes to DOM1' 'INFO  launch: 2048 KiB of kernel modules kept: their pages are shared by the domains' \
+        'INFO  launch: 1 boot module\(s\) freed' \
         'INFO  launch: host device tree \(LCM\) freed \([0-9]+ KiB\)' 'INFO  launch: DOM1 unpaused' \
         'INFO  DOM4: stopped \(reclaimed\)' 'INFO  launch: finalized'
     expect 'INFO  launch: DOM32757 reclaimed: memory scrubbed, 16[0-9]{3} KiB returned'
