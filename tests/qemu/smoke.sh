@@ -454,6 +454,9 @@ t_linux_dom0less() {
     expect_linux 1 one 2 192
     expect_linux 2 two 1 128
     expect_linux 3 three 1 128
+    expect '^DOM2: \[ *[0-9.]+\] earlycon: pl11 at MMIO 0x0000000022000000' \
+        '^DOM2: \[ *[0-9.]+\] 22000000.uart: ttyAMA0 at MMIO 0x22000000 \(irq = [0-9]+, base_baud = 0\) is a SBSA' \
+        '^DOM2: \[ *[0-9.]+\] printk: console \[ttyAMA0\] enabled'
     expect 'INFO  all domains have stopped'
     refuse 'NOTICE|FATAL|PANIC|ERROR'
     done_test
