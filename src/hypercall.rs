@@ -13,6 +13,10 @@ pub const HL_FAILURE_INFO: u32 = 0xc600_0006;
 pub const HL_SET_BOOTARGS: u32 = 0xc600_0007;
 pub const HL_SET_AFFINITY: u32 = 0xc600_0008;
 pub const HL_SET_DT_PROPERTY: u32 = 0xc600_0009;
+pub const HL_DOMCTL_QUERY: u32 = 0xc600_000a;
+pub const HL_DOMCTL_PAUSE: u32 = 0xc600_000b;
+pub const HL_DOMCTL_UNPAUSE: u32 = 0xc600_000c;
+pub const HL_DOMCTL_DESTROY: u32 = 0xc600_000d;
 
 /// Longest command line HL_SET_BOOTARGS accepts.
 pub const MAX_BOOTARGS: u64 = 1024;
@@ -78,6 +82,22 @@ pub enum Call {
         src: u64,
         len: u64,
     },
+    /// Control: a domain's state, vCPUs, memory and roles.
+    DomctlQuery {
+        domid: u16,
+    },
+    /// Control: stop a running domain's vCPUs until it is unpaused.
+    DomctlPause {
+        domid: u16,
+    },
+    /// Control: let a domain paused by DomctlPause run again.
+    DomctlUnpause {
+        domid: u16,
+    },
+    /// Control: stop a domain for good and reclaim its memory.
+    DomctlDestroy {
+        domid: u16,
+    },
     /// In the range, but not a call this version knows.
     Unknown(u32),
 }
@@ -119,6 +139,17 @@ pub fn decode(x: [u64; 5]) -> Option<Call> {
             Ok(domid) => Call::SetDtProperty { domid, src: x[2], len: x[3] },
             Err(_) => Call::Unknown(fid),
         },
+        HL_DOMCTL_QUERY | HL_DOMCTL_PAUSE | HL_DOMCTL_UNPAUSE | HL_DOMCTL_DESTROY => {
+            match u16::try_from(x[1]) {
+                Ok(domid) => match fid {
+                    HL_DOMCTL_QUERY => Call::DomctlQuery { domid },
+                    HL_DOMCTL_PAUSE => Call::DomctlPause { domid },
+                    HL_DOMCTL_UNPAUSE => Call::DomctlUnpause { domid },
+                    _ => Call::DomctlDestroy { domid },
+                },
+                Err(_) => Call::Unknown(fid),
+            }
+        }
         _ => Call::Unknown(fid),
     })
 }
@@ -130,15 +161,21 @@ pub struct Caller {
     pub running_boot_domain: bool,
     /// It has the Recovery function.
     pub recovery: bool,
+    /// It has the Control permission.
+    pub control: bool,
 }
 
 /// The permission table: may `caller` make `call`?
 pub fn allowed(call: &Call, caller: Caller) -> bool {
     match call {
         Call::Version | Call::Unknown(_) => true,
+        Call::DomainInfo { .. } => caller.running_boot_domain || caller.control,
+        Call::DomctlQuery { .. }
+        | Call::DomctlPause { .. }
+        | Call::DomctlUnpause { .. }
+        | Call::DomctlDestroy { .. } => caller.control,
         Call::Size(_)
         | Call::Read { .. }
-        | Call::DomainInfo { .. }
         | Call::Unpause { .. }
         | Call::Done
         | Call::SetBootargs { .. }
@@ -153,6 +190,8 @@ pub const STATE_PAUSED: u64 = 0;
 pub const STATE_RUNNING: u64 = 1;
 pub const STATE_STOPPED: u64 = 2;
 pub const STATE_RECLAIMED: u64 = 3;
+/// Paused by a Control domain.
+pub const STATE_CTL_PAUSED: u64 = 4;
 
 #[cfg(test)]
 mod tests {
@@ -175,16 +214,16 @@ mod tests {
 
     #[test]
     fn permission_table() {
-        let boot = Caller { running_boot_domain: true, recovery: false };
-        let other = Caller { running_boot_domain: false, recovery: false };
-        let recovery = Caller { running_boot_domain: false, recovery: true };
+        let boot = Caller { running_boot_domain: true, recovery: false, control: false };
+        let other = Caller { running_boot_domain: false, recovery: false, control: false };
+        let recovery = Caller { running_boot_domain: false, recovery: true, control: false };
+        let control = Caller { running_boot_domain: false, recovery: false, control: true };
         assert_eq!(
             decode([0xc600_0007, 3, 0x4100_0000, 12, 0]),
             Some(Call::SetBootargs { domid: 3, src: 0x4100_0000, len: 12 })
         );
         for c in [
             Call::Size(Blob::Lcm),
-            Call::DomainInfo { index: 0 },
             Call::Unpause { domid: 1 },
             Call::Done,
             Call::SetBootargs { domid: 1, src: 0, len: 1 },
@@ -201,6 +240,25 @@ mod tests {
             Some(Call::SetDtProperty { domid: 2, src: 0x4000_1000, len: 40 })
         );
         assert!(allowed(&Call::FailureInfo { index: 0 }, recovery));
+        // Control: listing and the domain-management calls; nothing of the launch.
+        for c in [
+            Call::DomctlQuery { domid: 2 },
+            Call::DomctlPause { domid: 2 },
+            Call::DomctlUnpause { domid: 2 },
+            Call::DomctlDestroy { domid: 2 },
+        ] {
+            assert!(allowed(&c, control), "{c:?}");
+            for who in [boot, other, recovery] {
+                assert!(!allowed(&c, who), "{c:?} {who:?}");
+            }
+        }
+        assert!(allowed(&Call::DomainInfo { index: 0 }, control));
+        assert!(allowed(&Call::DomainInfo { index: 0 }, boot));
+        assert!(!allowed(&Call::DomainInfo { index: 0 }, other));
+        assert!(!allowed(&Call::Unpause { domid: 1 }, control));
+        assert!(!allowed(&Call::Done, control));
+        assert_eq!(decode([0xc600_000b, 3, 0, 0, 0]), Some(Call::DomctlPause { domid: 3 }));
+        assert_eq!(decode([0xc600_000d, 0x1_0000, 0, 0, 0]), Some(Call::Unknown(HL_DOMCTL_DESTROY)));
         assert!(!allowed(&Call::FailureInfo { index: 0 }, boot));
         assert!(allowed(&Call::Version, other));
     }

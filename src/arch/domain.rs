@@ -62,8 +62,11 @@ pub struct Domain {
     notices: AtomicU32,
     /// Where vCPU 0 starts when the domain is unpaused (kernel entry, device tree).
     entry: (u64, u64),
-    /// Functions (for the hypercall permission table).
+    /// Permissions and functions (for the hypercall permission table).
+    pub permissions: u32,
     pub functions: u32,
+    /// Paused by a Control domain: its vCPUs leave their CPUs at their next exit.
+    pub ctl_paused: AtomicBool,
     /// Its RAM (host address, size, guest address) and whether it came from the frame
     /// allocator; its stage-2 table pages.
     ram: Vec<(u64, u64, u64)>,
@@ -810,7 +813,9 @@ fn build(
         stopping: AtomicBool::new(false),
         notices: AtomicU32::new(0),
         entry: (layout.kernel, layout.dtb),
+        permissions: cfg.permissions.0,
         functions: cfg.functions.0,
+        ctl_paused: AtomicBool::new(false),
         ram_owned: ram.owned,
         ram: ram.chunks,
         tables,
@@ -1174,7 +1179,7 @@ pub fn schedule() -> ! {
 /// vCPU `vi` of `dom` should run now (physical count `now`): it is starting, or it was
 /// preempted, or it waits in WFI and an interrupt or its timer is due.
 fn due(dom: &Domain, vi: usize, now: u64) -> bool {
-    if dom.stopping.load(Ordering::Acquire) {
+    if dom.stopping.load(Ordering::Acquire) || dom.ctl_paused.load(Ordering::Acquire) {
         return false;
     }
     let v = &dom.vcpus[vi];
@@ -1191,12 +1196,42 @@ fn due(dom: &Domain, vi: usize, now: u64) -> bool {
     }
 }
 
+/// A domain's state as the hypercalls report it.
+fn domain_state(d: &Domain) -> u64 {
+    use crate::hypercall as hc;
+    if d.reclaimed.load(Ordering::Acquire) {
+        return hc::STATE_RECLAIMED;
+    }
+    if d.stopping.load(Ordering::Acquire) {
+        return hc::STATE_STOPPED;
+    }
+    match LAUNCH.lock().as_ref().and_then(|l| l.state(d.id)) {
+        Some(crate::launch::State::Paused) => hc::STATE_PAUSED,
+        Some(crate::launch::State::Running) if d.ctl_paused.load(Ordering::Acquire) => hc::STATE_CTL_PAUSED,
+        Some(crate::launch::State::Running) => hc::STATE_RUNNING,
+        Some(crate::launch::State::Stopped) => hc::STATE_STOPPED,
+        _ => hc::STATE_RECLAIMED,
+    }
+}
+
+fn state_name(state: u64) -> &'static str {
+    use crate::hypercall as hc;
+    match state {
+        hc::STATE_PAUSED => "paused (not yet launched)",
+        hc::STATE_RUNNING => "running",
+        hc::STATE_STOPPED => "stopped",
+        hc::STATE_CTL_PAUSED => "paused",
+        _ => "reclaimed",
+    }
+}
+
 /// One of hyperlaunch's own hypercalls from `dom`; returns x0..x3.
 pub fn hypercall(dom: &Domain, call: crate::hypercall::Call) -> [u64; 4] {
     use crate::hypercall::{self as hc, Blob, Call};
     let running_boot = LAUNCH.lock().as_ref().and_then(|l| l.boot_domain()) == Some(dom.id);
     let recovery = dom.functions & crate::config::Functions::RECOVERY != 0;
-    if !hc::allowed(&call, hc::Caller { running_boot_domain: running_boot, recovery }) {
+    let control = dom.permissions & crate::config::Permissions::CONTROL != 0;
+    if !hc::allowed(&call, hc::Caller { running_boot_domain: running_boot, recovery, control }) {
         dom.notice(format_args!("hypercall {call:?} refused: not permitted for this domain"));
         return [hc::DENIED as u64, 0, 0, 0];
     }
@@ -1247,13 +1282,7 @@ pub fn hypercall(dom: &Domain, call: crate::hypercall::Call) -> [u64; 4] {
             let Some(d) = DOMAINS.get().and_then(|ds| ds.get(index as usize)) else {
                 return ret(hc::INVALID);
             };
-            let state = match LAUNCH.lock().as_ref().and_then(|l| l.state(d.id)) {
-                Some(crate::launch::State::Paused) => hc::STATE_PAUSED,
-                Some(crate::launch::State::Running) => hc::STATE_RUNNING,
-                Some(crate::launch::State::Stopped) => hc::STATE_STOPPED,
-                _ => hc::STATE_RECLAIMED,
-            };
-            [hc::SUCCESS as u64, u64::from(d.id), state, u64::from(d.functions)]
+            [hc::SUCCESS as u64, u64::from(d.id), domain_state(d), u64::from(d.functions)]
         }
         Call::Unpause { domid } => {
             let r = LAUNCH.lock().as_mut().map(|l| l.unpause(dom.id, domid));
@@ -1359,6 +1388,62 @@ pub fn hypercall(dom: &Domain, call: crate::hypercall::Call) -> [u64; 4] {
                     ret(hc::INVALID)
                 }
             }
+        }
+        Call::DomctlQuery { domid } => {
+            let Some(d) = by_id(domid) else {
+                dom.notice(format_args!("query of DOM{domid} refused: no such domain"));
+                return ret(hc::INVALID);
+            };
+            let state = domain_state(d);
+            let mem: u64 = d.ram.iter().map(|c| c.1).sum();
+            let roles = (u64::from(d.permissions) << 32) | u64::from(d.functions);
+            [hc::SUCCESS as u64, state | ((d.vcpus.len() as u64) << 8), mem, roles]
+        }
+        Call::DomctlPause { domid } | Call::DomctlUnpause { domid } | Call::DomctlDestroy { domid } => {
+            let what = match call {
+                Call::DomctlPause { .. } => "pause",
+                Call::DomctlUnpause { .. } => "unpause",
+                _ => "destroy",
+            };
+            let Some(d) = by_id(domid) else {
+                dom.notice(format_args!("{what} of DOM{domid} refused: no such domain"));
+                return ret(hc::INVALID);
+            };
+            if d.id == dom.id {
+                dom.notice(format_args!("{what} of itself refused (PSCI SYSTEM_OFF stops a domain)"));
+                return ret(hc::INVALID);
+            }
+            let state = domain_state(d);
+            let ok = match what {
+                "pause" => state == hc::STATE_RUNNING,
+                "unpause" => state == hc::STATE_CTL_PAUSED,
+                _ => state == hc::STATE_RUNNING || state == hc::STATE_CTL_PAUSED,
+            };
+            if !ok {
+                dom.notice(format_args!("{what} of DOM{domid} refused: its state is {}", state_name(state)));
+                return ret(hc::INVALID);
+            }
+            match what {
+                "pause" => {
+                    d.ctl_paused.store(true, Ordering::Release);
+                    d.kick(u64::MAX);
+                    info!("DOM{domid}: paused by DOM{}", dom.id);
+                }
+                "unpause" => {
+                    d.ctl_paused.store(false, Ordering::Release);
+                    for v in &d.vcpus {
+                        wake(v.pcpu());
+                    }
+                    info!("DOM{domid}: unpaused by DOM{}", dom.id);
+                }
+                _ => {
+                    d.reclaim.store(true, Ordering::Release);
+                    d.ctl_paused.store(false, Ordering::Release);
+                    stop(d, &alloc::format!("destroyed by DOM{}", dom.id));
+                    try_reclaim(d);
+                }
+            }
+            ret(hc::SUCCESS)
         }
         Call::FailureInfo { index } => {
             let l = LAUNCH.lock();

@@ -228,6 +228,9 @@ pub fn run(dom: &Domain, index: usize, start: Option<(u64, u64)>) -> End {
         if shared && SLICE_OVER[me].swap(false, Ordering::Relaxed) {
             break End::Yield;
         }
+        if dom.ctl_paused.load(Ordering::Acquire) {
+            break End::Yield;
+        }
     };
     if end == End::Yield {
         let mut s = alloc::boxed::Box::new(Saved { regs, ctx });

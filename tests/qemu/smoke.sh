@@ -501,6 +501,38 @@ t_zcu102_console() {
     done_test
 }
 
+t_control() {
+    # A Control domain lists, queries, pauses (for a second), unpauses and destroys another;
+    # a domain without Control is refused each call, with a NOTICE.
+    boot control --module 0x49000000=$TESTGUEST tests/lcm/guests/control.dts
+    expect_exit 0
+    expect 'INFO  plan: boot path: Hyperlaunch; Dynamic'
+    expect 'NOTICE: DOM3: hypercall DomainInfo \{ index: 0 \} refused: not permitted' '^DOM3: ctl: list -> -3 ' \
+        '^DOM3: ctl: query DOM2 -> -3$' '^DOM3: ctl: pause DOM2 -> -3$' 'NOTICE: DOM3: hypercall DomctlUnpause' \
+        '^DOM3: ctl: unpause DOM2 -> -3$' 'NOTICE: DOM3: hypercall DomctlDestroy' '^DOM3: ctl: destroy DOM2 -> -3$'
+    expect '^DOM1: ctl: list: DOM2 state 1$' '^DOM1: ctl: list -> -2 after 3 domain' \
+        '^DOM1: ctl: query DOM2: state 1, 2 vCPU\(s\), 16 MiB, permissions 0x0 functions 0x0$' \
+        'INFO  DOM2: paused by DOM1' '^DOM1: ctl: pause DOM2 -> 0$' '^DOM1: ctl: query DOM2: state 4,' \
+        'INFO  DOM2: unpaused by DOM1' '^DOM1: ctl: unpause DOM2 -> 0$' \
+        'INFO  DOM2: stopped \(destroyed by DOM1\)' '^DOM1: ctl: destroy DOM2 -> 0$' \
+        'INFO  launch: DOM2 reclaimed: memory scrubbed, 16[0-9]{3} KiB returned' '^DOM1: ctl: query DOM2: state 3,' \
+        'NOTICE: DOM1: pause of DOM2 refused: its state is reclaimed' \
+        'NOTICE: DOM1: destroy of itself refused' 'NOTICE: DOM1: query of DOM99 refused: no such domain' \
+        'INFO  all domains have stopped'
+    # While paused DOM2 printed nothing: one gap between its ticks (200 ms apart) spans the
+    # second it was paused; none after it was destroyed.
+    local gap
+    gap=$(sed -n 's/^DOM2: ticker: tick [0-9]* at \([0-9]*\) ms$/\1/p' "$log" |
+        awk 'NR > 1 && $1 - p > m { m = $1 - p } { p = $1 } END { print m + 0 }')
+    echo "longest gap between DOM2's ticks: $gap ms" >>"$log"
+    if [ -z "$why" ] && [ "$gap" -lt 900 ]; then why="DOM2 was not paused: longest gap between ticks $gap ms"; fi
+    if [ -z "$why" ] && sed -n '/DOM2: stopped (destroyed by DOM1)/,$p' "$log" | grep -q '^DOM2: ticker: tick'; then
+        why="DOM2 printed after it was destroyed"
+    fi
+    refuse 'FATAL|PANIC|ERROR'
+    done_test
+}
+
 t_boot_domain() {
     printf '%s\n' 'args 3 hl.name=renamed hl.off' 'args 99 hl.name=nobody' 'affinity 3 0 2' 'affinity 3 0 9' \
         'prop 3 /chosen hl,note set by the Boot Domain' 'prop 2 /cpus hl,x no' 'prop 2 /chosen bootargs no' \
@@ -662,7 +694,7 @@ tests=(t_image_header t_virt_gicv3 t_virt_gicv2_a53 t_virt_max_2cpu t_virt_uboot
     t_reserved_memory
     t_debug_level t_fatal_no_boot_cpu t_fatal_bad_reserved_memory
     t_fatal_el2_abort t_fatal_panic t_lcm_hyperlaunch t_lcm_dom0less t_lcm_classic t_lcm_invalid
-    t_lcm_module_over_image t_domains t_gzip_affinity_corrupt t_static_mem t_console t_zcu102_console t_boot_domain t_boot_domain_recovery
+    t_lcm_module_over_image t_domains t_gzip_affinity_corrupt t_static_mem t_console t_zcu102_console t_control t_boot_domain t_boot_domain_recovery
     t_boot_domain_timeout t_examples t_linux_lcm t_linux_one_cpu t_linux_dom0less t_linux_recovery)
 for t in "${tests[@]}"; do
     if [ -z "$only" ] || [[ "$t" == *"$only"* ]]; then

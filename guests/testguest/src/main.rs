@@ -14,6 +14,9 @@
 //!                     other lines list domain ids to start, in order), unpause them,
 //!                     signal done (a domain prints its /chosen "hl,note" if it has one)
 //!   hl.hyp            try Boot Domain and Recovery hypercalls (they must be refused)
+//!   hl.tick=MS:N      print N numbered lines MS apart, with the time since the first
+//!   hl.ctl=OPS        domain management: "l" list, "qD"/"pD"/"uD"/"dD" query, pause,
+//!                     unpause, destroy DOMD, "wMS" wait (comma-separated)
 //!   hl.recovery       list the domains whose launch failed
 //!   hl.off            PSCI SYSTEM_OFF at the end (else it idles in WFI)
 #![no_std]
@@ -306,6 +309,64 @@ fn boot_domain() {
     println!("boot: STILL RUNNING after done ({r})");
 }
 
+const HL_DOMCTL_QUERY: u64 = 0xc600_000a;
+const HL_DOMCTL_PAUSE: u64 = 0xc600_000b;
+const HL_DOMCTL_UNPAUSE: u64 = 0xc600_000c;
+const HL_DOMCTL_DESTROY: u64 = 0xc600_000d;
+
+/// Domain management (a Control domain, or a domain showing it may not): comma-separated
+/// operations "qD" query, "pD" pause, "uD" unpause, "dD" destroy DOMD, "l" list, "wMS" wait.
+fn control(ops: &str) {
+    for op in ops.split(',') {
+        let (kind, n) = op.split_at(op.len().min(1));
+        let n = parse_u64(n).unwrap_or(0);
+        match kind {
+            "q" => {
+                let mut r = [0u64; 4];
+                // SAFETY: an SMCCC call through HVC; x0-x3 out.
+                unsafe {
+                    asm!("hvc #0", inout("x0") HL_DOMCTL_QUERY => r[0], inout("x1") n => r[1], out("x2") r[2],
+                         out("x3") r[3], options(nostack))
+                };
+                if r[0] == 0 {
+                    println!(
+                        "ctl: query DOM{n}: state {}, {} vCPU(s), {} MiB, permissions {:#x} functions {:#x}",
+                        r[1] & 0xff,
+                        r[1] >> 8,
+                        r[2] >> 20,
+                        r[3] >> 32,
+                        r[3] & 0xffff_ffff
+                    );
+                } else {
+                    println!("ctl: query DOM{n} -> {}", r[0] as i64);
+                }
+            }
+            "p" => println!("ctl: pause DOM{n} -> {}", hvc(HL_DOMCTL_PAUSE, n, 0, 0)),
+            "u" => println!("ctl: unpause DOM{n} -> {}", hvc(HL_DOMCTL_UNPAUSE, n, 0, 0)),
+            "d" => println!("ctl: destroy DOM{n} -> {}", hvc(HL_DOMCTL_DESTROY, n, 0, 0)),
+            "l" => {
+                let mut i = 0u64;
+                loop {
+                    let mut r = [0u64; 4];
+                    // SAFETY: an SMCCC call through HVC; x0-x3 out.
+                    unsafe {
+                        asm!("hvc #0", inout("x0") HL_DOMAIN_INFO => r[0], inout("x1") i => r[1], out("x2") r[2],
+                             out("x3") r[3], options(nostack))
+                    };
+                    if r[0] != 0 {
+                        println!("ctl: list -> {} after {i} domain(s)", r[0] as i64);
+                        break;
+                    }
+                    println!("ctl: list: DOM{} state {}", r[1], r[2]);
+                    i += 1;
+                }
+            }
+            "w" => wait_ms(n),
+            _ => println!("ctl: unknown operation {op}"),
+        }
+    }
+}
+
 fn wait_ms(ms: u64) {
     let (start, freq) = (counter(), frequency());
     while counter() - start < ms * freq / 1000 {
@@ -428,6 +489,17 @@ extern "C" fn guest_main(dtb: u64) -> ! {
                 unsafe { core::ptr::write_volatile(UART_DR, u32::from(b)) };
             }
             println!("{name}: flooded {n} bytes");
+        } else if let Some(spec) = arg.strip_prefix("hl.tick=") {
+            // "MS:N": N lines "NAME: tick I at T ms" (T from the virtual counter), MS apart.
+            let (ms, n) = spec.split_once(':').unwrap_or((spec, "10"));
+            let (ms, n) = (parse_u64(ms).unwrap_or(100), parse_u64(n).unwrap_or(10));
+            let (start, freq) = (counter(), frequency());
+            for i in 0..n {
+                wait_ms(ms);
+                println!("{name}: tick {i} at {} ms", (counter() - start) * 1000 / freq);
+            }
+        } else if let Some(ops) = arg.strip_prefix("hl.ctl=") {
+            control(ops);
         } else if arg == "hl.echo" {
             echo(name);
         } else if arg == "hl.boot" {
