@@ -33,6 +33,8 @@ pub struct GuestDtb<'a> {
     pub failures: &'a [(u16, alloc::string::String)],
     /// Properties the Boot Domain added (in `/chosen` or in nodes of their own).
     pub additions: &'a [DtAddition],
+    /// Its store connection(s), if a domain has the Xenstore function.
+    pub store: Option<&'a crate::store::Role>,
 }
 
 /// A property a Boot Domain adds to a paused domain's device tree (extended
@@ -245,6 +247,29 @@ impl GuestDtb<'_> {
         w.property_u32("domid", u32::from(self.domid))?;
         w.property_u32("permissions", self.permissions)?;
         w.property_u32("functions", self.functions)?;
+        match self.store {
+            Some(crate::store::Role::Client { server }) => {
+                let c = w.begin_node("store")?;
+                w.property_string("compatible", "hyperlaunch,store-ring")?;
+                w.property_u32("peer", u32::from(*server))?;
+                w.property_u64("ring", crate::store::CLIENT_RING)?;
+                w.property_array_u32("interrupts", &[0, crate::store::CLIENT_SPI, 1])?;
+                w.end_node(c)?;
+            }
+            Some(crate::store::Role::Server { clients }) => {
+                let c = w.begin_node("store-server")?;
+                w.property_string("compatible", "hyperlaunch,store-server")?;
+                for (k, id) in clients.iter().enumerate() {
+                    let n = w.begin_node(&format!("client@{id}"))?;
+                    w.property_u32("peer", u32::from(*id))?;
+                    w.property_u64("ring", crate::store::Plan::server_ring(k))?;
+                    w.property_array_u32("interrupts", &[0, crate::store::SERVER_SPI_BASE + k as u32, 1])?;
+                    w.end_node(n)?;
+                }
+                w.end_node(c)?;
+            }
+            None => {}
+        }
         for (domid, reason) in self.failures {
             let f = w.begin_node(&format!("launch-failure@{domid}"))?;
             w.property_u32("domid", u32::from(*domid))?;
@@ -273,6 +298,7 @@ mod tests {
             gic_version: gic,
             failures: &[],
             additions: &[],
+            store: None,
         }
         .build()
         .unwrap()
@@ -326,6 +352,7 @@ mod tests {
             gic_version: 2,
             failures: &[],
             additions: &[],
+            store: None,
         };
         let blob = g.build().unwrap();
         let fdt = Fdt::new(&blob).unwrap();
@@ -340,6 +367,44 @@ mod tests {
         g.gic_version = 3;
         assert_ne!(g.build().unwrap(), blob);
         let _ = sample(2);
+    }
+
+    #[test]
+    fn store_nodes() {
+        use crate::store::Role;
+        let client = Role::Client { server: 5 };
+        let server = Role::Server { clients: alloc::vec![1, 3] };
+        let mk = |role| {
+            GuestDtb {
+                domid: 1,
+                permissions: 0,
+                functions: 0,
+                cpus: 1,
+                ram: &[(0x4000_0000, 32 << 20)],
+                bootargs: None,
+                ramdisk: None,
+                vuart: true,
+                gic_version: 3,
+                failures: &[],
+                additions: &[],
+                store: role,
+            }
+            .build()
+            .unwrap()
+        };
+        let blob = mk(Some(&client));
+        let fdt = Fdt::new(&blob).unwrap();
+        let st = fdt.find("/hypervisor/store").unwrap();
+        assert_eq!(st.property("peer").unwrap().u32(), Some(5));
+        assert_eq!(st.property("ring").unwrap().u64(), Some(0x2300_0000));
+        let blob = mk(Some(&server));
+        let fdt = Fdt::new(&blob).unwrap();
+        let c3 = fdt.find("/hypervisor/store-server/client@3").unwrap();
+        assert_eq!(c3.property("ring").unwrap().u64(), Some(0x2400_1000));
+        assert_eq!(c3.property("interrupts").unwrap().cells().unwrap().collect::<Vec<_>>(), [0, 3, 1]);
+        let blob = mk(None);
+        let fdt = Fdt::new(&blob).unwrap();
+        assert!(fdt.find("/hypervisor/store").is_none() && fdt.find("/hypervisor/store-server").is_none());
     }
 
     fn add(path: &str, name: &str, value: &[u8]) -> core::result::Result<DtAddition, AdditionError> {
@@ -402,6 +467,7 @@ mod tests {
             gic_version: 3,
             failures: &[],
             additions: &additions,
+            store: None,
         };
         let blob = g.build().unwrap();
         let fdt = Fdt::new(&blob).unwrap();

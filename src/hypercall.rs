@@ -17,6 +17,7 @@ pub const HL_DOMCTL_QUERY: u32 = 0xc600_000a;
 pub const HL_DOMCTL_PAUSE: u32 = 0xc600_000b;
 pub const HL_DOMCTL_UNPAUSE: u32 = 0xc600_000c;
 pub const HL_DOMCTL_DESTROY: u32 = 0xc600_000d;
+pub const HL_STORE_NOTIFY: u32 = 0xc600_000e;
 
 /// Longest command line HL_SET_BOOTARGS accepts.
 pub const MAX_BOOTARGS: u64 = 1024;
@@ -98,6 +99,10 @@ pub enum Call {
     DomctlDestroy {
         domid: u16,
     },
+    /// Ring the doorbell of the domain at the other end of a store connection.
+    StoreNotify {
+        domid: u16,
+    },
     /// In the range, but not a call this version knows.
     Unknown(u32),
 }
@@ -150,6 +155,10 @@ pub fn decode(x: [u64; 5]) -> Option<Call> {
                 Err(_) => Call::Unknown(fid),
             }
         }
+        HL_STORE_NOTIFY => match u16::try_from(x[1]) {
+            Ok(domid) => Call::StoreNotify { domid },
+            Err(_) => Call::Unknown(fid),
+        },
         _ => Call::Unknown(fid),
     })
 }
@@ -182,6 +191,8 @@ pub fn allowed(call: &Call, caller: Caller) -> bool {
         | Call::SetAffinity { .. }
         | Call::SetDtProperty { .. } => caller.running_boot_domain,
         Call::FailureInfo { .. } => caller.recovery,
+        // Whether the two ends are connected is the store plan's to say.
+        Call::StoreNotify { .. } => true,
     }
 }
 

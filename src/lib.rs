@@ -25,6 +25,7 @@ pub mod pgtable;
 pub mod platform;
 pub mod psci;
 pub mod sched;
+pub mod store;
 pub mod trap;
 pub mod vgic;
 pub mod vuart;

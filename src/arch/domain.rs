@@ -106,6 +106,7 @@ struct DtbSpec {
     gic_version: u32,
     failures: Vec<(u16, String)>,
     additions: Vec<crate::guest_dtb::DtAddition>,
+    store: Option<crate::store::Role>,
 }
 
 /// A domain's kernel pages mapped read-only from their boot module (shared by every domain
@@ -281,6 +282,7 @@ impl Domain {
             gic_version: new.gic_version,
             failures: &new.failures,
             additions: &new.additions,
+            store: new.store.as_ref(),
         }
         .build()
         .map_err(|_| "the device tree could not be written")?;
@@ -545,8 +547,8 @@ fn prepare(
     vmid: u16,
     frames: &mut Frames,
     cpu_load: &mut [u32],
-    gic_version: u32,
-    pa_bits: u32,
+    host: HostGuestFacts,
+    store: Option<StoreLink>,
 ) -> Result<Domain, BuildError> {
     // Placement first, on a copy: it only takes effect when the domain is committed.
     let mut load = cpu_load.to_vec();
@@ -561,8 +563,8 @@ fn prepare(
         frames,
         (unpacked.as_ref().map_or(module, |u| u.bytes()), unpacked.is_none()),
         pcpus,
-        gic_version,
-        pa_bits,
+        host,
+        store,
     );
     if let Some(u) = unpacked {
         u.free(frames);
@@ -571,6 +573,23 @@ fn prepare(
         cpu_load.copy_from_slice(&load);
     }
     result
+}
+
+/// What every domain's build needs to know of the host.
+#[derive(Debug, Clone, Copy)]
+struct HostGuestFacts {
+    /// GIC version guests are given (the host's).
+    gic_version: u32,
+    /// Physical address bits (stage-2 output size).
+    pa_bits: u32,
+}
+
+/// A domain's store connection(s): its role, and the ring pages to map (guest address,
+/// physical page).
+#[derive(Debug, Clone)]
+struct StoreLink {
+    role: crate::store::Role,
+    pages: Vec<(u64, u64)>,
 }
 
 /// A gzip kernel unpacked into free frames for as long as the domain takes to build.
@@ -618,8 +637,8 @@ fn build(
     // The kernel's bytes, and whether they are its boot module in place (not unpacked).
     (kernel_mod, kernel_is_module): (&[u8], bool),
     pcpus: Vec<usize>,
-    gic_version: u32,
-    pa_bits: u32,
+    HostGuestFacts { gic_version, pa_bits }: HostGuestFacts,
+    link: Option<StoreLink>,
 ) -> Result<Domain, BuildError> {
     // The module may be padded past the image: the header's image_size bounds the file.
     let hdr = ImageHeader::parse(kernel_mod.get(..crate::image::HEADER_LEN).unwrap_or(kernel_mod))
@@ -639,11 +658,11 @@ fn build(
     let banks = ram.banks();
     let ram_size = ram.chunks.iter().map(|c| c.1).sum::<u64>();
     // Guest addresses of emulated devices must not land on direct-mapped RAM.
-    let devices = Range { start: guest::GICD_BASE & !0xf_ffff, end: guest::VUART_BASE + guest::VUART_SIZE };
+    let devices = Range { start: guest::GICD_BASE & !0xf_ffff, end: crate::store::WINDOW_END };
     if direct && banks.iter().any(|&(a, s)| Range { start: a, end: a + s }.overlaps(&devices)) {
         ram.free(frames);
         return Err(BuildError::Unsupported(
-            "direct-mapped RAM below 0x22001000 (over the emulated GIC and UART)",
+            "direct-mapped RAM below 0x2401e000 (over the emulated GIC, UART and store windows)",
         ));
     }
     // Kernel, device tree and ramdisk go into the first bank.
@@ -660,6 +679,7 @@ fn build(
         gic_version,
         failures: &[],
         additions: &[],
+        store: link.as_ref().map(|l| &l.role),
     };
     // The device tree's size does not depend on where things go: size it first.
     let placed = dtb_params(None).build().map_err(|_| BuildError::Dtb).and_then(|probe| {
@@ -701,6 +721,9 @@ fn build(
                 pt.map(&mut store, a, pa + (a - ipa), b - a, MemType::Normal, Perms::RWX)
                     .map_err(BuildError::Map)?;
             }
+        }
+        for &(ipa, pa) in link.as_ref().map_or(&[][..], |l| &l.pages[..]) {
+            pt.map(&mut store, ipa, pa, 4096, MemType::Normal, Perms::RW).map_err(BuildError::Map)?;
         }
         let mut cow_tables = Vec::new();
         if shared_len > 0 {
@@ -830,6 +853,7 @@ fn build(
             gic_version,
             failures: Vec::new(),
             additions: Vec::new(),
+            store: link.map(|l| l.role),
         }),
         dtb_room: layout.ramdisk.map_or(first_base + first_size, |(a, _)| a) - layout.dtb,
         active: AtomicUsize::new(0),
@@ -848,6 +872,8 @@ static FRAMES: Mutex<Option<Frames>> = Mutex::new(None);
 static LAUNCH: Mutex<Option<crate::launch::Launch>> = Mutex::new(None);
 /// The host device tree (which holds the LCM), for the Boot Domain to read.
 static HOST_DTB: Once<&'static [u8]> = Once::new();
+/// The store connections, for the doorbell hypercall.
+static STORE_PLAN: Once<Option<crate::store::Plan>> = Once::new();
 /// Where it lies, until finalization gives its pages back.
 static HOST_DTB_RANGE: Mutex<Option<Range>> = Mutex::new(None);
 static HOST_DTB_FREED: AtomicBool = AtomicBool::new(false);
@@ -880,6 +906,21 @@ pub fn check_launch_timeout(now_us: u64) {
 /// Boot modules, given back at finalization.
 static BOOT_MODULES: Mutex<Vec<Range>> = Mutex::new(Vec::new());
 
+/// The store connection of domain `domid`, from the plan and its ring pages.
+fn store_link(plan: Option<&crate::store::Plan>, rings: &[u64], domid: u16) -> Option<StoreLink> {
+    let plan = plan?;
+    let role = plan.role(domid)?;
+    let pages = match &role {
+        crate::store::Role::Client { .. } => {
+            alloc::vec![(crate::store::CLIENT_RING, *rings.get(plan.slot(domid)?)?)]
+        }
+        crate::store::Role::Server { clients } => (0..clients.len().min(rings.len()))
+            .map(|k| (crate::store::Plan::server_ring(k), rings[k]))
+            .collect(),
+    };
+    Some(StoreLink { role, pages })
+}
+
 /// Builds every domain of the configuration (each paused), publishes them and starts the
 /// launch sequence. Returns how many domains were built.
 pub fn launch(
@@ -893,10 +934,36 @@ pub fn launch(
 ) -> usize {
     let (pa_bits, _) = super::el2::pa_bits();
     let mut cpu_load: Vec<u32> = alloc::vec![0; online_cpus];
+    // Store connections: a zeroed ring page per client, made before any domain is built
+    // (both ends map it). They are never freed: the store domain maps them for good.
+    let ids: Vec<(u16, u32)> = cfg.domains.iter().map(|d| (d.domid, d.functions.0)).collect();
+    let store_plan = crate::store::Plan::new(&ids);
+    let mut rings: Vec<u64> = Vec::new();
+    if let Some(p) = &store_plan {
+        for _ in &p.clients {
+            let Some(pa) = frames.alloc(4096) else { break };
+            // SAFETY: a page the frame allocator just handed out, identity mapped, unused.
+            unsafe { super::cache::zero(pa, 4096) };
+            rings.push(pa);
+        }
+        info!(
+            "store: DOM{} serves {} client(s) ({:?}){}",
+            p.server,
+            rings.len(),
+            &p.clients[..rings.len()],
+            if p.unserved.is_empty() {
+                String::new()
+            } else {
+                alloc::format!("; no slot for {:?}", p.unserved)
+            }
+        );
+    }
     let mut built = Vec::new();
     let mut failures = Vec::new();
     for (i, d) in cfg.domains.iter().enumerate() {
-        match prepare(d, (i + 1) as u16, &mut frames, &mut cpu_load, gic_version, pa_bits) {
+        let link = store_link(store_plan.as_ref(), &rings, d.domid);
+        let host = HostGuestFacts { gic_version, pa_bits };
+        match prepare(d, (i + 1) as u16, &mut frames, &mut cpu_load, host, link) {
             Ok(dom) => built.push(dom),
             Err(e) => {
                 error!("error: {}: domain {} not built: {e}", d.node, d.domid);
@@ -916,6 +983,7 @@ pub fn launch(
     );
     *FRAMES.lock() = Some(frames);
     HOST_DTB.call_once(|| host_dtb);
+    STORE_PLAN.call_once(|| store_plan);
     let dtb_start = host_dtb.as_ptr() as u64;
     *HOST_DTB_RANGE.lock() = Some(Range { start: dtb_start, end: dtb_start + host_dtb.len() as u64 });
     *BOOT_MODULES.lock() = boot_modules;
@@ -1442,6 +1510,20 @@ pub fn hypercall(dom: &Domain, call: crate::hypercall::Call) -> [u64; 4] {
                     stop(d, &alloc::format!("destroyed by DOM{}", dom.id));
                     try_reclaim(d);
                 }
+            }
+            ret(hc::SUCCESS)
+        }
+        Call::StoreNotify { domid } => {
+            let target = STORE_PLAN.get().and_then(|p| p.as_ref()).and_then(|p| p.doorbell(dom.id, domid));
+            let Some((peer, spi)) = target else {
+                dom.notice(format_args!(
+                    "store doorbell to DOM{domid} refused: no store connection between them"
+                ));
+                return ret(hc::INVALID);
+            };
+            if let Some(d) = by_id(peer) {
+                let kick = d.vgic.lock().raise(0, crate::vgic::PRIVATE + spi);
+                d.kick(kick);
             }
             ret(hc::SUCCESS)
         }

@@ -533,6 +533,30 @@ t_control() {
     done_test
 }
 
+t_store() {
+    # Store connections: each client sends a line on its ring and rings the store; the store
+    # reads it (its doorbell interrupt pending at its virtual GIC), answers and rings back.
+    # The Boot Domain has no connection and the clients reach no other ring: all refused.
+    printf '2 1 3\n' >"$work/order"
+    boot store --cpus 5 --module 0x49000000=$TESTGUEST --module 0x4a000000="$work/order" tests/lcm/guests/store.dts
+    expect_exit 0
+    expect 'INFO  store: DOM2 serves 2 client\(s\) \(\[1, 3\]\)'
+    expect '^DOM32757: probe: read 0x23000000 refused' '^DOM32757: probe: write 0x23000000 refused' \
+        '^DOM32757: probe: read 0x24000000 refused' '^DOM32757: probe: write 0x24000000 refused'
+    expect '^DOM1: store: ring at 0x23000000, store is DOM2$' '^DOM1: store: sent, doorbell -> 0$' \
+        '^DOM1: store: reply: ack hello from alpha$' '^DOM1: store: doorbell interrupt pending: true$' \
+        'NOTICE: DOM1: store doorbell to DOM32757 refused: no store connection' '^DOM1: store: ring the wrong domain -> -2$' \
+        '^DOM1: probe: read 0x24000000 refused' '^DOM1: probe: write 0x23001000 refused'
+    expect '^DOM2: store-server: from DOM1 at 0x24000000: hello from alpha$' \
+        '^DOM2: store-server: doorbell from DOM1 pending: true$' \
+        '^DOM2: store-server: from DOM3 at 0x24001000: hello from gamma$' \
+        '^DOM2: store-server: doorbell from DOM3 pending: true$'
+    expect '^DOM3: store: reply: ack hello from gamma$' '^DOM3: store: doorbell interrupt pending: true$'
+    expect 'INFO  all domains have stopped'
+    refuse 'LEAKED|WENT THROUGH|FATAL|PANIC|ERROR'
+    done_test
+}
+
 t_boot_domain() {
     printf '%s\n' 'args 3 hl.name=renamed hl.off' 'args 99 hl.name=nobody' 'affinity 3 0 2' 'affinity 3 0 9' \
         'prop 3 /chosen hl,note set by the Boot Domain' 'prop 2 /cpus hl,x no' 'prop 2 /chosen bootargs no' \
@@ -694,7 +718,7 @@ tests=(t_image_header t_virt_gicv3 t_virt_gicv2_a53 t_virt_max_2cpu t_virt_uboot
     t_reserved_memory
     t_debug_level t_fatal_no_boot_cpu t_fatal_bad_reserved_memory
     t_fatal_el2_abort t_fatal_panic t_lcm_hyperlaunch t_lcm_dom0less t_lcm_classic t_lcm_invalid
-    t_lcm_module_over_image t_domains t_gzip_affinity_corrupt t_static_mem t_console t_zcu102_console t_control t_boot_domain t_boot_domain_recovery
+    t_lcm_module_over_image t_domains t_gzip_affinity_corrupt t_static_mem t_console t_zcu102_console t_control t_store t_boot_domain t_boot_domain_recovery
     t_boot_domain_timeout t_examples t_linux_lcm t_linux_one_cpu t_linux_dom0less t_linux_recovery)
 for t in "${tests[@]}"; do
     if [ -z "$only" ] || [[ "$t" == *"$only"* ]]; then

@@ -15,6 +15,8 @@
 //!                     signal done (a domain prints its /chosen "hl,note" if it has one)
 //!   hl.hyp            try Boot Domain and Recovery hypercalls (they must be refused)
 //!   hl.tick=MS:N      print N numbered lines MS apart, with the time since the first
+//!   hl.store          store client: send a line on its ring, ring the store, print the reply
+//!   hl.store-server   the store: answer each client's line on its ring
 //!   hl.ctl=OPS        domain management: "l" list, "qD"/"pD"/"uD"/"dD" query, pause,
 //!                     unpause, destroy DOMD, "wMS" wait (comma-separated)
 //!   hl.recovery       list the domains whose launch failed
@@ -367,6 +369,108 @@ fn control(ops: &str) {
     }
 }
 
+const HL_STORE_NOTIFY: u64 = 0xc600_000e;
+/// Ring page layout (docs/store-rings.md): requests 0..1024, responses 1024..2048, then
+/// the free-running u32 indices req_cons, req_prod, rsp_cons, rsp_prod.
+const REQ: u64 = 0;
+const RSP: u64 = 1024;
+const REQ_CONS: u64 = 2048;
+const REQ_PROD: u64 = 2052;
+const RSP_CONS: u64 = 2056;
+const RSP_PROD: u64 = 2060;
+
+fn rd32(a: u64) -> u32 {
+    // SAFETY: a word of a store ring page or the virtual GIC, mapped for this guest.
+    unsafe { core::ptr::read_volatile(a as *const u32) }
+}
+
+fn wr32(a: u64, v: u32) {
+    // SAFETY: as above.
+    unsafe { core::ptr::write_volatile(a as *mut u32, v) }
+}
+
+/// Appends `msg` to the queue at `ring + data` whose producer index is at `ring + prod`.
+fn ring_put(ring: u64, data: u64, prod: u64, msg: &[u8]) {
+    let p = rd32(ring + prod);
+    for (i, &b) in msg.iter().enumerate() {
+        let at = ring + data + u64::from((p + i as u32) & 1023);
+        // SAFETY: a byte of the ring page's queue.
+        unsafe { core::ptr::write_volatile(at as *mut u8, b) };
+    }
+    // SAFETY: a barrier: the bytes are visible before the index that publishes them.
+    unsafe { asm!("dmb ish", options(nostack)) };
+    wr32(ring + prod, p + msg.len() as u32);
+}
+
+/// Takes what the queue holds (waiting up to `ms` for something), into `buf`.
+fn ring_get(ring: u64, data: u64, cons: u64, prod: u64, ms: u64, buf: &mut [u8]) -> usize {
+    let (start, freq) = (counter(), frequency());
+    while rd32(ring + prod) == rd32(ring + cons) {
+        if counter() - start > ms * freq / 1000 {
+            return 0;
+        }
+        core::hint::spin_loop();
+    }
+    let (c, p) = (rd32(ring + cons), rd32(ring + prod));
+    let n = (p.wrapping_sub(c) as usize).min(buf.len());
+    for (i, b) in buf.iter_mut().enumerate().take(n) {
+        let at = ring + data + u64::from((c + i as u32) & 1023);
+        // SAFETY: a byte of the ring page's queue.
+        *b = unsafe { core::ptr::read_volatile(at as *const u8) };
+    }
+    wr32(ring + cons, c + n as u32);
+    n
+}
+
+/// Whether INTID `id` is pending at this domain's virtual distributor (GICD_ISPENDR).
+fn irq_pending(id: u32) -> bool {
+    rd32(0x0300_1000 + 0x200 + u64::from(id / 32) * 4) & (1 << (id % 32)) != 0
+}
+
+fn store_client(name: &str, tree: &fdt::Fdt<'_>) {
+    let Some(st) = tree.find("/hypervisor/store") else {
+        println!("store: no store connection");
+        return;
+    };
+    let ring = st.property("ring").and_then(|p| p.u64()).unwrap_or(0);
+    let peer = st.property("peer").and_then(|p| p.u32()).unwrap_or(0);
+    println!("store: ring at {ring:#x}, store is DOM{peer}");
+    let mut msg = [0u8; 64];
+    let text = b"hello from ";
+    msg[..text.len()].copy_from_slice(text);
+    let n = name.len().min(msg.len() - text.len());
+    msg[text.len()..text.len() + n].copy_from_slice(&name.as_bytes()[..n]);
+    ring_put(ring, REQ, REQ_PROD, &msg[..text.len() + n]);
+    println!("store: sent, doorbell -> {}", hvc(HL_STORE_NOTIFY, u64::from(peer), 0, 0));
+    let mut buf = [0u8; 128];
+    let n = ring_get(ring, RSP, RSP_CONS, RSP_PROD, 5000, &mut buf);
+    println!("store: reply: {}", core::str::from_utf8(&buf[..n]).unwrap_or("?"));
+    println!("store: doorbell interrupt pending: {}", irq_pending(33));
+    println!("store: ring the wrong domain -> {}", hvc(HL_STORE_NOTIFY, 0x7ff5, 0, 0));
+}
+
+fn store_server(tree: &fdt::Fdt<'_>) {
+    let Some(srv) = tree.find("/hypervisor/store-server") else {
+        println!("store-server: not the store");
+        return;
+    };
+    for c in srv.children() {
+        let ring = c.property("ring").and_then(|p| p.u64()).unwrap_or(0);
+        let peer = c.property("peer").and_then(|p| p.u32()).unwrap_or(0);
+        let spi = c.property("interrupts").and_then(|p| p.cells()).and_then(|mut i| i.nth(1)).unwrap_or(0);
+        let mut buf = [0u8; 128];
+        let n = ring_get(ring, REQ, REQ_CONS, REQ_PROD, 8000, &mut buf);
+        let text = core::str::from_utf8(&buf[..n]).unwrap_or("?");
+        println!("store-server: from DOM{peer} at {ring:#x}: {text}");
+        println!("store-server: doorbell from DOM{peer} pending: {}", irq_pending(32 + spi));
+        let mut reply = [0u8; 132];
+        reply[..4].copy_from_slice(b"ack ");
+        reply[4..4 + n].copy_from_slice(&buf[..n]);
+        ring_put(ring, RSP, RSP_PROD, &reply[..4 + n]);
+        println!("store-server: replied, doorbell -> {}", hvc(HL_STORE_NOTIFY, u64::from(peer), 0, 0));
+    }
+}
+
 fn wait_ms(ms: u64) {
     let (start, freq) = (counter(), frequency());
     while counter() - start < ms * freq / 1000 {
@@ -500,6 +604,10 @@ extern "C" fn guest_main(dtb: u64) -> ! {
             }
         } else if let Some(ops) = arg.strip_prefix("hl.ctl=") {
             control(ops);
+        } else if arg == "hl.store" {
+            store_client(name, &tree);
+        } else if arg == "hl.store-server" {
+            store_server(&tree);
         } else if arg == "hl.echo" {
             echo(name);
         } else if arg == "hl.boot" {
