@@ -145,6 +145,24 @@ impl Mux {
             .min()
     }
 
+    /// Puts a restarted domain back (at the end of the input rotation).
+    pub fn add(&mut self, domid: u16) {
+        if self.outs.iter().any(|o| o.domid == domid) {
+            return;
+        }
+        self.outs.push(Out {
+            domid,
+            line: LineBuffer::new(),
+            last_us: 0,
+            window_start: 0,
+            window_bytes: 0,
+            dropped: 0,
+        });
+        if self.target.is_none() {
+            self.target = Some(self.outs.len() - 1);
+        }
+    }
+
     /// Removes a stopped domain from input rotation (its output was flushed).
     pub fn remove(&mut self, domid: u16) {
         let Some(i) = self.outs.iter().position(|o| o.domid == domid) else { return };
@@ -297,5 +315,24 @@ mod tests {
         let mut out = Vec::new();
         m.input(b'x', &mut out);
         assert_eq!(out, vec![Input::Dropped]);
+    }
+
+    #[test]
+    fn a_restarted_domain_rejoins_the_rotation() {
+        let mut m = Mux::new(&[1, 2], Some(1), true);
+        m.remove(1);
+        m.remove(2);
+        let mut out = Vec::new();
+        m.input(b'x', &mut out);
+        assert_eq!(out, [Input::Dropped]);
+        m.add(2);
+        m.add(2);
+        out.clear();
+        m.input(b'y', &mut out);
+        assert_eq!(out, [Input::Deliver { domid: 2, byte: b'y' }]);
+        let mut emits = Vec::new();
+        m.output(2, b'a', 0, &mut emits);
+        m.output(2, b'\n', 0, &mut emits);
+        assert_eq!(emits.len(), 1);
     }
 }

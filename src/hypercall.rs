@@ -18,6 +18,7 @@ pub const HL_DOMCTL_PAUSE: u32 = 0xc600_000b;
 pub const HL_DOMCTL_UNPAUSE: u32 = 0xc600_000c;
 pub const HL_DOMCTL_DESTROY: u32 = 0xc600_000d;
 pub const HL_STORE_NOTIFY: u32 = 0xc600_000e;
+pub const HL_DOMCTL_RESTART: u32 = 0xc600_000f;
 
 /// Longest command line HL_SET_BOOTARGS accepts.
 pub const MAX_BOOTARGS: u64 = 1024;
@@ -99,6 +100,10 @@ pub enum Call {
     DomctlDestroy {
         domid: u16,
     },
+    /// Control: start a stopped (or paused) domain again from its boot modules.
+    DomctlRestart {
+        domid: u16,
+    },
     /// Ring the doorbell of the domain at the other end of a store connection.
     StoreNotify {
         domid: u16,
@@ -144,12 +149,13 @@ pub fn decode(x: [u64; 5]) -> Option<Call> {
             Ok(domid) => Call::SetDtProperty { domid, src: x[2], len: x[3] },
             Err(_) => Call::Unknown(fid),
         },
-        HL_DOMCTL_QUERY | HL_DOMCTL_PAUSE | HL_DOMCTL_UNPAUSE | HL_DOMCTL_DESTROY => {
+        HL_DOMCTL_QUERY | HL_DOMCTL_PAUSE | HL_DOMCTL_UNPAUSE | HL_DOMCTL_DESTROY | HL_DOMCTL_RESTART => {
             match u16::try_from(x[1]) {
                 Ok(domid) => match fid {
                     HL_DOMCTL_QUERY => Call::DomctlQuery { domid },
                     HL_DOMCTL_PAUSE => Call::DomctlPause { domid },
                     HL_DOMCTL_UNPAUSE => Call::DomctlUnpause { domid },
+                    HL_DOMCTL_RESTART => Call::DomctlRestart { domid },
                     _ => Call::DomctlDestroy { domid },
                 },
                 Err(_) => Call::Unknown(fid),
@@ -182,7 +188,8 @@ pub fn allowed(call: &Call, caller: Caller) -> bool {
         Call::DomctlQuery { .. }
         | Call::DomctlPause { .. }
         | Call::DomctlUnpause { .. }
-        | Call::DomctlDestroy { .. } => caller.control,
+        | Call::DomctlDestroy { .. }
+        | Call::DomctlRestart { .. } => caller.control,
         Call::Size(_)
         | Call::Read { .. }
         | Call::Unpause { .. }
@@ -257,6 +264,7 @@ mod tests {
             Call::DomctlPause { domid: 2 },
             Call::DomctlUnpause { domid: 2 },
             Call::DomctlDestroy { domid: 2 },
+            Call::DomctlRestart { domid: 2 },
         ] {
             assert!(allowed(&c, control), "{c:?}");
             for who in [boot, other, recovery] {

@@ -206,6 +206,18 @@ impl Launch {
         Vec::new()
     }
 
+    /// A stopped domain was restarted (after finalization, by a Control domain): it runs
+    /// again. False when it is not a stopped domain, or launch is not over.
+    pub fn restarted(&mut self, domid: u16) -> bool {
+        match self.index(domid) {
+            Some(i) if self.phase == Phase::Finalized && self.states[i] == State::Stopped => {
+                self.states[i] = State::Running;
+                true
+            }
+            _ => false,
+        }
+    }
+
     fn finalize(&mut self) -> Vec<Action> {
         let mut out = Vec::new();
         if let Some(b) = self.boot {
@@ -364,5 +376,18 @@ mod tests {
         ok.start();
         assert_eq!(ok.stopped(1, "SYSTEM_OFF", false), vec![]);
         assert!(ok.failures().is_empty());
+    }
+
+    #[test]
+    fn only_a_stopped_domain_restarts_and_only_after_launch() {
+        let mut l = Launch::new(vec![1, 2], None, None, None, vec![]);
+        assert!(!l.restarted(1), "not launched yet");
+        l.start();
+        assert_eq!(l.phase(), Phase::Finalized);
+        assert!(!l.restarted(1), "running");
+        l.stopped(1, "SYSTEM_OFF", false);
+        assert!(l.restarted(1));
+        assert_eq!(l.state(1), Some(State::Running));
+        assert!(!l.restarted(9));
     }
 }

@@ -172,6 +172,13 @@ pub fn domain_stopped(domid: u16) {
     }
 }
 
+/// A restarted domain's output and input come back.
+pub fn domain_restarted(domid: u16) {
+    if let Some(m) = MUX.lock().as_mut() {
+        m.add(domid);
+    }
+}
+
 /// An interrupt for the console: the hypervisor timer (quiet partial lines) or the
 /// physical UART's receiver (input for the console domain).
 pub fn on_irq(intid: u32) {

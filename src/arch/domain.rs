@@ -74,6 +74,11 @@ pub struct Domain {
     tables: Vec<u64>,
     /// The Boot Domain's `module,config`.
     pub config: Option<Range>,
+    /// What a restart rebuilds it from: its boot modules, the kernel bytes when they are
+    /// its module in place (not unpacked), and the ramdisk bytes.
+    modules: Vec<Range>,
+    kernel_src: Option<(u64, u64)>,
+    ramdisk_src: Option<(u64, u64)>,
     /// What its device tree says, to write it again (extended configuration before it
     /// first runs), and the room the layout left for it.
     dtb: Mutex<DtbSpec>,
@@ -109,6 +114,88 @@ struct DtbSpec {
     store: Option<crate::store::Role>,
 }
 
+impl Domain {
+    /// Builds the domain again from its boot modules, in the memory and tables it has,
+    /// and starts it: it must be stopped (not reclaimed) or paused by Control, with none of
+    /// its vCPUs on a CPU, and its modules still present.
+    pub fn restart(&self) -> Result<(), &'static str> {
+        let was_stopped = self.stopping.load(Ordering::Acquire);
+        if self.reclaim.load(Ordering::Acquire) {
+            return Err("it was destroyed and its memory reclaimed");
+        }
+        if !was_stopped && !self.ctl_paused.load(Ordering::Acquire) {
+            return Err("only a stopped or paused domain restarts");
+        }
+        if self.active.load(Ordering::Acquire) != 0 {
+            return Err("its vCPUs are still leaving their CPUs; try again");
+        }
+        let Some((kpa, klen)) = self.kernel_src else {
+            return Err("its kernel was unpacked at build and is gone");
+        };
+        let present = |m: &Range| {
+            BOOT_MODULES.lock().iter().chain(KEPT_MODULES.lock().iter()).any(|k| k.contains_range(m))
+        };
+        if !self.modules.iter().all(present) {
+            return Err("its boot modules were freed at finalization");
+        }
+        let di = DOMAINS
+            .get()
+            .and_then(|d| d.iter().position(|d| core::ptr::eq(d, self)))
+            .ok_or("no such domain")?;
+        // Memory: as at build time (scrubbed but for what the images overwrite; copied
+        // kernel pages restored from the module).
+        let ram = Ram { chunks: self.ram.clone(), owned: self.ram_owned };
+        let shared = self.cow.as_ref().map_or(0, |c| c.ipa.size());
+        let (kernel, dtb_at) = self.entry;
+        let ramdisk_at = self.dtb.lock().ramdisk;
+        let mut written = alloc::vec![(kernel, shared), (kernel + shared, klen - shared)];
+        if let (Some((_, rlen)), Some((at, _))) = (self.ramdisk_src, ramdisk_at) {
+            written.push((at, rlen));
+        }
+        ram.scrub_except(&written);
+        // SAFETY: the kernel and ramdisk modules are reserved (checked above); identity mapped.
+        let (kbytes, rbytes) = unsafe {
+            (
+                core::slice::from_raw_parts((kpa + shared) as *const u8, (klen - shared) as usize),
+                self.ramdisk_src.map(|(p, l)| core::slice::from_raw_parts(p as *const u8, l as usize)),
+            )
+        };
+        ram.write(kernel + shared, kbytes);
+        if let (Some(r), Some((at, _))) = (rbytes, ramdisk_at) {
+            ram.write(at, r);
+        }
+        if let Some(c) = &self.cow {
+            c.restore_private(self);
+        }
+        // An empty change: the device tree is written again as it was.
+        self.rewrite_dtb(|_| {})?;
+        // Devices and vCPUs as new.
+        *self.vgic.lock() = crate::vgic::VGic::new(self.vcpus.len(), 32);
+        *self.uart.lock() = Pl011::new();
+        self.input.lock().clear();
+        for v in &self.vcpus {
+            *v.power.lock() = Power::Off;
+            *v.saved.lock() = None;
+            v.blocked.store(false, Ordering::Release);
+        }
+        self.ctl_paused.store(false, Ordering::Release);
+        if was_stopped {
+            if let Some(l) = LAUNCH.lock().as_mut() {
+                l.restarted(self.id);
+            }
+            LIVE.fetch_add(1, Ordering::AcqRel);
+            self.stopping.store(false, Ordering::Release);
+            super::console::domain_restarted(self.id);
+        }
+        for (vi, v) in self.vcpus.iter().enumerate() {
+            RUNQ[v.pcpu()].lock().add((di << 16) | vi);
+        }
+        *self.vcpus[0].power.lock() = Power::Pending { entry: kernel, context: dtb_at };
+        wake(self.vcpus[0].pcpu());
+        Ok(())
+    }
+}
+
 /// A domain's kernel pages mapped read-only from their boot module (shared by every domain
 /// that boots the same module), each copied into the domain's own RAM on its first write.
 pub struct Cow {
@@ -122,6 +209,26 @@ pub struct Cow {
     lock: Mutex<()>,
     /// Pages copied so far.
     pub copied: AtomicU64,
+}
+
+impl Cow {
+    /// For a restart: every page already copied gets the module's bytes again.
+    fn restore_private(&self, d: &Domain) {
+        let _g = self.lock.lock();
+        let mut page = self.ipa.start;
+        while page < self.ipa.end {
+            let table = self.tables[((page >> 21) - (self.ipa.start >> 21)) as usize];
+            let entry = table + ((page >> 12) & 511) * 8;
+            if let Some(own) = d.guest_to_host(page, 4096)
+                && super::stage2::read_entry(entry) & 0x0000_ffff_ffff_f000 == own
+            {
+                // SAFETY: the domain's own page (none of its vCPUs runs); the source is the
+                // reserved module's page.
+                unsafe { super::cache::copy(own, self.module_pa + (page - self.ipa.start), 4096) };
+            }
+            page += 4096;
+        }
+    }
 }
 
 impl Domain {
@@ -843,6 +950,9 @@ fn build(
         ram: ram.chunks,
         tables,
         config: cfg.config.as_ref().map(|m| m.range),
+        modules: cfg.kernel.iter().chain(cfg.ramdisk.iter()).map(|m| m.range).collect(),
+        kernel_src: kernel_is_module.then_some((kernel_mod.as_ptr() as u64, kernel_mod.len() as u64)),
+        ramdisk_src: ramdisk.map(|r| (r.as_ptr() as u64, r.len() as u64)),
         dtb: Mutex::new(DtbSpec {
             permissions: cfg.permissions.0,
             cpus: cfg.cpus,
@@ -905,6 +1015,8 @@ pub fn check_launch_timeout(now_us: u64) {
 
 /// Boot modules, given back at finalization.
 static BOOT_MODULES: Mutex<Vec<Range>> = Mutex::new(Vec::new());
+/// Boot modules kept after finalization (kernels whose pages domains share).
+static KEPT_MODULES: Mutex<Vec<Range>> = Mutex::new(Vec::new());
 
 /// The store connection of domain `domid`, from the plan and its ring pages.
 fn store_link(plan: Option<&crate::store::Plan>, rings: &[u64], domid: u16) -> Option<StoreLink> {
@@ -1057,6 +1169,7 @@ fn apply(actions: &[crate::launch::Action]) {
                     .unwrap_or_default();
                 let kept: u64 =
                     mods.iter().filter(|m| shared.iter().any(|s| s.overlaps(m))).map(|m| m.size()).sum();
+                KEPT_MODULES.lock().extend(mods.iter().filter(|m| shared.iter().any(|s| s.overlaps(m))));
                 mods.retain(|m| !shared.iter().any(|s| s.overlaps(m)));
                 if kept > 0 {
                     info!(
@@ -1512,6 +1625,22 @@ pub fn hypercall(dom: &Domain, call: crate::hypercall::Call) -> [u64; 4] {
                 }
             }
             ret(hc::SUCCESS)
+        }
+        Call::DomctlRestart { domid } => {
+            let Some(d) = by_id(domid).filter(|d| d.id != dom.id) else {
+                dom.notice(format_args!("restart of DOM{domid} refused: no such other domain"));
+                return ret(hc::INVALID);
+            };
+            match d.restart() {
+                Ok(()) => {
+                    info!("DOM{domid}: restarted by DOM{}", dom.id);
+                    ret(hc::SUCCESS)
+                }
+                Err(e) => {
+                    dom.notice(format_args!("restart of DOM{domid} refused: {e}"));
+                    ret(hc::INVALID)
+                }
+            }
         }
         Call::StoreNotify { domid } => {
             let target = STORE_PLAN.get().and_then(|p| p.as_ref()).and_then(|p| p.doorbell(dom.id, domid));

@@ -518,7 +518,12 @@ t_control() {
         'INFO  launch: DOM2 reclaimed: memory scrubbed, 16[0-9]{3} KiB returned' '^DOM1: ctl: query DOM2: state 3,' \
         'NOTICE: DOM1: pause of DOM2 refused: its state is reclaimed' \
         'NOTICE: DOM1: destroy of itself refused' 'NOTICE: DOM1: query of DOM99 refused: no such domain' \
-        'INFO  all domains have stopped'
+        '^DOM1: ctl: query DOM3: state 2,' 'INFO  DOM3: restarted by DOM1' '^DOM1: ctl: restart DOM3 -> 0$' \
+        '^DOM3: hello from user' '^DOM3: ctl: destroy DOM2 -> -3$' 'INFO  DOM3: stopped \(SYSTEM_OFF\)' \
+        'NOTICE: DOM1: restart of DOM2 refused: it was destroyed and its memory reclaimed' \
+        '^DOM1: ctl: restart DOM2 -> -2$' 'INFO  all domains have stopped'
+    # DOM3 ran twice: before and after its restart.
+    if [ -z "$why" ] && [ "$(grep -c '^DOM3: hello from user' "$log")" -ne 2 ]; then why="DOM3 did not run twice"; fi
     # While paused DOM2 printed nothing: one gap between its ticks (200 ms apart) spans the
     # second it was paused; none after it was destroyed.
     local gap

@@ -17,8 +17,8 @@
 //!   hl.tick=MS:N      print N numbered lines MS apart, with the time since the first
 //!   hl.store          store client: send a line on its ring, ring the store, print the reply
 //!   hl.store-server   the store: answer each client's line on its ring
-//!   hl.ctl=OPS        domain management: "l" list, "qD"/"pD"/"uD"/"dD" query, pause,
-//!                     unpause, destroy DOMD, "wMS" wait (comma-separated)
+//!   hl.ctl=OPS        domain management: "l" list, "qD"/"pD"/"uD"/"dD"/"rD" query, pause,
+//!                     unpause, destroy, restart DOMD, "wMS" wait (comma-separated)
 //!   hl.recovery       list the domains whose launch failed
 //!   hl.off            PSCI SYSTEM_OFF at the end (else it idles in WFI)
 #![no_std]
@@ -315,9 +315,11 @@ const HL_DOMCTL_QUERY: u64 = 0xc600_000a;
 const HL_DOMCTL_PAUSE: u64 = 0xc600_000b;
 const HL_DOMCTL_UNPAUSE: u64 = 0xc600_000c;
 const HL_DOMCTL_DESTROY: u64 = 0xc600_000d;
+const HL_DOMCTL_RESTART: u64 = 0xc600_000f;
 
 /// Domain management (a Control domain, or a domain showing it may not): comma-separated
-/// operations "qD" query, "pD" pause, "uD" unpause, "dD" destroy DOMD, "l" list, "wMS" wait.
+/// operations "qD" query, "pD" pause, "uD" unpause, "dD" destroy, "rD" restart DOMD, "l" list,
+/// "wMS" wait.
 fn control(ops: &str) {
     for op in ops.split(',') {
         let (kind, n) = op.split_at(op.len().min(1));
@@ -346,6 +348,7 @@ fn control(ops: &str) {
             "p" => println!("ctl: pause DOM{n} -> {}", hvc(HL_DOMCTL_PAUSE, n, 0, 0)),
             "u" => println!("ctl: unpause DOM{n} -> {}", hvc(HL_DOMCTL_UNPAUSE, n, 0, 0)),
             "d" => println!("ctl: destroy DOM{n} -> {}", hvc(HL_DOMCTL_DESTROY, n, 0, 0)),
+            "r" => println!("ctl: restart DOM{n} -> {}", hvc(HL_DOMCTL_RESTART, n, 0, 0)),
             "l" => {
                 let mut i = 0u64;
                 loop {
