@@ -67,6 +67,8 @@ pub struct Domain {
     pub functions: u32,
     /// Paused by a Control domain: its vCPUs leave their CPUs at their next exit.
     pub ctl_paused: AtomicBool,
+    /// It asked for PSCI SYSTEM_RESET: it restarts once its vCPUs are off their CPUs.
+    pub reset_pending: AtomicBool,
     /// Its RAM (host address, size, guest address) and whether it came from the frame
     /// allocator; its stage-2 table pages.
     ram: Vec<(u64, u64, u64)>,
@@ -946,6 +948,7 @@ fn build(
         permissions: cfg.permissions.0,
         functions: cfg.functions.0,
         ctl_paused: AtomicBool::new(false),
+        reset_pending: AtomicBool::new(false),
         ram_owned: ram.owned,
         ram: ram.chunks,
         tables,
@@ -1292,7 +1295,7 @@ pub fn stop(dom: &Domain, why: &str) -> vcpu::End {
             }
         }
         apply(&actions);
-        if LIVE.fetch_sub(1, Ordering::AcqRel) == 1 {
+        if LIVE.fetch_sub(1, Ordering::AcqRel) == 1 && !dom.reset_pending.load(Ordering::Acquire) {
             info!("all domains have stopped");
             super::start::halt("all domains have stopped");
         }
@@ -1316,9 +1319,17 @@ pub fn schedule() -> ! {
             q.slots().iter().copied().filter(|&s| doms[s >> 16].stopping.load(Ordering::Acquire)).collect()
         };
         for s in gone {
-            RUNQ[me].lock().remove(s);
+            {
+                // Checked again under the queue's lock: a restart may have begun meanwhile.
+                let mut q = RUNQ[me].lock();
+                if !doms[s >> 16].stopping.load(Ordering::Acquire) {
+                    continue;
+                }
+                q.remove(s);
+            }
             *doms[s >> 16].vcpus[s & 0xffff].saved.lock() = None;
             try_reclaim(&doms[s >> 16]);
+            restart_if_reset(&doms[s >> 16]);
         }
         let now = timer::ticks();
         let pick = RUNQ[me].lock().pick(|s| due(&doms[s >> 16], s & 0xffff, now));
@@ -1352,6 +1363,27 @@ pub fn schedule() -> ! {
             vcpu::End::DomainStopped => {
                 RUNQ[me].lock().remove(slot);
                 try_reclaim(dom);
+                restart_if_reset(dom);
+            }
+        }
+    }
+}
+
+/// A domain that asked for SYSTEM_RESET restarts once the last of its vCPUs is off its CPU.
+fn restart_if_reset(dom: &Domain) {
+    if !dom.reset_pending.load(Ordering::Acquire) || dom.active.load(Ordering::Acquire) != 0 {
+        return;
+    }
+    if !dom.reset_pending.swap(false, Ordering::AcqRel) {
+        return;
+    }
+    match dom.restart() {
+        Ok(()) => info!("DOM{}: restarted (SYSTEM_RESET)", dom.id),
+        Err(e) => {
+            warn!("DOM{}: not restarted after SYSTEM_RESET: {e}", dom.id);
+            if LIVE.load(Ordering::Acquire) == 0 {
+                info!("all domains have stopped");
+                super::start::halt("all domains have stopped");
             }
         }
     }

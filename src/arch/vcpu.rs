@@ -508,10 +508,8 @@ fn call(dom: &Domain, index: usize, regs: &mut GuestRegs) -> Next {
             return Next::Stop(domain::stop(dom, "SYSTEM_OFF"));
         }
         Call::SystemReset => {
-            info!(
-                "DOM{}: PSCI SYSTEM_RESET from vCPU {index}: restarting a domain is not supported yet; stopped",
-                dom.id
-            );
+            info!("DOM{}: PSCI SYSTEM_RESET from vCPU {index}: restarting it", dom.id);
+            dom.reset_pending.store(true, Ordering::Release);
             return Next::Stop(domain::stop(dom, "SYSTEM_RESET"));
         }
         Call::Unknown(fid) => {

@@ -538,6 +538,22 @@ t_control() {
     done_test
 }
 
+t_reset() {
+    # PSCI SYSTEM_RESET restarts only that domain, from its boot modules (the test guest's,
+    # kept since its pages are shared); the others run on.
+    sed 's/bootargs = "hl.name=hello hl.smccc hl.off";/bootargs = "hl.name=hello hl.reset-at=500 hl.smccc hl.off";/' \
+        tests/lcm/guests/demo.dts >"$work/reset.dts"
+    boot reset --module 0x49000000=$TESTGUEST "$work/reset.dts"
+    expect_exit 0
+    expect '^DOM1: hello: SYSTEM_RESET at 500 ms$' 'INFO  DOM1: PSCI SYSTEM_RESET from vCPU 0: restarting it' \
+        'INFO  DOM1: stopped \(SYSTEM_RESET\)' 'INFO  DOM1: restarted \(SYSTEM_RESET\)' '^DOM1: hello from hello' \
+        '^DOM1: hello: up again after the reset' '^DOM1: smccc: PSCI_VERSION 1\.1$' 'INFO  DOM1: stopped \(SYSTEM_OFF\)'
+    expect '^DOM2: smp: 1 secondary vCPU\(s\) ran and stopped$' 'INFO  all domains have stopped'
+    if [ -z "$why" ] && [ "$(grep -c '^DOM1: hello from hello' "$log")" -ne 2 ]; then why="DOM1 did not run twice"; fi
+    refuse 'STILL RUNNING|FATAL|PANIC|ERROR'
+    done_test
+}
+
 t_store() {
     # Store connections: each client sends a line on its ring and rings the store; the store
     # reads it (its doorbell interrupt pending at its virtual GIC), answers and rings back.
@@ -723,7 +739,7 @@ tests=(t_image_header t_virt_gicv3 t_virt_gicv2_a53 t_virt_max_2cpu t_virt_uboot
     t_reserved_memory
     t_debug_level t_fatal_no_boot_cpu t_fatal_bad_reserved_memory
     t_fatal_el2_abort t_fatal_panic t_lcm_hyperlaunch t_lcm_dom0less t_lcm_classic t_lcm_invalid
-    t_lcm_module_over_image t_domains t_gzip_affinity_corrupt t_static_mem t_console t_zcu102_console t_control t_store t_boot_domain t_boot_domain_recovery
+    t_lcm_module_over_image t_domains t_gzip_affinity_corrupt t_static_mem t_console t_zcu102_console t_control t_reset t_store t_boot_domain t_boot_domain_recovery
     t_boot_domain_timeout t_examples t_linux_lcm t_linux_one_cpu t_linux_dom0less t_linux_recovery)
 for t in "${tests[@]}"; do
     if [ -z "$only" ] || [[ "$t" == *"$only"* ]]; then

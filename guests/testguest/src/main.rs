@@ -20,6 +20,7 @@
 //!   hl.ctl=OPS        domain management: "l" list, "qD"/"pD"/"uD"/"dD"/"rD" query, pause,
 //!                     unpause, destroy, restart DOMD, "wMS" wait (comma-separated)
 //!   hl.recovery       list the domains whose launch failed
+//!   hl.reset-at=MS    PSCI SYSTEM_RESET once, when the virtual counter reaches MS ms
 //!   hl.off            PSCI SYSTEM_OFF at the end (else it idles in WFI)
 #![no_std]
 #![no_main]
@@ -604,6 +605,18 @@ extern "C" fn guest_main(dtb: u64) -> ! {
             for i in 0..n {
                 wait_ms(ms);
                 println!("{name}: tick {i} at {} ms", (counter() - start) * 1000 / freq);
+            }
+        } else if let Some(ms) = arg.strip_prefix("hl.reset-at=").and_then(parse_u64) {
+            // Once: PSCI SYSTEM_RESET when the domain's virtual counter reaches MS ms; after
+            // the restart the counter is past it and the guest goes on.
+            let now = counter() * 1000 / frequency();
+            if now < ms {
+                wait_ms(ms - now);
+                println!("{name}: SYSTEM_RESET at {ms} ms");
+                hvc(0x8400_0009, 0, 0, 0);
+                println!("{name}: STILL RUNNING after SYSTEM_RESET");
+            } else {
+                println!("{name}: up again after the reset ({now} ms)");
             }
         } else if let Some(ops) = arg.strip_prefix("hl.ctl=") {
             control(ops);
