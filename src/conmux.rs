@@ -54,21 +54,17 @@ pub struct Mux {
     ctrl_a: u8,
 }
 
+impl Out {
+    fn new(domid: u16) -> Out {
+        Out { domid, line: LineBuffer::new(), last_us: 0, window_start: 0, window_bytes: 0, dropped: 0 }
+    }
+}
+
 impl Mux {
     /// `domids`: the domains with a virtual UART, in configuration order; `console`: the
     /// one that gets input first.
     pub fn new(domids: &[u16], console: Option<u16>, switching: bool) -> Mux {
-        let outs: Vec<Out> = domids
-            .iter()
-            .map(|&domid| Out {
-                domid,
-                line: LineBuffer::new(),
-                last_us: 0,
-                window_start: 0,
-                window_bytes: 0,
-                dropped: 0,
-            })
-            .collect();
+        let outs: Vec<Out> = domids.iter().map(|&domid| Out::new(domid)).collect();
         let target = console.and_then(|c| outs.iter().position(|o| o.domid == c));
         Mux { outs, target, switching, ctrl_a: 0 }
     }
@@ -150,14 +146,7 @@ impl Mux {
         if self.outs.iter().any(|o| o.domid == domid) {
             return;
         }
-        self.outs.push(Out {
-            domid,
-            line: LineBuffer::new(),
-            last_us: 0,
-            window_start: 0,
-            window_bytes: 0,
-            dropped: 0,
-        });
+        self.outs.push(Out::new(domid));
         if self.target.is_none() {
             self.target = Some(self.outs.len() - 1);
         }

@@ -1409,6 +1409,17 @@ fn due(dom: &Domain, vi: usize, now: u64) -> bool {
     }
 }
 
+/// The domain `domid`, if it is still paused by the launch (extended configuration applies
+/// only then); otherwise a NOTICE for `caller` about `what`.
+fn paused_target(caller: &Domain, domid: u16, what: fmt::Arguments<'_>) -> Option<&'static Domain> {
+    let paused = LAUNCH.lock().as_ref().and_then(|l| l.state(domid)) == Some(crate::launch::State::Paused);
+    let target = by_id(domid).filter(|_| paused);
+    if target.is_none() {
+        caller.notice(format_args!("{what} refused: no such paused domain"));
+    }
+    target
+}
+
 /// A domain's state as the hypercalls report it.
 fn domain_state(d: &Domain) -> u64 {
     use crate::hypercall as hc;
@@ -1523,10 +1534,7 @@ pub fn hypercall(dom: &Domain, call: crate::hypercall::Call) -> [u64; 4] {
             }
         }
         Call::SetBootargs { domid, src, len } => {
-            let paused =
-                LAUNCH.lock().as_ref().and_then(|l| l.state(domid)) == Some(crate::launch::State::Paused);
-            let (Some(target), true) = (by_id(domid), paused) else {
-                dom.notice(format_args!("bootargs for DOM{domid} refused: no such paused domain"));
+            let Some(target) = paused_target(dom, domid, format_args!("bootargs for DOM{domid}")) else {
                 return ret(hc::INVALID);
             };
             if len > hc::MAX_BOOTARGS {
@@ -1551,10 +1559,7 @@ pub fn hypercall(dom: &Domain, call: crate::hypercall::Call) -> [u64; 4] {
             }
         }
         Call::SetAffinity { domid, vcpu, cpu } => {
-            let paused =
-                LAUNCH.lock().as_ref().and_then(|l| l.state(domid)) == Some(crate::launch::State::Paused);
-            let (Some(target), true) = (by_id(domid), paused) else {
-                dom.notice(format_args!("affinity for DOM{domid} refused: no such paused domain"));
+            let Some(target) = paused_target(dom, domid, format_args!("affinity for DOM{domid}")) else {
                 return ret(hc::INVALID);
             };
             match target.set_affinity(vcpu as usize, cpu as usize) {
@@ -1569,12 +1574,8 @@ pub fn hypercall(dom: &Domain, call: crate::hypercall::Call) -> [u64; 4] {
             }
         }
         Call::SetDtProperty { domid, src, len } => {
-            let paused =
-                LAUNCH.lock().as_ref().and_then(|l| l.state(domid)) == Some(crate::launch::State::Paused);
-            let (Some(target), true) = (by_id(domid), paused) else {
-                dom.notice(format_args!(
-                    "device tree property for DOM{domid} refused: no such paused domain"
-                ));
+            let Some(target) = paused_target(dom, domid, format_args!("device tree property for DOM{domid}"))
+            else {
                 return ret(hc::INVALID);
             };
             if len > hc::MAX_DT_PROPERTY {
