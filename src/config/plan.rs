@@ -92,6 +92,16 @@ impl Plan {
         if !cfg.console_switch {
             out.push(String::from("console switching (Ctrl-A x3): disabled"));
         }
+        let ids: Vec<(u16, u32)> = cfg.domains.iter().map(|d| (d.domid, d.functions.0)).collect();
+        if let Some(p) = crate::store::Plan::new(&ids) {
+            out.push(format!(
+                "store: domain {} serves {:?} (a ring page and doorbells each)",
+                p.server, p.clients
+            ));
+            if !p.unserved.is_empty() {
+                out.push(format!("store: no slot left for {:?}", p.unserved));
+            }
+        }
         out
     }
 }

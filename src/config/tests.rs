@@ -325,6 +325,14 @@ fn shared_module_and_plan() {
     assert!(lines.iter().any(|l| l.contains("kernel      0x49000000 size 0x2000000 shared")), "{lines:?}");
     assert!(lines.contains(&"console: domain 1 (first with a virtual UART)".to_string()));
     assert!(lines.contains(&"boot domain: none (straight to launch finalization)".to_string()));
+    assert!(!lines.iter().any(|l| l.starts_with("store:")), "no Xenstore domain, no store line");
+    let cfg =
+        parse(&host(lcm(vec![dom(1), dom(2).p("functions", V::U32(Functions::XENSTORE)), dom(3)]))).unwrap();
+    let lines = Plan::lines(&cfg);
+    assert!(
+        lines.contains(&"store: domain 2 serves [1, 3] (a ring page and doorbells each)".to_string()),
+        "{lines:?}"
+    );
 }
 
 // One test per validation error.
