@@ -11,7 +11,7 @@ use crate::guest;
 
 type Result<T> = core::result::Result<T, Error>;
 
-const GIC_PHANDLE: u32 = 1;
+pub const GIC_PHANDLE: u32 = 1;
 /// GIC_PPI flags for the timer: level, active-low, on every CPU.
 const PPI_FLAGS: u32 = 0xf08;
 
@@ -35,6 +35,8 @@ pub struct GuestDtb<'a> {
     pub additions: &'a [DtAddition],
     /// Its store connection(s), if a domain has the Xenstore function.
     pub store: Option<&'a crate::store::Role>,
+    /// Host device nodes it is given (hardware domain), copied as they are.
+    pub devices: &'a [crate::devices::CopiedNode],
 }
 
 /// A property a Boot Domain adds to a paused domain's device tree (extended
@@ -132,6 +134,13 @@ impl GuestDtb<'_> {
         }
         self.hypervisor(&mut w)?;
         self.added_nodes(&mut w)?;
+        for d in self.devices {
+            let n = w.begin_node(&d.name)?;
+            for (name, value) in &d.props {
+                w.property(name, value)?;
+            }
+            w.end_node(n)?;
+        }
         w.end_node(root)?;
         w.finish()
     }
@@ -299,6 +308,7 @@ mod tests {
             failures: &[],
             additions: &[],
             store: None,
+            devices: &[],
         }
         .build()
         .unwrap()
@@ -353,6 +363,7 @@ mod tests {
             failures: &[],
             additions: &[],
             store: None,
+            devices: &[],
         };
         let blob = g.build().unwrap();
         let fdt = Fdt::new(&blob).unwrap();
@@ -388,6 +399,7 @@ mod tests {
                 failures: &[],
                 additions: &[],
                 store: role,
+                devices: &[],
             }
             .build()
             .unwrap()
@@ -468,6 +480,7 @@ mod tests {
             failures: &[],
             additions: &additions,
             store: None,
+            devices: &[],
         };
         let blob = g.build().unwrap();
         let fdt = Fdt::new(&blob).unwrap();

@@ -9,6 +9,7 @@ extern crate alloc;
 
 pub mod config;
 pub mod conmux;
+pub mod devices;
 pub mod fdt;
 pub mod frames;
 pub mod guest;

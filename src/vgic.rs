@@ -62,6 +62,10 @@ struct Irq {
     lr_latched: bool,
     /// A physical interrupt linked to it (the guest's deactivation reaches it).
     hw: Option<u32>,
+    /// A physical SPI forwarded by the hypervisor (masked while the guest handles it):
+    /// its list register asks for a maintenance interrupt at EOI, and `sync` reports its
+    /// deactivation.
+    forwarded: bool,
 }
 
 impl Irq {
@@ -80,6 +84,8 @@ pub struct Lr {
     pub group1: bool,
     /// Physical INTID deactivated with it.
     pub hw: Option<u32>,
+    /// Maintenance interrupt when the guest deactivates it (software-forwarded).
+    pub eoi: bool,
 }
 
 impl Lr {
@@ -93,6 +99,8 @@ impl Lr {
         }
         if let Some(p) = self.hw {
             v |= (1 << 61) | (u64::from(p & 0x1fff) << 32);
+        } else if self.eoi {
+            v |= 1 << 41;
         }
         v
     }
@@ -107,6 +115,7 @@ impl Lr {
             priority: (v >> 48) as u8,
             group1: v & (1 << 60) != 0,
             hw: (v & (1 << 61) != 0).then_some(((v >> 32) & 0x1fff) as u32),
+            eoi: v & (1 << 61) == 0 && v & (1 << 41) != 0,
         })
     }
 
@@ -120,6 +129,8 @@ impl Lr {
         }
         if let Some(p) = self.hw {
             v |= (1 << 31) | ((p & 0x3ff) << 10);
+        } else if self.eoi {
+            v |= 1 << 19;
         }
         v
     }
@@ -134,6 +145,7 @@ impl Lr {
             priority: (((v >> 23) & 0x1f) << 3) as u8,
             group1: v & (1 << 30) != 0,
             hw: (v & (1 << 31) != 0).then_some((v >> 10) & 0x3ff),
+            eoi: v & (1 << 31) == 0 && v & (1 << 19) != 0,
         })
     }
 }
@@ -317,6 +329,15 @@ impl VGic {
         }
     }
 
+    /// Marks SPI `intid` as a forwarded physical interrupt (level, driven by the owner's
+    /// device; see [`VGic::sync`]).
+    pub fn forward(&mut self, intid: u32) {
+        if let Some(irq) = self.irq_mut(0, intid).filter(|_| intid >= PRIVATE) {
+            irq.forwarded = true;
+            irq.edge = false;
+        }
+    }
+
     /// Links virtual `intid` to physical `pintid`.
     pub fn link_hw(&mut self, vcpu: usize, intid: u32, pintid: u32) {
         if let Some(irq) = self.irq_mut(vcpu, intid) {
@@ -369,8 +390,15 @@ impl VGic {
             // vCPU it is routed to now.
             let mine = intid < PRIVATE || irq.target == me;
             let pending = mine && irq.enabled && (irq.pending_now() && (grp1_on || intid < PRIVATE));
-            out.lrs[out.count] =
-                Lr { intid, pending, active: irq.active, priority: irq.priority, group1: true, hw: irq.hw };
+            out.lrs[out.count] = Lr {
+                intid,
+                pending,
+                active: irq.active,
+                priority: irq.priority,
+                group1: true,
+                hw: irq.hw,
+                eoi: irq.forwarded,
+            };
             out.count += 1;
             if pending {
                 irq.lr_latched = irq.pending;
@@ -383,8 +411,10 @@ impl VGic {
 
     /// Folds back what `vcpu`'s list registers say after it ran: `lrs` are the decoded
     /// contents of the registers [`VGic::flush`] filled, in order (`None` where the guest
-    /// finished with one).
-    pub fn sync(&mut self, vcpu: usize, flushed: &Flush, now: &[Option<Lr>]) {
+    /// finished with one). Returns the forwarded interrupts the guest has finished with
+    /// (their line is dropped here; the caller unmasks the physical one).
+    pub fn sync(&mut self, vcpu: usize, flushed: &Flush, now: &[Option<Lr>]) -> Vec<u32> {
+        let mut done = Vec::new();
         for (k, before) in flushed.lrs().iter().enumerate() {
             let after = now.get(k).copied().flatten();
             let Some(irq) = self.irq_mut(vcpu, before.intid) else { continue };
@@ -402,7 +432,12 @@ impl VGic {
             // Active on this vCPU: it stays this vCPU's until deactivated, wherever it
             // is routed meanwhile.
             irq.in_lr = irq.active.then_some(vcpu as u16);
+            if irq.forwarded && before.eoi && !irq.active && !after.is_some_and(|l| l.pending) {
+                irq.level = false;
+                done.push(before.intid);
+            }
         }
+        done
     }
 
     /// The guest wrote ICC_SGI1R_EL1 on vCPU `vcpu`. Returns the vCPUs to wake.
@@ -948,12 +983,57 @@ mod tests {
     }
 
     #[test]
+    fn forwarded_interrupts_are_reported_when_the_guest_is_done() {
+        let mut g = VGic::new(1, 64);
+        write(&mut g, 0, CTLR_GRP1A);
+        write(&mut g, 0x104, 1 << 2); // SPI 34 (the RTC on QEMU virt)
+        g.forward(34);
+        assert_eq!(g.set_level(0, 34, true), 1);
+        let f = g.flush(0, 4);
+        assert_eq!(f.count, 1);
+        assert!(f.lrs[0].eoi && f.lrs[0].pending);
+        assert_eq!(f.lrs[0].to_v3() & (1 << 41), 1 << 41);
+        // Acknowledged (active): not done yet.
+        let mut now = lr_state(&f);
+        now[0] = Some(Lr { pending: false, active: true, ..f.lrs[0] });
+        assert!(g.sync(0, &f, &now).is_empty());
+        // Deactivated: done, and its line is low until the device raises it again.
+        let f = g.flush(0, 4);
+        assert!(f.lrs[0].active);
+        assert_eq!(g.sync(0, &f, &[None]), [34]);
+        assert!(!g.has_pending(0));
+        assert_eq!(g.flush(0, 4).count, 0);
+        // An ordinary interrupt is never reported.
+        write(&mut g, 0x104, 1 << 3);
+        g.raise(0, 35);
+        let f = g.flush(0, 4);
+        assert!(!f.lrs[0].eoi);
+        assert!(g.sync(0, &f, &[None]).is_empty());
+    }
+
+    #[test]
     fn list_register_encodings_round_trip() {
-        let lr = Lr { intid: 27, pending: true, active: true, priority: 0xa0, group1: true, hw: Some(27) };
+        let lr = Lr {
+            intid: 27,
+            pending: true,
+            active: true,
+            priority: 0xa0,
+            group1: true,
+            hw: Some(27),
+            eoi: false,
+        };
         assert_eq!(Lr::from_v3(lr.to_v3()), Some(lr));
         assert_eq!(lr.to_v3() >> 62, 3);
         assert_eq!(Lr::from_v2(lr.to_v2()), Some(lr));
-        let sw = Lr { intid: 1000, pending: true, active: false, priority: 0x18, group1: false, hw: None };
+        let sw = Lr {
+            intid: 1000,
+            pending: true,
+            active: false,
+            priority: 0x18,
+            group1: false,
+            hw: None,
+            eoi: true,
+        };
         assert_eq!(Lr::from_v3(sw.to_v3()), Some(sw));
         assert_eq!(Lr::from_v2(sw.to_v2()).map(|l| l.intid), Some(1000));
         assert_eq!(Lr::from_v3(0), None);

@@ -93,6 +93,8 @@ pub struct Domain {
     pub exits: ExitCounts,
     /// Its kernel pages shared with the boot module, copied on first write.
     pub cow: Option<Cow>,
+    /// Physical SPIs of its devices, forwarded to it.
+    pub forwarded: Vec<u32>,
     /// All its vCPUs run on one CPU: its TLB invalidations trap and are done locally
     /// instead of being broadcast to every CPU.
     pub local_tlb: AtomicBool,
@@ -114,6 +116,7 @@ struct DtbSpec {
     failures: Vec<(u16, String)>,
     additions: Vec<crate::guest_dtb::DtAddition>,
     store: Option<crate::store::Role>,
+    devices: Vec<crate::devices::CopiedNode>,
 }
 
 impl Domain {
@@ -392,6 +395,7 @@ impl Domain {
             failures: &new.failures,
             additions: &new.additions,
             store: new.store.as_ref(),
+            devices: &new.devices,
         }
         .build()
         .map_err(|_| "the device tree could not be written")?;
@@ -691,6 +695,8 @@ struct HostGuestFacts {
     gic_version: u32,
     /// Physical address bits (stage-2 output size).
     pa_bits: u32,
+    /// The hypervisor's console UART (kept from the hardware domain).
+    console: Option<u64>,
 }
 
 /// A domain's store connection(s): its role, and the ring pages to map (guest address,
@@ -746,7 +752,7 @@ fn build(
     // The kernel's bytes, and whether they are its boot module in place (not unpacked).
     (kernel_mod, kernel_is_module): (&[u8], bool),
     pcpus: Vec<usize>,
-    HostGuestFacts { gic_version, pa_bits }: HostGuestFacts,
+    HostGuestFacts { gic_version, pa_bits, console }: HostGuestFacts,
     link: Option<StoreLink>,
 ) -> Result<Domain, BuildError> {
     // The module may be padded past the image: the header's image_size bounds the file.
@@ -774,6 +780,15 @@ fn build(
             "direct-mapped RAM below 0x2401e000 (over the emulated GIC, UART and store windows)",
         ));
     }
+    // The hardware domain: every host device the hypervisor does not keep, at its host
+    // address, its SPIs forwarded (not over the domain's RAM or emulated devices).
+    let hw = if cfg.permissions.has(crate::config::Permissions::HARDWARE) {
+        hardware_devices(cfg, &banks, console, link.as_ref().map(|l| &l.role))
+    } else {
+        crate::devices::HostDevices::default()
+    };
+    let hw_nodes: Vec<crate::devices::CopiedNode> =
+        hw.devices.iter().map(|d| d.node.clone()).chain(hw.providers.iter().cloned()).collect();
     // Kernel, device tree and ramdisk go into the first bank.
     let (first_base, first_size) = banks[0];
     let dtb_params = |layout: Option<&Layout>| GuestDtb {
@@ -789,6 +804,7 @@ fn build(
         failures: &[],
         additions: &[],
         store: link.as_ref().map(|l| &l.role),
+        devices: &hw_nodes,
     };
     // The device tree's size does not depend on where things go: size it first.
     let placed = dtb_params(None).build().map_err(|_| BuildError::Dtb).and_then(|probe| {
@@ -833,6 +849,13 @@ fn build(
         }
         for &(ipa, pa) in link.as_ref().map_or(&[][..], |l| &l.pages[..]) {
             pt.map(&mut store, ipa, pa, 4096, MemType::Normal, Perms::RW).map_err(BuildError::Map)?;
+        }
+        for r in hw.devices.iter().flat_map(|d| d.mmio.iter()) {
+            // Devices can share a page range with another of the same domain: map once.
+            if pt.translate(&mut store, r.start).is_none() {
+                pt.map(&mut store, r.start, r.start, r.size(), MemType::Device, Perms::RW)
+                    .map_err(BuildError::Map)?;
+            }
         }
         let mut cow_tables = Vec::new();
         if shared_len > 0 {
@@ -939,7 +962,15 @@ fn build(
         vcpus,
         mmio,
         uart: Mutex::new(Pl011::new()),
-        vgic: Mutex::new(crate::vgic::VGic::new(cfg.cpus as usize, 32)),
+        vgic: Mutex::new({
+            let top = hw.devices.iter().flat_map(|d| d.spis.iter()).max().map_or(0, |&m| m + 1 - 32);
+            let mut g = crate::vgic::VGic::new(cfg.cpus as usize, top.max(32));
+            for &id in hw.devices.iter().flat_map(|d| d.spis.iter()) {
+                g.forward(id);
+            }
+            g
+        }),
+        forwarded: hw.devices.iter().flat_map(|d| d.spis.iter().copied()).collect(),
         input: Mutex::new(alloc::collections::VecDeque::new()),
         cntvoff: timer::ticks(),
         stopping: AtomicBool::new(false),
@@ -967,6 +998,7 @@ fn build(
             failures: Vec::new(),
             additions: Vec::new(),
             store: link.map(|l| l.role),
+            devices: hw_nodes,
         }),
         dtb_room: layout.ramdisk.map_or(first_base + first_size, |(a, _)| a) - layout.dtb,
         active: AtomicUsize::new(0),
@@ -1021,6 +1053,72 @@ static BOOT_MODULES: Mutex<Vec<Range>> = Mutex::new(Vec::new());
 /// Boot modules kept after finalization (kernels whose pages domains share).
 static KEPT_MODULES: Mutex<Vec<Range>> = Mutex::new(Vec::new());
 
+/// For each INTID: the index + 1 of the domain whose device raises it, or 0.
+static IRQ_OWNER: [AtomicUsize; 1024] = [const { AtomicUsize::new(0) }; 1024];
+
+/// A physical interrupt from a device a domain owns: masked at the GIC and raised (level)
+/// at the domain's virtual GIC; unmasked when the guest has handled it ([`forward_done`]).
+/// False when no domain owns it.
+pub fn forward_irq(intid: u32) -> bool {
+    let owner = IRQ_OWNER.get(intid as usize).map_or(0, |o| o.load(Ordering::Acquire));
+    let Some(d) = DOMAINS.get().and_then(|ds| ds.get(owner.wrapping_sub(1))) else { return false };
+    gic::set_spi_enabled(intid, false);
+    let kick = d.vgic.lock().set_level(0, intid, true);
+    d.kick(kick);
+    true
+}
+
+/// The guest handled forwarded interrupt `intid`: the device may raise it again.
+pub fn forward_done(intid: u32) {
+    gic::set_spi_enabled(intid, true);
+}
+
+/// The host devices a hardware domain gets, logged.
+fn hardware_devices(
+    cfg: &DomainConfig,
+    banks: &[(u64, u64)],
+    console: Option<u64>,
+    store: Option<&crate::store::Role>,
+) -> crate::devices::HostDevices {
+    let Some(blob) = HOST_DTB.get() else { return Default::default() };
+    let Ok(fdt) = crate::fdt::Fdt::new(blob) else { return Default::default() };
+    let mut avoid: Vec<Range> = banks.iter().map(|&(a, s)| Range { start: a, end: a + s }).collect();
+    let gicr_end = guest::GICR_BASE + crate::vgic::GICR_STRIDE * u64::from(cfg.cpus);
+    avoid.push(Range { start: guest::GICD_BASE & !0xffff, end: gicr_end });
+    avoid.push(Range { start: guest::VUART_BASE, end: guest::VUART_BASE + guest::VUART_SIZE });
+    avoid.push(Range { start: crate::store::CLIENT_RING, end: crate::store::WINDOW_END });
+    let mut h = crate::devices::discover(&fdt, crate::devices::gic_phandle(&fdt), console, &avoid);
+    // SPIs the hypervisor emulates for this domain cannot also be a device's.
+    let mut own: Vec<u32> = Vec::new();
+    if cfg.vuart {
+        own.push(crate::vgic::PRIVATE + guest::VUART_SPI);
+    }
+    match store {
+        Some(crate::store::Role::Client { .. }) => own.push(crate::vgic::PRIVATE + crate::store::CLIENT_SPI),
+        Some(crate::store::Role::Server { clients }) => own.extend(
+            (0..clients.len() as u32).map(|k| crate::vgic::PRIVATE + crate::store::SERVER_SPI_BASE + k),
+        ),
+        None => {}
+    }
+    let (keep, clash): (Vec<_>, Vec<_>) =
+        h.devices.into_iter().partition(|d| !d.spis.iter().any(|s| own.contains(s)));
+    h.devices = keep;
+    for d in clash {
+        h.skipped.push((d.path, "its SPI is one the domain's emulated devices use".into()));
+    }
+    info!(
+        "DOM{}: hardware: {} host device(s) given ({} SPIs forwarded), {} clock provider(s) copied",
+        cfg.domid,
+        h.devices.len(),
+        h.devices.iter().map(|d| d.spis.len()).sum::<usize>(),
+        h.providers.len()
+    );
+    for (path, why) in &h.skipped {
+        info!("DOM{}: hardware: {path} not given: {why}", cfg.domid);
+    }
+    h
+}
+
 /// The store connection of domain `domid`, from the plan and its ring pages.
 fn store_link(plan: Option<&crate::store::Plan>, rings: &[u64], domid: u16) -> Option<StoreLink> {
     let plan = plan?;
@@ -1049,6 +1147,7 @@ pub fn launch(
 ) -> usize {
     let (pa_bits, _) = super::el2::pa_bits();
     let mut cpu_load: Vec<u32> = alloc::vec![0; online_cpus];
+    HOST_DTB.call_once(|| host_dtb);
     // Store connections: a zeroed ring page per client, made before any domain is built
     // (both ends map it). They are never freed: the store domain maps them for good.
     let ids: Vec<(u16, u32)> = cfg.domains.iter().map(|d| (d.domid, d.functions.0)).collect();
@@ -1077,7 +1176,7 @@ pub fn launch(
     let mut failures = Vec::new();
     for (i, d) in cfg.domains.iter().enumerate() {
         let link = store_link(store_plan.as_ref(), &rings, d.domid);
-        let host = HostGuestFacts { gic_version, pa_bits };
+        let host = HostGuestFacts { gic_version, pa_bits, console: uart_desc.map(|u| u.base) };
         match prepare(d, (i + 1) as u16, &mut frames, &mut cpu_load, host, link) {
             Ok(dom) => built.push(dom),
             Err(e) => {
@@ -1118,6 +1217,13 @@ pub fn launch(
     for (di, d) in doms.iter().enumerate() {
         for (vi, v) in d.vcpus.iter().enumerate() {
             RUNQ[v.pcpu()].lock().add((di << 16) | vi);
+        }
+        // Device interrupts: delivered to the CPU of the owner's first vCPU.
+        for &id in &d.forwarded {
+            if let Some(o) = IRQ_OWNER.get(id as usize) {
+                o.store(di + 1, Ordering::Release);
+                gic::route_spi(id, d.vcpus[0].pcpu());
+            }
         }
     }
     // After publishing: input typed early is delivered as soon as the console starts.

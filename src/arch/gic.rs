@@ -195,6 +195,46 @@ pub fn enable_spi(intid: u32) {
 
 static GICD_V2: Mutex<Option<u64>> = Mutex::new(None);
 
+/// Routes a shared peripheral interrupt to CPU `cpu` and enables it (a device interrupt
+/// forwarded to the domain whose vCPU runs there).
+pub fn route_spi(intid: u32, cpu: usize) {
+    let id = IntId::spi(intid - 32);
+    let mpidr = super::boot::CPU_MPIDRS.get(cpu).map(|m| m.load(core::sync::atomic::Ordering::Relaxed));
+    match GIC.lock().as_mut() {
+        Some(PhysGic::V3(g)) => {
+            let _ = g.distributor().set_routing(id, mpidr);
+            let _ = g.set_interrupt_priority(id, None, 0x80);
+            let _ = g.enable_interrupt(id, None, true);
+        }
+        Some(PhysGic::V2(g)) => {
+            g.set_interrupt_priority(id, 0x80);
+            if let Some(base) = *GICD_V2.lock() {
+                // SAFETY: GICD_ITARGETSR<n> byte of this SPI in the distributor the driver
+                // owns (mapped as device memory); one CPU interface as its target.
+                unsafe {
+                    core::ptr::write_volatile((base + 0x800 + u64::from(intid)) as *mut u8, 1 << (cpu & 7))
+                };
+            }
+            let _ = g.enable_interrupt(id, true);
+        }
+        None => {}
+    }
+}
+
+/// Masks or unmasks a shared peripheral interrupt at the distributor.
+pub fn set_spi_enabled(intid: u32, enabled: bool) {
+    let id = IntId::spi(intid - 32);
+    match GIC.lock().as_mut() {
+        Some(PhysGic::V3(g)) => {
+            let _ = g.enable_interrupt(id, None, enabled);
+        }
+        Some(PhysGic::V2(g)) => {
+            let _ = g.enable_interrupt(id, enabled);
+        }
+        None => {}
+    }
+}
+
 /// Sets up a secondary CPU's interface (and, on GICv3, wakes its redistributor).
 pub fn init_secondary(cpu: usize) {
     match GIC.lock().as_mut() {

@@ -215,7 +215,10 @@ pub fn run(dom: &Domain, index: usize, start: Option<(u64, u64)>) -> End {
         let vector = unsafe { guest_entry(&mut regs) };
         if vgic {
             let now = gic::lrs::save(&flushed);
-            dom.vgic.lock().sync(index, &flushed, &now);
+            let done = dom.vgic.lock().sync(index, &flushed, &now);
+            for id in done {
+                domain::forward_done(id);
+            }
         }
         let exit = Exit::decode(vector, ESR_EL2.get(), FAR_EL2.get(), HPFAR_EL2.get());
         match handle(dom, index, exit, &mut regs, shared) {
@@ -294,6 +297,8 @@ fn physical_irq(dom: &Domain, index: usize, intid: u32) {
             disarm_slice();
             SLICE_OVER[super::el2::cpu_index()].store(true, Ordering::Relaxed);
         }
+        // A device interrupt for the domain that owns the device.
+        id if id >= 32 && domain::forward_irq(id) => {}
         _ => super::console::on_irq(intid),
     }
 }
@@ -309,6 +314,7 @@ pub fn idle_irq(intid: u32) {
         crate::vgic::MAINTENANCE_PPI => {}
         // The idle tick of a shared CPU: the scheduler looks again.
         SLICE_PPI => disarm_slice(),
+        id if id >= 32 && domain::forward_irq(id) => {}
         _ => super::console::on_irq(intid),
     }
 }

@@ -1,0 +1,301 @@
+//! Host devices for the hardware domain: which device nodes of the host device tree it
+//! gets (everything the hypervisor does not keep for itself), their MMIO ranges and
+//! interrupts, and the nodes to copy into its device tree (with the clocks they name).
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use crate::fdt::{Fdt, Node};
+use crate::memmap::Range;
+
+/// A host device given to a domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    pub path: String,
+    /// MMIO ranges, CPU physical addresses, page aligned outward.
+    pub mmio: Vec<Range>,
+    /// Its SPIs, as INTIDs.
+    pub spis: Vec<u32>,
+    /// The node as the guest gets it.
+    pub node: CopiedNode,
+}
+
+/// A node copied into a guest device tree: name and properties (`reg` rewritten in the
+/// guest root's 2-cell format, `interrupt-parent` dropped: the root's is the virtual GIC).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopiedNode {
+    pub name: String,
+    pub props: Vec<(String, Vec<u8>)>,
+}
+
+/// The host's devices split into those a hardware domain gets, the nodes they depend on
+/// (clock providers), and those left out with the reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostDevices {
+    pub devices: Vec<Device>,
+    pub providers: Vec<CopiedNode>,
+    pub skipped: Vec<(String, String)>,
+}
+
+fn be32(b: &[u8], i: usize) -> Option<u32> {
+    b.get(i * 4..i * 4 + 4).map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+}
+
+/// The phandle of the host's GIC (the root's interrupt controller).
+pub fn gic_phandle(fdt: &Fdt<'_>) -> Option<u32> {
+    fdt.root()
+        .children()
+        .find(|n| {
+            n.property("interrupt-controller").is_some()
+                && ["arm,gic-v3", "arm,gic-400", "arm,cortex-a15-gic", "arm,gic-v2"]
+                    .iter()
+                    .any(|c| n.is_compatible(c))
+        })
+        .and_then(|n| n.property("phandle").and_then(|p| p.u32()))
+}
+
+/// The phandle of the interrupt controller a node's interrupts go to (its own
+/// `interrupt-parent`, else the nearest ancestor's).
+fn interrupt_parent(fdt: &Fdt<'_>, node: &Node<'_>) -> Option<u32> {
+    let mut n = Some(*node);
+    while let Some(cur) = n {
+        if let Some(p) = cur.property("interrupt-parent").and_then(|p| p.u32()) {
+            return Some(p);
+        }
+        n = fdt.parent(&cur);
+    }
+    None
+}
+
+/// Discovers the devices of the host device tree a hardware domain gets: the root's
+/// children with MMIO, except what the hypervisor keeps (memory, CPUs, its console UART at
+/// `console`, the GIC, timers, IOMMUs) and what it cannot give yet (PCI host bridges,
+/// devices whose interrupts are not the GIC's SPIs). `avoid`: guest addresses the domain
+/// uses otherwise (its RAM, emulated devices); a device overlapping them is left out.
+pub fn discover(
+    fdt: &Fdt<'_>,
+    gic_phandle: Option<u32>,
+    console: Option<u64>,
+    avoid: &[Range],
+) -> HostDevices {
+    let mut out = HostDevices::default();
+    let mut provider_phandles: Vec<u32> = Vec::new();
+    for node in fdt.root().children() {
+        let path = format!("/{}", node.name());
+        let base = node.base_name();
+        let skip = |out: &mut HostDevices, why: &str| out.skipped.push((path.clone(), why.to_string()));
+        if node.property("reg").is_none() || !node.is_enabled() {
+            continue;
+        }
+        if matches!(base, "memory" | "cpus" | "chosen" | "aliases" | "reserved-memory" | "psci") {
+            continue;
+        }
+        if node.property("interrupt-controller").is_some() {
+            skip(&mut out, "the interrupt controller (the hypervisor's)");
+            continue;
+        }
+        if node.is_compatible("arm,smmu-v3")
+            || node.is_compatible("arm,mmu-500")
+            || node.is_compatible("arm,smmu-v2")
+        {
+            skip(&mut out, "an IOMMU (the hypervisor's)");
+            continue;
+        }
+        if node.property("interrupt-map").is_some() {
+            skip(&mut out, "a PCI host bridge (not assigned yet)");
+            continue;
+        }
+        let Some(regs) = fdt.reg(&node).map(|r| r.collect::<Vec<_>>()) else {
+            skip(&mut out, "its reg cannot be translated");
+            continue;
+        };
+        if console.is_some_and(|c| regs.iter().any(|&(a, s)| c >= a && c < a + s)) {
+            skip(&mut out, "the hypervisor's console UART");
+            continue;
+        }
+        let mmio: Vec<Range> = regs
+            .iter()
+            .filter(|r| r.1 > 0)
+            .map(|&(a, s)| Range { start: a & !0xfff, end: (a + s).next_multiple_of(0x1000) })
+            .collect();
+        if let Some(r) = mmio.iter().find(|r| avoid.iter().any(|a| a.overlaps(r))) {
+            skip(
+                &mut out,
+                &format!(
+                    "its MMIO {:#x}..{:#x} overlaps the domain's RAM or emulated devices",
+                    r.start, r.end
+                ),
+            );
+            continue;
+        }
+        // Interrupts: SPIs of the GIC only (3 cells: type, number, flags).
+        let mut spis = Vec::new();
+        if let Some(ints) = node.property("interrupts") {
+            let parent = interrupt_parent(fdt, &node);
+            if gic_phandle.is_none() || parent != gic_phandle || ints.value.len() % 12 != 0 {
+                skip(&mut out, "its interrupts do not go to the GIC in its 3-cell form");
+                continue;
+            }
+            let mut ok = true;
+            for i in 0..ints.value.len() / 12 {
+                match (be32(ints.value, i * 3), be32(ints.value, i * 3 + 1)) {
+                    (Some(0), Some(n)) if n < 988 => spis.push(32 + n),
+                    _ => ok = false,
+                }
+            }
+            if !ok {
+                skip(&mut out, "it has an interrupt that is not an SPI");
+                continue;
+            }
+        }
+        if node.property("phandle").and_then(|p| p.u32()) == Some(crate::guest_dtb::GIC_PHANDLE) {
+            skip(&mut out, "its phandle is the one the guest's GIC uses");
+            continue;
+        }
+        // Clock providers it names, copied along.
+        if let Some(clocks) = node.property("clocks") {
+            let mut i = 0;
+            while let Some(ph) = be32(clocks.value, i) {
+                let cells = fdt
+                    .by_phandle(ph)
+                    .and_then(|p| p.property("#clock-cells"))
+                    .and_then(|p| p.u32())
+                    .unwrap_or(0);
+                if !provider_phandles.contains(&ph) {
+                    provider_phandles.push(ph);
+                }
+                i += 1 + cells as usize;
+            }
+        }
+        let node_copy = copy(&node, &regs);
+        out.devices.push(Device { path, mmio, spis, node: node_copy });
+    }
+    for ph in provider_phandles {
+        match fdt.by_phandle(ph) {
+            // A provider with MMIO of its own is a device: it is not copied as a bare node.
+            Some(p) if p.property("reg").is_none() && p.depth() == 1 => out.providers.push(copy(&p, &[])),
+            Some(p) => out.skipped.push((format!("/{}", p.name()), "a clock provider with registers".into())),
+            None => {
+                out.skipped.push((format!("phandle {ph:#x}"), "a clock provider that does not exist".into()))
+            }
+        }
+    }
+    out
+}
+
+/// The node as the guest gets it: `reg` in 2+2 cells at `regs`, no `interrupt-parent`.
+fn copy(node: &Node<'_>, regs: &[(u64, u64)]) -> CopiedNode {
+    let mut props = Vec::new();
+    for p in node.properties() {
+        match p.name {
+            "interrupt-parent" => {}
+            "reg" => {
+                let mut v = Vec::new();
+                for &(a, s) in regs {
+                    v.extend_from_slice(&a.to_be_bytes());
+                    v.extend_from_slice(&s.to_be_bytes());
+                }
+                props.push(("reg".to_string(), v));
+            }
+            name => props.push((name.to_string(), p.value.to_vec())),
+        }
+    }
+    CopiedNode { name: node.name().to_string(), props }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vm_fdt::FdtWriter;
+
+    /// QEMU virt's shape: a GIC, the console UART, an RTC with a clock, virtio, a PCI
+    /// bridge, a timer, memory.
+    fn host() -> Vec<u8> {
+        let mut w = FdtWriter::new().unwrap();
+        let root = w.begin_node("").unwrap();
+        w.property_u32("#address-cells", 2).unwrap();
+        w.property_u32("#size-cells", 2).unwrap();
+        w.property_u32("interrupt-parent", 0x8001).unwrap();
+        let n = w.begin_node("memory@40000000").unwrap();
+        w.property_string("device_type", "memory").unwrap();
+        w.property_array_u64("reg", &[0x4000_0000, 0x4000_0000]).unwrap();
+        w.end_node(n).unwrap();
+        let n = w.begin_node("intc@8000000").unwrap();
+        w.property_null("interrupt-controller").unwrap();
+        w.property_u32("phandle", 0x8001).unwrap();
+        w.property_array_u64("reg", &[0x800_0000, 0x1_0000]).unwrap();
+        w.end_node(n).unwrap();
+        let n = w.begin_node("pl011@9000000").unwrap();
+        w.property_array_u64("reg", &[0x900_0000, 0x1000]).unwrap();
+        w.property_array_u32("interrupts", &[0, 1, 4]).unwrap();
+        w.end_node(n).unwrap();
+        let n = w.begin_node("pl031@9010000").unwrap();
+        w.property_string_list("compatible", vec!["arm,pl031".into(), "arm,primecell".into()]).unwrap();
+        w.property_array_u64("reg", &[0x901_0000, 0x1000]).unwrap();
+        w.property_array_u32("interrupts", &[0, 2, 4]).unwrap();
+        w.property_u32("clocks", 0x8000).unwrap();
+        w.property_u32("interrupt-parent", 0x8001).unwrap();
+        w.end_node(n).unwrap();
+        let n = w.begin_node("apb-pclk").unwrap();
+        w.property_string("compatible", "fixed-clock").unwrap();
+        w.property_u32("#clock-cells", 0).unwrap();
+        w.property_u32("phandle", 0x8000).unwrap();
+        w.end_node(n).unwrap();
+        let n = w.begin_node("virtio_mmio@a000000").unwrap();
+        w.property_array_u64("reg", &[0xa00_0000, 0x200]).unwrap();
+        w.property_array_u32("interrupts", &[0, 16, 1]).unwrap();
+        w.end_node(n).unwrap();
+        let n = w.begin_node("pcie@10000000").unwrap();
+        w.property_array_u64("reg", &[0x40_1000_0000, 0x1000_0000]).unwrap();
+        w.property_array_u32("interrupt-map", &[0; 8]).unwrap();
+        w.end_node(n).unwrap();
+        let n = w.begin_node("flash@0").unwrap();
+        w.property_array_u64("reg", &[0, 0x400_0000]).unwrap();
+        w.end_node(n).unwrap();
+        let n = w.begin_node("ppi-device@c000000").unwrap();
+        w.property_array_u64("reg", &[0xc00_0000, 0x1000]).unwrap();
+        w.property_array_u32("interrupts", &[1, 9, 4]).unwrap();
+        w.end_node(n).unwrap();
+        w.end_node(root).unwrap();
+        w.finish().unwrap()
+    }
+
+    #[test]
+    fn the_hardware_domain_gets_what_the_hypervisor_does_not_keep() {
+        let blob = host();
+        let fdt = Fdt::new(&blob).unwrap();
+        let avoid = [
+            Range { start: 0x300_0000, end: 0x310_0000 },
+            Range { start: 0x2200_0000, end: 0x2200_1000 },
+            Range { start: 0x4000_0000, end: 0x5000_0000 },
+        ];
+        let h = discover(&fdt, Some(0x8001), Some(0x900_0000), &avoid);
+        let paths: Vec<&str> = h.devices.iter().map(|d| d.path.as_str()).collect();
+        assert_eq!(paths, ["/pl031@9010000", "/virtio_mmio@a000000"]);
+        let rtc = &h.devices[0];
+        assert_eq!(rtc.mmio, [Range { start: 0x901_0000, end: 0x901_1000 }]);
+        assert_eq!(rtc.spis, [34]);
+        assert_eq!(h.devices[1].spis, [48]);
+        assert!(rtc.node.props.iter().all(|(n, _)| n != "interrupt-parent"));
+        let reg = &rtc.node.props.iter().find(|(n, _)| n == "reg").unwrap().1;
+        assert_eq!(reg.len(), 16);
+        assert_eq!(h.providers.len(), 1);
+        assert_eq!(h.providers[0].name, "apb-pclk");
+        let why = |p: &str| h.skipped.iter().find(|s| s.0 == p).map(|s| s.1.clone()).unwrap_or_default();
+        assert!(why("/pl011@9000000").contains("console"));
+        assert!(why("/intc@8000000").contains("interrupt controller"));
+        assert!(why("/pcie@10000000").contains("PCI"));
+        assert!(why("/flash@0").contains("overlaps"), "{}", why("/flash@0"));
+        assert!(why("/ppi-device@c000000").contains("not an SPI"));
+        assert!(h.skipped.iter().all(|s| !s.0.starts_with("/memory")));
+    }
+
+    #[test]
+    fn without_a_gic_phandle_no_interrupt_is_forwarded() {
+        let blob = host();
+        let fdt = Fdt::new(&blob).unwrap();
+        let h = discover(&fdt, None, None, &[]);
+        assert!(h.devices.iter().all(|d| d.node.props.iter().all(|(n, _)| n != "interrupts")));
+    }
+}
