@@ -447,6 +447,39 @@ t_linux_one_cpu() {
     done_test
 }
 
+t_linux_hardware() {
+    # The hardware domain (Linux) gets the host's devices: it reads the PL031 RTC, sees the
+    # virtio-mmio transports, and an RTC alarm's interrupt reaches it; a domain without the
+    # Hardware permission touching the RTC or a virtio transport gets external aborts.
+    TIMEOUT=120 boot linux-hardware --module 0x49000000=$TESTGUEST "${LINUX[@]}" tests/lcm/guests/hardware.dts
+    expect_exit 0
+    expect 'INFO  DOM1: hardware: [0-9]+ host device\(s\) given \([0-9]+ SPIs forwarded\)' \
+        'INFO  DOM1: hardware: /pl011@9000000 not given: the hypervisor.s console UART' \
+        'INFO  DOM1: hardware: /intc@8000000 not given: the interrupt controller'
+    expect_linux 1 hw 1 128
+    expect '^DOM1: HL-RTC hw: rtc-pl031 9010000.pl031 reads 20[0-9]{2}-[0-9]{2}-[0-9]{2} [0-9:]{8}$' \
+        '^DOM1: HL-DEVICES hw: 32 virtio-mmio transport\(s\)' \
+        '^DOM1: HL-RTC-IRQ hw: +[0-9]+: 1 GICv3 34 Level rtc-pl031$'
+    expect '^DOM2: probe: read 0x9010000 refused' '^DOM2: probe: write 0x9010000 refused' \
+        '^DOM2: probe: read 0xa000000 refused' '^DOM2: probe: write 0xa000000 refused'
+    expect 'INFO  all domains have stopped'
+    refuse 'LEAKED|WENT THROUGH|FATAL|PANIC|ERROR'
+    done_test
+}
+
+t_linux_classic() {
+    # No LCM: a classic dom0 (Debian Linux, 2 vCPUs, direct-mapped) through the same code,
+    # with the host's devices.
+    TIMEOUT=120 boot linux-classic "${LINUX[@]}" tests/lcm/guests/linux-classic.dts
+    expect_exit 0
+    expect 'INFO  plan: boot path: classic dom0' 'INFO  DOM0: hardware: [0-9]+ host device' \
+        'INFO  DOM0: built: 2 vCPU\(s\) .*direct-mapped'
+    expect_linux 0 dom0 2 256
+    expect '^DOM0: HL-RTC dom0: rtc-pl031 9010000.pl031 reads 20' 'INFO  all domains have stopped'
+    refuse 'NOTICE|FATAL|PANIC|ERROR'
+    done_test
+}
+
 t_linux_dom0less() {
     TIMEOUT=120 boot linux-dom0less "${LINUX[@]}" tests/lcm/guests/linux-dom0less.dts
     expect_exit 0
@@ -740,7 +773,7 @@ tests=(t_image_header t_virt_gicv3 t_virt_gicv2_a53 t_virt_max_2cpu t_virt_uboot
     t_debug_level t_fatal_no_boot_cpu t_fatal_bad_reserved_memory
     t_fatal_el2_abort t_fatal_panic t_lcm_hyperlaunch t_lcm_dom0less t_lcm_classic t_lcm_invalid
     t_lcm_module_over_image t_domains t_gzip_affinity_corrupt t_static_mem t_console t_zcu102_console t_control t_reset t_store t_boot_domain t_boot_domain_recovery
-    t_boot_domain_timeout t_examples t_linux_lcm t_linux_one_cpu t_linux_dom0less t_linux_recovery)
+    t_boot_domain_timeout t_examples t_linux_lcm t_linux_one_cpu t_linux_dom0less t_linux_recovery t_linux_hardware t_linux_classic)
 for t in "${tests[@]}"; do
     if [ -z "$only" ] || [[ "$t" == *"$only"* ]]; then
         "$t"
