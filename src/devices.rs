@@ -42,6 +42,92 @@ fn be32(b: &[u8], i: usize) -> Option<u32> {
     b.get(i * 4..i * 4 + 4).map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
 }
 
+/// A device a partial device tree (`module,device-tree`, Xen's passthrough convention)
+/// gives to a domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Passthrough {
+    /// The node as the guest gets it (without the `xen,*` properties).
+    pub node: CopiedNode,
+    /// `xen,reg`: (host physical address, size, guest address), page aligned.
+    pub regs: Vec<(u64, u64, u64)>,
+    /// `xen,path`: the host node, whose interrupts are forwarded.
+    pub host_path: Option<String>,
+}
+
+/// Reads a partial device tree: every child of its `/passthrough` node. Errors name the
+/// node and what is wrong.
+pub fn parse_partial(blob: &[u8]) -> Result<Vec<Passthrough>, String> {
+    let fdt = Fdt::new(blob).map_err(|e| format!("not a device tree: {e}"))?;
+    let pt = fdt.find("/passthrough").ok_or_else(|| String::from("no /passthrough node"))?;
+    let (ac, sc) = (pt.address_cells().unwrap_or(2), pt.size_cells().unwrap_or(2));
+    if !(1..=2).contains(&ac) || !(1..=2).contains(&sc) {
+        return Err(String::from("/passthrough: #address-cells and #size-cells must be 1 or 2"));
+    }
+    let mut out = Vec::new();
+    for node in pt.children() {
+        let path = format!("/passthrough/{}", node.name());
+        let reg = node.property("xen,reg").ok_or_else(|| format!("{path}: no xen,reg"))?;
+        let stride = (2 * ac + sc) as usize * 4;
+        if reg.value.is_empty() || reg.value.len() % stride != 0 {
+            return Err(format!("{path}: xen,reg is not (address, size, guest address) triples"));
+        }
+        let cell = |off: usize, n: u32| -> u64 {
+            (0..n as usize)
+                .fold(0u64, |acc, i| (acc << 32) | u64::from(be32(&reg.value[off..], i).unwrap_or(0)))
+        };
+        let mut regs = Vec::new();
+        for e in 0..reg.value.len() / stride {
+            let o = e * stride;
+            let (pa, size) = (cell(o, ac), cell(o + ac as usize * 4, sc));
+            let ga = cell(o + (ac + sc) as usize * 4, ac);
+            if (pa | size | ga) & 0xfff != 0 || size == 0 {
+                return Err(format!("{path}: xen,reg {pa:#x}+{size:#x} at {ga:#x} is not whole 4 KiB pages"));
+            }
+            regs.push((pa, size, ga));
+        }
+        let host_path = node.property("xen,path").and_then(|p| p.as_str()).map(String::from);
+        let mut props = Vec::new();
+        for p in node.properties() {
+            if !p.name.starts_with("xen,") && p.name != "interrupt-parent" {
+                props.push((p.name.to_string(), p.value.to_vec()));
+            }
+        }
+        out.push(Passthrough { node: CopiedNode { name: node.name().to_string(), props }, regs, host_path });
+    }
+    Ok(out)
+}
+
+/// Pages two domains' devices share: (page, one domain, the other).
+pub fn shared_pages(owned: &[(u16, Range)]) -> Vec<(u64, u16, u16)> {
+    let mut out = Vec::new();
+    for (i, (a, ra)) in owned.iter().enumerate() {
+        for (b, rb) in &owned[i + 1..] {
+            if a == b {
+                continue;
+            }
+            let (lo, hi) = (ra.start.max(rb.start) & !0xfff, ra.end.min(rb.end));
+            let mut page = lo;
+            while page < hi {
+                out.push((page, *a, *b));
+                page += 0x1000;
+            }
+        }
+    }
+    out
+}
+
+/// The host SPIs of the node at `path` (GIC SPIs only).
+pub fn host_spis(fdt: &Fdt<'_>, path: &str) -> Vec<u32> {
+    let Some(node) = fdt.find(path) else { return Vec::new() };
+    let Some(ints) = node.property("interrupts") else { return Vec::new() };
+    (0..ints.value.len() / 12)
+        .filter_map(|i| match (be32(ints.value, i * 3), be32(ints.value, i * 3 + 1)) {
+            (Some(0), Some(n)) if n < 988 => Some(32 + n),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The phandle of the host's GIC (the root's interrupt controller).
 pub fn gic_phandle(fdt: &Fdt<'_>) -> Option<u32> {
     fdt.root()
@@ -77,6 +163,7 @@ pub fn discover(
     fdt: &Fdt<'_>,
     gic_phandle: Option<u32>,
     console: Option<u64>,
+    assigned: &[(u16, Range)],
     avoid: &[Range],
 ) -> HostDevices {
     let mut out = HostDevices::default();
@@ -119,6 +206,10 @@ pub fn discover(
             .filter(|r| r.1 > 0)
             .map(|&(a, s)| Range { start: a & !0xfff, end: (a + s).next_multiple_of(0x1000) })
             .collect();
+        if let Some((owner, _)) = assigned.iter().find(|(_, a)| mmio.iter().any(|r| a.overlaps(r))) {
+            skip(&mut out, &format!("given to domain {owner} by its partial device tree"));
+            continue;
+        }
         if let Some(r) = mmio.iter().find(|r| avoid.iter().any(|a| a.overlaps(r))) {
             skip(
                 &mut out,
@@ -270,7 +361,13 @@ mod tests {
             Range { start: 0x2200_0000, end: 0x2200_1000 },
             Range { start: 0x4000_0000, end: 0x5000_0000 },
         ];
-        let h = discover(&fdt, Some(0x8001), Some(0x900_0000), &avoid);
+        let h = discover(
+            &fdt,
+            Some(0x8001),
+            Some(0x900_0000),
+            &[(7, Range { start: 0xc00_0000, end: 0xc00_1000 })],
+            &avoid,
+        );
         let paths: Vec<&str> = h.devices.iter().map(|d| d.path.as_str()).collect();
         assert_eq!(paths, ["/pl031@9010000", "/virtio_mmio@a000000"]);
         let rtc = &h.devices[0];
@@ -287,15 +384,67 @@ mod tests {
         assert!(why("/intc@8000000").contains("interrupt controller"));
         assert!(why("/pcie@10000000").contains("PCI"));
         assert!(why("/flash@0").contains("overlaps"), "{}", why("/flash@0"));
-        assert!(why("/ppi-device@c000000").contains("not an SPI"));
+        assert!(why("/ppi-device@c000000").contains("given to domain 7"), "{}", why("/ppi-device@c000000"));
         assert!(h.skipped.iter().all(|s| !s.0.starts_with("/memory")));
+    }
+
+    fn partial(regs: &[u32], path: Option<&str>) -> Vec<u8> {
+        let mut w = FdtWriter::new().unwrap();
+        let root = w.begin_node("").unwrap();
+        w.property_u32("#address-cells", 2).unwrap();
+        w.property_u32("#size-cells", 2).unwrap();
+        let pt = w.begin_node("passthrough").unwrap();
+        w.property_u32("#address-cells", 2).unwrap();
+        w.property_u32("#size-cells", 2).unwrap();
+        let n = w.begin_node("pl061@9030000").unwrap();
+        w.property_string("compatible", "arm,pl061").unwrap();
+        w.property_array_u32("reg", &[0, 0x903_0000, 0, 0x1000]).unwrap();
+        w.property_array_u32("interrupts", &[0, 7, 4]).unwrap();
+        w.property_u32("interrupt-parent", 65000).unwrap();
+        w.property_array_u32("xen,reg", regs).unwrap();
+        if let Some(p) = path {
+            w.property_string("xen,path", p).unwrap();
+        }
+        w.end_node(n).unwrap();
+        w.end_node(pt).unwrap();
+        w.end_node(root).unwrap();
+        w.finish().unwrap()
+    }
+
+    #[test]
+    fn partial_device_trees() {
+        let blob = partial(&[0, 0x903_0000, 0, 0x1000, 0, 0x903_0000], Some("/pl061@9030000"));
+        let p = parse_partial(&blob).unwrap();
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].regs, [(0x903_0000, 0x1000, 0x903_0000)]);
+        assert_eq!(p[0].host_path.as_deref(), Some("/pl061@9030000"));
+        let names: Vec<&str> = p[0].node.props.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["compatible", "reg", "interrupts"]);
+        let e = parse_partial(&partial(&[0, 0x903_0800, 0, 0x800, 0, 0x903_0800], None)).unwrap_err();
+        assert!(e.contains("not whole 4 KiB pages"), "{e}");
+        let e = parse_partial(&partial(&[0, 0x903_0000, 0, 0x1000], None)).unwrap_err();
+        assert!(e.contains("triples"), "{e}");
+        assert!(parse_partial(b"junk").unwrap_err().contains("not a device tree"));
+        let blob = host();
+        let fdt = Fdt::new(&blob).unwrap();
+        assert_eq!(host_spis(&fdt, "/pl031@9010000"), [34]);
+        assert_eq!(host_spis(&fdt, "/nope"), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn pages_shared_between_domains_are_found() {
+        let r = |a: u64, b: u64| Range { start: a, end: b };
+        let owned =
+            [(1, r(0x1000, 0x3000)), (2, r(0x2000, 0x2800)), (1, r(0x2000, 0x3000)), (3, r(0x9000, 0xa000))];
+        assert_eq!(shared_pages(&owned), [(0x2000, 1, 2), (0x2000, 2, 1)]);
+        assert!(shared_pages(&[(1, r(0, 0x1000)), (2, r(0x1000, 0x2000))]).is_empty());
     }
 
     #[test]
     fn without_a_gic_phandle_no_interrupt_is_forwarded() {
         let blob = host();
         let fdt = Fdt::new(&blob).unwrap();
-        let h = discover(&fdt, None, None, &[]);
+        let h = discover(&fdt, None, None, &[], &[]);
         assert!(h.devices.iter().all(|d| d.node.props.iter().all(|(n, _)| n != "interrupts")));
     }
 }

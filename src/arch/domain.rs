@@ -510,18 +510,26 @@ pub enum BuildError {
     Place(crate::sched::PlaceError),
     Unsupported(&'static str),
     Gzip(crate::gzip::GzipError),
-    GzipSize { size: usize, ram: u64 },
-    NoMemory { bytes: u64 },
+    GzipSize {
+        size: usize,
+        ram: u64,
+    },
+    NoMemory {
+        bytes: u64,
+    },
     Kernel(crate::image::ImageError),
     Layout(guest::LayoutError),
     Dtb,
     Map(crate::pgtable::MapError),
+    /// Its partial device tree (`module,device-tree`) is malformed.
+    Passthrough(String),
 }
 
 impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             BuildError::Place(e) => write!(f, "{e}"),
+            BuildError::Passthrough(e) => write!(f, "partial device tree: {e}"),
             BuildError::Unsupported(what) => write!(f, "{what} is not supported yet"),
             BuildError::Gzip(e) => write!(f, "kernel: {e}"),
             BuildError::GzipSize { size, ram } => write!(
@@ -787,8 +795,50 @@ fn build(
     } else {
         crate::devices::HostDevices::default()
     };
-    let hw_nodes: Vec<crate::devices::CopiedNode> =
-        hw.devices.iter().map(|d| d.node.clone()).chain(hw.providers.iter().cloned()).collect();
+    // Devices its partial device tree gives it.
+    let passthrough =
+        match cfg.device_tree.as_ref().map(|m| crate::devices::parse_partial(module_bytes(m.range))) {
+            Some(Ok(list)) => list,
+            Some(Err(e)) => {
+                ram.free(frames);
+                return Err(BuildError::Passthrough(e));
+            }
+            None => Vec::new(),
+        };
+    let host_fdt = HOST_DTB.get().and_then(|b| crate::fdt::Fdt::new(b).ok());
+    let pt_spis: Vec<u32> = passthrough
+        .iter()
+        .filter_map(|p| p.host_path.as_deref())
+        .flat_map(|path| host_fdt.as_ref().map(|f| crate::devices::host_spis(f, path)).unwrap_or_default())
+        .collect();
+    let pt_nodes = passthrough.iter().map(|p| {
+        let mut n = p.node.clone();
+        let mut reg = Vec::new();
+        for &(_, size, ga) in &p.regs {
+            reg.extend_from_slice(&ga.to_be_bytes());
+            reg.extend_from_slice(&size.to_be_bytes());
+        }
+        n.props.retain(|(name, _)| name != "reg");
+        n.props.push((String::from("reg"), reg));
+        n
+    });
+    if !passthrough.is_empty() {
+        info!(
+            "DOM{}: {} device(s) from its partial device tree ({} SPIs forwarded)",
+            cfg.domid,
+            passthrough.len(),
+            pt_spis.len()
+        );
+    }
+    let hw_nodes: Vec<crate::devices::CopiedNode> = hw
+        .devices
+        .iter()
+        .map(|d| d.node.clone())
+        .chain(hw.providers.iter().cloned())
+        .chain(pt_nodes)
+        .collect();
+    let all_spis: Vec<u32> =
+        hw.devices.iter().flat_map(|d| d.spis.iter().copied()).chain(pt_spis.iter().copied()).collect();
     // Kernel, device tree and ramdisk go into the first bank.
     let (first_base, first_size) = banks[0];
     let dtb_params = |layout: Option<&Layout>| GuestDtb {
@@ -856,6 +906,9 @@ fn build(
                 pt.map(&mut store, r.start, r.start, r.size(), MemType::Device, Perms::RW)
                     .map_err(BuildError::Map)?;
             }
+        }
+        for &(pa, size, ga) in passthrough.iter().flat_map(|p| p.regs.iter()) {
+            pt.map(&mut store, ga, pa, size, MemType::Device, Perms::RW).map_err(BuildError::Map)?;
         }
         let mut cow_tables = Vec::new();
         if shared_len > 0 {
@@ -963,14 +1016,14 @@ fn build(
         mmio,
         uart: Mutex::new(Pl011::new()),
         vgic: Mutex::new({
-            let top = hw.devices.iter().flat_map(|d| d.spis.iter()).max().map_or(0, |&m| m + 1 - 32);
+            let top = all_spis.iter().max().map_or(0, |&m| m + 1 - 32);
             let mut g = crate::vgic::VGic::new(cfg.cpus as usize, top.max(32));
-            for &id in hw.devices.iter().flat_map(|d| d.spis.iter()) {
+            for &id in &all_spis {
                 g.forward(id);
             }
             g
         }),
-        forwarded: hw.devices.iter().flat_map(|d| d.spis.iter().copied()).collect(),
+        forwarded: all_spis.clone(),
         input: Mutex::new(alloc::collections::VecDeque::new()),
         cntvoff: timer::ticks(),
         stopping: AtomicBool::new(false),
@@ -1053,6 +1106,9 @@ static BOOT_MODULES: Mutex<Vec<Range>> = Mutex::new(Vec::new());
 /// Boot modules kept after finalization (kernels whose pages domains share).
 static KEPT_MODULES: Mutex<Vec<Range>> = Mutex::new(Vec::new());
 
+/// Host MMIO ranges partial device trees assign, by domain.
+static ASSIGNED: Mutex<Vec<(u16, Range)>> = Mutex::new(Vec::new());
+
 /// For each INTID: the index + 1 of the domain whose device raises it, or 0.
 static IRQ_OWNER: [AtomicUsize; 1024] = [const { AtomicUsize::new(0) }; 1024];
 
@@ -1087,7 +1143,19 @@ fn hardware_devices(
     avoid.push(Range { start: guest::GICD_BASE & !0xffff, end: gicr_end });
     avoid.push(Range { start: guest::VUART_BASE, end: guest::VUART_BASE + guest::VUART_SIZE });
     avoid.push(Range { start: crate::store::CLIENT_RING, end: crate::store::WINDOW_END });
-    let mut h = crate::devices::discover(&fdt, crate::devices::gic_phandle(&fdt), console, &avoid);
+    let assigned = ASSIGNED.lock().clone();
+    let mut h = crate::devices::discover(&fdt, crate::devices::gic_phandle(&fdt), console, &assigned, &avoid);
+    // Pages a device here shares with one given elsewhere: both domains reach both.
+    let mut owned: Vec<(u16, Range)> = assigned.clone();
+    owned.extend(h.devices.iter().flat_map(|d| d.mmio.iter().map(|r| (cfg.domid, *r))));
+    for (page, a, b) in
+        crate::devices::shared_pages(&owned).into_iter().filter(|s| s.1 == cfg.domid || s.2 == cfg.domid)
+    {
+        warn!(
+            "DOM{}: hardware: the page at {page:#x} holds devices of DOM{a} and DOM{b}: each can reach the other's",
+            cfg.domid
+        );
+    }
     // SPIs the hypervisor emulates for this domain cannot also be a device's.
     let mut own: Vec<u32> = Vec::new();
     if cfg.vuart {
@@ -1148,6 +1216,17 @@ pub fn launch(
     let (pa_bits, _) = super::el2::pa_bits();
     let mut cpu_load: Vec<u32> = alloc::vec![0; online_cpus];
     HOST_DTB.call_once(|| host_dtb);
+    // Devices partial device trees give away: not the hardware domain's.
+    for d in &cfg.domains {
+        if let Some(Ok(list)) =
+            d.device_tree.as_ref().map(|m| crate::devices::parse_partial(module_bytes(m.range)))
+        {
+            let mut a = ASSIGNED.lock();
+            for (pa, size, _) in list.iter().flat_map(|p| p.regs.iter().copied()) {
+                a.push((d.domid, Range { start: pa, end: pa + size }));
+            }
+        }
+    }
     // Store connections: a zeroed ring page per client, made before any domain is built
     // (both ends map it). They are never freed: the store domain maps them for good.
     let ids: Vec<(u16, u32)> = cfg.domains.iter().map(|d| (d.domid, d.functions.0)).collect();

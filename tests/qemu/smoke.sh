@@ -451,17 +451,23 @@ t_linux_hardware() {
     # The hardware domain (Linux) gets the host's devices: it reads the PL031 RTC, sees the
     # virtio-mmio transports, and an RTC alarm's interrupt reaches it; a domain without the
     # Hardware permission touching the RTC or a virtio transport gets external aborts.
-    TIMEOUT=120 boot linux-hardware --module 0x49000000=$TESTGUEST "${LINUX[@]}" tests/lcm/guests/hardware.dts
+    # DOM2's partial device tree gives it the PL061 GPIO controller, which DOM1 then lacks.
+    dtc -q -I dts -O dtb -o "$work/gpio.dtb" tests/lcm/partial/gpio.dts
+    TIMEOUT=120 boot linux-hardware --module 0x49000000=$TESTGUEST "${LINUX[@]}" \
+        --module 0x4c000000="$work/gpio.dtb" tests/lcm/guests/hardware.dts
     expect_exit 0
     expect 'INFO  DOM1: hardware: [0-9]+ host device\(s\) given \([0-9]+ SPIs forwarded\)' \
+        'INFO  DOM1: hardware: /pl061@9030000 not given: given to domain 2 by its partial device tree' \
         'INFO  DOM1: hardware: /pl011@9000000 not given: the hypervisor.s console UART' \
         'INFO  DOM1: hardware: /intc@8000000 not given: the interrupt controller'
     expect_linux 1 hw 1 128
     expect '^DOM1: HL-RTC hw: rtc-pl031 9010000.pl031 reads 20[0-9]{2}-[0-9]{2}-[0-9]{2} [0-9:]{8}$' \
         '^DOM1: HL-DEVICES hw: 32 virtio-mmio transport\(s\)' \
         '^DOM1: HL-RTC-IRQ hw: +[0-9]+: 1 GICv3 34 Level rtc-pl031$'
-    expect '^DOM2: probe: read 0x9010000 refused' '^DOM2: probe: write 0x9010000 refused' \
-        '^DOM2: probe: read 0xa000000 refused' '^DOM2: probe: write 0xa000000 refused'
+    expect 'INFO  DOM2: 1 device\(s\) from its partial device tree \(1 SPIs forwarded\)' \
+        '^DOM2: probe: read 0x9010000 refused' '^DOM2: probe: write 0x9010000 refused' \
+        '^DOM2: probe: read 0xa000000 refused' '^DOM2: probe: write 0xa000000 refused' \
+        '^DOM2: other: peek 0x9030fe0 = 0x61$' '^DOM2: other: peek 0x9030fe4 = 0x10$'
     expect 'INFO  all domains have stopped'
     refuse 'LEAKED|WENT THROUGH|FATAL|PANIC|ERROR'
     done_test

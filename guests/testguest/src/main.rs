@@ -21,6 +21,7 @@
 //!                     unpause, destroy, restart DOMD, "wMS" wait (comma-separated)
 //!   hl.recovery       list the domains whose launch failed
 //!   hl.reset-at=MS    PSCI SYSTEM_RESET once, when the virtual counter reaches MS ms
+//!   hl.peek=A,B       read the 32-bit registers at A, B... and print their values
 //!   hl.off            PSCI SYSTEM_OFF at the end (else it idles in WFI)
 #![no_std]
 #![no_main]
@@ -617,6 +618,11 @@ extern "C" fn guest_main(dtb: u64) -> ! {
                 println!("{name}: STILL RUNNING after SYSTEM_RESET");
             } else {
                 println!("{name}: up again after the reset ({now} ms)");
+            }
+        } else if let Some(list) = arg.strip_prefix("hl.peek=") {
+            // Reads of registers of a device this domain was given (they must work).
+            for a in list.split(',').filter_map(parse_u64) {
+                println!("{name}: peek {a:#x} = {:#x}", rd32(a));
             }
         } else if let Some(ops) = arg.strip_prefix("hl.ctl=") {
             control(ops);
