@@ -18,6 +18,36 @@ pub const GICR_BASE: u64 = 0x0302_0000;
 /// Virtual UART (`arm,sbsa-uart` / `arm,pl011`), 4 KiB.
 pub const VUART_BASE: u64 = 0x2200_0000;
 pub const VUART_SIZE: u64 = 0x1000;
+/// Where a domain's emulated GIC and UART are: Xen's dom0less layout, or, for a
+/// direct-mapped domain, the host's own addresses (as Xen's dom0 sees them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuestMap {
+    pub gicd: u64,
+    /// GICv3 redistributors (128 KiB per vCPU).
+    pub gicr: u64,
+    /// GICv2 CPU interface.
+    pub gicc: u64,
+    pub vuart: u64,
+}
+
+impl GuestMap {
+    pub const XEN: GuestMap =
+        GuestMap { gicd: GICD_BASE, gicr: GICR_BASE, gicc: GICC_BASE, vuart: VUART_BASE };
+
+    /// Guest address ranges the emulated GIC (for `cpus` vCPUs) and UART take.
+    pub fn windows(&self, cpus: u32) -> [crate::memmap::Range; 3] {
+        use crate::memmap::Range;
+        [
+            Range { start: self.gicd, end: self.gicd + 0x1_0000 },
+            Range {
+                start: self.gicr.min(self.gicc),
+                end: self.gicr.max(self.gicc) + 0x2_0000 * u64::from(cpus.max(1)),
+            },
+            Range { start: self.vuart, end: self.vuart + VUART_SIZE },
+        ]
+    }
+}
+
 /// Its interrupt: SPI 0 (INTID 32).
 pub const VUART_SPI: u32 = 0;
 /// Guest IPA bits (stage 2 starts at level 1: 39 bits, 512 GiB).

@@ -37,6 +37,8 @@ pub struct GuestDtb<'a> {
     pub store: Option<&'a crate::store::Role>,
     /// Host device nodes it is given (hardware domain), copied as they are.
     pub devices: &'a [crate::devices::CopiedNode],
+    /// Where its emulated GIC and UART are.
+    pub map: guest::GuestMap,
 }
 
 /// A property a Boot Domain adds to a paused domain's device tree (extended
@@ -151,7 +153,7 @@ impl GuestDtb<'_> {
             w.property_string("bootargs", args)?;
         }
         if self.vuart {
-            w.property_string("stdout-path", &format!("/uart@{:x}", guest::VUART_BASE))?;
+            w.property_string("stdout-path", &format!("/uart@{:x}", self.map.vuart))?;
         }
         if let Some((start, len)) = self.ramdisk {
             w.property_u64("linux,initrd-start", start)?;
@@ -196,14 +198,14 @@ impl GuestDtb<'_> {
     }
 
     fn gic(&self, w: &mut FdtWriter) -> Result<()> {
-        let n = w.begin_node(&format!("interrupt-controller@{:x}", guest::GICD_BASE))?;
+        let n = w.begin_node(&format!("interrupt-controller@{:x}", self.map.gicd))?;
         if self.gic_version == 3 {
             w.property_string("compatible", "arm,gic-v3")?;
             let gicr_size = 0x2_0000 * u64::from(self.cpus);
-            w.property_array_u64("reg", &[guest::GICD_BASE, 0x1_0000, guest::GICR_BASE, gicr_size])?;
+            w.property_array_u64("reg", &[self.map.gicd, 0x1_0000, self.map.gicr, gicr_size])?;
         } else {
             w.property_string("compatible", "arm,cortex-a15-gic")?;
-            w.property_array_u64("reg", &[guest::GICD_BASE, 0x1000, guest::GICC_BASE, 0x2000])?;
+            w.property_array_u64("reg", &[self.map.gicd, 0x1000, self.map.gicc, 0x2000])?;
         }
         w.property_u32("#interrupt-cells", 3)?;
         w.property_u32("#address-cells", 0)?;
@@ -225,9 +227,9 @@ impl GuestDtb<'_> {
     }
 
     fn uart(&self, w: &mut FdtWriter) -> Result<()> {
-        let n = w.begin_node(&format!("uart@{:x}", guest::VUART_BASE))?;
+        let n = w.begin_node(&format!("uart@{:x}", self.map.vuart))?;
         w.property_string("compatible", "arm,sbsa-uart")?;
-        w.property_array_u64("reg", &[guest::VUART_BASE, guest::VUART_SIZE])?;
+        w.property_array_u64("reg", &[self.map.vuart, guest::VUART_SIZE])?;
         w.property_array_u32("interrupts", &[0, guest::VUART_SPI, 4])?;
         w.property_u32("current-speed", 115_200)?;
         w.end_node(n)
@@ -309,6 +311,7 @@ mod tests {
             additions: &[],
             store: None,
             devices: &[],
+            map: guest::GuestMap::XEN,
         }
         .build()
         .unwrap()
@@ -364,6 +367,7 @@ mod tests {
             additions: &[],
             store: None,
             devices: &[],
+            map: guest::GuestMap::XEN,
         };
         let blob = g.build().unwrap();
         let fdt = Fdt::new(&blob).unwrap();
@@ -400,6 +404,7 @@ mod tests {
                 additions: &[],
                 store: role,
                 devices: &[],
+                map: guest::GuestMap::XEN,
             }
             .build()
             .unwrap()
@@ -481,6 +486,7 @@ mod tests {
             additions: &additions,
             store: None,
             devices: &[],
+            map: guest::GuestMap::XEN,
         };
         let blob = g.build().unwrap();
         let fdt = Fdt::new(&blob).unwrap();

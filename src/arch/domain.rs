@@ -93,6 +93,8 @@ pub struct Domain {
     pub exits: ExitCounts,
     /// Its kernel pages shared with the boot module, copied on first write.
     pub cow: Option<Cow>,
+    /// Where its emulated GIC and UART are.
+    pub map: guest::GuestMap,
     /// Physical SPIs of its devices, forwarded to it.
     pub forwarded: Vec<u32>,
     /// All its vCPUs run on one CPU: its TLB invalidations trap and are done locally
@@ -396,6 +398,7 @@ impl Domain {
             additions: &new.additions,
             store: new.store.as_ref(),
             devices: &new.devices,
+            map: self.map,
         }
         .build()
         .map_err(|_| "the device tree could not be written")?;
@@ -705,6 +708,8 @@ struct HostGuestFacts {
     pa_bits: u32,
     /// The hypervisor's console UART (kept from the hardware domain).
     console: Option<u64>,
+    /// The host's GIC and UART addresses, for direct-mapped domains.
+    host_map: guest::GuestMap,
 }
 
 /// A domain's store connection(s): its role, and the ring pages to map (guest address,
@@ -760,7 +765,7 @@ fn build(
     // The kernel's bytes, and whether they are its boot module in place (not unpacked).
     (kernel_mod, kernel_is_module): (&[u8], bool),
     pcpus: Vec<usize>,
-    HostGuestFacts { gic_version, pa_bits, console }: HostGuestFacts,
+    HostGuestFacts { gic_version, pa_bits, console, host_map }: HostGuestFacts,
     link: Option<StoreLink>,
 ) -> Result<Domain, BuildError> {
     // The module may be padded past the image: the header's image_size bounds the file.
@@ -781,17 +786,23 @@ fn build(
     let banks = ram.banks();
     let ram_size = ram.chunks.iter().map(|c| c.1).sum::<u64>();
     // Guest addresses of emulated devices must not land on direct-mapped RAM.
-    let devices = Range { start: guest::GICD_BASE & !0xf_ffff, end: crate::store::WINDOW_END };
-    if direct && banks.iter().any(|&(a, s)| Range { start: a, end: a + s }.overlaps(&devices)) {
+    let map = if direct { host_map } else { guest::GuestMap::XEN };
+    let mut windows: Vec<Range> = map.windows(cfg.cpus).to_vec();
+    if link.is_some() {
+        windows.push(Range { start: crate::store::CLIENT_RING, end: crate::store::WINDOW_END });
+    }
+    if direct
+        && banks.iter().any(|&(a, s)| windows.iter().any(|w| Range { start: a, end: a + s }.overlaps(w)))
+    {
         ram.free(frames);
         return Err(BuildError::Unsupported(
-            "direct-mapped RAM below 0x2401e000 (over the emulated GIC, UART and store windows)",
+            "direct-mapped RAM over the emulated GIC, UART or store windows",
         ));
     }
     // The hardware domain: every host device the hypervisor does not keep, at its host
     // address, its SPIs forwarded (not over the domain's RAM or emulated devices).
     let hw = if cfg.permissions.has(crate::config::Permissions::HARDWARE) {
-        hardware_devices(cfg, &banks, console, link.as_ref().map(|l| &l.role))
+        hardware_devices(cfg, &banks, &windows, console, link.as_ref().map(|l| &l.role))
     } else {
         crate::devices::HostDevices::default()
     };
@@ -855,6 +866,7 @@ fn build(
         additions: &[],
         store: link.as_ref().map(|l| &l.role),
         devices: &hw_nodes,
+        map,
     };
     // The device tree's size does not depend on where things go: size it first.
     let placed = dtb_params(None).build().map_err(|_| BuildError::Dtb).and_then(|probe| {
@@ -996,14 +1008,14 @@ fn build(
     );
     let mut mmio = crate::mmio::MmioMap::new();
     if cfg.vuart {
-        let r = Range { start: guest::VUART_BASE, end: guest::VUART_BASE + guest::VUART_SIZE };
+        let r = Range { start: map.vuart, end: map.vuart + guest::VUART_SIZE };
         // The map is empty: nothing to overlap.
         let _ = mmio.add(r, crate::mmio::Device::Uart);
     }
     if gic_version == 3 {
-        let gicd = Range { start: guest::GICD_BASE, end: guest::GICD_BASE + crate::vgic::GICD_SIZE };
+        let gicd = Range { start: map.gicd, end: map.gicd + crate::vgic::GICD_SIZE };
         let gicr_len = crate::vgic::GICR_STRIDE * u64::from(cfg.cpus);
-        let gicr = Range { start: guest::GICR_BASE, end: guest::GICR_BASE + gicr_len };
+        let gicr = Range { start: map.gicr, end: map.gicr + gicr_len };
         // Fixed, disjoint windows of the guest map (the UART lies far above).
         let _ = mmio.add(gicd, crate::mmio::Device::GicDist);
         let _ = mmio.add(gicr, crate::mmio::Device::GicRedist);
@@ -1057,6 +1069,7 @@ fn build(
         active: AtomicUsize::new(0),
         unpaused: AtomicBool::new(false),
         exits: ExitCounts::default(),
+        map,
         cow,
         local_tlb: AtomicBool::new(local_tlb),
         reclaim: AtomicBool::new(false),
@@ -1133,16 +1146,14 @@ pub fn forward_done(intid: u32) {
 fn hardware_devices(
     cfg: &DomainConfig,
     banks: &[(u64, u64)],
+    windows: &[Range],
     console: Option<u64>,
     store: Option<&crate::store::Role>,
 ) -> crate::devices::HostDevices {
     let Some(blob) = HOST_DTB.get() else { return Default::default() };
     let Ok(fdt) = crate::fdt::Fdt::new(blob) else { return Default::default() };
     let mut avoid: Vec<Range> = banks.iter().map(|&(a, s)| Range { start: a, end: a + s }).collect();
-    let gicr_end = guest::GICR_BASE + crate::vgic::GICR_STRIDE * u64::from(cfg.cpus);
-    avoid.push(Range { start: guest::GICD_BASE & !0xffff, end: gicr_end });
-    avoid.push(Range { start: guest::VUART_BASE, end: guest::VUART_BASE + guest::VUART_SIZE });
-    avoid.push(Range { start: crate::store::CLIENT_RING, end: crate::store::WINDOW_END });
+    avoid.extend_from_slice(windows);
     let assigned = ASSIGNED.lock().clone();
     let mut h = crate::devices::discover(&fdt, crate::devices::gic_phandle(&fdt), console, &assigned, &avoid);
     // Pages a device here shares with one given elsewhere: both domains reach both.
@@ -1208,14 +1219,28 @@ pub fn launch(
     cfg: &LaunchConfig,
     mut frames: Frames,
     online_cpus: usize,
-    gic_version: u32,
+    gic_desc: Option<crate::platform::Gic>,
     uart_desc: Option<&crate::platform::Uart>,
     host_dtb: &'static [u8],
     boot_modules: Vec<Range>,
 ) -> usize {
     let (pa_bits, _) = super::el2::pa_bits();
+    let gic_version = gic_desc.map_or(3, |g| g.version());
     let mut cpu_load: Vec<u32> = alloc::vec![0; online_cpus];
     HOST_DTB.call_once(|| host_dtb);
+    // Direct-mapped domains find the emulated GIC and UART where the host's are.
+    let host_map = {
+        let mut m = guest::GuestMap::XEN;
+        match gic_desc {
+            Some(crate::platform::Gic::V3 { gicd, gicr, .. }) => (m.gicd, m.gicr) = (gicd, gicr),
+            Some(crate::platform::Gic::V2 { gicd, gicc, .. }) => (m.gicd, m.gicc) = (gicd, gicc),
+            None => {}
+        }
+        if let Some(u) = uart_desc {
+            m.vuart = u.base & !0xfff;
+        }
+        m
+    };
     // Devices partial device trees give away: not the hardware domain's.
     for d in &cfg.domains {
         if let Some(Ok(list)) =
@@ -1255,7 +1280,7 @@ pub fn launch(
     let mut failures = Vec::new();
     for (i, d) in cfg.domains.iter().enumerate() {
         let link = store_link(store_plan.as_ref(), &rings, d.domid);
-        let host = HostGuestFacts { gic_version, pa_bits, console: uart_desc.map(|u| u.base) };
+        let host = HostGuestFacts { gic_version, pa_bits, console: uart_desc.map(|u| u.base), host_map };
         match prepare(d, (i + 1) as u16, &mut frames, &mut cpu_load, host, link) {
             Ok(dom) => built.push(dom),
             Err(e) => {
@@ -1283,7 +1308,7 @@ pub fn launch(
     let n = built.len();
     let ids: Vec<u16> = built.iter().map(|d| d.id).collect();
     let with_uart: Vec<u16> =
-        built.iter().filter(|d| d.mmio.find(guest::VUART_BASE).is_some()).map(|d| d.id).collect();
+        built.iter().filter(|d| d.mmio.find(d.map.vuart).is_some()).map(|d| d.id).collect();
     let console = cfg.console_domain().map(|(d, _)| d.domid).filter(|id| with_uart.contains(id));
     let boot = cfg.boot_domain().map(|d| d.domid).filter(|id| ids.contains(id));
     let standby = cfg

@@ -284,15 +284,8 @@ extern "C" fn primary_main(dtb_pa: u64, load_base: u64) -> ! {
         );
     }
     let boot_modules = plat.modules.iter().collect();
-    let running = domain::launch(
-        &cfg,
-        frames,
-        cpu::online(),
-        plat.gic.map_or(3, |g| g.version()),
-        plat.uart.as_ref(),
-        dtb,
-        boot_modules,
-    );
+    let running =
+        domain::launch(&cfg, frames, cpu::online(), plat.gic, plat.uart.as_ref(), dtb, boot_modules);
     let launch_us = timer::ticks_to_us(timer::ticks() - t_entry);
     if running == 0 {
         halt("no domain could be built");

@@ -261,7 +261,8 @@ pub(super) fn domain(
             d.vuart = node.property("vpl011").is_some();
         }
     }
-    d.direct_map = node.property("direct-map").is_some();
+    // The hardware domain is direct-mapped (DMA works without an IOMMU), as the binding says.
+    d.direct_map = node.property("direct-map").is_some() || d.permissions.has(Permissions::HARDWARE);
     d.static_mem = static_mem(node)?;
     for child in node.children() {
         if is_module(&child) {

@@ -326,6 +326,11 @@ fn shared_module_and_plan() {
     assert!(lines.contains(&"console: domain 1 (first with a virtual UART)".to_string()));
     assert!(lines.contains(&"boot domain: none (straight to launch finalization)".to_string()));
     assert!(!lines.iter().any(|l| l.starts_with("store:")), "no Xenstore domain, no store line");
+    // The hardware domain is direct-mapped by default, from free memory (no static memory).
+    let cfg =
+        parse(&host(lcm(vec![dom(1).p("permissions", V::U32(Permissions::HARDWARE)), dom(2)]))).unwrap();
+    assert!(cfg.domains[0].direct_map && cfg.domains[0].static_mem.is_empty());
+    assert!(!cfg.domains[1].direct_map);
     let cfg =
         parse(&host(lcm(vec![dom(1), dom(2).p("functions", V::U32(Functions::XENSTORE)), dom(3)]))).unwrap();
     let lines = Plan::lines(&cfg);

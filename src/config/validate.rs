@@ -80,7 +80,8 @@ pub(super) fn validate(cfg: &LaunchConfig, host: &HostFacts) -> Result<()> {
                 return Err(err(&d.node, ErrorKind::NoSuchCpu { cpu: highest, cpus: host.cpus }));
             }
         }
-        if d.direct_map && d.static_mem.is_empty() && !d.functions.has(Functions::LEGACY_DOM0) {
+        let own_memory = d.functions.has(Functions::LEGACY_DOM0) || d.permissions.has(Permissions::HARDWARE);
+        if d.direct_map && d.static_mem.is_empty() && !own_memory {
             return Err(err(&d.node, ErrorKind::DirectMapNeedsStaticMem));
         }
         if !d.static_mem.is_empty() {

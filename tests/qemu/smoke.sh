@@ -257,7 +257,7 @@ t_lcm_hyperlaunch() {
         'INFO  plan: domain 32757 \(/chosen/hypervisor/domain@0\): 1 vCPU\(s\), 32 MiB' \
         'INFO  plan: +permissions none; functions boot' \
         'INFO  plan: +config +0x4c100000 size 0x1000' \
-        'INFO  plan: domain 1 \(/chosen/hypervisor/domain@1\): 2 vCPU\(s\), 128 MiB, virtual UART' \
+        'INFO  plan: domain 1 \(/chosen/hypervisor/domain@1\): 2 vCPU\(s\), 128 MiB, direct-mapped, virtual UART' \
         'INFO  plan: +permissions hardware; functions recovery,console,xenstore' \
         'INFO  plan: +kernel +0x49000000 size 0x2000000 shared' \
         'INFO  plan: domain 3 ' 'INFO  plan: boot domain: 32757 runs first \(time limit 30000 ms\)' 'INFO  plan: console: domain 1$' \

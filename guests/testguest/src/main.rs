@@ -34,8 +34,17 @@ use core::arch::{asm, global_asm};
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-const UART_DR: *mut u32 = 0x2200_0000 as *mut u32;
-const UART_FR: *const u32 = 0x2200_0018 as *const u32;
+/// The virtual UART: Xen's layout until the device tree says otherwise (a direct-mapped
+/// domain has it at the host UART's address).
+static UART_BASE: AtomicU64 = AtomicU64::new(0x2200_0000);
+
+fn uart_dr() -> *mut u32 {
+    UART_BASE.load(Ordering::Relaxed) as *mut u32
+}
+
+fn uart_fr() -> *const u32 {
+    (UART_BASE.load(Ordering::Relaxed) + 0x18) as *const u32
+}
 const STACK_SIZE: u64 = 0x4000;
 
 global_asm!(
@@ -127,7 +136,7 @@ impl Write for Uart {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         for b in s.bytes() {
             // SAFETY: the virtual UART's data register (trapped and emulated).
-            unsafe { core::ptr::write_volatile(UART_DR, u32::from(b)) };
+            unsafe { core::ptr::write_volatile(uart_dr(), u32::from(b)) };
         }
         Ok(())
     }
@@ -491,11 +500,11 @@ fn echo(name: &str) {
     loop {
         // SAFETY: the virtual UART's flag and data registers.
         let byte = unsafe {
-            if core::ptr::read_volatile(UART_FR) & (1 << 4) != 0 {
+            if core::ptr::read_volatile(uart_fr()) & (1 << 4) != 0 {
                 core::hint::spin_loop();
                 continue;
             }
-            core::ptr::read_volatile(UART_DR as *const u32) as u8
+            core::ptr::read_volatile(uart_dr() as *const u32) as u8
         };
         match byte {
             b'\r' | b'\n' => {
@@ -535,6 +544,12 @@ extern "C" fn guest_main(dtb: u64) -> ! {
         println!("testguest: no device tree at {dtb:#x}");
         halt(true)
     };
+    let stdout = tree.find("/chosen").and_then(|c| c.property("stdout-path")).and_then(|p| p.as_str());
+    if let Some(base) =
+        stdout.and_then(|p| tree.find(p)).and_then(|n| tree.reg(&n)).and_then(|mut r| r.next())
+    {
+        UART_BASE.store(base.0, Ordering::Relaxed);
+    }
     let args =
         tree.find("/chosen").and_then(|c| c.property("bootargs")).and_then(|p| p.as_str()).unwrap_or("");
     let name = args.split_whitespace().find_map(|a| a.strip_prefix("hl.name=")).unwrap_or("testguest");
@@ -595,7 +610,7 @@ extern "C" fn guest_main(dtb: u64) -> ! {
             for i in 0..n {
                 let b = if i % 100 == 99 { b'\n' } else { b'x' };
                 // SAFETY: the virtual UART's data register.
-                unsafe { core::ptr::write_volatile(UART_DR, u32::from(b)) };
+                unsafe { core::ptr::write_volatile(uart_dr(), u32::from(b)) };
             }
             println!("{name}: flooded {n} bytes");
         } else if let Some(spec) = arg.strip_prefix("hl.tick=") {
