@@ -424,6 +424,53 @@ mod tests {
         assert!(fdt.find("/hypervisor/store").is_none() && fdt.find("/hypervisor/store-server").is_none());
     }
 
+    #[test]
+    fn device_nodes_and_host_addresses() {
+        use crate::devices::CopiedNode;
+        let rtc = CopiedNode {
+            name: "pl031@9010000".into(),
+            props: alloc::vec![
+                ("compatible".into(), b"arm,pl031\0arm,primecell\0".to_vec()),
+                ("reg".into(), [0x901_0000u64.to_be_bytes(), 0x1000u64.to_be_bytes()].concat()),
+                ("interrupts".into(), [0u32, 2, 4].iter().flat_map(|c| c.to_be_bytes()).collect()),
+            ],
+        };
+        let map = guest::GuestMap { gicd: 0x800_0000, gicr: 0x80a_0000, gicc: 0, vuart: 0x900_0000 };
+        let g = GuestDtb {
+            domid: 1,
+            permissions: 2,
+            functions: 0,
+            cpus: 2,
+            ram: &[(0x5800_0000, 128 << 20)],
+            bootargs: None,
+            ramdisk: None,
+            vuart: true,
+            gic_version: 3,
+            failures: &[],
+            additions: &[],
+            store: None,
+            devices: core::slice::from_ref(&rtc),
+            map,
+        };
+        let blob = g.build().unwrap();
+        let fdt = Fdt::new(&blob).unwrap();
+        let n = fdt.find("/pl031@9010000").unwrap();
+        assert!(n.is_compatible("arm,pl031"));
+        assert_eq!(fdt.reg(&n).unwrap().collect::<Vec<_>>(), [(0x901_0000, 0x1000)]);
+        // Its interrupts go to the root's interrupt parent: the virtual GIC, at the host's
+        // address, as is the UART.
+        let gic = fdt.find("/interrupt-controller@8000000").unwrap();
+        assert_eq!(fdt.reg(&gic).unwrap().next(), Some((0x800_0000, 0x1_0000)));
+        assert_eq!(
+            fdt.root().property("interrupt-parent").unwrap().u32(),
+            gic.property("phandle").unwrap().u32()
+        );
+        assert_eq!(
+            fdt.find("/chosen").unwrap().property("stdout-path").unwrap().as_str(),
+            Some("/uart@9000000")
+        );
+    }
+
     fn add(path: &str, name: &str, value: &[u8]) -> core::result::Result<DtAddition, AdditionError> {
         let mut buf = Vec::new();
         buf.extend_from_slice(path.as_bytes());
