@@ -62,9 +62,9 @@ struct Irq {
     lr_latched: bool,
     /// A physical interrupt linked to it (the guest's deactivation reaches it).
     hw: Option<u32>,
-    /// A physical SPI forwarded by the hypervisor (masked while the guest handles it):
-    /// its list register asks for a maintenance interrupt at EOI, and `sync` reports its
-    /// deactivation.
+    /// A physical SPI forwarded by the hypervisor: its list register links it (HW) to the
+    /// same physical INTID, which stays active until the guest deactivates it; `sync`
+    /// reports the deactivation.
     forwarded: bool,
 }
 
@@ -396,8 +396,8 @@ impl VGic {
                 active: irq.active,
                 priority: irq.priority,
                 group1: true,
-                hw: irq.hw,
-                eoi: irq.forwarded,
+                hw: if irq.forwarded { Some(intid) } else { irq.hw },
+                eoi: false,
             };
             out.count += 1;
             if pending {
@@ -432,7 +432,7 @@ impl VGic {
             // Active on this vCPU: it stays this vCPU's until deactivated, wherever it
             // is routed meanwhile.
             irq.in_lr = irq.active.then_some(vcpu as u16);
-            if irq.forwarded && before.eoi && !irq.active && !after.is_some_and(|l| l.pending) {
+            if irq.forwarded && !irq.active && !after.is_some_and(|l| l.pending) {
                 irq.level = false;
                 done.push(before.intid);
             }
@@ -991,8 +991,9 @@ mod tests {
         assert_eq!(g.set_level(0, 34, true), 1);
         let f = g.flush(0, 4);
         assert_eq!(f.count, 1);
-        assert!(f.lrs[0].eoi && f.lrs[0].pending);
-        assert_eq!(f.lrs[0].to_v3() & (1 << 41), 1 << 41);
+        assert!(f.lrs[0].pending && f.lrs[0].hw == Some(34));
+        assert_eq!(f.lrs[0].to_v3() >> 61 & 1, 1, "HW bit");
+        assert_eq!(f.lrs[0].to_v3() >> 32 & 0x1fff, 34, "physical INTID");
         // Acknowledged (active): not done yet.
         let mut now = lr_state(&f);
         now[0] = Some(Lr { pending: false, active: true, ..f.lrs[0] });
@@ -1007,7 +1008,7 @@ mod tests {
         write(&mut g, 0x104, 1 << 3);
         g.raise(0, 35);
         let f = g.flush(0, 4);
-        assert!(!f.lrs[0].eoi);
+        assert!(f.lrs[0].hw.is_none());
         assert!(g.sync(0, &f, &[None]).is_empty());
     }
 

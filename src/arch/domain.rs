@@ -1125,21 +1125,15 @@ static ASSIGNED: Mutex<Vec<(u16, Range)>> = Mutex::new(Vec::new());
 /// For each INTID: the index + 1 of the domain whose device raises it, or 0.
 static IRQ_OWNER: [AtomicUsize; 1024] = [const { AtomicUsize::new(0) }; 1024];
 
-/// A physical interrupt from a device a domain owns: masked at the GIC and raised (level)
-/// at the domain's virtual GIC; unmasked when the guest has handled it ([`forward_done`]).
-/// False when no domain owns it.
+/// A physical interrupt from a device a domain owns: it stays active at the GIC and is
+/// raised (level) at the domain's virtual GIC, HW-linked to it, so that the guest's
+/// deactivation deactivates it. False when no domain owns it.
 pub fn forward_irq(intid: u32) -> bool {
     let owner = IRQ_OWNER.get(intid as usize).map_or(0, |o| o.load(Ordering::Acquire));
     let Some(d) = DOMAINS.get().and_then(|ds| ds.get(owner.wrapping_sub(1))) else { return false };
-    gic::set_spi_enabled(intid, false);
     let kick = d.vgic.lock().set_level(0, intid, true);
     d.kick(kick);
     true
-}
-
-/// The guest handled forwarded interrupt `intid`: the device may raise it again.
-pub fn forward_done(intid: u32) {
-    gic::set_spi_enabled(intid, true);
 }
 
 /// The host devices a hardware domain gets, logged.
@@ -1322,8 +1316,9 @@ pub fn launch(
         for (vi, v) in d.vcpus.iter().enumerate() {
             RUNQ[v.pcpu()].lock().add((di << 16) | vi);
         }
-        // Device interrupts: delivered to the CPU of the owner's first vCPU.
-        for &id in &d.forwarded {
+        // Device interrupts: delivered to the CPU of the owner's first vCPU (only where
+        // guests have a virtual GIC to take them).
+        for &id in d.forwarded.iter().filter(|_| gic::has_vgic()) {
             if let Some(o) = IRQ_OWNER.get(id as usize) {
                 o.store(di + 1, Ordering::Release);
                 gic::route_spi(id, d.vcpus[0].pcpu());

@@ -56,6 +56,7 @@ pub fn init(desc: &Gic, cpu_count: usize) -> Result<GicInfo, GicInitError> {
                 GicV3::new(d, r, cpu_count).map_err(|_| GicInitError::Redistributor)?
             };
             g.setup(0);
+            split_eoi();
             PhysGic::V3(g)
         }
         Gic::V2 { gicd, gicc, .. } => {
@@ -128,17 +129,20 @@ pub fn kick(cpu: usize) {
 }
 
 /// Acknowledges every interrupt pending at this CPU, hands each INTID to `f`, and ends
-/// it. Kicks carry no payload: the state they announce is read after.
-pub fn handle_pending(mut f: impl FnMut(u32)) {
+/// it. Kicks carry no payload: the state they announce is read after. On GICv3 the CPU
+/// interface splits priority drop and deactivation (EOImode 1): an interrupt `f` forwards to
+/// a guest (it returns true) stays active until the guest deactivates it through its list
+/// register's HW link.
+pub fn handle_pending(mut f: impl FnMut(u32) -> bool) {
     for _ in 0..16 {
-        let id = {
+        let (id, v3) = {
             let mut gic = GIC.lock();
             match gic.as_mut() {
                 Some(PhysGic::V3(_)) => {
                     match GicCpuInterface::get_and_acknowledge_interrupt(InterruptGroup::Group1) {
                         Some(id) => {
                             GicCpuInterface::end_interrupt(id, InterruptGroup::Group1);
-                            id
+                            (id, true)
                         }
                         None => return,
                     }
@@ -148,7 +152,7 @@ pub fn handle_pending(mut f: impl FnMut(u32)) {
                     match g.get_and_acknowledge_interrupt(group) {
                         Some(id) if u32::from(id) < 1020 => {
                             g.end_interrupt(id, group);
-                            id
+                            (id, false)
                         }
                         _ => return,
                     }
@@ -157,9 +161,32 @@ pub fn handle_pending(mut f: impl FnMut(u32)) {
             }
         };
         // Level-triggered sources (the UART) are quiet again once `f` has served them;
-        // ending first and serving after keeps the lock short, and a source still
-        // asserting comes back on the next pass.
-        f(u32::from(id));
+        // dropping the priority first and serving after keeps the lock short, and a source
+        // still asserting comes back once deactivated.
+        let forwarded = f(u32::from(id));
+        if v3 && !forwarded {
+            deactivate(u32::from(id));
+        }
+    }
+}
+
+/// ICC_DIR_EL1: deactivates an interrupt whose priority was dropped (EOImode 1).
+fn deactivate(intid: u32) {
+    // SAFETY: writing ICC_DIR_EL1 (S3_0_C12_C11_1) deactivates that interrupt at this CPU's
+    // interface; it touches no memory.
+    unsafe {
+        core::arch::asm!("msr S3_0_C12_C11_1, {}", in(reg) u64::from(intid), options(nomem, nostack, preserves_flags))
+    };
+}
+
+/// ICC_CTLR_EL1.EOImode: priority drop and deactivation are separate writes.
+fn split_eoi() {
+    let v: u64;
+    // SAFETY: reading and writing ICC_CTLR_EL1 (S3_0_C12_C12_4) at EL2 changes only how this
+    // CPU's interface ends interrupts; handle_pending deactivates every one it does not forward.
+    unsafe {
+        core::arch::asm!("mrs {}, S3_0_C12_C12_4", out(reg) v, options(nomem, nostack, preserves_flags));
+        core::arch::asm!("msr S3_0_C12_C12_4, {}", "isb", in(reg) v | 0b10, options(nomem, nostack, preserves_flags));
     }
 }
 
@@ -221,20 +248,6 @@ pub fn route_spi(intid: u32, cpu: usize) {
     }
 }
 
-/// Masks or unmasks a shared peripheral interrupt at the distributor.
-pub fn set_spi_enabled(intid: u32, enabled: bool) {
-    let id = IntId::spi(intid - 32);
-    match GIC.lock().as_mut() {
-        Some(PhysGic::V3(g)) => {
-            let _ = g.enable_interrupt(id, None, enabled);
-        }
-        Some(PhysGic::V2(g)) => {
-            let _ = g.enable_interrupt(id, enabled);
-        }
-        None => {}
-    }
-}
-
 /// Sets up a secondary CPU's interface (and, on GICv3, wakes its redistributor).
 pub fn init_secondary(cpu: usize) {
     match GIC.lock().as_mut() {
@@ -242,6 +255,7 @@ pub fn init_secondary(cpu: usize) {
             GicCpuInterface::enable_system_register_el2(true);
             g.init_cpu(cpu);
             GicCpuInterface::enable_group1(true);
+            split_eoi();
         }
         Some(PhysGic::V2(g)) => g.setup(),
         None => {}

@@ -215,10 +215,9 @@ pub fn run(dom: &Domain, index: usize, start: Option<(u64, u64)>) -> End {
         let vector = unsafe { guest_entry(&mut regs) };
         if vgic {
             let now = gic::lrs::save(&flushed);
-            let done = dom.vgic.lock().sync(index, &flushed, &now);
-            for id in done {
-                domain::forward_done(id);
-            }
+            // Forwarded interrupts the guest finished with were deactivated through
+            // their HW link: nothing to do here but what sync did to their line.
+            let _ = dom.vgic.lock().sync(index, &flushed, &now);
         }
         let exit = Exit::decode(vector, ESR_EL2.get(), FAR_EL2.get(), HPFAR_EL2.get());
         match handle(dom, index, exit, &mut regs, shared) {
@@ -279,8 +278,9 @@ const CNTV_ENABLE: u64 = 1;
 const CNTV_IMASK: u64 = 1 << 1;
 const CNTV_ISTATUS: u64 = 1 << 2;
 
-/// A physical interrupt taken while vCPU `index` of `dom` runs on this CPU.
-fn physical_irq(dom: &Domain, index: usize, intid: u32) {
+/// A physical interrupt taken while vCPU `index` of `dom` runs on this CPU. True when it
+/// was forwarded to a guest (which deactivates it).
+fn physical_irq(dom: &Domain, index: usize, intid: u32) -> bool {
     match intid {
         crate::vgic::VTIMER_PPI => {
             // The guest's virtual timer fired: mask it at the timer (the guest unmasks it
@@ -298,25 +298,27 @@ fn physical_irq(dom: &Domain, index: usize, intid: u32) {
             SLICE_OVER[super::el2::cpu_index()].store(true, Ordering::Relaxed);
         }
         // A device interrupt for the domain that owns the device.
-        id if id >= 32 && domain::forward_irq(id) => {}
+        id if id >= 32 && domain::forward_irq(id) => return true,
         _ => super::console::on_irq(intid),
     }
+    false
 }
 
 /// The EL1 physical timer's PPI: the slice timer.
 pub const SLICE_PPI: u32 = 30;
 
-/// A physical interrupt taken while this CPU runs no vCPU.
-pub fn idle_irq(intid: u32) {
+/// A physical interrupt taken while this CPU runs no vCPU (true: forwarded to a guest).
+pub fn idle_irq(intid: u32) -> bool {
     match intid {
         // A virtual timer left armed by a vCPU that stopped.
         crate::vgic::VTIMER_PPI => CNTV_CTL_EL0.set(0),
         crate::vgic::MAINTENANCE_PPI => {}
         // The idle tick of a shared CPU: the scheduler looks again.
         SLICE_PPI => disarm_slice(),
-        id if id >= 32 && domain::forward_irq(id) => {}
+        id if id >= 32 && domain::forward_irq(id) => return true,
         _ => super::console::on_irq(intid),
     }
+    false
 }
 
 fn handle(dom: &Domain, index: usize, exit: Exit, regs: &mut GuestRegs, shared: bool) -> Next {
