@@ -130,8 +130,7 @@ pub fn host_spis(fdt: &Fdt<'_>, path: &str) -> Vec<u32> {
 
 /// The phandle of the host's GIC (the root's interrupt controller).
 pub fn gic_phandle(fdt: &Fdt<'_>) -> Option<u32> {
-    fdt.root()
-        .children()
+    fdt.all_nodes()
         .find(|n| {
             n.property("interrupt-controller").is_some()
                 && ["arm,gic-v3", "arm,gic-400", "arm,cortex-a15-gic", "arm,gic-v2"]
@@ -168,11 +167,28 @@ pub fn discover(
 ) -> HostDevices {
     let mut out = HostDevices::default();
     let mut provider_phandles: Vec<u32> = Vec::new();
-    for node in fdt.root().children() {
-        let path = format!("/{}", node.name());
+    // The root's children, and the children of simple buses (boards put their devices under
+    // /soc, /axi, /amba...), flattened: each device goes to the guest's root with its
+    // address translated.
+    let mut work: Vec<Node<'_>> = fdt.root().children().collect();
+    let mut names: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < work.len() {
+        let node = work[i];
+        i += 1;
+        let path = fdt.path(&node).to_string();
         let base = node.base_name();
         let skip = |out: &mut HostDevices, why: &str| out.skipped.push((path.clone(), why.to_string()));
+        let bus = ["simple-bus", "arm,amba-bus", "simple-mfd"].iter().any(|c| node.is_compatible(c));
+        if bus && node.property("ranges").is_some() && node.is_enabled() {
+            work.extend(node.children());
+            continue;
+        }
         if node.property("reg").is_none() || !node.is_enabled() {
+            continue;
+        }
+        if names.iter().any(|n| n == node.name()) {
+            skip(&mut out, "another device with its node name is given already");
             continue;
         }
         if matches!(base, "memory" | "cpus" | "chosen" | "aliases" | "reserved-memory" | "psci") {
@@ -260,12 +276,13 @@ pub fn discover(
             }
         }
         let node_copy = copy(&node, &regs);
+        names.push(node.name().to_string());
         out.devices.push(Device { path, mmio, spis, node: node_copy });
     }
     for ph in provider_phandles {
         match fdt.by_phandle(ph) {
             // A provider with MMIO of its own is a device: it is not copied as a bare node.
-            Some(p) if p.property("reg").is_none() && p.depth() == 1 => out.providers.push(copy(&p, &[])),
+            Some(p) if p.property("reg").is_none() => out.providers.push(copy(&p, &[])),
             Some(p) => out.skipped.push((format!("/{}", p.name()), "a clock provider with registers".into())),
             None => {
                 out.skipped.push((format!("phandle {ph:#x}"), "a clock provider that does not exist".into()))
@@ -344,6 +361,19 @@ mod tests {
         let n = w.begin_node("flash@0").unwrap();
         w.property_array_u64("reg", &[0, 0x400_0000]).unwrap();
         w.end_node(n).unwrap();
+        let bus = w.begin_node("soc").unwrap();
+        w.property_string("compatible", "simple-bus").unwrap();
+        w.property_u32("#address-cells", 1).unwrap();
+        w.property_u32("#size-cells", 1).unwrap();
+        w.property_array_u32("ranges", &[0, 0, 0xfe00_0000, 0x180_0000]).unwrap();
+        let n = w.begin_node("gpio@200000").unwrap();
+        w.property_array_u32("reg", &[0x20_0000, 0xb4]).unwrap();
+        w.property_array_u32("interrupts", &[0, 113, 4]).unwrap();
+        w.end_node(n).unwrap();
+        let n = w.begin_node("serial@201000").unwrap();
+        w.property_array_u32("reg", &[0x20_1000, 0x200]).unwrap();
+        w.end_node(n).unwrap();
+        w.end_node(bus).unwrap();
         let n = w.begin_node("ppi-device@c000000").unwrap();
         w.property_array_u64("reg", &[0xc00_0000, 0x1000]).unwrap();
         w.property_array_u32("interrupts", &[1, 9, 4]).unwrap();
@@ -369,7 +399,16 @@ mod tests {
             &avoid,
         );
         let paths: Vec<&str> = h.devices.iter().map(|d| d.path.as_str()).collect();
-        assert_eq!(paths, ["/pl031@9010000", "/virtio_mmio@a000000"]);
+        assert_eq!(
+            paths,
+            ["/pl031@9010000", "/virtio_mmio@a000000", "/soc/gpio@200000", "/soc/serial@201000"]
+        );
+        // A device under a bus: its address through the bus's ranges, at the guest's root.
+        let gpio = &h.devices[2];
+        assert_eq!(gpio.mmio, [Range { start: 0xfe20_0000, end: 0xfe20_1000 }]);
+        assert_eq!(gpio.spis, [145]);
+        let reg = &gpio.node.props.iter().find(|(n, _)| n == "reg").unwrap().1;
+        assert_eq!(reg[..8], 0xfe20_0000u64.to_be_bytes());
         let rtc = &h.devices[0];
         assert_eq!(rtc.mmio, [Range { start: 0x901_0000, end: 0x901_1000 }]);
         assert_eq!(rtc.spis, [34]);
