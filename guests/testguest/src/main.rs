@@ -129,6 +129,9 @@ guest_sync:
 #[unsafe(no_mangle)]
 static FAULT_ESR: AtomicU64 = AtomicU64::new(0);
 static STARTED: AtomicUsize = AtomicUsize::new(0);
+/// Secondaries stay on until the primary has tried its second CPU_ON (which must then find
+/// them on, whatever the timing).
+static RELEASE: AtomicUsize = AtomicUsize::new(0);
 
 struct Uart;
 
@@ -586,6 +589,7 @@ extern "C" fn guest_main(dtb: u64) -> ! {
                 let again = hvc(0xc400_0003, (1 << 31) | i, _start as *const () as u64, i);
                 println!("smp: second CPU_ON vCPU {i} -> {again}");
             }
+            RELEASE.store(1, Ordering::SeqCst);
             for i in 1..cpus as u64 {
                 // Wait until it reported and turned itself off (AFFINITY_INFO = 1).
                 while hvc(0xc400_0004, (1 << 31) | i, 0, 0) != 1 {
@@ -691,6 +695,9 @@ extern "C" fn guest_main(dtb: u64) -> ! {
 extern "C" fn secondary_main(index: u64) -> ! {
     STARTED.fetch_add(1, Ordering::SeqCst);
     println!("smp: vCPU {index} up, MPIDR {:#x}", mpidr());
+    while RELEASE.load(Ordering::SeqCst) == 0 {
+        core::hint::spin_loop();
+    }
     hvc(0x8400_0002, 0, 0, 0); // CPU_OFF
     loop {
         // SAFETY: WFI only waits.
