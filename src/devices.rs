@@ -42,6 +42,25 @@ fn be32(b: &[u8], i: usize) -> Option<u32> {
     b.get(i * 4..i * 4 + 4).map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
 }
 
+/// A `reg` value in the guest root's cells (2 address, 2 size).
+fn reg_cells(pairs: impl Iterator<Item = (u64, u64)>) -> Vec<u8> {
+    let mut v = Vec::new();
+    for (a, s) in pairs {
+        v.extend_from_slice(&a.to_be_bytes());
+        v.extend_from_slice(&s.to_be_bytes());
+    }
+    v
+}
+
+/// The INTID of each 3-cell GIC interrupt specifier in `interrupts`, `None` for one that
+/// is not an SPI.
+fn specifier_spis(interrupts: &[u8]) -> impl Iterator<Item = Option<u32>> + '_ {
+    (0..interrupts.len() / 12).map(|i| match (be32(interrupts, i * 3), be32(interrupts, i * 3 + 1)) {
+        (Some(0), Some(n)) if n < 988 => Some(32 + n),
+        _ => None,
+    })
+}
+
 /// A device a partial device tree (`module,device-tree`, Xen's passthrough convention)
 /// gives to a domain.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,11 +105,18 @@ pub fn parse_partial(blob: &[u8]) -> Result<Vec<Passthrough>, String> {
             regs.push((pa, size, ga));
         }
         let host_path = node.property("xen,path").and_then(|p| p.as_str()).map(String::from);
+        // `reg` as the guest sees it: the guest addresses of xen,reg, in the root's cells.
+        let reg = reg_cells(regs.iter().map(|&(_, size, ga)| (ga, size)));
         let mut props = Vec::new();
         for p in node.properties() {
-            if !p.name.starts_with("xen,") && p.name != "interrupt-parent" {
-                props.push((p.name.to_string(), p.value.to_vec()));
+            match p.name {
+                "reg" => props.push((p.name.to_string(), reg.clone())),
+                n if n.starts_with("xen,") || n == "interrupt-parent" => {}
+                n => props.push((n.to_string(), p.value.to_vec())),
             }
+        }
+        if !props.iter().any(|(n, _)| n == "reg") {
+            props.push((String::from("reg"), reg));
         }
         out.push(Passthrough { node: CopiedNode { name: node.name().to_string(), props }, regs, host_path });
     }
@@ -120,12 +146,7 @@ pub fn shared_pages(owned: &[(u16, Range)]) -> Vec<(u64, u16, u16)> {
 pub fn host_spis(fdt: &Fdt<'_>, path: &str) -> Vec<u32> {
     let Some(node) = fdt.find(path) else { return Vec::new() };
     let Some(ints) = node.property("interrupts") else { return Vec::new() };
-    (0..ints.value.len() / 12)
-        .filter_map(|i| match (be32(ints.value, i * 3), be32(ints.value, i * 3 + 1)) {
-            (Some(0), Some(n)) if n < 988 => Some(32 + n),
-            _ => None,
-        })
-        .collect()
+    specifier_spis(ints.value).flatten().collect()
 }
 
 /// The phandle of the host's GIC (the root's interrupt controller).
@@ -244,16 +265,12 @@ pub fn discover(
                 skip(&mut out, "its interrupts do not go to the GIC in its 3-cell form");
                 continue;
             }
-            let mut ok = true;
-            for i in 0..ints.value.len() / 12 {
-                match (be32(ints.value, i * 3), be32(ints.value, i * 3 + 1)) {
-                    (Some(0), Some(n)) if n < 988 => spis.push(32 + n),
-                    _ => ok = false,
+            match specifier_spis(ints.value).collect::<Option<Vec<u32>>>() {
+                Some(s) => spis = s,
+                None => {
+                    skip(&mut out, "it has an interrupt that is not an SPI");
+                    continue;
                 }
-            }
-            if !ok {
-                skip(&mut out, "it has an interrupt that is not an SPI");
-                continue;
             }
         }
         if node.property("phandle").and_then(|p| p.u32()) == Some(crate::guest_dtb::GIC_PHANDLE) {
@@ -298,14 +315,7 @@ fn copy(node: &Node<'_>, regs: &[(u64, u64)]) -> CopiedNode {
     for p in node.properties() {
         match p.name {
             "interrupt-parent" => {}
-            "reg" => {
-                let mut v = Vec::new();
-                for &(a, s) in regs {
-                    v.extend_from_slice(&a.to_be_bytes());
-                    v.extend_from_slice(&s.to_be_bytes());
-                }
-                props.push(("reg".to_string(), v));
-            }
+            "reg" => props.push(("reg".to_string(), reg_cells(regs.iter().copied()))),
             name => props.push((name.to_string(), p.value.to_vec())),
         }
     }

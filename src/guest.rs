@@ -34,6 +34,21 @@ impl GuestMap {
     pub const XEN: GuestMap =
         GuestMap { gicd: GICD_BASE, gicr: GICR_BASE, gicc: GICC_BASE, vuart: VUART_BASE };
 
+    /// A direct-mapped domain's: where the host's GIC and console UART are (Xen's layout
+    /// for what the host lacks).
+    pub fn host(gic: Option<crate::platform::Gic>, uart: Option<u64>) -> GuestMap {
+        let mut m = GuestMap::XEN;
+        match gic {
+            Some(crate::platform::Gic::V3 { gicd, gicr, .. }) => (m.gicd, m.gicr) = (gicd, gicr),
+            Some(crate::platform::Gic::V2 { gicd, gicc, .. }) => (m.gicd, m.gicc) = (gicd, gicc),
+            None => {}
+        }
+        if let Some(u) = uart {
+            m.vuart = u & !0xfff;
+        }
+        m
+    }
+
     /// Guest address ranges the emulated GIC (for `cpus` vCPUs) and UART take.
     pub fn windows(&self, cpus: u32) -> [crate::memmap::Range; 3] {
         use crate::memmap::Range;

@@ -15,7 +15,8 @@ const TABLE_OR_PAGE: u64 = 1 << 1;
 const AF: u64 = 1 << 10;
 const SH_INNER: u64 = 0b11 << 8;
 const XN: u64 = 1 << 54;
-const OA_MASK: u64 = 0x0000_ffff_ffff_f000;
+/// The output-address bits of a descriptor.
+pub const OA_MASK: u64 = 0x0000_ffff_ffff_f000;
 
 /// MAIR_EL2 attribute index of device memory (nGnRE).
 pub const MAIR_IDX_DEVICE: u64 = 0;

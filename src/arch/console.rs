@@ -99,7 +99,7 @@ pub fn start_mux(desc: Option<&Uart>, domids: &[u16], console: Option<u16>, swit
         if let Some(p) = CONSOLE.uart.lock().as_mut() {
             p.enable_rx_interrupt(u.base);
         }
-        super::gic::enable_spi(irq);
+        super::gic::route_spi(irq, 0);
     }
     // What was typed before input had a destination.
     drain_input();

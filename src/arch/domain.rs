@@ -145,21 +145,13 @@ impl Domain {
         if !self.modules.iter().all(present) {
             return Err("its boot modules were freed at finalization");
         }
-        let di = DOMAINS
-            .get()
-            .and_then(|d| d.iter().position(|d| core::ptr::eq(d, self)))
-            .ok_or("no such domain")?;
+        let di = self.index().ok_or("no such domain")?;
         // Memory: as at build time (scrubbed but for what the images overwrite; copied
         // kernel pages restored from the module).
         let ram = Ram { chunks: self.ram.clone(), owned: self.ram_owned };
         let shared = self.cow.as_ref().map_or(0, |c| c.ipa.size());
         let (kernel, dtb_at) = self.entry;
         let ramdisk_at = self.dtb.lock().ramdisk;
-        let mut written = alloc::vec![(kernel, shared), (kernel + shared, klen - shared)];
-        if let (Some((_, rlen)), Some((at, _))) = (self.ramdisk_src, ramdisk_at) {
-            written.push((at, rlen));
-        }
-        ram.scrub_except(&written);
         // SAFETY: the kernel and ramdisk modules are reserved (checked above); identity mapped.
         let (kbytes, rbytes) = unsafe {
             (
@@ -167,10 +159,12 @@ impl Domain {
                 self.ramdisk_src.map(|(p, l)| core::slice::from_raw_parts(p as *const u8, l as usize)),
             )
         };
-        ram.write(kernel + shared, kbytes);
+        let mut images = alloc::vec![(kernel + shared, kbytes)];
         if let (Some(r), Some((at, _))) = (rbytes, ramdisk_at) {
-            ram.write(at, r);
+            images.push((at, r));
         }
+        // The device tree is written again below.
+        ram.load_images(&images, (kernel, shared));
         if let Some(c) = &self.cow {
             c.restore_private(self);
         }
@@ -219,15 +213,19 @@ pub struct Cow {
 }
 
 impl Cow {
+    /// The stage-2 descriptor's address for shared guest page `page`.
+    fn entry(&self, page: u64) -> Option<u64> {
+        let table = self.tables.get(((page >> 21) - (self.ipa.start >> 21)) as usize)?;
+        Some(table + ((page >> 12) & 511) * 8)
+    }
+
     /// For a restart: every page already copied gets the module's bytes again.
     fn restore_private(&self, d: &Domain) {
         let _g = self.lock.lock();
         let mut page = self.ipa.start;
         while page < self.ipa.end {
-            let table = self.tables[((page >> 21) - (self.ipa.start >> 21)) as usize];
-            let entry = table + ((page >> 12) & 511) * 8;
-            if let Some(own) = d.guest_to_host(page, 4096)
-                && super::stage2::read_entry(entry) & 0x0000_ffff_ffff_f000 == own
+            if let (Some(entry), Some(own)) = (self.entry(page), d.guest_to_host(page, 4096))
+                && super::stage2::read_entry(entry) & crate::pgtable::OA_MASK == own
             {
                 // SAFETY: the domain's own page (none of its vCPUs runs); the source is the
                 // reserved module's page.
@@ -249,11 +247,10 @@ impl Domain {
         }
         let _g = c.lock.lock();
         let page = ipa & !0xfff;
-        let Some(table) = c.tables.get(((page >> 21) - (c.ipa.start >> 21)) as usize) else { return false };
-        let entry = table + ((page >> 12) & 511) * 8;
+        let Some(entry) = c.entry(page) else { return false };
         let Some(own) = self.guest_to_host(page, 4096) else { return false };
         let old = super::stage2::read_entry(entry);
-        if !perm || old & 0x0000_ffff_ffff_f000 == own {
+        if !perm || old & crate::pgtable::OA_MASK == own {
             // A translation fault while the entry was being replaced, or a page already
             // copied by another vCPU: it is in place now.
             return true;
@@ -352,10 +349,7 @@ impl Domain {
 
     /// Pins vCPU `vcpu` of this domain, which has not run yet, to physical CPU `cpu`.
     pub fn set_affinity(&self, vcpu: usize, cpu: usize) -> Result<(), &'static str> {
-        let di = DOMAINS
-            .get()
-            .and_then(|d| d.iter().position(|d| core::ptr::eq(d, self)))
-            .ok_or("no such domain")?;
+        let di = self.index().ok_or("no such domain")?;
         let v = self.vcpus.get(vcpu).ok_or("no such vCPU")?;
         if cpu >= super::cpu::online() || cpu >= MAX_CPUS {
             return Err("no such physical CPU online");
@@ -412,6 +406,11 @@ impl Domain {
         unsafe { core::ptr::copy_nonoverlapping(blob.as_ptr(), pa as *mut u8, blob.len()) };
         *spec = new;
         Ok(())
+    }
+
+    /// Its position among the published domains (its run-queue slots use it).
+    fn index(&self) -> Option<usize> {
+        DOMAINS.get().and_then(|d| d.iter().position(|d| core::ptr::eq(d, self)))
     }
 
     /// It has been unpaused.
@@ -639,6 +638,21 @@ impl Ram {
         }
     }
 
+    /// Puts `images` (guest address, bytes) in place over RAM scrubbed everywhere else but
+    /// `untouched` (the shared kernel pages, copied whole when first written). Returns the
+    /// bytes copied.
+    fn load_images(&self, images: &[(u64, &[u8])], untouched: (u64, u64)) -> usize {
+        let mut written: Vec<(u64, u64)> = images.iter().map(|&(at, b)| (at, b.len() as u64)).collect();
+        written.push(untouched);
+        self.scrub_except(&written);
+        let t = timer::uptime_us();
+        for &(at, bytes) in images {
+            self.write(at, bytes);
+        }
+        COPY_US.fetch_add((timer::uptime_us() - t) as usize, Ordering::Relaxed);
+        images.iter().map(|i| i.1.len()).sum()
+    }
+
     /// Zeroes all of it but the `written` (guest address, length) ranges, which the images
     /// overwrite.
     fn scrub_except(&self, written: &[(u64, u64)]) {
@@ -822,17 +836,6 @@ fn build(
         .filter_map(|p| p.host_path.as_deref())
         .flat_map(|path| host_fdt.as_ref().map(|f| crate::devices::host_spis(f, path)).unwrap_or_default())
         .collect();
-    let pt_nodes = passthrough.iter().map(|p| {
-        let mut n = p.node.clone();
-        let mut reg = Vec::new();
-        for &(_, size, ga) in &p.regs {
-            reg.extend_from_slice(&ga.to_be_bytes());
-            reg.extend_from_slice(&size.to_be_bytes());
-        }
-        n.props.retain(|(name, _)| name != "reg");
-        n.props.push((String::from("reg"), reg));
-        n
-    });
     if !passthrough.is_empty() {
         info!(
             "DOM{}: {} device(s) from its partial device tree ({} SPIs forwarded)",
@@ -846,7 +849,7 @@ fn build(
         .iter()
         .map(|d| d.node.clone())
         .chain(hw.providers.iter().cloned())
-        .chain(pt_nodes)
+        .chain(passthrough.iter().map(|p| p.node.clone()))
         .collect();
     let all_spis: Vec<u32> =
         hw.devices.iter().flat_map(|d| d.spis.iter().copied()).chain(pt_spis.iter().copied()).collect();
@@ -953,27 +956,12 @@ fn build(
         lock: Mutex::new(()),
         copied: AtomicU64::new(0),
     });
-    // What the images overwrite, and the shared pages (copied whole when first written),
-    // need no scrubbing.
-    let tail = &kernel_mod[shared_len as usize..];
-    let mut written = alloc::vec![
-        (layout.kernel, shared_len),
-        (layout.kernel + shared_len, tail.len() as u64),
-        (layout.dtb, dtb.len() as u64)
-    ];
+    let mut images =
+        alloc::vec![(layout.kernel + shared_len, &kernel_mod[shared_len as usize..]), (layout.dtb, &dtb[..])];
     if let (Some(rd), Some((at, _))) = (ramdisk, layout.ramdisk) {
-        written.push((at, rd.len() as u64));
+        images.push((at, rd));
     }
-    ram.scrub_except(&written);
-    let t = timer::uptime_us();
-    ram.write(layout.kernel + shared_len, tail);
-    ram.write(layout.dtb, &dtb);
-    let mut copied = tail.len() + dtb.len();
-    if let (Some(rd), Some((at, _))) = (ramdisk, layout.ramdisk) {
-        ram.write(at, rd);
-        copied += rd.len();
-    }
-    COPY_US.fetch_add((timer::uptime_us() - t) as usize, Ordering::Relaxed);
+    let copied = ram.load_images(&images, (layout.kernel, shared_len));
     COPIED.fetch_add(copied, Ordering::Relaxed);
     let local_tlb = pcpus.windows(2).all(|w| w[0] == w[1]);
     let vcpus = pcpus
@@ -1223,18 +1211,7 @@ pub fn launch(
     let mut cpu_load: Vec<u32> = alloc::vec![0; online_cpus];
     HOST_DTB.call_once(|| host_dtb);
     // Direct-mapped domains find the emulated GIC and UART where the host's are.
-    let host_map = {
-        let mut m = guest::GuestMap::XEN;
-        match gic_desc {
-            Some(crate::platform::Gic::V3 { gicd, gicr, .. }) => (m.gicd, m.gicr) = (gicd, gicr),
-            Some(crate::platform::Gic::V2 { gicd, gicc, .. }) => (m.gicd, m.gicc) = (gicd, gicc),
-            None => {}
-        }
-        if let Some(u) = uart_desc {
-            m.vuart = u.base & !0xfff;
-        }
-        m
-    };
+    let host_map = guest::GuestMap::host(gic_desc, uart_desc.map(|u| u.base));
     // Devices partial device trees give away: not the hardware domain's.
     for d in &cfg.domains {
         if let Some(Ok(list)) =

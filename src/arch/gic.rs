@@ -197,29 +197,6 @@ fn v2_group(g: &GicV2<'_>) -> InterruptGroup {
 /// The hypervisor's own timer (CNTHP), PPI 10.
 pub const HYP_TIMER: u32 = 26;
 
-/// Enables a shared peripheral interrupt, delivered to CPU 0.
-pub fn enable_spi(intid: u32) {
-    let id = IntId::spi(intid - 32);
-    match GIC.lock().as_mut() {
-        Some(PhysGic::V3(g)) => {
-            let mpidr = super::boot::CPU_MPIDRS[0].load(core::sync::atomic::Ordering::Relaxed);
-            let _ = g.distributor().set_routing(id, Some(mpidr));
-            let _ = g.set_interrupt_priority(id, None, 0x80);
-            let _ = g.enable_interrupt(id, None, true);
-        }
-        Some(PhysGic::V2(g)) => {
-            g.set_interrupt_priority(id, 0x80);
-            if let Some(base) = *GICD_V2.lock() {
-                // SAFETY: GICD_ITARGETSR<n> byte of this SPI in the distributor the driver
-                // owns (mapped as device memory); CPU interface 0 as its only target.
-                unsafe { core::ptr::write_volatile((base + 0x800 + u64::from(intid)) as *mut u8, 1) };
-            }
-            let _ = g.enable_interrupt(id, true);
-        }
-        None => {}
-    }
-}
-
 static GICD_V2: Mutex<Option<u64>> = Mutex::new(None);
 
 /// Routes a shared peripheral interrupt to CPU `cpu` and enables it (a device interrupt

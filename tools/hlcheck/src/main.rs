@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use hyperlaunch::config::{self, LaunchConfig, Permissions, Plan};
 use hyperlaunch::devices;
 use hyperlaunch::fdt::Fdt;
-use hyperlaunch::platform::{Gic, Platform};
+use hyperlaunch::guest::GuestMap;
+use hyperlaunch::platform::Platform;
 
 const USAGE: &str = "usage: hlcheck [--roles] HOST.DTB\n  \
     prints the launch plan of a host device tree (exit 0), or `error: <node>: <problem>` (exit 1)\n  \
@@ -69,20 +70,9 @@ fn main() -> ExitCode {
 fn hardware_lines(blob: &[u8], platform: &Platform, cfg: &LaunchConfig) {
     let Some(hw) = cfg.domains.iter().find(|d| d.permissions.has(Permissions::HARDWARE)) else { return };
     let Ok(fdt) = Fdt::new(blob) else { return };
-    // Direct-mapped: the emulated GIC and UART sit where the host's are.
-    let mut avoid = Vec::new();
-    match platform.gic {
-        Some(Gic::V3 { gicd, gicr, gicr_size }) => {
-            avoid.push(hyperlaunch::memmap::Range { start: gicd, end: gicd + 0x1_0000 });
-            avoid.push(hyperlaunch::memmap::Range { start: gicr, end: gicr + gicr_size });
-        }
-        Some(Gic::V2 { gicd, gicc, gicc_size, .. }) => {
-            avoid.push(hyperlaunch::memmap::Range { start: gicd, end: gicd + 0x1000 });
-            avoid.push(hyperlaunch::memmap::Range { start: gicc, end: gicc + gicc_size });
-        }
-        None => {}
-    }
+    // Direct-mapped: the emulated GIC and UART sit where the host's are, as at boot.
     let console = platform.uart.as_ref().map(|u| u.base);
+    let avoid = GuestMap::host(platform.gic, console).windows(hw.cpus);
     let h = devices::discover(&fdt, devices::gic_phandle(&fdt), console, &[], &avoid);
     for d in &h.devices {
         let spis: Vec<String> = d.spis.iter().map(|s| s.to_string()).collect();
