@@ -49,15 +49,19 @@ impl GuestMap {
         m
     }
 
-    /// Guest address ranges the emulated GIC (for `cpus` vCPUs) and UART take.
-    pub fn windows(&self, cpus: u32) -> [crate::memmap::Range; 3] {
+    /// Guest address ranges the emulated GIC (version `gic_version`, for `cpus` vCPUs) and
+    /// UART take: the distributor, the redistributors (GICv3) or CPU interface (GICv2), the
+    /// UART.
+    pub fn windows(&self, cpus: u32, gic_version: u32) -> [crate::memmap::Range; 3] {
         use crate::memmap::Range;
+        let cpu_if = if gic_version == 3 {
+            Range { start: self.gicr, end: self.gicr + 0x2_0000 * u64::from(cpus.max(1)) }
+        } else {
+            Range { start: self.gicc, end: self.gicc + 0x2000 }
+        };
         [
             Range { start: self.gicd, end: self.gicd + 0x1_0000 },
-            Range {
-                start: self.gicr.min(self.gicc),
-                end: self.gicr.max(self.gicc) + 0x2_0000 * u64::from(cpus.max(1)),
-            },
+            cpu_if,
             Range { start: self.vuart, end: self.vuart + VUART_SIZE },
         ]
     }
@@ -221,6 +225,23 @@ mod tests {
         // Overlapping, unsorted, outside and empty writes.
         assert_eq!(uncovered(0, 100, &[(50, 60), (0, 5), (3, 4), (200, 5), (30, 0)]), [(7, 50)]);
         assert_eq!(uncovered(100, 200, &[(0, 300)]), []);
+    }
+
+    #[test]
+    fn emulated_windows_follow_the_gic_version() {
+        use crate::memmap::Range;
+        let v3 = crate::platform::Gic::V3 { gicd: 0x800_0000, gicr: 0x80a_0000, gicr_size: 0xf6_0000 };
+        let m = GuestMap::host(Some(v3), Some(0x900_0000));
+        assert_eq!(
+            m.windows(2, 3),
+            [
+                Range { start: 0x800_0000, end: 0x801_0000 },
+                Range { start: 0x80a_0000, end: 0x80e_0000 },
+                Range { start: 0x900_0000, end: 0x900_1000 }
+            ]
+        );
+        let x = GuestMap::XEN.windows(1, 2);
+        assert_eq!(x[1], Range { start: GICC_BASE, end: GICC_BASE + 0x2000 });
     }
 
     #[test]

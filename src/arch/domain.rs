@@ -801,7 +801,7 @@ fn build(
     let ram_size = ram.chunks.iter().map(|c| c.1).sum::<u64>();
     // Guest addresses of emulated devices must not land on direct-mapped RAM.
     let map = if direct { host_map } else { guest::GuestMap::XEN };
-    let mut windows: Vec<Range> = map.windows(cfg.cpus).to_vec();
+    let mut windows: Vec<Range> = map.windows(cfg.cpus, gic_version).to_vec();
     if link.is_some() {
         windows.push(Range { start: crate::store::CLIENT_RING, end: crate::store::WINDOW_END });
     }

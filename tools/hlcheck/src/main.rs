@@ -72,7 +72,8 @@ fn hardware_lines(blob: &[u8], platform: &Platform, cfg: &LaunchConfig) {
     let Ok(fdt) = Fdt::new(blob) else { return };
     // Direct-mapped: the emulated GIC and UART sit where the host's are, as at boot.
     let console = platform.uart.as_ref().map(|u| u.base);
-    let avoid = GuestMap::host(platform.gic, console).windows(hw.cpus);
+    let version = platform.gic.map_or(3, |g| g.version());
+    let avoid = GuestMap::host(platform.gic, console).windows(hw.cpus, version);
     let h = devices::discover(&fdt, devices::gic_phandle(&fdt), console, &[], &avoid);
     for d in &h.devices {
         let spis: Vec<String> = d.spis.iter().map(|s| s.to_string()).collect();
