@@ -444,6 +444,19 @@ fn irq_pending(id: u32) -> bool {
     rd32(0x0300_1000 + 0x200 + u64::from(id / 32) * 4) & (1 << (id % 32)) != 0
 }
 
+/// Waits up to `ms` for INTID `id` to be pending (a doorbell: the peer writes its ring
+/// first and rings after, so the data can be seen before the doorbell).
+fn wait_pending(id: u32, ms: u64) -> bool {
+    let (start, freq) = (counter(), frequency());
+    while !irq_pending(id) {
+        if counter() - start > ms * freq / 1000 {
+            return false;
+        }
+        core::hint::spin_loop();
+    }
+    true
+}
+
 fn store_client(name: &str, tree: &fdt::Fdt<'_>) {
     let Some(st) = tree.find("/hypervisor/store") else {
         println!("store: no store connection");
@@ -462,7 +475,7 @@ fn store_client(name: &str, tree: &fdt::Fdt<'_>) {
     let mut buf = [0u8; 128];
     let n = ring_get(ring, RSP, RSP_CONS, RSP_PROD, 5000, &mut buf);
     println!("store: reply: {}", core::str::from_utf8(&buf[..n]).unwrap_or("?"));
-    println!("store: doorbell interrupt pending: {}", irq_pending(33));
+    println!("store: doorbell interrupt pending: {}", wait_pending(33, 2000));
     println!("store: ring the wrong domain -> {}", hvc(HL_STORE_NOTIFY, 0x7ff5, 0, 0));
 }
 
@@ -479,7 +492,7 @@ fn store_server(tree: &fdt::Fdt<'_>) {
         let n = ring_get(ring, REQ, REQ_CONS, REQ_PROD, 8000, &mut buf);
         let text = core::str::from_utf8(&buf[..n]).unwrap_or("?");
         println!("store-server: from DOM{peer} at {ring:#x}: {text}");
-        println!("store-server: doorbell from DOM{peer} pending: {}", irq_pending(32 + spi));
+        println!("store-server: doorbell from DOM{peer} pending: {}", wait_pending(32 + spi, 2000));
         let mut reply = [0u8; 132];
         reply[..4].copy_from_slice(b"ack ");
         reply[4..4 + n].copy_from_slice(&buf[..n]);
