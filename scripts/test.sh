@@ -24,21 +24,35 @@ check() {
     fi
 }
 
-# Host unit tests: each counts.
+# Host unit tests: each counts (--no-fail-fast: every binary runs). A test binary that did
+# not build, crashed or aborted ends cargo test with a non-zero status (its tests then drop
+# out of the count): that is a failure of its own, and so is a count below the floor kept
+# in tests/host-test-floor (raise it when tests are added).
 echo "== host unit tests (cargo test)"
-cargo test 2>&1 | tee "$logs/cargo-test.log" | grep -E '^test |test result' || true
-status=${PIPESTATUS[0]}
+status=0
+cargo test --no-fail-fast >"$logs/cargo-test.log" 2>&1 || status=$?
+grep -E '^test |test result' "$logs/cargo-test.log"
 sum_field() {
     sed -n "s/^test result: [a-zA-Z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\\$1/p" "$logs/cargo-test.log" |
         awk '{ s += $1 } END { print s + 0 }'
 }
 p=$(sum_field 1)
 f=$(sum_field 2)
-passed=$((passed + ${p:-0}))
-failed=$((failed + ${f:-0}))
-if [ "$status" -ne 0 ] && [ "${f:-0}" -eq 0 ]; then
-    echo "FAIL cargo-test (did not run: see target/test-logs/cargo-test.log)"
+passed=$((passed + p))
+failed=$((failed + f))
+if [ "$status" -ne 0 ]; then
+    echo "FAIL cargo-test: exit status $status (log: target/test-logs/cargo-test.log)"
+    grep -E '^error|panicked|SIGSEGV|SIGABRT|signal: |process didn.t exit successfully' "$logs/cargo-test.log" |
+        head -n 10 | sed 's/^/    /'
     failed=$((failed + 1))
+fi
+floor=$(tr -dc '0-9' <tests/host-test-floor)
+if [ -z "$floor" ] || [ "$((p + f))" -lt "$floor" ]; then
+    echo "FAIL host-test-count: $((p + f)) host tests ran, the floor (tests/host-test-floor) is ${floor:-missing}"
+    failed=$((failed + 1))
+else
+    echo "PASS host-test-count: $((p + f)) host tests ran (floor $floor)"
+    passed=$((passed + 1))
 fi
 
 echo "== static checks"
