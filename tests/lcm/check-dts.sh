@@ -66,9 +66,10 @@ for f in dts/invalid/*.dts; do
     status=$?
     if [ "$status" -ne 1 ]; then
         fail "$f" "hlcheck exited $status, expected 1: $out"
-    elif ! grep -qxF -- "$(grep '^error: ' <<<"$out" | head -1)" <<<"$out" || \
-         ! grep -q "^error: $node: .* \[$rule\]\$" <<<"$out"; then
-        fail "$f" "expected 'error: $node: ... [$rule]', got: $out"
+    elif first=$(grep -m1 '^error: ' <<<"$out" || true) && [[ "$first" != "error: $node: "*" [$rule]" ]]; then
+        # The first error line itself must be the expected one, node and rule (compared as
+        # literal text), not merely some line of the output.
+        fail "$f" "expected first error 'error: $node: ... [$rule]', got: ${first:-$out}"
     else
         pass "$f"
     fi
