@@ -6,12 +6,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=target/guests
 mkdir -p "$out"
+# A failed build must leave no guest behind: the tests would boot the previous one.
+rm -f "$out/testguest.img"
 cargo build --release --quiet --manifest-path guests/testguest/Cargo.toml \
     --target aarch64-unknown-hyperlaunch.json -Zjson-target-spec \
     -Zbuild-std=core -Zbuild-std-features=compiler-builtins-mem >&2
 elf=guests/testguest/target/aarch64-unknown-hyperlaunch/release/testguest
 objcopy="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin/llvm-objcopy"
 [ -x "$objcopy" ] || objcopy=aarch64-linux-gnu-objcopy
-"$objcopy" -O binary "$elf" "$out/testguest.img"
+"$objcopy" -O binary "$elf" "$out/testguest.img.tmp"
+mv "$out/testguest.img.tmp" "$out/testguest.img"
 bash scripts/make-linux-guest.sh >&2
 echo "$out"
