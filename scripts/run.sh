@@ -25,6 +25,10 @@ usage: scripts/run.sh [options] [LCM.dts]
   --input-when RE    with --input: type them once a console line matches the extended
                      regular expression RE (default: at once); when repeated, once every
                      RE has matched a line
+  --stop-when RE      with --timeout: stop QEMU once a console line matches the extended
+                     regular expression RE (when repeated, once every RE has matched a
+                     line); the run then exits 0, for a machine that does not power off
+                     by itself (a timeout still exits 124)
   --dry-run          make the DTB (in a temporary directory that is kept) and print the
                      QEMU command instead of running it
 USAGE
@@ -35,6 +39,7 @@ loaders=()
 bare=0
 input=/dev/null
 input_when=()
+stop_when=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --machine) machine=$2; shift 2 ;;
@@ -46,6 +51,7 @@ while [ $# -gt 0 ]; do
         --bare) bare=1; shift ;;
         --input) input=$2; shift 2 ;;
         --input-when) input_when+=("$2"); shift 2 ;;
+        --stop-when) stop_when+=("$2"); shift 2 ;;
         --dtb) dtb=$2; shift 2 ;;
         --module)
             [[ "$2" == *=* ]] || { echo "run.sh: --module wants ADDR=FILE" >&2; exit 2; }
@@ -133,29 +139,51 @@ if [ "$dry" -eq 1 ]; then
     printf '%q ' "${cmd[@]}"; echo
     exit 0
 fi
-if [ -n "$timeout_s" ] && [ "${#input_when[@]}" -gt 0 ]; then
+# all_match FILE RE...: whether every RE matches a line of FILE (without its CR).
+all_match() {
+    local f=$1 re lines=$1.lines.$BASHPID
+    shift
+    tr -d '\r' <"$f" >"$lines"
+    for re in "$@"; do
+        grep -a -q -E -- "$re" "$lines" || return 1
+    done
+}
+if [ -n "$timeout_s" ] && [ $((${#input_when[@]} + ${#stop_when[@]})) -gt 0 ]; then
     # The input waits for its cue on the console: QEMU reads a FIFO that a watcher opens
-    # at once and writes to once a console line matches.
+    # at once and writes to once a console line matches. Another watcher stops QEMU
+    # once the console shows every --stop-when line.
     mkfifo "$work/in"
     : >"$work/out"
     (
         exec 3>"$work/in"
-        while :; do
-            ok=1
-            for re in "${input_when[@]}"; do
-                grep -a -q -E -- "$re" "$work/out" || { ok=0; break; }
-            done
-            [ "$ok" -eq 1 ] && break
+        while [ "${#input_when[@]}" -gt 0 ] && ! all_match "$work/out" "${input_when[@]}"; do
             sleep 0.2
         done
         cat "$input" >&3
         sleep "$timeout_s"
     ) &
     watcher=$!
+    stopper=""
+    if [ "${#stop_when[@]}" -gt 0 ]; then
+        (
+            while ! all_match "$work/out" "${stop_when[@]}"; do sleep 0.2; done
+            : >"$work/stopped"
+            kill -TERM "$(cat "$work/qemu.pid")" 2>/dev/null || true
+        ) &
+        stopper=$!
+    fi
     status=0
-    timeout -k 5 "$timeout_s" "${cmd[@]}" <"$work/in" | tee "$work/out" || status=${PIPESTATUS[0]}
-    kill "$watcher" 2>/dev/null || true
-    pkill -P "$watcher" 2>/dev/null || true
+    timeout -k 5 "$timeout_s" "${cmd[@]}" -pidfile "$work/qemu.pid" <"$work/in" | tee "$work/out" ||
+        status=${PIPESTATUS[0]}
+    for p in $watcher $stopper; do
+        pkill -P "$p" 2>/dev/null || true
+        kill "$p" 2>/dev/null || true
+    done
+    wait 2>/dev/null || true
+    if [ -e "$work/stopped" ] && [ "$status" -ne 124 ]; then
+        echo "run.sh: stopped QEMU: the console showed every --stop-when line" >&2
+        status=0
+    fi
     exit "$status"
 fi
 if [ -n "$timeout_s" ]; then

@@ -10,23 +10,39 @@ mkdir -p "$logs"
 work=$(mktemp -d "${TMPDIR:-/tmp}/hyperlaunch-smoke.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 TIMEOUT=${SMOKE_TIMEOUT:-60}
+# Every time budget below is multiplied by SMOKE_SCALE (default 1; e.g. 2.5 on a slow
+# machine). A run that reaches its budget has failed: no test accepts a timeout.
+SMOKE_SCALE=${SMOKE_SCALE:-1}
+awk -v s="$SMOKE_SCALE" 'BEGIN { exit !(s + 0 > 0) }' || { echo "smoke.sh: SMOKE_SCALE must be a positive number" >&2; exit 2; }
 passed=0 failed=0
 only=${1:-}
 
-# boot NAME RUN_ARGS...: runs the machine, leaving the console in $log and the status in $rc.
+# scaled SECONDS: the budget times SMOKE_SCALE, rounded up.
+scaled() {
+    awk -v t="$1" -v s="$SMOKE_SCALE" 'BEGIN { v = t * s; r = int(v); if (r < v) r++; print r }'
+}
+
+# boot NAME RUN_ARGS...: runs the machine for at most $TIMEOUT s (scaled), leaving the
+# console in $log and the status in $rc. A machine that does not power off by itself is
+# given its final console line(s) with --stop-when.
 boot() {
     name=$1; shift
     log=$logs/$name.log
     why=""
     rc=0
-    bash scripts/run.sh --timeout "$TIMEOUT" "$@" 2>&1 | tr -d '\r' >"$log"
+    budget=$(scaled "$TIMEOUT")
+    bash scripts/run.sh --timeout "$budget" "$@" 2>&1 | tr -d '\r' >"$log"
     rc=${PIPESTATUS[0]}
 }
 
-# expect_exit N: QEMU must have exited with N (124 means the timeout hit).
+# expect_exit N: QEMU must have exited with N. A timeout (124) is never a success.
 expect_exit() {
     [ -n "$why" ] && return
-    [ "$rc" -eq "$1" ] || why="exit status $rc, expected $1"
+    if [ "$rc" -eq 124 ]; then
+        why="timed out after $budget s (SMOKE_SCALE=$SMOKE_SCALE) before its final line"
+    elif [ "$rc" -ne "$1" ]; then
+        why="exit status $rc, expected $1"
+    fi
 }
 
 # expect REGEX...: each extended regex must match a line, each after the previous match.
@@ -159,9 +175,10 @@ free_mib() {
 
 t_raspi3b_spin_table() {
     # No PSCI: CPUs start from a spin table and the machine cannot be powered off, so the
-    # hypervisor parks and QEMU runs until the timeout (exit status 124).
-    TIMEOUT=10 boot raspi3b-spin-table --machine raspi3b --bare
-    expect_exit 124
+    # hypervisor parks: the run stops at its last line.
+    TIMEOUT=10 boot raspi3b-spin-table --machine raspi3b --bare \
+        --stop-when '^\(HL\) stopping: nothing to launch; no PSCI to power off: halted'
+    expect_exit 0
     expect "$BANNER 4 CPUs, 960 MiB RAM in 1 bank\(s\), no GIC" 'image at 0x200000\.\.' \
         'console: Pl011 UART at 0x3f201000' 'INFO  4 of 4 CPUs online' \
         "$NOTHING" '^\(HL\) stopping: nothing to launch; no PSCI to power off: halted'
@@ -278,9 +295,9 @@ t_lcm_dom0less() {
 
 t_lcm_classic() {
     # A classic dom0: direct-mapped RAM from the frame allocator (guest address = host
-    # address). The test guest idles once done (no hl.off), so the run ends at the timeout.
-    TIMEOUT=15 boot lcm-classic --module 0x49000000=$TESTGUEST dts/classic.dts
-    expect_exit 124
+    # address). The test guest idles once done (no hl.off): the run stops at its last line.
+    TIMEOUT=15 boot lcm-classic --module 0x49000000=$TESTGUEST --stop-when '^DOM0: dom0: tests done$' dts/classic.dts
+    expect_exit 0
     expect 'INFO  plan: boot path: classic dom0; Dynamic' \
         'INFO  plan: domain 0 \(/chosen\): 2 vCPU\(s\), 512 MiB, direct-mapped, virtual UART' \
         'INFO  plan: +permissions control,hardware; functions recovery,console,xenstore,legacy-dom0' \
@@ -506,10 +523,13 @@ t_console() {
     # a prompt (partial line) comes out after a quiet time; a flooding domain does not
     # garble or stop the others' lines.
     # 15 bytes: they all fit QEMU's 16-byte UART FIFO at once, so the order of input and
-    # switch is the order typed. The echoing domains keep running: the run ends at the timeout.
+    # switch is the order typed. The echoing domains keep running: the run stops once every
+    # domain has shown its last line.
     printf 'hello\n\001\001\001world\n' >"$work/input"
-    TIMEOUT=12 boot console --input "$work/input" --module 0x49000000=$TESTGUEST tests/lcm/guests/console.dts
-    expect_exit 124
+    TIMEOUT=12 boot console --input "$work/input" --module 0x49000000=$TESTGUEST \
+        --stop-when '^DOM1: first: echo: hello$' --stop-when '^DOM2: second: echo: world$' \
+        --stop-when 'INFO  DOM3: stopped' --stop-when 'INFO  DOM4: stopped' tests/lcm/guests/console.dts
+    expect_exit 0
     expect 'INFO  console input goes to DOM1 \(Ctrl-A three times switches\)'
     expect '^DOM1: first: echo: hello$'
     expect 'INFO  console input now goes to DOM2' '^DOM2: second: echo: world$'
@@ -531,8 +551,9 @@ t_zcu102_console() {
     printf 'hello\n\001\001\001world\n' >"$work/input"
     TIMEOUT=20 boot zcu102-console --machine zcu102 --input "$work/input" \
         --input-when '^DOM1: first: echo ready' --input-when '^DOM2: second: echo ready' \
+        --stop-when '^DOM1: first: echo: hello$' --stop-when '^DOM2: second: echo: world$' \
         --module 0x49000000=$TESTGUEST tests/lcm/guests/console.dts
-    expect_exit 124
+    expect_exit 0
     expect 'console: Cadence UART at 0xff000000' 'INFO  console input goes to DOM1'
     expect '^DOM1: first: echo: hello$'
     expect 'INFO  console input now goes to DOM2' '^DOM2: second: echo: world$'
@@ -718,14 +739,26 @@ t_examples() {
     bash scripts/hlcheck --help >/dev/null 2>&1 || true
     local f name want got dtb
     dtb=$(virt_dtb)
+    local stops
     for f in dts/*.dts; do
         name=example-$(basename "$f" .dts)
         [ "$name" = example-demo ] && continue
-        TIMEOUT=10 boot "$name" --cpus 8 --module 0x49000000=$TESTGUEST --module 0x4c000000=$TESTGUEST \
-            --module 0x4c100000="$work/empty" "$f"
-        expect_exit 124
-        expect 'INFO  launch: ([0-9]+) of \1 domain\(s\) built' 'INFO  launch: finalized'
         bash scripts/merge-lcm.sh "$dtb" "$f" "$work/ex.dtb"
+        # The test guests idle once done: the run stops when every domain that runs has
+        # shown its last line (a Boot Domain: "boot: done"; a standby Recovery Domain
+        # does not run).
+        stops=(--stop-when 'INFO  launch: finalized')
+        while read -r id p fn; do
+            case "$p $fn" in
+                "none recovery") ;;
+                *boot*) stops+=(--stop-when "^DOM$id: boot: done\$") ;;
+                *) stops+=(--stop-when "^DOM$id: [^ ]+: tests done\$") ;;
+            esac
+        done < <(bash scripts/hlcheck --roles "$work/ex.dtb")
+        TIMEOUT=10 boot "$name" --cpus 8 --module 0x49000000=$TESTGUEST --module 0x4c000000=$TESTGUEST \
+            --module 0x4c100000="$work/empty" "${stops[@]}" "$f"
+        expect_exit 0
+        expect 'INFO  launch: ([0-9]+) of \1 domain\(s\) built' 'INFO  launch: finalized'
         # Expected: every domain but a standby Recovery Domain (functions = recovery only,
         # no permissions), as "permissions functions" in hex, sorted.
         want=$(bash scripts/hlcheck --roles "$work/ex.dtb" | while read -r id p fn; do
