@@ -59,6 +59,35 @@ expect() {
     done
 }
 
+# expect_refused DOM ADDR...: the domain's read and its write of each address were each
+# refused by the hypervisor: the guest took a synchronous external abort with ESR EC 0x25
+# (data abort, same EL), DFSC 0x10, WnR as the access and FAR = the address, and the
+# hypervisor logged a NOTICE for that access.
+expect_refused() {
+    [ -n "$why" ] && return
+    local dom=$1 a op line esr far wnr
+    shift
+    for a in "$@"; do
+        for op in read write; do
+            line=$(grep -a -m1 -E "^DOM$dom: probe: $op $a " "$log")
+            if ! [[ "$line" =~ \ refused\ \(ESR\ (0x[0-9a-f]+),\ FAR\ (0x[0-9a-f]+)\)$ ]]; then
+                why="DOM$dom's $op of $a: '${line:-no probe line}'"
+                return
+            fi
+            esr=$((BASH_REMATCH[1])) far=$((BASH_REMATCH[2])) wnr=0
+            [ "$op" = write ] && wnr=1
+            if ((esr >> 26 != 0x25 || (esr & 0x3f) != 0x10 || (esr >> 6 & 1) != wnr || far != a)); then
+                why="DOM$dom's $op of $a: ESR $(printf '%#x' "$esr"), FAR $(printf '%#x' "$far");"
+                why+=" expected EC 0x25, DFSC 0x10, WnR $wnr, FAR $a"
+                return
+            fi
+            [ "$op" = read ] && op="read from" || op="write to"
+            expect "WARN  NOTICE: DOM$dom: vCPU [0-9]+ $op IPA $a \\(VA $a\\) outside its memory and devices: external abort injected$"
+            [ -n "$why" ] && return
+        done
+    done
+}
+
 # refuse REGEX: no line may match.
 refuse() {
     [ -n "$why" ] && return
@@ -258,7 +287,8 @@ expect_demo() {
         'INFO  DOM1: stopped \(SYSTEM_OFF\)' 'INFO  all domains have stopped'
     expect '^DOM2: smp: 1 secondary vCPU\(s\) ran and stopped$' 'INFO  DOM2: stopped \(SYSTEM_OFF\)' \
         'INFO  all domains have stopped'
-    expect '^DOM3: probe: read 0x8000000 refused' '^DOM3: probe: write 0x9000000 refused' \
+    expect_refused 3 0x8000000 0x9000000
+    expect '^DOM3: probe: write 0x9000000 refused' \
         'INFO  DOM3: stopped \(SYSTEM_OFF\)' 'INFO  all domains have stopped' \
         '^\(HL\) stopping: all domains have stopped; powering off'
 }
@@ -346,11 +376,7 @@ t_domains() {
     expect '^DOM1: smp: vCPU 1 up, MPIDR 0x80000001$'
     expect '^DOM2: hello from smccc: domid 2' '^DOM2: smccc: PSCI_VERSION 1\.1$' '^DOM2: smccc: TRNG_VERSION -> -1$' \
         '^DOM2: smccc: vendor hypervisor UID -> -1$' '^DOM2: smccc: PSCI_VERSION by SMC -> 0x10001$'
-    local a
-    for a in 0x8000000 0x9000000 0x41000000 0x48000000 0xa000000 0x7ffffff000; do
-        expect "^DOM3: probe: read $a refused \\(ESR 0x96000010\\)$" "^DOM3: probe: write $a refused \\(ESR 0x96000050\\)$"
-        expect "WARN  NOTICE: DOM3: vCPU 0 read from IPA $a .*external abort injected"
-    done
+    expect_refused 3 0x8000000 0x9000000 0x41000000 0x48000000 0xa000000 0x7ffffff000
     refuse 'LEAKED|WENT THROUGH'
     expect 'INFO  DOM1: stopped \(SYSTEM_OFF\)'
     expect 'INFO  DOM3: stopped \(SYSTEM_OFF\)' '^DOM4: survivor: still running after 1500 ms$' \
@@ -388,8 +414,10 @@ t_static_mem() {
     expect 'INFO  DOM3: built: 1 vCPU\(s\) on CPU\(s\) \[2\], 16 MiB at IPA 0x40000000 \(1 chunk\(s\)\)'
     expect '^DOM1: hello from static: domid 1, 1 vCPU\(s\), 32 MiB at 0x40000000, MPIDR 0x80000000, running at 0x40000000$' \
         '^DOM1: probe: read 0x42000000 refused'
+    expect_refused 1 0x42000000
     expect '^DOM2: hello from direct: domid 2, 1 vCPU\(s\), 32 MiB at 0x70000000, MPIDR 0x80000000, running at 0x70000000$' \
         '^DOM2: probe: read 0x40000000 refused'
+    expect_refused 2 0x40000000
     expect '^DOM3: hello from dynamic: domid 3' 'INFO  all domains have stopped'
     refuse 'LEAKED|WENT THROUGH|ERROR|FATAL|PANIC'
     done_test
@@ -485,6 +513,7 @@ t_linux_hardware() {
         '^DOM2: probe: read 0x9010000 refused' '^DOM2: probe: write 0x9010000 refused' \
         '^DOM2: probe: read 0xa000000 refused' '^DOM2: probe: write 0xa000000 refused' \
         '^DOM2: other: peek 0x9030fe0 = 0x61$' '^DOM2: other: peek 0x9030fe4 = 0x10$'
+    expect_refused 2 0x9010000 0xa000000
     expect 'INFO  all domains have stopped'
     refuse 'LEAKED|WENT THROUGH|FATAL|PANIC|ERROR'
     done_test
@@ -622,12 +651,12 @@ t_store() {
     boot store --cpus 5 --module 0x49000000=$TESTGUEST --module 0x4a000000="$work/order" tests/lcm/guests/store.dts
     expect_exit 0
     expect 'INFO  store: DOM2 serves 2 client\(s\) \(\[1, 3\]\)'
-    expect '^DOM32757: probe: read 0x23000000 refused' '^DOM32757: probe: write 0x23000000 refused' \
-        '^DOM32757: probe: read 0x24000000 refused' '^DOM32757: probe: write 0x24000000 refused'
+    expect_refused 32757 0x23000000 0x24000000
     expect '^DOM1: store: ring at 0x23000000, store is DOM2$' '^DOM1: store: sent, doorbell -> 0$' \
         '^DOM1: store: reply: ack hello from alpha$' '^DOM1: store: doorbell interrupt pending: true$' \
         'NOTICE: DOM1: store doorbell to DOM32757 refused: no store connection' '^DOM1: store: ring the wrong domain -> -2$' \
         '^DOM1: probe: read 0x24000000 refused' '^DOM1: probe: write 0x23001000 refused'
+    expect_refused 1 0x24000000 0x23001000
     expect '^DOM2: store-server: from DOM1 at 0x24000000: hello from alpha$' \
         '^DOM2: store-server: doorbell from DOM1 pending: true$' \
         '^DOM2: store-server: from DOM3 at 0x24001000: hello from gamma$' \

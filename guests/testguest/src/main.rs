@@ -3,7 +3,8 @@
 //!   hl.name=NAME      the name in its marker
 //!   hl.smp            start every other vCPU with PSCI CPU_ON and wait for each to stop
 //!   hl.smccc          PSCI_VERSION, and SMCCC calls the hypervisor must refuse
-//!   hl.probe=A,B,...  read and write each address; each must raise an external abort
+//!   hl.probe=A,B,...  read and write each address, printing the syndrome (ESR) and fault
+//!                     address (FAR) of the exception each raised (the tests judge them)
 //!   hl.wait=MS        wait MS milliseconds (by the generic timer) before finishing
 //!   hl.echo           read lines from the UART and print each back, until the line "off"
 //!   hl.prompt         print "prompt> " with no newline, then wait 400 ms
@@ -111,9 +112,13 @@ guest_vectors:
     b       guest_sync
     .endr
 
-// Any exception: record its syndrome, skip the faulting instruction, return.
+// Any exception: record its syndrome and fault address, skip the faulting instruction,
+// return.
 guest_sync:
     stp     x9, x10, [sp, #-16]!
+    mrs     x9, far_el1
+    adrp    x10, FAULT_FAR
+    str     x9, [x10, :lo12:FAULT_FAR]
     mrs     x9, esr_el1
     adrp    x10, FAULT_ESR
     str     x9, [x10, :lo12:FAULT_ESR]
@@ -128,6 +133,8 @@ guest_sync:
 
 #[unsafe(no_mangle)]
 static FAULT_ESR: AtomicU64 = AtomicU64::new(0);
+#[unsafe(no_mangle)]
+static FAULT_FAR: AtomicU64 = AtomicU64::new(0);
 static STARTED: AtomicUsize = AtomicUsize::new(0);
 /// Secondaries stay on until the primary has tried its second CPU_ON (which must then find
 /// them on, whatever the timing).
@@ -182,27 +189,31 @@ fn mpidr() -> u64 {
     v
 }
 
-/// Reads `addr`; Err(ESR) if that raised an exception.
-fn probe_read(addr: u64) -> Result<u64, u64> {
+/// The syndrome and fault address of the exception the last probe raised, if it raised one.
+fn fault() -> Option<(u64, u64)> {
+    match FAULT_ESR.load(Ordering::SeqCst) {
+        0 => None,
+        esr => Some((esr, FAULT_FAR.load(Ordering::SeqCst))),
+    }
+}
+
+/// Reads `addr`; Err((ESR, FAR)) if that raised an exception.
+fn probe_read(addr: u64) -> Result<u64, (u64, u64)> {
     FAULT_ESR.store(0, Ordering::SeqCst);
+    FAULT_FAR.store(0, Ordering::SeqCst);
     let mut v: u64 = 0xdead_beef;
     // SAFETY: a deliberate access that may fault; the vector records the fault and skips
     // the instruction, leaving `v` as it was.
     unsafe { asm!("ldr {v}, [{a}]", a = in(reg) addr, v = inout(reg) v, options(nostack)) };
-    match FAULT_ESR.load(Ordering::SeqCst) {
-        0 => Ok(v),
-        esr => Err(esr),
-    }
+    fault().map_or(Ok(v), Err)
 }
 
-fn probe_write(addr: u64) -> Result<(), u64> {
+fn probe_write(addr: u64) -> Result<(), (u64, u64)> {
     FAULT_ESR.store(0, Ordering::SeqCst);
+    FAULT_FAR.store(0, Ordering::SeqCst);
     // SAFETY: as above, for a store of a marker value.
     unsafe { asm!("str {v}, [{a}]", a = in(reg) addr, v = in(reg) 0x5a5a_5a5a_u64, options(nostack)) };
-    match FAULT_ESR.load(Ordering::SeqCst) {
-        0 => Ok(()),
-        esr => Err(esr),
-    }
+    fault().map_or(Ok(()), Err)
 }
 
 fn counter() -> u64 {
@@ -690,11 +701,11 @@ extern "C" fn guest_main(dtb: u64) -> ! {
         } else if let Some(list) = arg.strip_prefix("hl.probe=") {
             for a in list.split(',').filter_map(parse_u64) {
                 match probe_read(a) {
-                    Err(esr) => println!("probe: read {a:#x} refused (ESR {esr:#x})"),
+                    Err((esr, far)) => println!("probe: read {a:#x} refused (ESR {esr:#x}, FAR {far:#x})"),
                     Ok(v) => println!("probe: read {a:#x} LEAKED {v:#x}"),
                 }
                 match probe_write(a) {
-                    Err(esr) => println!("probe: write {a:#x} refused (ESR {esr:#x})"),
+                    Err((esr, far)) => println!("probe: write {a:#x} refused (ESR {esr:#x}, FAR {far:#x})"),
                     Ok(()) => println!("probe: write {a:#x} WENT THROUGH"),
                 }
             }
