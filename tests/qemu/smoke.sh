@@ -88,6 +88,18 @@ expect_refused() {
     done
 }
 
+# expect_scrubbed DOM NAME ADDR RESTARTED_RE: the domain's word at ADDR read 0 at its first
+# start, it wrote its canary there, and after the line RESTARTED_RE (the hypervisor
+# restarting it over the same RAM) the word read 0 again: that RAM was scrubbed.
+expect_scrubbed() {
+    local pre="^DOM$1: $2: canary at $3"
+    expect "$pre reads 0x0\$" "$pre set to 0x5ca1ab1ec0ffee00\$" "$4" "$pre reads 0x0\$"
+    refuse "$pre reads 0x[1-9a-f]"
+    if [ -z "$why" ] && [ "$(grep -a -c -E "$pre reads " "$log")" -ne 2 ]; then
+        why="DOM$1 read its canary word $(grep -a -c -E "$pre reads " "$log") time(s), expected 2"
+    fi
+}
+
 # refuse REGEX: no line may match.
 refuse() {
     [ -n "$why" ] && return
@@ -608,9 +620,13 @@ t_control() {
         'NOTICE: DOM1: pause of DOM2 refused: its state is reclaimed' \
         'NOTICE: DOM1: destroy of itself refused' 'NOTICE: DOM1: query of DOM99 refused: no such domain' \
         '^DOM1: ctl: query DOM3: state 2,' 'INFO  DOM3: restarted by DOM1' '^DOM1: ctl: restart DOM3 -> 0$' \
-        '^DOM3: hello from user' '^DOM3: ctl: destroy DOM2 -> -3$' 'INFO  DOM3: stopped \(SYSTEM_OFF\)' \
         'NOTICE: DOM1: restart of DOM2 refused: it was destroyed and its memory reclaimed' \
         '^DOM1: ctl: restart DOM2 -> -2$' 'INFO  all domains have stopped'
+    # The restarted DOM3 runs again (its lines and DOM1's result of the restart may come in
+    # either order).
+    expect 'INFO  DOM3: restarted by DOM1' '^DOM3: hello from user' '^DOM3: ctl: destroy DOM2 -> -3$' \
+        'INFO  DOM3: stopped \(SYSTEM_OFF\)' 'INFO  all domains have stopped'
+    expect_scrubbed 3 user 0x40800000 'INFO  DOM3: restarted by DOM1'
     # DOM3 ran twice: before and after its restart.
     if [ -z "$why" ] && [ "$(grep -c '^DOM3: hello from user' "$log")" -ne 2 ]; then why="DOM3 did not run twice"; fi
     # While paused DOM2 printed nothing: one gap between its ticks (200 ms apart) spans the
@@ -630,7 +646,7 @@ t_control() {
 t_reset() {
     # PSCI SYSTEM_RESET restarts only that domain, from its boot modules (the test guest's,
     # kept since its pages are shared); the others run on.
-    sed 's/bootargs = "hl.name=hello hl.smccc hl.off";/bootargs = "hl.name=hello hl.reset-at=500 hl.smccc hl.off";/' \
+    sed 's/bootargs = "hl.name=hello hl.smccc hl.off";/bootargs = "hl.name=hello hl.canary=0x40800000 hl.reset-at=500 hl.smccc hl.off";/' \
         tests/lcm/guests/demo.dts >"$work/reset.dts"
     boot reset --module 0x49000000=$TESTGUEST "$work/reset.dts"
     expect_exit 0
@@ -638,6 +654,7 @@ t_reset() {
         'INFO  DOM1: stopped \(SYSTEM_RESET\)' 'INFO  DOM1: restarted \(SYSTEM_RESET\)' '^DOM1: hello from hello' \
         '^DOM1: hello: up again after the reset' '^DOM1: smccc: PSCI_VERSION 1\.1$' 'INFO  DOM1: stopped \(SYSTEM_OFF\)'
     expect '^DOM2: smp: 1 secondary vCPU\(s\) ran and stopped$' 'INFO  all domains have stopped'
+    expect_scrubbed 1 hello 0x40800000 'INFO  DOM1: restarted \(SYSTEM_RESET\)'
     if [ -z "$why" ] && [ "$(grep -c '^DOM1: hello from hello' "$log")" -ne 2 ]; then why="DOM1 did not run twice"; fi
     refuse 'STILL RUNNING|FATAL|PANIC|ERROR'
     done_test

@@ -23,6 +23,7 @@
 //!   hl.recovery       list the domains whose launch failed
 //!   hl.reset-at=MS    PSCI SYSTEM_RESET once, when the virtual counter reaches MS ms
 //!   hl.peek=A,B       read the 32-bit registers at A, B... and print their values
+//!   hl.canary=A       print the 64-bit word of its RAM at A, then write a canary there
 //!   hl.off            PSCI SYSTEM_OFF at the end (else it idles in WFI)
 #![no_std]
 #![no_main]
@@ -551,6 +552,9 @@ fn echo(name: &str) {
     }
 }
 
+/// What `hl.canary` writes into RAM that must be scrubbed before anyone reads it again.
+const CANARY: u64 = 0x5ca1_ab1e_c0ff_ee00;
+
 fn parse_u64(s: &str) -> Option<u64> {
     match s.strip_prefix("0x") {
         Some(h) => u64::from_str_radix(h, 16).ok(),
@@ -662,6 +666,18 @@ extern "C" fn guest_main(dtb: u64) -> ! {
             } else {
                 println!("{name}: up again after the reset ({now} ms)");
             }
+        } else if let Some(a) = arg.strip_prefix("hl.canary=").and_then(parse_u64) {
+            // What a word of this domain's RAM holds at start (the tests judge it: a domain's
+            // fresh or restarted RAM must read 0), then a canary written there.
+            // SAFETY: an aligned word of this guest's own RAM, outside its image and device
+            // tree (the LCM of the test places it).
+            let v = unsafe { core::ptr::read_volatile(a as *const u64) };
+            println!("{name}: canary at {a:#x} reads {v:#x}");
+            // SAFETY: as above.
+            unsafe { core::ptr::write_volatile(a as *mut u64, CANARY) };
+            // SAFETY: as above.
+            let back = unsafe { core::ptr::read_volatile(a as *const u64) };
+            println!("{name}: canary at {a:#x} set to {back:#x}");
         } else if let Some(list) = arg.strip_prefix("hl.peek=") {
             // Reads of registers of a device this domain was given (they must work).
             for a in list.split(',').filter_map(parse_u64) {
