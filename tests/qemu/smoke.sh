@@ -429,7 +429,7 @@ t_static_mem() {
     expect_refused 1 0x42000000
     expect '^DOM2: hello from direct: domid 2, 1 vCPU\(s\), 32 MiB at 0x70000000, MPIDR 0x80000000, running at 0x70000000$' \
         '^DOM2: probe: read 0x40000000 refused'
-    expect_refused 2 0x40000000
+    expect_refused 2 0x40000000 0x60000000 0x61fff000
     expect '^DOM3: hello from dynamic: domid 3' 'INFO  all domains have stopped'
     refuse 'LEAKED|WENT THROUGH|ERROR|FATAL|PANIC'
     done_test
@@ -556,6 +556,48 @@ t_linux_dom0less() {
         '^DOM2: \[ *[0-9.]+\] printk: console \[ttyAMA0\] enabled'
     expect 'INFO  all domains have stopped'
     refuse 'NOTICE|FATAL|PANIC|ERROR'
+    done_test
+}
+
+t_passthrough() {
+    # Passthrough exclusivity: the hardware domain (the test guest, direct-mapped) is refused
+    # the GPIO controller DOM2's partial device tree takes and the hypervisor's image;
+    # DOM2 reads the controller.
+    dtc -q -I dts -O dtb -o "$work/gpio.dtb" tests/lcm/partial/gpio.dts
+    boot passthrough --module 0x49000000=$TESTGUEST --module 0x4c000000="$work/gpio.dtb" \
+        tests/lcm/guests/passthrough.dts
+    expect_exit 0
+    # The LCM probes 0x40200000 as the image: it must be where this boot put it.
+    expect 'INFO  EL2: image at 0x40200000\.\.0x40[2-9a-f][0-9a-f]{5} ' \
+        'INFO  DOM1: hardware: /pl061@9030000 not given: given to domain 2 by its partial device tree' \
+        'INFO  DOM1: built: 1 vCPU\(s\) .*direct-mapped'
+    expect_refused 1 0x9030000 0x40200000
+    expect '^DOM2: owner: peek 0x9030fe0 = 0x61$' '^DOM2: owner: peek 0x9030fe4 = 0x10$'
+    expect 'INFO  DOM1: stopped \(SYSTEM_OFF\)' 'INFO  all domains have stopped'
+    refuse 'LEAKED|WENT THROUGH|FATAL|PANIC|ERROR'
+    done_test
+}
+
+t_passthrough_uart() {
+    # The hardware domain without a virtual UART of its own (so nothing is emulated at the
+    # console UART's address) probes the console UART's page: both accesses refused, as
+    # the hypervisor's notices say (the quiet guest prints nothing).
+    sed -e 's|permissions = <0x2>;\t/\* HARDWARE \*/|&\n\t\t\tvpl011 = "disabled";|' \
+        -e 's|hl.name=hw hl.probe=0x9030000,0x40200000 hl.off|hl.name=hw hl.quiet hl.probe=0x9000000,0x9000018 hl.off|' \
+        tests/lcm/guests/passthrough.dts >"$work/uart.dts"
+    dtc -q -I dts -O dtb -o "$work/gpio.dtb" tests/lcm/partial/gpio.dts
+    boot passthrough-uart --module 0x49000000=$TESTGUEST --module 0x4c000000="$work/gpio.dtb" "$work/uart.dts"
+    expect_exit 0
+    expect 'INFO  plan: +bootargs +"hl.name=hw hl.quiet hl.probe=0x9000000,0x9000018 hl.off"' \
+        'INFO  DOM1: hardware: /pl011@9000000 not given: the hypervisor.s console UART'
+    local a op
+    for a in 0x9000000 0x9000018; do
+        for op in "read from" "write to"; do
+            expect "WARN  NOTICE: DOM1: vCPU 0 $op IPA $a \\(VA $a\\) outside its memory and devices: external abort injected$"
+        done
+    done
+    expect 'INFO  DOM1: stopped \(SYSTEM_OFF\)' 'INFO  all domains have stopped'
+    refuse '^DOM1:|FATAL|PANIC|ERROR'
     done_test
 }
 
@@ -857,7 +899,7 @@ tests=(t_image_header t_virt_gicv3 t_virt_gicv2_a53 t_virt_max_2cpu t_virt_uboot
     t_reserved_memory
     t_debug_level t_fatal_no_boot_cpu t_fatal_bad_reserved_memory
     t_fatal_el2_abort t_fatal_panic t_lcm_hyperlaunch t_lcm_dom0less t_lcm_classic t_lcm_invalid
-    t_lcm_module_over_image t_domains t_gzip_affinity_corrupt t_static_mem t_console t_zcu102_console t_control t_reset t_store t_boot_domain t_boot_domain_recovery
+    t_lcm_module_over_image t_domains t_gzip_affinity_corrupt t_static_mem t_passthrough t_passthrough_uart t_console t_zcu102_console t_control t_reset t_store t_boot_domain t_boot_domain_recovery
     t_boot_domain_timeout t_examples t_linux_lcm t_linux_one_cpu t_linux_dom0less t_linux_recovery t_linux_hardware t_linux_classic)
 for t in "${tests[@]}"; do
     if [ -z "$only" ] || [[ "$t" == *"$only"* ]]; then

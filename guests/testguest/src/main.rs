@@ -24,6 +24,7 @@
 //!   hl.reset-at=MS    PSCI SYSTEM_RESET once, when the virtual counter reaches MS ms
 //!   hl.peek=A,B       read the 32-bit registers at A, B... and print their values
 //!   hl.canary=A       print the 64-bit word of its RAM at A, then write a canary there
+//!   hl.quiet          print nothing (for a domain without a UART)
 //!   hl.off            PSCI SYSTEM_OFF at the end (else it idles in WFI)
 #![no_std]
 #![no_main]
@@ -143,8 +144,15 @@ static RELEASE: AtomicUsize = AtomicUsize::new(0);
 
 struct Uart;
 
+/// hl.quiet: no output at all (a domain without a UART whose probes the hypervisor's
+/// notices report).
+static QUIET: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
 impl Write for Uart {
     fn write_str(&mut self, s: &str) -> fmt::Result {
+        if QUIET.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         for b in s.bytes() {
             // SAFETY: the virtual UART's data register (trapped and emulated).
             unsafe { core::ptr::write_volatile(uart_dr(), u32::from(b)) };
@@ -584,6 +592,7 @@ extern "C" fn guest_main(dtb: u64) -> ! {
     let args =
         tree.find("/chosen").and_then(|c| c.property("bootargs")).and_then(|p| p.as_str()).unwrap_or("");
     let name = args.split_whitespace().find_map(|a| a.strip_prefix("hl.name=")).unwrap_or("testguest");
+    QUIET.store(args.split_whitespace().any(|a| a == "hl.quiet"), Ordering::Relaxed);
     let domid =
         tree.find("/hypervisor").and_then(|h| h.property("domid")).and_then(|p| p.u32()).unwrap_or(u32::MAX);
     let cpus = tree.find("/cpus").map_or(0, |c| c.children().count());
