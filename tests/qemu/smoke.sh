@@ -729,7 +729,9 @@ t_store() {
 t_boot_domain() {
     printf '%s\n' 'args 3 hl.name=renamed hl.off' 'args 99 hl.name=nobody' 'affinity 3 0 2' 'affinity 3 0 9' \
         'prop 3 /chosen hl,note set by the Boot Domain' 'prop 2 /cpus hl,x no' 'prop 2 /chosen bootargs no' \
-        '3 2' >"$work/order"
+        'read 0 64' 'read 0x40fffff0 64' 'read 0x41000000 64' \
+        '3 2' 'after args 3 hl.name=late' 'after affinity 2 0 1' 'after prop 3 /chosen hl,x late' >"$work/order"
+    [ "$(stat -c %s "$work/order")" -le 512 ] || { echo "boot-domain: config blob over its 512 bytes" >&2; }
     boot boot-domain --cpus 5 --module 0x49000000=$TESTGUEST --module 0x4a000000="$work/order" \
         --module 0x4b000000=$TESTGUEST tests/lcm/guests/boot.dts
     expect_exit 0
@@ -754,8 +756,25 @@ t_boot_domain() {
         'INFO  launch: host device tree \(LCM\) freed \([0-9]+ KiB\)' 'INFO  launch: DOM1 unpaused' \
         'INFO  DOM4: stopped \(reclaimed\)' 'INFO  launch: finalized'
     expect 'INFO  launch: DOM32757 reclaimed: memory scrubbed, 16[0-9]{3} KiB returned'
-    expect '^DOM1: hyp: HL_VERSION -> 0x10000$' '^DOM1: hyp: HL_UNPAUSE DOM2 -> -3$' '^DOM1: hyp: HL_DONE -> -3$' \
+    # HL_READ into address 0, across the end of the Boot Domain's RAM (16 MiB at
+    # 0x40000000) and past it: each INVALID, with a NOTICE.
+    local a
+    for a in 0x0 0x40fffff0 0x41000000; do
+        expect "NOTICE: DOM32757: hypercall read into $a \\(\\+0x40\\) outside its RAM refused$" \
+            "^DOM32757: boot: read LCM into $a \\(64 bytes\\) -> -2$"
+    done
+    # Extended configuration of domains already started: INVALID, with a NOTICE.
+    expect 'INFO  launch: DOM3 unpaused' 'INFO  launch: DOM2 unpaused' \
+        'NOTICE: DOM32757: bootargs for DOM3 refused: no such paused domain' '^DOM32757: boot: bootargs of DOM3 -> -2$' \
+        'NOTICE: DOM32757: affinity for DOM2 refused: no such paused domain' '^DOM32757: boot: affinity of DOM2 vCPU 0 -> CPU 1: -2$' \
+        'NOTICE: DOM32757: device tree property for DOM3 refused: no such paused domain' \
+        '^DOM32757: boot: property /chosen/hl,x of DOM3 -> -2$' 'INFO  launch: DOM32757 \(Boot Domain\) signalled done'
+    # HL_SIZE and HL_READ from a domain that is not the Boot Domain: DENIED, with a NOTICE.
+    expect '^DOM1: hyp: HL_VERSION -> 0x10000$' 'NOTICE: DOM1: hypercall Size\(Lcm\) refused: not permitted for this domain' \
+        '^DOM1: hyp: HL_SIZE -> -3$' 'NOTICE: DOM1: hypercall Read \{ blob: Lcm, .* refused: not permitted for this domain' \
+        '^DOM1: hyp: HL_READ -> -3$' '^DOM1: hyp: HL_UNPAUSE DOM2 -> -3$' '^DOM1: hyp: HL_DONE -> -3$' \
         '^DOM1: hyp: HL_FAILURE_INFO -> -3$' 'INFO  all domains have stopped'
+    refuse '^DOM3: hello from late|^DOM32757: boot: read LCM into .* -> [0-9]'
     local before after
     before=$(sed -n 's/.*launch: 5 of 5 domain(s) built, all paused; .* \([0-9]*\) MiB free$/\1/p' "$log")
     after=$(sed -n 's/.*launch: DOM32757 reclaimed: .*; \([0-9]*\) MiB free$/\1/p' "$log")

@@ -11,10 +11,13 @@
 //!   hl.flood=N        print N bytes of output as fast as it can
 //!   hl.boot           act as a Boot Domain: read the LCM and the config blob ("args ID
 //!                     TEXT" sets a paused domain's command line, "affinity ID VCPU CPU"
-//!                     pins a vCPU, "prop ID PATH NAME TEXT" adds a device tree string;
-//!                     other lines list domain ids to start, in order), unpause them,
-//!                     signal done (a domain prints its /chosen "hl,note" if it has one)
-//!   hl.hyp            try Boot Domain and Recovery hypercalls (they must be refused)
+//!                     pins a vCPU, "prop ID PATH NAME TEXT" adds a device tree string,
+//!                     "read ADDR LEN" reads the LCM into ADDR, "after LINE" applies LINE
+//!                     once the domains are started; other lines list domain ids to start,
+//!                     in order), unpause them, signal done (a domain prints its /chosen
+//!                     "hl,note" if it has one)
+//!   hl.hyp            try Boot Domain and Recovery hypercalls (they must be refused), HL_SIZE
+//!                     and HL_READ included
 //!   hl.tick=MS:N      print N numbered lines MS apart, with the time since the first
 //!   hl.store          store client: send a line on its ring, ring the store, print the reply
 //!   hl.store-server   the store: answer each client's line on its ring
@@ -302,47 +305,65 @@ fn boot_domain() {
     println!("boot: config \"{}\"", text.trim());
     // Extended configuration of paused domains: "args ID TEXT" sets a command line,
     // "affinity ID VCPU CPU" pins a vCPU, "prop ID PATH NAME TEXT" adds a string property
-    // to the device tree. Other lines list the domains to start, in order.
-    let mut prop = [0u8; 256];
-    for line in text.lines() {
-        if let Some((id, args)) = line.strip_prefix("args ").and_then(|r| r.split_once(' ')) {
-            let id = parse_u64(id).unwrap_or(u64::MAX);
-            let r = hvc(HL_SET_BOOTARGS, id, args.as_ptr() as u64, args.len() as u64);
-            println!("boot: bootargs of DOM{id} -> {r}");
-        } else if let Some(rest) = line.strip_prefix("affinity ") {
-            let mut n = rest.split_whitespace().map(|w| parse_u64(w).unwrap_or(u64::MAX));
-            let (id, vcpu, cpu) = (n.next().unwrap_or(0), n.next().unwrap_or(0), n.next().unwrap_or(0));
-            let r = hvc(HL_SET_AFFINITY, id, vcpu, cpu);
-            println!("boot: affinity of DOM{id} vCPU {vcpu} -> CPU {cpu}: {r}");
-        } else if let Some(rest) = line.strip_prefix("prop ") {
-            let mut w = rest.splitn(4, ' ');
-            let (id, path, name, value) = (
-                w.next().and_then(parse_u64).unwrap_or(0),
-                w.next().unwrap_or(""),
-                w.next().unwrap_or(""),
-                w.next().unwrap_or(""),
-            );
-            // "PATH\0NAME\0VALUE\0": a string property.
-            let mut len = 0;
-            for part in [path.as_bytes(), b"\0", name.as_bytes(), b"\0", value.as_bytes(), b"\0"] {
-                let end = (len + part.len()).min(prop.len());
-                prop[len..end].copy_from_slice(&part[..end - len]);
-                len = end;
-            }
-            let r = hvc(HL_SET_DT_PROPERTY, id, prop.as_ptr() as u64, len as u64);
-            println!("boot: property {path}/{name} of DOM{id} -> {r}");
-        }
+    // to the device tree; "read ADDR LEN" reads the LCM into guest address ADDR. Lines
+    // starting "after " are applied once the domains are started. Other lines list the
+    // domains to start, in order.
+    for line in text.lines().filter(|l| !l.starts_with("after ")) {
+        boot_line(line);
     }
-    let extended = |l: &&str| ["args ", "affinity ", "prop "].iter().any(|p| l.starts_with(p));
+    let extended =
+        |l: &&str| ["args ", "affinity ", "prop ", "read ", "after "].iter().any(|p| l.starts_with(p));
     let order = text.lines().filter(|l| !extended(l)).flat_map(|l| l.split_whitespace());
     for id in order.filter_map(parse_u64) {
         println!("boot: unpause DOM{id} -> {}", hvc(HL_UNPAUSE, id, 0, 0));
         wait_ms(300);
     }
+    for line in text.lines().filter_map(|l| l.strip_prefix("after ")) {
+        boot_line(line);
+    }
     println!("boot: unpause itself -> {}", hvc(HL_UNPAUSE, 0x7ff5, 0, 0));
     println!("boot: done");
     let r = hvc(HL_DONE, 0, 0, 0);
     println!("boot: STILL RUNNING after done ({r})");
+}
+
+/// One line of extended configuration of the Boot Domain's config blob (other lines are
+/// ignored here).
+fn boot_line(line: &str) {
+    if let Some((id, args)) = line.strip_prefix("args ").and_then(|r| r.split_once(' ')) {
+        let id = parse_u64(id).unwrap_or(u64::MAX);
+        let r = hvc(HL_SET_BOOTARGS, id, args.as_ptr() as u64, args.len() as u64);
+        println!("boot: bootargs of DOM{id} -> {r}");
+    } else if let Some(rest) = line.strip_prefix("affinity ") {
+        let mut n = rest.split_whitespace().map(|w| parse_u64(w).unwrap_or(u64::MAX));
+        let (id, vcpu, cpu) = (n.next().unwrap_or(0), n.next().unwrap_or(0), n.next().unwrap_or(0));
+        let r = hvc(HL_SET_AFFINITY, id, vcpu, cpu);
+        println!("boot: affinity of DOM{id} vCPU {vcpu} -> CPU {cpu}: {r}");
+    } else if let Some(rest) = line.strip_prefix("prop ") {
+        let mut prop = [0u8; 256];
+        let mut w = rest.splitn(4, ' ');
+        let (id, path, name, value) = (
+            w.next().and_then(parse_u64).unwrap_or(0),
+            w.next().unwrap_or(""),
+            w.next().unwrap_or(""),
+            w.next().unwrap_or(""),
+        );
+        // "PATH\0NAME\0VALUE\0": a string property.
+        let mut len = 0;
+        for part in [path.as_bytes(), b"\0", name.as_bytes(), b"\0", value.as_bytes(), b"\0"] {
+            let end = (len + part.len()).min(prop.len());
+            prop[len..end].copy_from_slice(&part[..end - len]);
+            len = end;
+        }
+        let r = hvc(HL_SET_DT_PROPERTY, id, prop.as_ptr() as u64, len as u64);
+        println!("boot: property {path}/{name} of DOM{id} -> {r}");
+    } else if let Some(rest) = line.strip_prefix("read ") {
+        // HL_READ of the LCM into an address the test names (outside this domain's RAM:
+        // it must be refused).
+        let mut n = rest.split_whitespace().map(|w| parse_u64(w).unwrap_or(0));
+        let (at, len) = (n.next().unwrap_or(0), n.next().unwrap_or(0));
+        println!("boot: read LCM into {at:#x} ({len} bytes) -> {}", hvc5(HL_READ, 0, at, 0, len));
+    }
 }
 
 const HL_DOMCTL_QUERY: u64 = 0xc600_000a;
@@ -704,6 +725,11 @@ extern "C" fn guest_main(dtb: u64) -> ! {
             boot_domain();
         } else if arg == "hl.hyp" {
             println!("hyp: HL_VERSION -> {:#x}", hvc(HL_VERSION, 0, 0, 0));
+            println!("hyp: HL_SIZE -> {}", hvc(HL_SIZE, 0, 0, 0));
+            let buf = &raw mut CONFIG_BUF;
+            // SAFETY: this guest's own buffer; the call must be refused.
+            let at = unsafe { (*buf).as_mut_ptr() } as u64;
+            println!("hyp: HL_READ -> {}", hvc5(HL_READ, 0, at, 0, 64));
             println!("hyp: HL_UNPAUSE DOM2 -> {}", hvc(HL_UNPAUSE, 2, 0, 0));
             println!("hyp: HL_DONE -> {}", hvc(HL_DONE, 0, 0, 0));
             println!("hyp: HL_FAILURE_INFO -> {}", hvc(HL_FAILURE_INFO, 0, 0, 0));
