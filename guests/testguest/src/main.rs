@@ -27,6 +27,8 @@
 //!   hl.reset-at=MS    PSCI SYSTEM_RESET once, when the virtual counter reaches MS ms
 //!   hl.peek=A,B       read the 32-bit registers at A, B... and print their values
 //!   hl.canary=A       print the 64-bit word of its RAM at A, then write a canary there
+//!   hl.cow            print a word of its own image's data, then write a canary there
+//!   hl.cow-read       print that word only
 //!   hl.quiet          print nothing (for a domain without a UART)
 //!   hl.off            PSCI SYSTEM_OFF at the end (else it idles in WFI)
 #![no_std]
@@ -584,6 +586,10 @@ fn echo(name: &str) {
 /// What `hl.canary` writes into RAM that must be scrubbed before anyone reads it again.
 const CANARY: u64 = 0x5ca1_ab1e_c0ff_ee00;
 
+/// A word of this image's initialised data ("kernel!!"): its page belongs to the kernel
+/// module that domains share, copied for a domain only when that domain writes it.
+static KERNEL_WORD: AtomicU64 = AtomicU64::new(0x6b65_726e_656c_2121);
+
 fn parse_u64(s: &str) -> Option<u64> {
     match s.strip_prefix("0x") {
         Some(h) => u64::from_str_radix(h, 16).ok(),
@@ -708,6 +714,16 @@ extern "C" fn guest_main(dtb: u64) -> ! {
             // SAFETY: as above.
             let back = unsafe { core::ptr::read_volatile(a as *const u64) };
             println!("{name}: canary at {a:#x} set to {back:#x}");
+        } else if arg == "hl.cow" || arg == "hl.cow-read" {
+            // The kernel's data word as this domain sees it (the tests judge it: it must be
+            // the image's own value, whatever a sibling or an earlier run wrote); hl.cow then
+            // writes a canary over it.
+            let at = &KERNEL_WORD as *const AtomicU64 as u64;
+            println!("{name}: kernel word at {at:#x} reads {:#x}", KERNEL_WORD.load(Ordering::SeqCst));
+            if arg == "hl.cow" {
+                KERNEL_WORD.store(CANARY, Ordering::SeqCst);
+                println!("{name}: kernel word at {at:#x} set to {:#x}", KERNEL_WORD.load(Ordering::SeqCst));
+            }
         } else if let Some(list) = arg.strip_prefix("hl.peek=") {
             // Reads of registers of a device this domain was given (they must work).
             for a in list.split(',').filter_map(parse_u64) {
