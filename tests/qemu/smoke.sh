@@ -726,16 +726,25 @@ t_store() {
     expect_exit 0
     expect 'INFO  store: DOM2 serves 2 client\(s\) \(\[1, 3\]\)'
     expect_refused 32757 0x23000000 0x24000000
-    expect '^DOM1: store: ring at 0x23000000, store is DOM2$' '^DOM1: store: sent, doorbell -> 0$' \
-        '^DOM1: store: reply: ack hello from alpha$' '^DOM1: store: doorbell interrupt pending: true$' \
+    # Nothing pending before the peer can have rung: the store looks before the launch
+    # starts its clients, a client before it sends (the store rings only in answer).
+    expect '^DOM2: store-server: doorbell from DOM1 pending at start: false$' \
+        '^DOM2: store-server: doorbell from DOM3 pending at start: false$' 'INFO  launch: DOM1 unpaused'
+    # DOM1 takes the doorbell as an interrupt (INTID 33), which is then no longer pending.
+    expect '^DOM1: store: ring at 0x23000000, store is DOM2$' '^DOM1: store: doorbell interrupt pending before sending: false$' \
+        '^DOM1: store: sent, doorbell -> 0$' \
+        '^DOM1: store: reply: ack hello from alpha$' '^DOM1: store: doorbell interrupt taken: INTID 33$' \
+        '^DOM1: store: doorbell interrupt pending after it was taken: false$' \
         'NOTICE: DOM1: store doorbell to DOM32757 refused: no store connection' '^DOM1: store: ring the wrong domain -> -2$' \
+        'NOTICE: DOM1: store doorbell to DOM3 refused: no store connection' '^DOM1: alpha: ring DOM3 -> -2$' \
         '^DOM1: probe: read 0x24000000 refused' '^DOM1: probe: write 0x23001000 refused'
     expect_refused 1 0x24000000 0x23001000
     expect '^DOM2: store-server: from DOM1 at 0x24000000: hello from alpha$' \
         '^DOM2: store-server: doorbell from DOM1 pending: true$' \
         '^DOM2: store-server: from DOM3 at 0x24001000: hello from gamma$' \
         '^DOM2: store-server: doorbell from DOM3 pending: true$'
-    expect '^DOM3: store: reply: ack hello from gamma$' '^DOM3: store: doorbell interrupt pending: true$'
+    expect '^DOM3: store: doorbell interrupt pending before sending: false$' \
+        '^DOM3: store: reply: ack hello from gamma$' '^DOM3: store: doorbell interrupt pending: true$'
     expect 'INFO  all domains have stopped'
     refuse 'LEAKED|WENT THROUGH|FATAL|PANIC|ERROR'
     done_test

@@ -20,6 +20,8 @@
 //!                     and HL_READ included
 //!   hl.tick=MS:N      print N numbered lines MS apart, with the time since the first
 //!   hl.store          store client: send a line on its ring, ring the store, print the reply
+//!   hl.store-irq      the same, taking the store's doorbell as an interrupt
+//!   hl.ring=ID        ring DOMID's store doorbell (HL_STORE_NOTIFY)
 //!   hl.store-server   the store: answer each client's line on its ring
 //!   hl.ctl=OPS        domain management: "l" list, "qD"/"pD"/"uD"/"dD"/"rD" query, pause,
 //!                     unpause, destroy, restart DOMD, "wMS" wait (comma-separated)
@@ -114,10 +116,27 @@ _start:
 
     .balign 0x800
 guest_vectors:
-    .rept 16
+    .rept 5
     .balign 0x80
     b       guest_sync
     .endr
+    .balign 0x80                    // IRQ from the current EL with SP_EL1
+    b       guest_irq
+    .rept 10
+    .balign 0x80
+    b       guest_sync
+    .endr
+
+// An interrupt: acknowledge it (ICC_IAR1_EL1), record its INTID, end it (ICC_EOIR1_EL1).
+guest_irq:
+    stp     x9, x10, [sp, #-16]!
+    mrs     x9, s3_0_c12_c12_0
+    adrp    x10, IRQ_TAKEN
+    str     x9, [x10, :lo12:IRQ_TAKEN]
+    msr     s3_0_c12_c12_1, x9
+    isb
+    ldp     x9, x10, [sp], #16
+    eret
 
 // Any exception: record its syndrome and fault address, skip the faulting instruction,
 // return.
@@ -142,6 +161,9 @@ guest_sync:
 static FAULT_ESR: AtomicU64 = AtomicU64::new(0);
 #[unsafe(no_mangle)]
 static FAULT_FAR: AtomicU64 = AtomicU64::new(0);
+/// The INTID of the last interrupt taken (u64::MAX: none yet).
+#[unsafe(no_mangle)]
+static IRQ_TAKEN: AtomicU64 = AtomicU64::new(u64::MAX);
 static STARTED: AtomicUsize = AtomicUsize::new(0);
 /// Secondaries stay on until the primary has tried its second CPU_ON (which must then find
 /// them on, whatever the timing).
@@ -487,6 +509,49 @@ fn irq_pending(id: u32) -> bool {
     rd32(0x0300_1000 + 0x200 + u64::from(id / 32) * 4) & (1 << (id % 32)) != 0
 }
 
+/// Makes SPI `id` an enabled group-1 interrupt routed to vCPU 0 and unmasks interrupts on
+/// this vCPU (distributor, redistributor wake-up, CPU interface), so that it is taken.
+fn irq_enable(id: u32) {
+    const GICD: u64 = 0x0300_1000;
+    const GICR: u64 = 0x0302_0000;
+    let (word, bit) = (u64::from(id / 32) * 4, 1u32 << (id % 32));
+    wr32(GICD, (1 << 4) | (1 << 1)); // GICD_CTLR: ARE_NS, EnableGrp1NS
+    wr32(GICR + 0x14, 0); // GICR_WAKER: awake
+    wr32(GICD + 0x80 + word, rd32(GICD + 0x80 + word) | bit); // IGROUPR: group 1
+    let prio = GICD + 0x400 + u64::from(id & !3);
+    wr32(prio, (rd32(prio) & !(0xff << ((id & 3) * 8))) | (0xa0 << ((id & 3) * 8)));
+    let route = GICD + 0x6000 + u64::from(id) * 8;
+    wr32(route, 0); // IROUTER: affinity 0.0.0.0 (vCPU 0)
+    wr32(route + 4, 0);
+    wr32(GICD + 0x100 + word, bit); // ISENABLER
+    // SAFETY: the GICv3 CPU interface's system registers (ICC_SRE_EL1, ICC_PMR_EL1,
+    // ICC_IGRPEN1_EL1), then unmasking IRQs at this vCPU: the vector records and ends them.
+    unsafe {
+        asm!(
+            "mrs {t}, s3_0_c12_c12_5", "orr {t}, {t}, #1", "msr s3_0_c12_c12_5, {t}", "isb",
+            "mov {t}, #0xff", "msr s3_0_c4_c6_0, {t}",
+            "mov {t}, #1", "msr s3_0_c12_c12_7, {t}", "isb",
+            "msr daifclr, #2",
+            t = out(reg) _, options(nostack)
+        )
+    };
+}
+
+/// Waits up to `ms` for an interrupt to be taken; its INTID.
+fn wait_taken(ms: u64) -> Option<u64> {
+    let (start, freq) = (counter(), frequency());
+    loop {
+        let id = IRQ_TAKEN.load(Ordering::SeqCst);
+        if id != u64::MAX {
+            return Some(id);
+        }
+        if counter() - start > ms * freq / 1000 {
+            return None;
+        }
+        core::hint::spin_loop();
+    }
+}
+
 /// Waits up to `ms` for INTID `id` to be pending (a doorbell: the peer writes its ring
 /// first and rings after, so the data can be seen before the doorbell).
 fn wait_pending(id: u32, ms: u64) -> bool {
@@ -500,7 +565,7 @@ fn wait_pending(id: u32, ms: u64) -> bool {
     true
 }
 
-fn store_client(name: &str, tree: &fdt::Fdt<'_>) {
+fn store_client(name: &str, tree: &fdt::Fdt<'_>, take: bool) {
     let Some(st) = tree.find("/hypervisor/store") else {
         println!("store: no store connection");
         return;
@@ -513,12 +578,25 @@ fn store_client(name: &str, tree: &fdt::Fdt<'_>) {
     msg[..text.len()].copy_from_slice(text);
     let n = name.len().min(msg.len() - text.len());
     msg[text.len()..text.len() + n].copy_from_slice(&name.as_bytes()[..n]);
+    // The store rings only in answer: nothing can be pending yet.
+    println!("store: doorbell interrupt pending before sending: {}", irq_pending(33));
+    if take {
+        irq_enable(33);
+    }
     ring_put(ring, REQ, REQ_PROD, &msg[..text.len() + n]);
     println!("store: sent, doorbell -> {}", hvc(HL_STORE_NOTIFY, u64::from(peer), 0, 0));
     let mut buf = [0u8; 128];
     let n = ring_get(ring, RSP, RSP_CONS, RSP_PROD, 5000, &mut buf);
     println!("store: reply: {}", core::str::from_utf8(&buf[..n]).unwrap_or("?"));
-    println!("store: doorbell interrupt pending: {}", wait_pending(33, 2000));
+    if take {
+        match wait_taken(2000) {
+            Some(id) => println!("store: doorbell interrupt taken: INTID {id}"),
+            None => println!("store: doorbell interrupt not taken"),
+        }
+        println!("store: doorbell interrupt pending after it was taken: {}", irq_pending(33));
+    } else {
+        println!("store: doorbell interrupt pending: {}", wait_pending(33, 2000));
+    }
     println!("store: ring the wrong domain -> {}", hvc(HL_STORE_NOTIFY, 0x7ff5, 0, 0));
 }
 
@@ -527,6 +605,13 @@ fn store_server(tree: &fdt::Fdt<'_>) {
         println!("store-server: not the store");
         return;
     };
+    // Before its clients are started nothing can be pending (the test checks that this line
+    // comes before the launch starts them).
+    for c in srv.children() {
+        let peer = c.property("peer").and_then(|p| p.u32()).unwrap_or(0);
+        let spi = c.property("interrupts").and_then(|p| p.cells()).and_then(|mut i| i.nth(1)).unwrap_or(0);
+        println!("store-server: doorbell from DOM{peer} pending at start: {}", irq_pending(32 + spi));
+    }
     for c in srv.children() {
         let ring = c.property("ring").and_then(|p| p.u64()).unwrap_or(0);
         let peer = c.property("peer").and_then(|p| p.u32()).unwrap_or(0);
@@ -731,8 +816,10 @@ extern "C" fn guest_main(dtb: u64) -> ! {
             }
         } else if let Some(ops) = arg.strip_prefix("hl.ctl=") {
             control(ops);
-        } else if arg == "hl.store" {
-            store_client(name, &tree);
+        } else if arg == "hl.store" || arg == "hl.store-irq" {
+            store_client(name, &tree, arg == "hl.store-irq");
+        } else if let Some(id) = arg.strip_prefix("hl.ring=").and_then(parse_u64) {
+            println!("{name}: ring DOM{id} -> {}", hvc(HL_STORE_NOTIFY, id, 0, 0));
         } else if arg == "hl.store-server" {
             store_server(&tree);
         } else if arg == "hl.echo" {
