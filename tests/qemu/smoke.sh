@@ -387,7 +387,9 @@ t_domains() {
         '^DOM1: smp: 1 secondary vCPU\(s\) ran and stopped$' '^DOM1: smp: CPU_ON of a vCPU that does not exist -> -2$'
     expect '^DOM1: smp: vCPU 1 up, MPIDR 0x80000001$'
     expect '^DOM2: hello from smccc: domid 2' '^DOM2: smccc: PSCI_VERSION 1\.1$' '^DOM2: smccc: TRNG_VERSION -> -1$' \
-        '^DOM2: smccc: vendor hypervisor UID -> -1$' '^DOM2: smccc: PSCI_VERSION by SMC -> 0x10001$'
+        '^DOM2: smccc: vendor hypervisor UID -> -1$' '^DOM2: smccc: PSCI_VERSION by SMC -> 0x10001$' \
+        '^DOM2: smccc: CNTP CTL/CVAL/TVAL read 0x0 0x0 0x0$' \
+        '^DOM2: smccc: CNTP CTL/CVAL/TVAL after writing 1/0x12345678/100000 read 0x0 0x0 0x0$'
     expect_refused 3 0x8000000 0x9000000 0x41000000 0x48000000 0xa000000 0x7ffffff000
     refuse 'LEAKED|WENT THROUGH'
     expect 'INFO  DOM1: stopped \(SYSTEM_OFF\)'

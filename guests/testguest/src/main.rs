@@ -29,6 +29,7 @@
 //!   hl.reset-at=MS    PSCI SYSTEM_RESET once, when the virtual counter reaches MS ms
 //!   hl.peek=A,B       read the 32-bit registers at A, B... and print their values
 //!   hl.canary=A       print the 64-bit word of its RAM at A, then write a canary there
+//!   hl.cntp           read, write, read again the physical timer's registers
 //!   hl.cow            print a word of its own image's data, then write a canary there
 //!   hl.cow-read       print that word only
 //!   hl.quiet          print nothing (for a domain without a UART)
@@ -250,6 +251,25 @@ fn probe_write(addr: u64) -> Result<(), (u64, u64)> {
     // SAFETY: as above, for a store of a marker value.
     unsafe { asm!("str {v}, [{a}]", a = in(reg) addr, v = in(reg) 0x5a5a_5a5a_u64, options(nostack)) };
     fault().map_or(Ok(()), Err)
+}
+
+/// CNTP_CTL_EL0, CNTP_CVAL_EL0 and CNTP_TVAL_EL0 as "CTL CVAL TVAL" (hex).
+fn cntp() -> CntpRegs {
+    let (ctl, cval, tval): (u64, u64, u64);
+    // SAFETY: reads of the EL1 physical timer's registers (trapped by the hypervisor).
+    unsafe {
+        asm!("mrs {a}, cntp_ctl_el0", "mrs {b}, cntp_cval_el0", "mrs {c}, cntp_tval_el0",
+             a = out(reg) ctl, b = out(reg) cval, c = out(reg) tval, options(nostack))
+    };
+    CntpRegs(ctl, cval, tval)
+}
+
+struct CntpRegs(u64, u64, u64);
+
+impl fmt::Display for CntpRegs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#x} {:#x} {:#x}", self.0, self.1, self.2)
+    }
 }
 
 fn counter() -> u64 {
@@ -799,6 +819,18 @@ extern "C" fn guest_main(dtb: u64) -> ! {
             // SAFETY: as above.
             let back = unsafe { core::ptr::read_volatile(a as *const u64) };
             println!("{name}: canary at {a:#x} set to {back:#x}");
+        } else if arg == "hl.cntp" {
+            // The physical timer is the hypervisor's: the tests require reads of 0 before and
+            // after writes.
+            println!("{name}: CNTP CTL/CVAL/TVAL read {}", cntp());
+            // SAFETY: writes to the EL1 physical timer (trapped; they must be ignored).
+            unsafe {
+                asm!(
+                    "msr cntp_cval_el0, {c}", "msr cntp_tval_el0, {t}", "msr cntp_ctl_el0, {e}", "isb",
+                    c = in(reg) 0x1234_5678_u64, t = in(reg) 100_000_u64, e = in(reg) 1_u64, options(nostack)
+                )
+            };
+            println!("{name}: CNTP CTL/CVAL/TVAL after writing 1/0x12345678/100000 read {}", cntp());
         } else if arg == "hl.cow" || arg == "hl.cow-read" {
             // The kernel's data word as this domain sees it (the tests judge it: it must be
             // the image's own value, whatever a sibling or an earlier run wrote); hl.cow then
