@@ -772,19 +772,27 @@ t_store() {
 }
 
 t_boot_domain() {
-    printf '%s\n' 'args 3 hl.name=renamed hl.off' 'args 99 hl.name=nobody' 'affinity 3 0 2' 'affinity 3 0 9' \
+    # DOM3 gets the Control permission here: started by the Boot Domain, it finds the
+    # standby Recovery Domain (DOM4) still paused by the launch and the Boot Domain running,
+    # and may neither unpause the one (that is the Boot Domain's HL_UNPAUSE) nor restart
+    # the other.
+    sed '/domain@3 {/a\\t\t\tpermissions = <0x1>;' tests/lcm/guests/boot.dts >"$work/boot.dts"
+    printf '%s\n' 'args 3 hl.name=renamed hl.ctl=q4,u4,q32757,r32757 hl.off' 'args 99 hl.name=nobody' \
+        'affinity 3 0 2' 'affinity 3 0 9' \
         'prop 3 /chosen hl,note set by the Boot Domain' 'prop 2 /cpus hl,x no' 'prop 2 /chosen bootargs no' \
         'read 0 64' 'read 0x40fffff0 64' 'read 0x41000000 64' \
         '3 2' 'after args 3 hl.name=late' 'after affinity 2 0 1' 'after prop 3 /chosen hl,x late' >"$work/order"
-    [ "$(stat -c %s "$work/order")" -le 512 ] || { echo "boot-domain: config blob over its 512 bytes" >&2; }
     boot boot-domain --cpus 5 --module 0x49000000=$TESTGUEST --module 0x4a000000="$work/order" \
-        --module 0x4b000000=$TESTGUEST tests/lcm/guests/boot.dts
+        --module 0x4b000000=$TESTGUEST "$work/boot.dts"
+    # The LCM gives the config blob 512 bytes.
+    [ "$(stat -c %s "$work/order")" -le 512 ] || why="the config blob is over its 512 bytes"
+    expect 'INFO  plan: domain 3 .*' 'INFO  plan: +permissions control'
     expect_exit 0
     expect 'INFO  launch: 5 of 5 domain\(s\) built, all paused; .* ([0-9]+) MiB free' \
         'INFO  console input now goes to DOM32757' 'INFO  launch: DOM32757 unpaused'
     expect '^DOM32757: boot: LCM is ([0-9]+) bytes, read \1$' '^DOM32757: boot: LCM names domain@4' \
         '^DOM32757: boot: DOM4 state 0 functions 0x2$' \
-        'INFO  launch: DOM3 bootargs set by the Boot Domain: "hl.name=renamed hl.off"' \
+        'INFO  launch: DOM3 bootargs set by the Boot Domain: "hl.name=renamed hl.ctl=q4,u4,q32757,r32757 hl.off"' \
         '^DOM32757: boot: bootargs of DOM3 -> 0$' \
         'NOTICE: DOM32757: bootargs for DOM99 refused: no such paused domain' '^DOM32757: boot: bootargs of DOM99 -> -2$' \
         'INFO  launch: DOM3 vCPU 0 pinned to CPU 2 by the Boot Domain' '^DOM32757: boot: affinity of DOM3 vCPU 0 -> CPU 2: 0$' \
@@ -807,6 +815,13 @@ t_boot_domain() {
         '^DOM3: renamed: note: set by the Boot Domain$'
     expect 'INFO  launch: DOM2 unpaused' '^DOM2: hello from two'
     expect 'INFO  launch: DOM1 unpaused' '^DOM1: hello from one'
+    # DOMCTL_UNPAUSE of a domain the launch holds paused, DOMCTL_RESTART of a running one:
+    # INVALID, with a NOTICE.
+    expect 'INFO  launch: DOM3 unpaused' '^DOM3: ctl: query DOM4: state 0, ' \
+        'NOTICE: DOM3: unpause of DOM4 refused: its state is paused \(not yet launched\)' '^DOM3: ctl: unpause DOM4 -> -2$' \
+        '^DOM3: ctl: query DOM32757: state 1, ' \
+        'NOTICE: DOM3: restart of DOM32757 refused: only a stopped or paused domain restarts' \
+        '^DOM3: ctl: restart DOM32757 -> -2$' 'INFO  launch: DOM32757 \(Boot Domain\) signalled done'
     # HL_READ into address 0, across the end of the Boot Domain's RAM (16 MiB at
     # 0x40000000) and past it: each INVALID, with a NOTICE.
     local a
