@@ -649,6 +649,32 @@ t_zcu102_console() {
     done_test
 }
 
+t_console_skip() {
+    # Ctrl-A three times skips DOM2, which has no UART: DOM1 -> DOM3 -> DOM1. DOM3 reads
+    # nothing for a second: its receive FIFO fills, and the hypervisor holds the rest of its
+    # 80 bytes until it reads again: all ten lines arrive, in order.
+    local lines i
+    lines=$(for i in $(seq -w 1 10); do printf 'line-%s\n' "$i"; done)
+    printf 'a\n\001\001\001%s\n\001\001\001c\n' "$lines" >"$work/input"
+    TIMEOUT=20 boot console-skip --input "$work/input" --module 0x49000000=$TESTGUEST \
+        --input-when '^DOM1: first: echo ready' --input-when '^DOM3: slow: echo ready' \
+        --stop-when '^DOM1: first: echo: c$' --stop-when '^DOM3: slow: echo: line-10$' \
+        tests/lcm/guests/console-skip.dts
+    expect_exit 0
+    expect 'INFO  console input goes to DOM1' 'INFO  console input now goes to DOM3' 'INFO  console input now goes to DOM1'
+    expect '^DOM3: slow: receive FIFO full after 1000 ms: true$'
+    refuse 'console input now goes to DOM2|^DOM2:|NOTICE|ERROR|FATAL|PANIC'
+    local want got
+    want="first: echo ready|first: echo: a|first: echo: c"
+    got=$(sed -n 's/^DOM1: \(first: echo.*\)$/\1/p' "$log" | paste -sd'|')
+    [ -n "$why" ] || [ "$got" = "$want" ] || why="DOM1's echo lines '$got', expected '$want'"
+    want="slow: echo ready|$(for i in $(seq -w 1 10); do printf 'slow: echo: line-%s|' "$i"; done)"
+    want=${want%|}
+    got=$(sed -n 's/^DOM3: \(slow: echo.*\)$/\1/p' "$log" | paste -sd'|')
+    [ -n "$why" ] || [ "$got" = "$want" ] || why="DOM3's echo lines '$got', expected '$want'"
+    done_test
+}
+
 # The echoing domains of tests/lcm/guests/console.dts said exactly this, in this order:
 # each got its own line of the input and nothing else.
 expect_echo_lines() {
@@ -984,7 +1010,7 @@ tests=(t_image_header t_virt_gicv3 t_virt_gicv2_a53 t_virt_max_2cpu t_virt_uboot
     t_reserved_memory
     t_debug_level t_fatal_no_boot_cpu t_fatal_bad_reserved_memory
     t_fatal_el2_abort t_fatal_panic t_lcm_hyperlaunch t_lcm_dom0less t_lcm_classic t_lcm_invalid
-    t_lcm_module_over_image t_domains t_gzip_affinity_corrupt t_static_mem t_passthrough t_passthrough_uart t_console t_zcu102_console t_control t_reset t_store t_boot_domain t_boot_domain_recovery
+    t_lcm_module_over_image t_domains t_gzip_affinity_corrupt t_static_mem t_passthrough t_passthrough_uart t_console t_console_skip t_zcu102_console t_control t_reset t_store t_boot_domain t_boot_domain_recovery
     t_boot_domain_timeout t_examples t_linux_lcm t_linux_one_cpu t_linux_dom0less t_linux_recovery t_linux_hardware t_linux_classic)
 for t in "${tests[@]}"; do
     if [ -z "$only" ] || [[ "$t" == *"$only"* ]]; then

@@ -7,6 +7,7 @@
 //!                     address (FAR) of the exception each raised (the tests judge them)
 //!   hl.wait=MS        wait MS milliseconds (by the generic timer) before finishing
 //!   hl.echo           read lines from the UART and print each back, until the line "off"
+//!   hl.echo-wait=MS   (before hl.echo) leave the input unread for MS ms first
 //!   hl.prompt         print "prompt> " with no newline, then wait 400 ms
 //!   hl.flood=N        print N bytes of output as fast as it can
 //!   hl.boot           act as a Boot Domain: read the LCM and the config blob ("args ID
@@ -656,11 +657,22 @@ fn wait_ms(ms: u64) {
     }
 }
 
+/// hl.echo-wait=MS: how long `echo` leaves its input unread first.
+static ECHO_WAIT: AtomicU64 = AtomicU64::new(0);
+
 /// Reads lines (polling the UART) and prints each back until "off".
 fn echo(name: &str) {
     let mut line = [0u8; 64];
     let mut n = 0;
     println!("{name}: echo ready");
+    let wait = ECHO_WAIT.load(Ordering::Relaxed);
+    if wait > 0 {
+        // Input arrives meanwhile and is not read: the receive FIFO fills up.
+        wait_ms(wait);
+        // SAFETY: the virtual UART's flag register.
+        let fr = unsafe { core::ptr::read_volatile(uart_fr()) };
+        println!("{name}: receive FIFO full after {wait} ms: {}", fr & (1 << 6) != 0);
+    }
     loop {
         // SAFETY: the virtual UART's flag and data registers.
         let byte = unsafe {
@@ -854,6 +866,8 @@ extern "C" fn guest_main(dtb: u64) -> ! {
             println!("{name}: ring DOM{id} -> {}", hvc(HL_STORE_NOTIFY, id, 0, 0));
         } else if arg == "hl.store-server" {
             store_server(&tree);
+        } else if let Some(ms) = arg.strip_prefix("hl.echo-wait=").and_then(parse_u64) {
+            ECHO_WAIT.store(ms, Ordering::Relaxed);
         } else if arg == "hl.echo" {
             echo(name);
         } else if arg == "hl.boot" {
