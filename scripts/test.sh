@@ -68,6 +68,7 @@ check clippy-guests cargo clippy --manifest-path guests/testguest/Cargo.toml \
 
 echo "== launch configurations (dts/ through scripts/hlcheck)"
 bash tests/lcm/check-dts.sh | tee "$logs/check-dts.log"
+dts_status=${PIPESTATUS[0]}
 
 echo "== fuzzing (${FUZZ_SECONDS:-60} s per target in fuzz/fuzz_targets)"
 check fuzz bash scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
@@ -75,21 +76,27 @@ grep '^fuzz: ' "$logs/fuzz.log" || true
 
 echo "== QEMU smoke tests"
 bash tests/qemu/smoke.sh | tee "$logs/smoke.log"
-# add_summary NAME LOG: adds a sub-suite's closing "N passed, N failed" line to the totals.
+smoke_status=${PIPESTATUS[0]}
+# add_summary NAME LOG STATUS: adds a sub-suite's closing "N passed, N failed" line to the
+# totals; a missing line, or a failed exit status with no failure counted, is a failure.
 add_summary() {
     local sp sf
     sp=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p' "$2" | tail -n 1)
     sf=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p' "$2" | tail -n 1)
     if [ -z "$sp" ]; then
-        echo "FAIL $1 (no summary line)"
+        echo "FAIL $1 (no summary line; exit status $3)"
         failed=$((failed + 1))
     else
         passed=$((passed + sp))
         failed=$((failed + sf))
+        if [ "$3" -ne 0 ] && [ "$sf" -eq 0 ]; then
+            echo "FAIL $1 (exit status $3 with no failure counted)"
+            failed=$((failed + 1))
+        fi
     fi
 }
-add_summary check-dts "$logs/check-dts.log"
-add_summary smoke "$logs/smoke.log"
+add_summary check-dts "$logs/check-dts.log" "$dts_status"
+add_summary smoke "$logs/smoke.log" "$smoke_status"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
