@@ -55,9 +55,11 @@ impl TableStore for FrameStore<'_> {
 }
 
 /// Reads a stage-2 descriptor (in a table of a running domain).
-pub fn read_entry(entry: u64) -> u64 {
-    // SAFETY: `entry` is a descriptor in one of the domain's own table pages (identity
-    // mapped at EL2); reading it has no side effects.
+///
+/// # Safety
+/// `entry` is an 8-byte descriptor in one of a domain's table pages, identity mapped.
+pub unsafe fn read_entry(entry: u64) -> u64 {
+    // SAFETY: the caller's obligation; reading it has no side effects.
     unsafe { core::ptr::read_volatile(entry as *const u64) }
 }
 
@@ -66,7 +68,11 @@ pub fn read_entry(entry: u64) -> u64 {
 /// TLB entries (stage 2 and the combined stage 1) invalidated, then the new one. `local`:
 /// every vCPU of the domain runs on this CPU, so only this CPU's TLB can hold them;
 /// otherwise the invalidation is broadcast.
-pub fn replace_entry(entry: u64, new: u64, ipa: u64, local: bool) {
+///
+/// # Safety
+/// `entry` is a valid page descriptor in the stage-2 tables of the domain whose VMID is in
+/// VTTBR_EL2, changed under that domain's copy-on-write lock.
+pub unsafe fn replace_entry(entry: u64, new: u64, ipa: u64, local: bool) {
     // SAFETY: `entry` is a descriptor in the current domain's stage-2 tables, changed under
     // its lock; the sequence is the architecture's break-before-make, so no CPU ever holds
     // both translations. Only this domain's translations are affected.

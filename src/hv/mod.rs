@@ -1,0 +1,23 @@
+//! The run-time core: domains and their lifecycle, the launch sequence's actions,
+//! hypercalls, exit handling, copy-on-write policy, interrupt forwarding, console input and
+//! the run queues' decisions. It decides; it touches no hardware: the arch layer implements
+//! [`machine::Machine`] and applies the outcomes. The lock order is written once, on
+//! [`system::System`].
+
+pub mod assign;
+pub mod cow;
+pub mod domain;
+pub mod exits;
+pub mod guestmem;
+pub mod hypercalls;
+pub mod life;
+pub mod lifecycle;
+pub mod machine;
+pub mod ram;
+pub mod system;
+pub mod vcpu;
+
+#[cfg(test)]
+mod fake;
+#[cfg(test)]
+mod tests;
