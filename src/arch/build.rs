@@ -619,7 +619,7 @@ pub fn launch(
         forward_irqs: gic::has_vgic(),
     };
     super::machine::set_cpus(online_cpus);
-    let sys = super::machine::publish(System::new(super::machine::machine(), setup));
+    let sys = super::machine::publish(System::new(alloc::sync::Arc::new(super::machine::ArchMachine), setup));
     // After publishing: input typed early is delivered as soon as the console starts.
     super::console::start_mux(uart_desc, &with_uart, console, cfg.console_switch);
     super::console::drain_input(|domid, byte| sys.deliver_input(domid, byte));

@@ -10,11 +10,12 @@ use super::{cache, console, el2, gic, power, stage2, timer};
 use crate::hv::machine::{ConsoleEvent, HostMem, Machine};
 use crate::hv::system::System;
 
-pub struct ArchMachine {
-    cpus: AtomicUsize,
-}
+/// The machine; it holds no state of its own.
+pub struct ArchMachine;
 
-static MACHINE: ArchMachine = ArchMachine { cpus: AtomicUsize::new(1) };
+/// CPUs online once domains exist.
+static CPUS: AtomicUsize = AtomicUsize::new(1);
+static MACHINE: ArchMachine = ArchMachine;
 static SYSTEM: Once<System> = Once::new();
 
 /// The machine.
@@ -24,7 +25,7 @@ pub fn machine() -> &'static ArchMachine {
 
 /// `cpus` CPUs are online (they do not change once domains exist).
 pub fn set_cpus(cpus: usize) {
-    MACHINE.cpus.store(cpus, Ordering::Release);
+    CPUS.store(cpus, Ordering::Release);
 }
 
 /// The run-time core, once domains exist.
@@ -43,7 +44,7 @@ impl Machine for ArchMachine {
     }
 
     fn online_cpus(&self) -> usize {
-        self.cpus.load(Ordering::Acquire)
+        CPUS.load(Ordering::Acquire)
     }
 
     fn kick(&self, cpu: usize) {

@@ -1,16 +1,29 @@
 //! A recording fake of the machine for host tests: a byte-vector RAM at a fixed host
-//! address, and a log of every machine operation the core asked for.
+//! address, and a log of every machine operation the core asked for; and small systems of
+//! test domains on it (for host tests and the fuzz targets).
 #![allow(unsafe_code)]
 
 use alloc::boxed::Box;
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use spin::Mutex;
 
+use super::cow::Cow;
+use super::domain::{Domain, DtbSpec, Parts};
+use super::exits::Outcome;
 use super::machine::{ConsoleEvent, HostMem, Machine};
+use super::ram::Ram;
+use super::system::{Setup, System};
+use super::vcpu::{GuestRegs, Vcpu};
+use crate::config::{Functions, Permissions};
+use crate::frames::Frames;
+use crate::hypercall::Call;
+use crate::memmap::Range;
+use crate::trap::Exit;
 
 /// Where the fake RAM starts (host address).
 pub const BASE: u64 = 0x8000_0000;
@@ -50,10 +63,9 @@ pub fn mem(start: u64, len: u64) -> HostMem {
 }
 
 impl Fake {
-    /// A fake with `size` bytes of RAM at [`BASE`] and `cpus` CPUs, leaked so that a
-    /// `System` can hold it for good.
-    pub fn new(size: usize, cpus: usize) -> &'static Fake {
-        Box::leak(Box::new(Fake {
+    /// A fake with `size` bytes of RAM at [`BASE`] and `cpus` CPUs.
+    pub fn new(size: usize, cpus: usize) -> Arc<Fake> {
+        Arc::new(Fake {
             ram: Mutex::new(vec![0; size]),
             cpu: AtomicUsize::new(0),
             cpus,
@@ -62,7 +74,7 @@ impl Fake {
             output: Mutex::new(Vec::new()),
             reads: Mutex::new(Vec::new()),
             after_read: Mutex::new(None),
-        }))
+        })
     }
 
     fn range(&self, m: HostMem) -> core::ops::Range<usize> {
@@ -162,3 +174,153 @@ impl Machine for Fake {
         self.ops.lock().push(Op::Replace { ipa, local });
     }
 }
+
+pub const MIB: u64 = 1 << 20;
+/// Each test domain's RAM.
+pub const DOM_RAM: u64 = 256 * 1024;
+pub const GUEST_RAM: u64 = 0x4000_0000;
+/// Guest address of the device tree in every test domain.
+pub const DTB_AT: u64 = GUEST_RAM + 0x3_0000;
+/// The shared kernel module (64 KiB) and the LCM (4 KiB) in fake RAM.
+pub const MODULE: u64 = BASE + 12 * DOM_RAM;
+pub const MODULE_LEN: u64 = 0x1_0000;
+pub const LCM: u64 = MODULE + MODULE_LEN;
+/// Stage-2 level-3 table pages for copy-on-write domains.
+pub const TABLES: u64 = LCM + 0x1000;
+/// Bytes of fake RAM.
+pub const FAKE_RAM: u64 = 4 * MIB;
+
+/// Host address of domain `id`'s 1 MiB of RAM.
+pub fn ram_of(id: u16) -> u64 {
+    BASE + u64::from(id % 12) * DOM_RAM
+}
+
+/// A domain with 1 MiB of RAM at guest 0x4000_0000, vCPUs on `pcpus`, its kernel the
+/// shared module (copied at build; `cow`: its first 16 KiB mapped from the module).
+pub fn domain(fake: &Fake, id: u16, pcpus: &[usize], perms: u32, funcs: u32, cow: bool) -> Domain {
+    let ram = Ram { chunks: vec![(mem(ram_of(id), DOM_RAM), GUEST_RAM)], owned: true };
+    let cow = cow.then(|| {
+        let table = TABLES + u64::from(id) * 4096;
+        for p in 0..4u64 {
+            // Read-only descriptors of the module's pages (attributes left out).
+            fake.poke_u64(table + p * 8, MODULE + p * 4096);
+        }
+        Cow::new(
+            Range { start: GUEST_RAM, end: GUEST_RAM + 0x4000 },
+            mem(MODULE, 0x4000),
+            vec![mem(table, 4096)],
+            0x4c3,
+        )
+    });
+    Domain::new(Parts {
+        id,
+        node: alloc::format!("/chosen/hypervisor/dom{id}"),
+        permissions: Permissions(perms),
+        functions: Functions(funcs),
+        vttbr: 0,
+        vcpus: pcpus.iter().map(|&p| Vcpu::new(p)).collect(),
+        mmio: {
+            let mut m = crate::mmio::MmioMap::new();
+            let v = crate::guest::GuestMap::XEN.vuart;
+            let _ = m.add(Range { start: v, end: v + crate::guest::VUART_SIZE }, crate::mmio::Device::Uart);
+            let g = crate::guest::GuestMap::XEN;
+            let gicr = g.gicr + crate::vgic::GICR_STRIDE * pcpus.len() as u64;
+            let _ = m.add(
+                Range { start: g.gicd, end: g.gicd + crate::vgic::GICD_SIZE },
+                crate::mmio::Device::GicDist,
+            );
+            let _ = m.add(Range { start: g.gicr, end: gicr }, crate::mmio::Device::GicRedist);
+            m
+        },
+        vgic: crate::vgic::VGic::new(pcpus.len(), 32),
+        cntvoff: 0,
+        entry: (GUEST_RAM, DTB_AT),
+        ram,
+        tables: vec![],
+        config: None,
+        modules: vec![Range { start: MODULE, end: MODULE + MODULE_LEN }],
+        kernel_src: Some(mem(MODULE, MODULE_LEN)),
+        ramdisk_src: None,
+        dtb: DtbSpec {
+            cpus: pcpus.len() as u32,
+            banks: vec![(GUEST_RAM, DOM_RAM)],
+            bootargs: None,
+            ramdisk: None,
+            vuart: true,
+            gic_version: 3,
+            failures: vec![],
+            additions: vec![],
+            store: None,
+            devices: vec![],
+        },
+        dtb_room: 0x8000,
+        cow,
+        map: crate::guest::GuestMap::XEN,
+        forwarded: vec![],
+        local_tlb: pcpus.windows(2).all(|w| w[0] == w[1]),
+    })
+}
+
+/// A fake machine and the system running on it.
+pub struct Sys {
+    pub fake: Arc<Fake>,
+    pub sys: System,
+}
+
+/// A system of `domains` (built by `make`), with a Boot Domain and standby Recovery Domain
+/// when named; the launch not started yet.
+pub fn system(make: impl FnOnce(&Fake) -> Vec<Domain>, boot: Option<u16>, standby: Option<u16>) -> Sys {
+    let fake = Fake::new(FAKE_RAM as usize, 4);
+    let pattern: Vec<u8> = (0..MODULE_LEN).map(|i| (i % 251) as u8 + 1).collect();
+    fake.poke(MODULE, &pattern);
+    fake.poke(LCM, b"\xd0\x0d\xfe\xedLCM");
+    let domains = make(&fake);
+    // All of the fake RAM is handed out: domains give theirs back when reclaimed.
+    let mut frames = Frames::new();
+    frames.add(Range { start: BASE, end: BASE + FAKE_RAM });
+    assert_eq!(frames.alloc(FAKE_RAM), Some(BASE));
+    let setup = Setup {
+        domains,
+        cpus: 4,
+        frames,
+        lcm: Some(mem(LCM, 4096)),
+        boot_modules: vec![Range { start: MODULE, end: MODULE + MODULE_LEN }],
+        store: None,
+        boot,
+        standby,
+        console: None,
+        failures: vec![],
+        boot_timeout_ms: 1000,
+        forward_irqs: true,
+    };
+    let sys = System::new(fake.clone(), setup);
+    Sys { fake, sys }
+}
+
+impl Sys {
+    pub fn d(&self, id: u16) -> &Domain {
+        self.sys.domain(id).unwrap()
+    }
+
+    pub fn call(&self, caller: u16, call: Call) -> i64 {
+        self.sys.hypercall(self.d(caller), call)[0] as i64
+    }
+
+    /// vCPU `vi` of `id` makes an HVC with x0..x3.
+    pub fn hvc(&self, id: u16, vi: usize, x: [u64; 4]) -> (Outcome, GuestRegs) {
+        let mut regs = GuestRegs::default();
+        regs.x[..4].copy_from_slice(&x);
+        let o = self.sys.handle_exit(self.d(id), vi, Exit::Hvc { imm: 0 }, &mut regs, false);
+        (o, regs)
+    }
+
+    /// Runs vCPU 0 of `id` (the scheduler's enter and start).
+    pub fn enter(&self, id: u16) {
+        let d = self.d(id);
+        assert!(self.sys.enter(d), "DOM{id} may run");
+        let _ = super::vcpu::take_start(&mut d.vcpus[0].power.lock());
+    }
+}
+
+pub const SYSTEM_OFF: u64 = 0x8400_0008;
+pub const SYSTEM_RESET: u64 = 0x8400_0009;

@@ -69,7 +69,7 @@ pub enum ConsoleEvent {
 
 /// The machine operations the core needs. Memory methods work on [`HostMem`] only and
 /// are given ranges that lie inside it (callers check with `HostMem::sub`).
-pub trait Machine: Sync {
+pub trait Machine: Send + Sync {
     /// The index of the physical CPU this runs on.
     fn cpu(&self) -> usize;
     /// Physical CPUs online.

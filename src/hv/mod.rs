@@ -17,7 +17,7 @@ pub mod ram;
 pub mod system;
 pub mod vcpu;
 
-#[cfg(test)]
-mod fake;
+#[cfg(any(test, feature = "fake"))]
+pub mod fake;
 #[cfg(test)]
 mod tests;

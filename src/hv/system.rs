@@ -2,6 +2,7 @@
 //! per-CPU run queues, the launch sequence, free memory and the launch materials. The arch
 //! layer keeps one `System` and calls it; it calls the machine back through [`Machine`].
 
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -67,7 +68,7 @@ pub struct Setup {
 /// `materials`. A domain's vGIC, UART, input queue, vCPU power and saved state, and its
 /// copy-on-write lock are leaves: nothing is taken while one is held.
 pub struct System {
-    m: &'static dyn Machine,
+    m: Arc<dyn Machine>,
     pub domains: Vec<Domain>,
     runq: Vec<Mutex<RunQueue>>,
     /// Per CPU: its queue holds several vCPUs (kept with the queue, read at every exit).
@@ -86,7 +87,7 @@ pub struct System {
 
 impl System {
     /// The domains as built, each paused; nothing runs until [`System::start`].
-    pub fn new(m: &'static dyn Machine, s: Setup) -> System {
+    pub fn new(m: Arc<dyn Machine>, s: Setup) -> System {
         let launch =
             Launch::new(s.domains.iter().map(|d| d.id).collect(), s.boot, s.standby, s.console, s.failures);
         let irq_owner: Vec<AtomicUsize> = (0..MAX_INTID).map(|_| AtomicUsize::new(0)).collect();
@@ -144,8 +145,8 @@ impl System {
         self.apply(&actions);
     }
 
-    pub fn m(&self) -> &'static dyn Machine {
-        self.m
+    pub fn m(&self) -> &dyn Machine {
+        &*self.m
     }
 
     pub fn domain(&self, domid: u16) -> Option<&Domain> {
@@ -289,14 +290,14 @@ impl System {
         let owner = self.irq_owner.get(intid as usize).map_or(0, |o| o.load(Ordering::Acquire));
         let Some(d) = self.domains.get(owner.wrapping_sub(1)) else { return false };
         let kick = d.vgic.lock().set_level(0, intid, true);
-        d.kick(self.m, kick);
+        d.kick(self.m(), kick);
         true
     }
 
     /// A byte of console input for domain `domid`.
     pub fn deliver_input(&self, domid: u16, byte: u8) {
         if let Some(d) = self.domain(domid) {
-            d.deliver_input(self.m, byte);
+            d.deliver_input(self.m(), byte);
         }
     }
 

@@ -5,164 +5,23 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use super::cow::Cow;
-use super::domain::{Domain, DtbSpec, Parts};
+use super::domain::Domain;
 use super::exits::{End, Outcome};
-use super::fake::{BASE, Fake, Op, mem};
+use super::fake::{
+    BASE, DOM_RAM, DTB_AT, Fake, GUEST_RAM, MODULE, MODULE_LEN, Op, SYSTEM_OFF, SYSTEM_RESET, TABLES, domain,
+    ram_of, system,
+};
 use super::life::State;
 use super::machine::ConsoleEvent;
-use super::ram::Ram;
-use super::system::{Setup, System};
-use super::vcpu::{GuestRegs, Vcpu};
+use super::vcpu::GuestRegs;
 use crate::config::{Functions, Permissions};
-use crate::frames::Frames;
 use crate::hypercall::{self as hc, Blob, Call};
-use crate::memmap::Range;
 use crate::psci::Power;
 use crate::trap::{Access, Exit};
-
-const MIB: u64 = 1 << 20;
-const GUEST_RAM: u64 = 0x4000_0000;
-/// Guest address of the device tree in every test domain.
-const DTB_AT: u64 = GUEST_RAM + 0x8_0000;
-/// The shared kernel module (64 KiB) and the LCM (4 KiB) in fake RAM.
-const MODULE: u64 = BASE + 12 * MIB;
-const MODULE_LEN: u64 = 0x1_0000;
-const LCM: u64 = BASE + 13 * MIB;
-/// Stage-2 level-3 table pages for copy-on-write domains.
-const TABLES: u64 = BASE + 14 * MIB;
 
 const CONTROL: u32 = Permissions::CONTROL;
 const BOOT: u32 = Functions::BOOT;
 const RECOVERY: u32 = Functions::RECOVERY;
-
-/// Host address of domain `id`'s 1 MiB of RAM.
-fn ram_of(id: u16) -> u64 {
-    BASE + u64::from(id % 12) * MIB
-}
-
-/// A domain with 1 MiB of RAM at guest 0x4000_0000, vCPUs on `pcpus`, its kernel the
-/// shared module (copied at build; `cow`: its first 16 KiB mapped from the module).
-fn domain(fake: &Fake, id: u16, pcpus: &[usize], perms: u32, funcs: u32, cow: bool) -> Domain {
-    let ram = Ram { chunks: vec![(mem(ram_of(id), MIB), GUEST_RAM)], owned: true };
-    let cow = cow.then(|| {
-        let table = TABLES + u64::from(id) * 4096;
-        for p in 0..4u64 {
-            // Read-only descriptors of the module's pages (attributes left out).
-            fake.poke_u64(table + p * 8, MODULE + p * 4096);
-        }
-        Cow::new(
-            Range { start: GUEST_RAM, end: GUEST_RAM + 0x4000 },
-            mem(MODULE, 0x4000),
-            vec![mem(table, 4096)],
-            0x4c3,
-        )
-    });
-    Domain::new(Parts {
-        id,
-        node: alloc::format!("/chosen/hypervisor/dom{id}"),
-        permissions: Permissions(perms),
-        functions: Functions(funcs),
-        vttbr: 0,
-        vcpus: pcpus.iter().map(|&p| Vcpu::new(p)).collect(),
-        mmio: {
-            let mut m = crate::mmio::MmioMap::new();
-            let v = crate::guest::GuestMap::XEN.vuart;
-            let _ = m.add(Range { start: v, end: v + crate::guest::VUART_SIZE }, crate::mmio::Device::Uart);
-            m
-        },
-        vgic: crate::vgic::VGic::new(pcpus.len(), 32),
-        cntvoff: 0,
-        entry: (GUEST_RAM, DTB_AT),
-        ram,
-        tables: vec![],
-        config: None,
-        modules: vec![Range { start: MODULE, end: MODULE + MODULE_LEN }],
-        kernel_src: Some(mem(MODULE, MODULE_LEN)),
-        ramdisk_src: None,
-        dtb: DtbSpec {
-            cpus: pcpus.len() as u32,
-            banks: vec![(GUEST_RAM, MIB)],
-            bootargs: None,
-            ramdisk: None,
-            vuart: true,
-            gic_version: 3,
-            failures: vec![],
-            additions: vec![],
-            store: None,
-            devices: vec![],
-        },
-        dtb_room: 0x1_0000,
-        cow,
-        map: crate::guest::GuestMap::XEN,
-        forwarded: vec![],
-        local_tlb: pcpus.windows(2).all(|w| w[0] == w[1]),
-    })
-}
-
-struct Sys {
-    fake: &'static Fake,
-    sys: &'static System,
-}
-
-/// A system of `domains` (built by `make`), with a Boot Domain and standby Recovery Domain
-/// when named; the launch not started yet.
-fn system(make: impl FnOnce(&Fake) -> Vec<Domain>, boot: Option<u16>, standby: Option<u16>) -> Sys {
-    let fake = Fake::new(16 * MIB as usize, 4);
-    for (i, b) in (0..MODULE_LEN).map(|i| (i, (i % 251) as u8 + 1)) {
-        fake.poke(MODULE + i, &[b]);
-    }
-    fake.poke(LCM, b"\xd0\x0d\xfe\xedLCM");
-    let domains = make(fake);
-    // All of the fake RAM is handed out: domains give theirs back when reclaimed.
-    let mut frames = Frames::new();
-    frames.add(Range { start: BASE, end: BASE + 16 * MIB });
-    assert_eq!(frames.alloc(16 * MIB), Some(BASE));
-    let setup = Setup {
-        domains,
-        cpus: 4,
-        frames,
-        lcm: Some(mem(LCM, 4096)),
-        boot_modules: vec![Range { start: MODULE, end: MODULE + MODULE_LEN }],
-        store: None,
-        boot,
-        standby,
-        console: None,
-        failures: vec![],
-        boot_timeout_ms: 1000,
-        forward_irqs: true,
-    };
-    let sys: &'static System = alloc::boxed::Box::leak(alloc::boxed::Box::new(System::new(fake, setup)));
-    Sys { fake, sys }
-}
-
-impl Sys {
-    fn d(&self, id: u16) -> &'static Domain {
-        self.sys.domain(id).unwrap()
-    }
-
-    fn call(&self, caller: u16, call: Call) -> i64 {
-        self.sys.hypercall(self.d(caller), call)[0] as i64
-    }
-
-    /// vCPU `vi` of `id` makes an HVC with x0..x3.
-    fn hvc(&self, id: u16, vi: usize, x: [u64; 4]) -> (Outcome, GuestRegs) {
-        let mut regs = GuestRegs::default();
-        regs.x[..4].copy_from_slice(&x);
-        let o = self.sys.handle_exit(self.d(id), vi, Exit::Hvc { imm: 0 }, &mut regs, false);
-        (o, regs)
-    }
-
-    /// Runs vCPU 0 of `id` (the scheduler's enter and start).
-    fn enter(&self, id: u16) {
-        let d = self.d(id);
-        assert!(self.sys.enter(d), "DOM{id} may run");
-        let _ = super::vcpu::take_start(&mut d.vcpus[0].power.lock());
-    }
-}
-
-const SYSTEM_OFF: u64 = 0x8400_0008;
-const SYSTEM_RESET: u64 = 0x8400_0009;
 
 #[test]
 fn control_pause_destroy_restart() {
@@ -187,7 +46,7 @@ fn control_pause_destroy_restart() {
     assert_eq!(s.call(3, Call::DomctlPause { domid: 2 }), hc::DENIED, "no Control permission");
     assert_eq!(s.call(3, Call::DomainInfo { index: 0 }), hc::DENIED);
     let q = s.sys.hypercall(s.d(1), Call::DomctlQuery { domid: 2 });
-    assert_eq!((q[0], q[1] & 0xff, q[1] >> 8, q[2]), (0, hc::STATE_RUNNING, 1, MIB));
+    assert_eq!((q[0], q[1] & 0xff, q[1] >> 8, q[2]), (0, hc::STATE_RUNNING, 1, DOM_RAM));
     s.enter(2);
     s.fake.clear_ops();
     assert_eq!(s.call(1, Call::DomctlPause { domid: 2 }), hc::SUCCESS);
@@ -205,7 +64,7 @@ fn control_pause_destroy_restart() {
     assert_eq!(s.call(1, Call::DomctlDestroy { domid: 2 }), hc::SUCCESS);
     assert_eq!(s.d(2).state(), State::Reclaimed);
     assert_eq!(s.fake.peek(ram_of(2) + 0x5000, 6), [0; 6], "scrubbed");
-    assert_eq!(s.sys.free_bytes(), free + MIB);
+    assert_eq!(s.sys.free_bytes(), free + DOM_RAM);
     assert!(s.fake.ops().contains(&Op::Console(ConsoleEvent::Stopped(2))));
     assert_eq!(s.sys.hypercall(s.d(1), Call::DomctlQuery { domid: 2 })[1] & 0xff, hc::STATE_RECLAIMED);
     for c in
@@ -222,11 +81,11 @@ fn control_pause_destroy_restart() {
     assert_eq!(s.hvc(3, 0, [SYSTEM_OFF, 0, 0, 0]).0, Outcome::Leave(End::DomainStopped));
     s.sys.leave(s.d(3), 0, End::DomainStopped);
     assert_eq!(s.d(3).state(), State::Stopped);
-    s.fake.poke(ram_of(3) + 0x9_0000, b"CANARY");
+    s.fake.poke(ram_of(3) + 0x2_8000, b"CANARY");
     s.fake.poke(ram_of(3) + 0x4000, b"garbage");
     assert_eq!(s.call(1, Call::DomctlRestart { domid: 3 }), hc::SUCCESS);
     assert_eq!(s.d(3).state(), State::Running);
-    assert_eq!(s.fake.peek(ram_of(3) + 0x9_0000, 6), [0; 6], "scrubbed before the restart");
+    assert_eq!(s.fake.peek(ram_of(3) + 0x2_8000, 6), [0; 6], "scrubbed before the restart");
     assert_eq!(s.fake.peek(ram_of(3) + 0x4000, 16), s.fake.peek(MODULE + 0x4000, 16), "kernel loaded again");
     assert!(matches!(*s.d(3).vcpus[0].power.lock(), Power::Pending { entry: GUEST_RAM, context: DTB_AT }));
     assert!(s.fake.ops().contains(&Op::Console(ConsoleEvent::Restarted(3))));
@@ -306,7 +165,7 @@ fn boot_domain_orders_the_start_and_is_reclaimed() {
     assert_eq!(s.call(2, Call::Size(Blob::Lcm)), hc::DENIED, "only the Boot Domain reads the LCM");
     assert_eq!(s.call(9, Call::Read { blob: Blob::Lcm, dst: GUEST_RAM + 0x2_0000, offset: 0, len: 7 }), 7);
     assert_eq!(s.fake.peek(ram_of(9) + 0x2_0000, 7), b"\xd0\x0d\xfe\xedLCM");
-    for dst in [0, GUEST_RAM + MIB - 4, u64::MAX - 2] {
+    for dst in [0, GUEST_RAM + DOM_RAM - 4, u64::MAX - 2] {
         let r = s.call(9, Call::Read { blob: Blob::Lcm, dst, offset: 0, len: 16 });
         assert_eq!(r, hc::INVALID, "read into {dst:#x}");
     }
@@ -325,7 +184,7 @@ fn boot_domain_orders_the_start_and_is_reclaimed() {
     assert_eq!(s.d(9).state(), State::Destroying);
     s.sys.leave(s.d(9), 0, End::DomainStopped);
     assert_eq!(s.d(9).state(), State::Reclaimed);
-    assert!(s.sys.free_bytes() >= free + 2 * MIB + MODULE_LEN + 4096);
+    assert!(s.sys.free_bytes() >= free + 2 * DOM_RAM + MODULE_LEN + 4096);
     assert_eq!(s.call(9, Call::Size(Blob::Lcm)), hc::DENIED, "the Boot Domain's time is over");
     assert_eq!(s.fake.power_offs(), 0);
 }
@@ -346,7 +205,7 @@ fn extended_configuration_only_of_domains_still_paused() {
     assert_eq!(s.call(9, Call::SetAffinity { domid: 2, vcpu: 0, cpu: 2 }), hc::INVALID, "started");
     assert_eq!(s.call(9, Call::SetAffinity { domid: 3, vcpu: 1, cpu: 2 }), hc::INVALID, "no such vCPU");
     assert_eq!(s.call(9, Call::SetAffinity { domid: 3, vcpu: 0, cpu: 9 }), hc::INVALID, "no such CPU");
-    assert_eq!(s.call(9, Call::SetBootargs { domid: 3, src: GUEST_RAM + MIB - 4, len: 12 }), hc::INVALID);
+    assert_eq!(s.call(9, Call::SetBootargs { domid: 3, src: GUEST_RAM + DOM_RAM - 4, len: 12 }), hc::INVALID);
     assert_eq!(s.call(9, Call::SetBootargs { domid: 3, src: 0, len: 12 }), hc::INVALID);
     assert_eq!(s.call(3, args(3)), hc::DENIED, "only the Boot Domain");
     assert_eq!(s.d(4).dtb_spec().bootargs, None);
@@ -514,7 +373,7 @@ fn exits_become_outcomes() {
     // WFI: waits alone on its CPU, yields a shared one, returns at once with an interrupt.
     assert_eq!(s.sys.handle_exit(d, 0, Exit::Wfi, &mut regs, false), Outcome::Wait);
     assert_eq!(s.sys.handle_exit(d, 0, Exit::Wfi, &mut regs, true), Outcome::Leave(End::Yield));
-    d.raise(s.fake, crate::vgic::PRIVATE + 5);
+    d.raise(&*s.fake, crate::vgic::PRIVATE + 5);
     let _ = d.vgic.lock().dist_access(0, 0, 4, Some(3)); // distributor on
     let _ = d.vgic.lock().dist_access(0, 0x104, 4, Some(1 << 5)); // ISENABLER1: SPI 37
     assert_eq!(s.sys.handle_exit(d, 0, Exit::Wfi, &mut regs, false), Outcome::Resume);
@@ -533,7 +392,7 @@ fn console_input_waits_for_room_in_the_fifo() {
     }
     let d = s.d(1);
     assert_eq!(d.held_input(), 8, "32 in the FIFO, the rest held");
-    assert_eq!(d.uart_access(s.fake, crate::vuart::DR, None), u32::from(b'a'));
+    assert_eq!(d.uart_access(&*s.fake, crate::vuart::DR, None), u32::from(b'a'));
     assert_eq!(d.held_input(), 7, "one moved in as one was read");
     s.sys.deliver_input(99, b'x');
 }
