@@ -45,6 +45,32 @@ pub struct DtbSpec {
     pub devices: Vec<crate::devices::CopiedNode>,
 }
 
+/// A change to what a domain's device tree says.
+#[derive(Debug, Clone)]
+pub enum DtChange {
+    /// Nothing: the tree is written again as it was (a restart).
+    Same,
+    Bootargs(String),
+    /// A property added (or replaced) by the Boot Domain.
+    Addition(DtAddition),
+    /// The launch failure report a standby Recovery Domain reads.
+    Failures(Vec<(u16, String)>),
+}
+
+impl DtChange {
+    fn apply(self, spec: &mut DtbSpec) {
+        match self {
+            DtChange::Same => {}
+            DtChange::Bootargs(a) => spec.bootargs = Some(a),
+            DtChange::Addition(a) => {
+                spec.additions.retain(|b| (&b.path, &b.name) != (&a.path, &a.name));
+                spec.additions.push(a);
+            }
+            DtChange::Failures(f) => spec.failures = f,
+        }
+    }
+}
+
 /// Why extended configuration of a domain was refused.
 #[derive(Debug)]
 pub enum ConfigError {
@@ -332,7 +358,7 @@ impl Domain {
         &self,
         m: &dyn Machine,
         life: &MutexGuard<'_, Life>,
-        change: impl FnOnce(&mut DtbSpec),
+        change: DtChange,
     ) -> Result<(), ConfigError> {
         if life.state() != State::Paused {
             return Err(ConfigError::NotPaused(life.state()));
@@ -341,14 +367,10 @@ impl Domain {
     }
 
     /// Writes the device tree again after `change` (the domain is paused or being rebuilt).
-    pub(super) fn write_dtb(
-        &self,
-        m: &dyn Machine,
-        change: impl FnOnce(&mut DtbSpec),
-    ) -> Result<(), ConfigError> {
+    pub(super) fn write_dtb(&self, m: &dyn Machine, change: DtChange) -> Result<(), ConfigError> {
         let mut spec = self.dtb.lock();
         let mut new = spec.clone();
-        change(&mut new);
+        change.apply(&mut new);
         let blob = GuestDtb {
             domid: self.id,
             permissions: self.permissions.0,

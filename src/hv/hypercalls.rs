@@ -4,7 +4,7 @@
 
 use log::info;
 
-use super::domain::{ConfigError, Domain};
+use super::domain::{ConfigError, Domain, DtChange};
 use super::life::{Event, State, StopReason};
 use super::ram::Src;
 use super::system::System;
@@ -163,13 +163,7 @@ impl System {
     /// Applies a device-tree change to a paused target, the check and the write under its
     /// one guard.
     /// `what` names the change in a refusal, `done` is logged when it is made.
-    fn configure(
-        &self,
-        caller: &Domain,
-        domid: u16,
-        (what, done): (&str, &str),
-        change: impl FnOnce(&mut super::domain::DtbSpec),
-    ) -> Ret {
+    fn configure(&self, caller: &Domain, domid: u16, (what, done): (&str, &str), change: DtChange) -> Ret {
         let Some(target) = self.config_target(caller, domid, what) else { return ret(hc::INVALID) };
         let life = target.life();
         let r = target.configure(self.m(), &life, change);
@@ -206,7 +200,7 @@ impl System {
             }
         };
         let done = alloc::format!("bootargs set by the Boot Domain: \"{args}\"");
-        self.configure(dom, domid, ("bootargs", &done), |spec| spec.bootargs = Some(args))
+        self.configure(dom, domid, ("bootargs", &done), DtChange::Bootargs(args))
     }
 
     fn hc_set_dt_property(&self, dom: &Domain, domid: u16, src: u64, len: u64) -> Ret {
@@ -232,10 +226,7 @@ impl System {
             a.name,
             a.value.len()
         );
-        self.configure(dom, domid, (&what, &done), |spec| {
-            spec.additions.retain(|b| (&b.path, &b.name) != (&a.path, &a.name));
-            spec.additions.push(a);
-        })
+        self.configure(dom, domid, (&what, &done), DtChange::Addition(a))
     }
 
     fn hc_set_affinity(&self, dom: &Domain, domid: u16, vcpu: u64, cpu: u64) -> Ret {

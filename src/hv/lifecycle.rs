@@ -7,7 +7,7 @@ use core::fmt;
 
 use log::{error, info, warn};
 
-use super::domain::Domain;
+use super::domain::{Domain, DtChange};
 use super::exits::End;
 use super::life::{Event, FollowUp, Refused, State, StopReason};
 use super::machine::ConsoleEvent;
@@ -203,7 +203,7 @@ impl System {
             c.restore_private(m, &d.ram);
         }
         // The device tree as it was (the scrub erased it).
-        if let Err(e) = d.write_dtb(m, |_| {}) {
+        if let Err(e) = d.write_dtb(m, DtChange::Same) {
             warn!("DOM{}: device tree not written again: {e}", d.id);
         }
         d.reset_devices();
@@ -299,7 +299,7 @@ impl System {
             if life.state() != State::Paused {
                 continue;
             }
-            match d.configure(self.m(), &life, |spec| spec.failures = failures.clone()) {
+            match d.configure(self.m(), &life, DtChange::Failures(failures.clone())) {
                 Ok(()) => info!("launch: failure report written into DOM{}'s device tree", d.id),
                 Err(e) => warn!("launch: DOM{}: no failure report in its device tree: {e}", d.id),
             }
