@@ -59,6 +59,10 @@ impl Machine for ArchMachine {
         timer::uptime_us()
     }
 
+    fn counter(&self) -> u64 {
+        timer::ticks()
+    }
+
     fn power_off(&self, why: &str) {
         power::halt(why)
     }
@@ -100,6 +104,22 @@ impl Machine for ArchMachine {
     fn copy(&self, dst: HostMem, src: HostMem) {
         // SAFETY: both are owned and mapped; the length is the shorter one's.
         unsafe { cache::copy(dst.start(), src.start(), dst.len().min(src.len())) };
+    }
+
+    fn with_slices(&self, src: HostMem, dst: HostMem, f: &mut dyn FnMut(&[u8], &mut [u8])) {
+        if src.start() < dst.end() && dst.start() < src.end() {
+            return;
+        }
+        // SAFETY: both are memory the hypervisor owns, identity mapped (HostMem's
+        // obligation), and they do not overlap (checked above); the slices live only for
+        // the call.
+        let (s, d) = unsafe {
+            (
+                core::slice::from_raw_parts(src.start() as *const u8, src.len() as usize),
+                core::slice::from_raw_parts_mut(dst.start() as *mut u8, dst.len() as usize),
+            )
+        };
+        f(s, d);
     }
 
     fn read_entry(&self, entry: HostMem) -> u64 {

@@ -236,7 +236,7 @@ extern "C" fn primary_main(dtb_pa: u64, load_base: u64) -> ! {
     }
     let boot_modules = plat.modules.iter().collect();
     let (running, stats) =
-        build::launch(&cfg, frames, cpu::online(), plat.gic, plat.uart.as_ref(), dtb, boot_modules);
+        build::launch(&cfg, frames, cpu::online(), (plat.gic, plat.uart.as_ref()), dtb, boot_modules);
     let launch_us = timer::ticks_to_us(timer::ticks() - t_entry);
     if running == 0 {
         halt("no domain could be built");

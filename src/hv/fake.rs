@@ -16,6 +16,7 @@ use super::cow::Cow;
 use super::domain::{Domain, DtbSpec, Parts};
 use super::exits::Outcome;
 use super::machine::{ConsoleEvent, HostMem, Machine};
+use super::pool::Pool;
 use super::ram::Ram;
 use super::system::{Setup, System};
 use super::vcpu::{GuestRegs, Vcpu};
@@ -131,6 +132,9 @@ impl Machine for Fake {
     fn now_us(&self) -> u64 {
         self.now.load(Ordering::Relaxed)
     }
+    fn counter(&self) -> u64 {
+        self.now.load(Ordering::Relaxed) * 62
+    }
     fn power_off(&self, why: &str) {
         self.ops.lock().push(Op::PowerOff(why.into()));
     }
@@ -163,6 +167,13 @@ impl Machine for Fake {
         let n = dst.len().min(src.len()) as usize;
         let (d, s) = (self.range(dst), self.range(src));
         self.ram.lock().copy_within(s.start..s.start + n, d.start);
+    }
+    fn with_slices(&self, src: HostMem, dst: HostMem, f: &mut dyn FnMut(&[u8], &mut [u8])) {
+        let (s, d) = (self.range(src), self.range(dst));
+        assert!(s.end <= d.start || d.end <= s.start, "overlapping slices");
+        let mut ram = self.ram.lock();
+        let src = ram[s].to_vec();
+        f(&src, &mut ram[d]);
     }
     fn read_entry(&self, entry: HostMem) -> u64 {
         let r = self.range(entry);
@@ -279,12 +290,14 @@ pub fn system(make: impl FnOnce(&Fake) -> Vec<Domain>, boot: Option<u16>, standb
     let mut frames = Frames::new();
     frames.add(Range { start: BASE, end: BASE + FAKE_RAM });
     assert_eq!(frames.alloc(FAKE_RAM), Some(BASE));
+    // SAFETY: the fake's frames are its byte vector, which nothing else uses.
+    let pool = unsafe { Pool::new(frames) };
     let setup = Setup {
         domains,
         cpus: 4,
-        frames,
+        pool,
         lcm: Some(mem(LCM, 4096)),
-        boot_modules: vec![Range { start: MODULE, end: MODULE + MODULE_LEN }],
+        boot_modules: vec![mem(MODULE, MODULE_LEN)],
         store: None,
         boot,
         standby,

@@ -11,6 +11,7 @@ use super::domain::{Domain, DtChange};
 use super::exits::End;
 use super::life::{Event, FollowUp, Refused, State, StopReason};
 use super::machine::ConsoleEvent;
+use super::machine::HostMem;
 use super::ram::Src;
 use super::system::{System, slot};
 use crate::launch::Action;
@@ -133,22 +134,23 @@ impl System {
     /// Scrubs and gives back `d`'s memory (it is `Reclaimed`: none of its vCPUs runs).
     fn reclaim(&self, d: &Domain) {
         let m = self.m();
-        let mut f = self.frames.lock();
-        let before = f.free();
+        let mut pool = self.pool.lock();
+        let before = pool.free_bytes();
         for &(mem, _) in &d.ram.chunks {
             m.zero(mem);
             if d.ram.owned {
-                f.dealloc(mem.start(), mem.len());
+                pool.free(mem);
             }
         }
-        for t in &d.tables {
-            f.dealloc(t.start(), t.len());
+        for &t in &d.tables {
+            pool.free(t);
         }
+        let free = pool.free_bytes();
         info!(
             "launch: DOM{} reclaimed: memory scrubbed, {} KiB returned; {} MiB free",
             d.id,
-            (f.free() - before) >> 10,
-            f.free() >> 20
+            (free - before) >> 10,
+            free >> 20
         );
     }
 
@@ -169,7 +171,8 @@ impl System {
             return Err(RestartError::KernelUnpacked);
         }
         let mats = self.materials.lock();
-        let present = |m: &Range| mats.boot.iter().chain(mats.kept.iter()).any(|k| k.contains_range(m));
+        let present =
+            |m: &Range| mats.boot.iter().chain(mats.kept.iter()).any(|k| k.at(m.start, m.size()).is_some());
         if !d.modules.iter().all(present) {
             return Err(RestartError::ModulesFreed);
         }
@@ -258,11 +261,13 @@ impl System {
             .filter_map(|d| d.cow.as_ref())
             .map(|c| Range { start: c.module.start(), end: c.module.start() + c.ipa.size() })
             .collect();
+        let inner = |m: &HostMem| Range { start: m.start(), end: m.end() }.page_inner().size();
         let mut mats = self.materials.lock();
-        let mut mods = core::mem::take(&mut mats.boot);
-        let (kept, freed): (Vec<Range>, Vec<Range>) =
-            mods.drain(..).partition(|m| shared.iter().any(|s| s.overlaps(m)));
-        let kept_bytes: u64 = kept.iter().map(|m| m.size()).sum();
+        let mods = core::mem::take(&mut mats.boot);
+        let (kept, freed): (Vec<HostMem>, Vec<HostMem>) = mods
+            .into_iter()
+            .partition(|m| shared.iter().any(|s| s.overlaps(&Range { start: m.start(), end: m.end() })));
+        let kept_bytes: u64 = kept.iter().map(|m| m.len()).sum();
         mats.kept.extend(kept);
         if kept_bytes > 0 {
             info!(
@@ -270,18 +275,18 @@ impl System {
                 kept_bytes >> 10
             );
         }
-        let bytes: u64 = freed.iter().map(|r| r.page_inner().size()).sum();
-        let mut f = self.frames.lock();
-        for r in &freed {
-            f.add(*r);
+        let bytes: u64 = freed.iter().map(inner).sum();
+        let mut pool = self.pool.lock();
+        for m in &freed {
+            pool.give(*m);
         }
         info!("launch: {} boot module(s) freed ({} KiB)", freed.len(), bytes >> 10);
         // The host device tree holds the LCM: nothing reads it after launch (the Boot
         // Domain's calls end with it). Only the pages wholly inside it go.
         mats.freed = true;
-        if let Some(r) = mats.host_dtb.take() {
-            f.add(r);
-            info!("launch: host device tree (LCM) freed ({} KiB)", r.page_inner().size() >> 10);
+        if let Some(dtb) = mats.host_dtb.take() {
+            pool.give(dtb);
+            info!("launch: host device tree (LCM) freed ({} KiB)", inner(&dtb) >> 10);
         }
     }
 

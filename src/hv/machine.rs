@@ -81,6 +81,8 @@ pub trait Machine: Send + Sync {
     fn route_spi(&self, intid: u32, cpu: usize);
     /// Microseconds since the hypervisor started.
     fn now_us(&self) -> u64;
+    /// The physical counter (CNTPCT): a domain's virtual counter starts from it.
+    fn counter(&self) -> u64;
     /// Every domain has stopped: the machine powers off (on hardware it does not return).
     fn power_off(&self, why: &str);
     /// One byte a domain's virtual UART transmitted.
@@ -98,6 +100,9 @@ pub trait Machine: Send + Sync {
     fn zero(&self, dst: HostMem);
     /// Copies `src` to `dst` (the length of the shorter).
     fn copy(&self, dst: HostMem, src: HostMem);
+    /// Runs `f` over the bytes of `src` and of `dst` (writable), which do not overlap: for
+    /// work on whole buffers in place (unpacking a gzip kernel).
+    fn with_slices(&self, src: HostMem, dst: HostMem, f: &mut dyn FnMut(&[u8], &mut [u8]));
     /// Reads the stage-2 descriptor at `entry` (8 bytes).
     fn read_entry(&self, entry: HostMem) -> u64;
     /// Replaces the valid stage-2 page descriptor at `entry`, which maps guest page `ipa`

@@ -5,6 +5,7 @@
 //! [`system::System`].
 
 pub mod assign;
+pub mod build;
 pub mod cow;
 pub mod domain;
 pub mod exits;
@@ -13,10 +14,14 @@ pub mod hypercalls;
 pub mod life;
 pub mod lifecycle;
 pub mod machine;
+pub mod pool;
 pub mod ram;
+pub mod setup;
 pub mod system;
 pub mod vcpu;
 
+#[cfg(test)]
+mod build_tests;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
 #[cfg(test)]

@@ -10,10 +10,9 @@ use spin::Mutex;
 
 use super::domain::Domain;
 use super::machine::{HostMem, Machine};
+use super::pool::Pool;
 use super::ram::LoadStats;
-use crate::frames::Frames;
 use crate::launch::{Failure, Launch};
-use crate::memmap::Range;
 use crate::psci::Power;
 use crate::sched::RunQueue;
 
@@ -34,10 +33,10 @@ pub(super) struct LaunchCtl {
 
 /// The boot modules and the host device tree (which holds the LCM) until finalization.
 pub(super) struct Materials {
-    pub boot: Vec<Range>,
+    pub boot: Vec<HostMem>,
     /// Kernel modules kept after finalization: domains map their pages.
-    pub kept: Vec<Range>,
-    pub host_dtb: Option<Range>,
+    pub kept: Vec<HostMem>,
+    pub host_dtb: Option<HostMem>,
     /// Finalization gave them back: the Boot Domain's reads end.
     pub freed: bool,
 }
@@ -46,10 +45,11 @@ pub(super) struct Materials {
 pub struct Setup {
     pub domains: Vec<Domain>,
     pub cpus: usize,
-    pub frames: Frames,
+    /// Free memory.
+    pub pool: Pool,
     /// The host device tree, for the Boot Domain to read.
     pub lcm: Option<HostMem>,
-    pub boot_modules: Vec<Range>,
+    pub boot_modules: Vec<HostMem>,
     pub store: Option<crate::store::Plan>,
     pub boot: Option<u16>,
     pub standby: Option<u16>,
@@ -74,7 +74,7 @@ pub struct System {
     /// Per CPU: its queue holds several vCPUs (kept with the queue, read at every exit).
     shared: Vec<AtomicBool>,
     pub(super) launch: Mutex<LaunchCtl>,
-    pub(super) frames: Mutex<Frames>,
+    pub(super) pool: Mutex<Pool>,
     pub(super) materials: Mutex<Materials>,
     pub(super) lcm: Option<HostMem>,
     pub(super) store: Option<crate::store::Plan>,
@@ -105,17 +105,16 @@ impl System {
             }
         }
         let deadline = s.boot.map(|_| m.now_us() + u64::from(s.boot_timeout_ms) * 1000);
-        let host_dtb = s.lcm.map(|l| Range { start: l.start(), end: l.end() });
         System {
             m,
             shared: queues.iter().map(|q| AtomicBool::new(q.shared())).collect(),
             runq: queues.into_iter().map(Mutex::new).collect(),
             launch: Mutex::new(LaunchCtl { launch, deadline }),
-            frames: Mutex::new(s.frames),
+            pool: Mutex::new(s.pool),
             materials: Mutex::new(Materials {
                 boot: s.boot_modules,
                 kept: Vec::new(),
-                host_dtb,
+                host_dtb: s.lcm,
                 freed: false,
             }),
             lcm: s.lcm,
@@ -160,7 +159,7 @@ impl System {
 
     /// Free memory in bytes.
     pub fn free_bytes(&self) -> u64 {
-        self.frames.lock().free()
+        self.pool.lock().free_bytes()
     }
 
     /// How many CPUs have a run queue.
