@@ -33,9 +33,13 @@ pub fn system() -> Option<&'static System> {
     SYSTEM.get()
 }
 
-/// Publishes the run-time core (once).
+/// Publishes the run-time core (once: a second one is never built, so it is not dropped
+/// either, and no code is kept to drop one).
 pub fn publish(s: System) -> &'static System {
-    SYSTEM.call_once(|| s)
+    let mut s = Some(s);
+    let published = SYSTEM.call_once(|| s.take().unwrap_or_else(|| unreachable!()));
+    core::mem::forget(s);
+    published
 }
 
 impl Machine for ArchMachine {

@@ -32,15 +32,16 @@ impl VGic {
             return out;
         }
         let grp1_on = self.ctlr & CTLR_GRP1A != 0;
-        // Candidates: (not active, priority, intid): active ones sort first.
-        let mut cand: Vec<(bool, u8, u32)> = Vec::new();
+        // Candidates: (not active, priority, intid): active ones first; the best `nr_lrs`
+        // of them are kept in order (no allocation, no sort on the entry path).
+        let mut cand = Best::new(nr_lrs);
         let me = vcpu as u16;
-        let consider = |intid: u32, i: &Irq, dist_gate: bool, cand: &mut Vec<(bool, u8, u32)>| {
+        let consider = |intid: u32, i: &Irq, dist_gate: bool, cand: &mut Best| {
             if i.in_lr.is_some_and(|o| o != me) {
                 return;
             }
             if i.active || (i.enabled && dist_gate && i.pending_now()) {
-                cand.push((!i.active, i.priority, intid));
+                cand.offer((!i.active, i.priority, intid));
             }
         };
         for (n, i) in self.cpus[vcpu].private.iter().enumerate() {
@@ -51,9 +52,8 @@ impl VGic {
                 consider(PRIVATE + n as u32, i, grp1_on, &mut cand);
             }
         }
-        cand.sort_unstable();
-        out.underflow = cand.len() > nr_lrs;
-        for &(_, _, intid) in cand.iter().take(nr_lrs) {
+        out.underflow = cand.seen > nr_lrs;
+        for &(_, _, intid) in cand.kept() {
             let Some(irq) = self.irq_mut(vcpu, intid) else { continue };
             // Held here only because it is active: its new pending state waits for the
             // vCPU it is routed to now.
@@ -107,5 +107,66 @@ impl VGic {
             }
         }
         done
+    }
+}
+
+/// The smallest `n` keys offered, in order, and how many were offered.
+struct Best {
+    keys: [(bool, u8, u32); MAX_LRS],
+    n: usize,
+    cap: usize,
+    seen: usize,
+}
+
+impl Best {
+    fn new(cap: usize) -> Best {
+        Best { keys: [(true, u8::MAX, u32::MAX); MAX_LRS], n: 0, cap: cap.min(MAX_LRS), seen: 0 }
+    }
+
+    fn offer(&mut self, key: (bool, u8, u32)) {
+        self.seen += 1;
+        let pos = self.keys[..self.n].partition_point(|k| *k < key);
+        if pos >= self.cap {
+            return;
+        }
+        let last = if self.n < self.cap {
+            self.n += 1;
+            self.n - 1
+        } else {
+            self.n - 1
+        };
+        self.keys.copy_within(pos..last, pos + 1);
+        self.keys[pos] = key;
+    }
+
+    fn kept(&self) -> &[(bool, u8, u32)] {
+        &self.keys[..self.n]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn best_keeps_what_a_full_sort_would_put_first() {
+        let mut seed = 0x2545_f491_u32;
+        for round in 0..200 {
+            let cap = round % (MAX_LRS + 2);
+            let mut all = Vec::new();
+            let mut best = Best::new(cap);
+            for intid in 0..(round as u32 % 60) {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                let key = (seed & 1 == 0, (seed >> 8) as u8 & 0xf0, intid);
+                all.push(key);
+                best.offer(key);
+            }
+            all.sort_unstable();
+            all.truncate(cap.min(MAX_LRS));
+            assert_eq!(best.kept(), &all[..], "round {round}");
+            assert_eq!(best.seen, round % 60);
+        }
     }
 }
