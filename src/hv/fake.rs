@@ -281,6 +281,16 @@ pub struct Sys {
 /// A system of `domains` (built by `make`), with a Boot Domain and standby Recovery Domain
 /// when named; the launch not started yet.
 pub fn system(make: impl FnOnce(&Fake) -> Vec<Domain>, boot: Option<u16>, standby: Option<u16>) -> Sys {
+    system_with(make, (boot, standby), Vec::new())
+}
+
+/// As [`system`], with domains that failed to build (a failed launch); the store
+/// connections follow from the domains' functions.
+pub fn system_with(
+    make: impl FnOnce(&Fake) -> Vec<Domain>,
+    (boot, standby): (Option<u16>, Option<u16>),
+    failures: Vec<crate::launch::Failure>,
+) -> Sys {
     let fake = Fake::new(FAKE_RAM as usize, 4);
     let pattern: Vec<u8> = (0..MODULE_LEN).map(|i| (i % 251) as u8 + 1).collect();
     fake.poke(MODULE, &pattern);
@@ -292,17 +302,18 @@ pub fn system(make: impl FnOnce(&Fake) -> Vec<Domain>, boot: Option<u16>, standb
     assert_eq!(frames.alloc(FAKE_RAM), Some(BASE));
     // SAFETY: the fake's frames are its byte vector, which nothing else uses.
     let pool = unsafe { Pool::new(frames) };
+    let ids: Vec<(u16, u32)> = domains.iter().map(|d| (d.id, d.functions.0)).collect();
     let setup = Setup {
+        store: crate::store::Plan::new(&ids),
         domains,
         cpus: 4,
         pool,
         lcm: Some(mem(LCM, 4096)),
         boot_modules: vec![mem(MODULE, MODULE_LEN)],
-        store: None,
         boot,
         standby,
         console: None,
-        failures: vec![],
+        failures,
         boot_timeout_ms: 1000,
         forward_irqs: true,
     };

@@ -396,3 +396,67 @@ fn console_input_waits_for_room_in_the_fifo() {
     assert_eq!(d.held_input(), 7, "one moved in as one was read");
     s.sys.deliver_input(99, b'x');
 }
+
+#[test]
+fn store_doorbells_only_between_connected_domains() {
+    // The twin of the QEMU `store` test: DOM5 serves the store; DOM2 and DOM3 are clients.
+    let xs = Functions::XENSTORE;
+    let s = system(
+        |f| {
+            vec![
+                domain(f, 5, &[0], 0, xs, false),
+                domain(f, 2, &[1], 0, 0, false),
+                domain(f, 3, &[2], 0, 0, false),
+            ]
+        },
+        None,
+        None,
+    );
+    s.sys.start();
+    let spi = |id: u16, n: u32| {
+        let d = s.d(id);
+        // GICD_ISPENDR of the SPI's word: is it pending at the domain's virtual GIC?
+        let intid = crate::vgic::PRIVATE + n;
+        let (crate::vgic::Access::Done { value, .. }) =
+            d.vgic.lock().dist_access(0, 0x200 + u64::from(intid / 32) * 4, 4, None)
+        else {
+            panic!("ISPENDR reads");
+        };
+        value & (1 << (intid % 32)) != 0
+    };
+    assert!(!spi(2, crate::store::CLIENT_SPI), "nothing pending before the store rings");
+    assert_eq!(s.call(2, Call::StoreNotify { domid: 5 }), hc::SUCCESS);
+    assert!(spi(5, crate::store::SERVER_SPI_BASE), "DOM2 is client slot 0");
+    assert!(!spi(5, crate::store::SERVER_SPI_BASE + 1));
+    assert_eq!(s.call(5, Call::StoreNotify { domid: 3 }), hc::SUCCESS);
+    assert!(spi(3, crate::store::CLIENT_SPI));
+    assert!(!spi(2, crate::store::CLIENT_SPI));
+    assert_eq!(s.call(2, Call::StoreNotify { domid: 3 }), hc::INVALID, "one client cannot ring another");
+    assert_eq!(s.call(2, Call::StoreNotify { domid: 2 }), hc::INVALID);
+}
+
+#[test]
+fn a_failed_build_starts_the_recovery_domain_with_a_report() {
+    // The twin of the QEMU `boot-recovery` test (without a Boot Domain): DOM7 could not be
+    // built; the others run and the standby Recovery Domain gets the console and the report.
+    let failed = crate::launch::Failure { domid: 7, reason: "not built: kernel: bad magic".into() };
+    let s = super::fake::system_with(
+        |f| vec![domain(f, 1, &[0], 0, Functions::CONSOLE, false), domain(f, 4, &[3], 0, RECOVERY, false)],
+        (None, Some(4)),
+        vec![failed],
+    );
+    s.sys.start();
+    assert_eq!(s.d(1).state(), State::Running);
+    assert_eq!(s.d(4).state(), State::Running);
+    assert_eq!(s.d(4).dtb_spec().failures, vec![(7, "not built: kernel: bad magic".into())]);
+    assert!(s.fake.ops().contains(&Op::Console(ConsoleEvent::Input(4))));
+    // When launch succeeds the standby domain is reclaimed instead.
+    let s = system(
+        |f| vec![domain(f, 1, &[0], 0, 0, false), domain(f, 4, &[3], 0, RECOVERY, false)],
+        None,
+        Some(4),
+    );
+    s.sys.start();
+    assert_eq!(s.d(4).state(), State::Reclaimed);
+    assert_eq!(s.fake.power_offs(), 0);
+}
