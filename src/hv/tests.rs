@@ -417,7 +417,7 @@ fn store_doorbells_only_between_connected_domains() {
         let d = s.d(id);
         // GICD_ISPENDR of the SPI's word: is it pending at the domain's virtual GIC?
         let intid = crate::vgic::PRIVATE + n;
-        let (crate::vgic::Access::Done { value, .. }) =
+        let crate::vgic::Access::Done { value, .. } =
             d.vgic.lock().dist_access(0, 0x200 + u64::from(intid / 32) * 4, 4, None)
         else {
             panic!("ISPENDR reads");
