@@ -20,7 +20,6 @@ use super::vcpu::Vcpu;
 use crate::config::{DomainConfig, Permissions};
 use crate::devices::{CopiedNode, HostDevices, Passthrough};
 use crate::guest::{self, GuestMap, Layout};
-use crate::guest_dtb::GuestDtb;
 use crate::image::ImageHeader;
 use crate::memmap::Range;
 use crate::pgtable::{Format, MemType, PageTables, Perms};
@@ -390,26 +389,8 @@ fn prepare_in(
         store: link.as_ref().map(|l| l.role.clone()),
         devices: g.nodes.clone(),
     };
-    let write = |spec: &DtbSpec| {
-        GuestDtb {
-            domid: cfg.domid,
-            permissions: cfg.permissions.0,
-            functions: cfg.functions.0,
-            cpus: spec.cpus,
-            ram: &spec.banks,
-            bootargs: spec.bootargs.as_deref(),
-            ramdisk: spec.ramdisk,
-            vuart: spec.vuart,
-            gic_version,
-            failures: &[],
-            additions: &[],
-            store: spec.store.as_ref(),
-            devices: &spec.devices,
-            map,
-        }
-        .build()
-        .map_err(BuildError::Dtb)
-    };
+    let write =
+        |spec: &DtbSpec| spec.blob(cfg.domid, (cfg.permissions, cfg.functions), map).map_err(BuildError::Dtb);
     // The device tree's size does not depend on where things go: size it first.
     let probe = write(&spec)?;
     let layout = guest::layout(

@@ -45,6 +45,35 @@ pub struct DtbSpec {
     pub devices: Vec<crate::devices::CopiedNode>,
 }
 
+impl DtbSpec {
+    /// The device tree it describes, for domain `domid` with these roles whose emulated
+    /// devices are at `map`.
+    pub fn blob(
+        &self,
+        domid: u16,
+        (p, f): (Permissions, Functions),
+        map: GuestMap,
+    ) -> Result<Vec<u8>, vm_fdt::Error> {
+        GuestDtb {
+            domid,
+            permissions: p.0,
+            functions: f.0,
+            cpus: self.cpus,
+            ram: &self.banks,
+            bootargs: self.bootargs.as_deref(),
+            ramdisk: self.ramdisk,
+            vuart: self.vuart,
+            gic_version: self.gic_version,
+            failures: &self.failures,
+            additions: &self.additions,
+            store: self.store.as_ref(),
+            devices: &self.devices,
+            map,
+        }
+        .build()
+    }
+}
+
 /// A change to what a domain's device tree says.
 #[derive(Debug, Clone)]
 pub enum DtChange {
@@ -371,24 +400,8 @@ impl Domain {
         let mut spec = self.dtb.lock();
         let mut new = spec.clone();
         change.apply(&mut new);
-        let blob = GuestDtb {
-            domid: self.id,
-            permissions: self.permissions.0,
-            functions: self.functions.0,
-            cpus: new.cpus,
-            ram: &new.banks,
-            bootargs: new.bootargs.as_deref(),
-            ramdisk: new.ramdisk,
-            vuart: new.vuart,
-            gic_version: new.gic_version,
-            failures: &new.failures,
-            additions: &new.additions,
-            store: new.store.as_ref(),
-            devices: &new.devices,
-            map: self.map,
-        }
-        .build()
-        .map_err(ConfigError::Dtb)?;
+        let blob =
+            new.blob(self.id, (self.permissions, self.functions), self.map).map_err(ConfigError::Dtb)?;
         let size = blob.len() as u64;
         if size > self.dtb_room {
             return Err(ConfigError::DtbTooBig { size, room: self.dtb_room });
