@@ -2,37 +2,7 @@
 //! fast calls through HVC), and which domain may make each. The ABI is described in
 //! docs/hypercalls.md.
 
-/// Function identifiers.
-pub const HL_VERSION: u32 = 0xc600_0000;
-pub const HL_SIZE: u32 = 0xc600_0001;
-pub const HL_READ: u32 = 0xc600_0002;
-pub const HL_DOMAIN_INFO: u32 = 0xc600_0003;
-pub const HL_UNPAUSE: u32 = 0xc600_0004;
-pub const HL_DONE: u32 = 0xc600_0005;
-pub const HL_FAILURE_INFO: u32 = 0xc600_0006;
-pub const HL_SET_BOOTARGS: u32 = 0xc600_0007;
-pub const HL_SET_AFFINITY: u32 = 0xc600_0008;
-pub const HL_SET_DT_PROPERTY: u32 = 0xc600_0009;
-pub const HL_DOMCTL_QUERY: u32 = 0xc600_000a;
-pub const HL_DOMCTL_PAUSE: u32 = 0xc600_000b;
-pub const HL_DOMCTL_UNPAUSE: u32 = 0xc600_000c;
-pub const HL_DOMCTL_DESTROY: u32 = 0xc600_000d;
-pub const HL_STORE_NOTIFY: u32 = 0xc600_000e;
-pub const HL_DOMCTL_RESTART: u32 = 0xc600_000f;
-
-/// Longest command line HL_SET_BOOTARGS accepts.
-pub const MAX_BOOTARGS: u64 = 1024;
-/// Largest HL_SET_DT_PROPERTY buffer (path, name and value).
-pub const MAX_DT_PROPERTY: u64 = 4096;
-
-/// The interface version HL_VERSION returns (major 1, minor 0).
-pub const VERSION: i64 = 1 << 16;
-
-/// Return codes (SMCCC style).
-pub const SUCCESS: i64 = 0;
-pub const NOT_SUPPORTED: i64 = -1;
-pub const INVALID: i64 = -2;
-pub const DENIED: i64 = -3;
+pub use hyperlaunch_abi::*;
 
 /// What HL_SIZE / HL_READ read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,8 +89,8 @@ pub fn decode(x: [u64; 5]) -> Option<Call> {
         return None;
     }
     let blob = |v: u64| match v {
-        0 => Some(Blob::Lcm),
-        1 => Some(Blob::Config),
+        BLOB_LCM => Some(Blob::Lcm),
+        BLOB_CONFIG => Some(Blob::Config),
         _ => None,
     };
     Some(match fid {
@@ -202,14 +172,6 @@ pub fn allowed(call: &Call, caller: Caller) -> bool {
         Call::StoreNotify { .. } => true,
     }
 }
-
-/// HL_DOMAIN_INFO state codes.
-pub const STATE_PAUSED: u64 = 0;
-pub const STATE_RUNNING: u64 = 1;
-pub const STATE_STOPPED: u64 = 2;
-pub const STATE_RECLAIMED: u64 = 3;
-/// Paused by a Control domain.
-pub const STATE_CTL_PAUSED: u64 = 4;
 
 #[cfg(test)]
 mod tests {

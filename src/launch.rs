@@ -126,6 +126,11 @@ impl Launch {
         (self.phase == Phase::Boot).then(|| self.boot.map(|i| self.domids[i])).flatten()
     }
 
+    /// The standby Recovery Domain (it waits unless launch fails).
+    pub fn standby(&self) -> Option<u16> {
+        self.standby.map(|i| self.domids[i])
+    }
+
     fn index(&self, domid: u16) -> Option<usize> {
         self.domids.iter().position(|&d| d == domid)
     }

@@ -15,6 +15,7 @@ pub mod frames;
 pub mod guest;
 pub mod guest_dtb;
 pub mod gzip;
+pub mod hv;
 pub mod hvmap;
 pub mod hypercall;
 pub mod image;

@@ -101,8 +101,6 @@ pub fn start_mux(desc: Option<&Uart>, domids: &[u16], console: Option<u16>, swit
         }
         super::gic::route_spi(irq, 0);
     }
-    // What was typed before input had a destination.
-    drain_input();
 }
 
 fn write_emits(emits: &[crate::conmux::Emit]) {
@@ -128,16 +126,7 @@ pub fn domain_output(domid: u16, byte: u8) {
     };
     write_emits(&emits);
     if deadline.is_some() {
-        rearm_timer(deadline);
-    }
-}
-
-/// Arms this CPU's hypervisor timer for the earlier of `console_deadline` and the launch
-/// deadline, or disarms it when there is neither.
-pub fn rearm_timer(console_deadline: Option<u64>) {
-    match console_deadline.into_iter().chain(super::domain::launch_deadline()).min() {
-        Some(d) => super::timer::arm_hyp_timer(d),
-        None => super::timer::disarm_hyp_timer(),
+        super::timer::set_deadline(super::timer::Deadline::Console, deadline);
     }
 }
 
@@ -179,30 +168,27 @@ pub fn domain_restarted(domid: u16) {
     }
 }
 
-/// An interrupt for the console: the hypervisor timer (quiet partial lines) or the
-/// physical UART's receiver (input for the console domain).
-pub fn on_irq(intid: u32) {
-    if intid == super::gic::HYP_TIMER {
-        let mut emits = alloc::vec::Vec::new();
-        let deadline = {
-            let mut m = MUX.lock();
-            let Some(m) = m.as_mut() else { return };
-            m.flush_quiet(super::timer::uptime_us(), &mut emits);
-            m.next_deadline()
-        };
-        write_emits(&emits);
-        super::domain::check_launch_timeout(super::timer::uptime_us());
-        rearm_timer(deadline);
-        return;
-    }
-    if intid == UART_IRQ.load(Ordering::Acquire) {
-        drain_input();
-    }
-    // Anything else is a kick: its work is done by whoever reads the state it announces.
+/// The hypervisor timer fired: partial lines quiet for long enough are written.
+pub fn flush_quiet() {
+    let mut emits = alloc::vec::Vec::new();
+    let deadline = {
+        let mut m = MUX.lock();
+        let Some(m) = m.as_mut() else { return };
+        m.flush_quiet(super::timer::uptime_us(), &mut emits);
+        m.next_deadline()
+    };
+    write_emits(&emits);
+    super::timer::set_deadline(super::timer::Deadline::Console, deadline);
 }
 
-/// Moves every byte waiting in the physical UART to its destination domain.
-fn drain_input() {
+/// The physical UART's receive interrupt.
+pub fn is_uart_irq(intid: u32) -> bool {
+    intid != 0 && intid == UART_IRQ.load(Ordering::Acquire)
+}
+
+/// Takes every byte waiting in the physical UART and hands each to `deliver` with its
+/// destination domain.
+pub fn drain_input(mut deliver: impl FnMut(u16, u8)) {
     loop {
         let byte = CONSOLE.uart.lock().as_mut().and_then(|u| u.getc());
         let Some(b) = byte else {
@@ -217,7 +203,7 @@ fn drain_input() {
         }
         for i in inputs {
             match i {
-                crate::conmux::Input::Deliver { domid, byte } => super::domain::deliver_input(domid, byte),
+                crate::conmux::Input::Deliver { domid, byte } => deliver(domid, byte),
                 crate::conmux::Input::Switched { domid } => {
                     log::info!("console input now goes to DOM{domid}")
                 }

@@ -2,17 +2,12 @@
 //! registers, its virtual timer and its virtual CPU interface. Saved and restored only
 //! when a physical CPU switches between vCPUs (a CPU with one vCPU never does), and reset
 //! to fixed values before a vCPU first runs, so nothing of one domain is seen by another.
+//! The state itself is the core's data (`hv::vcpu::Context`); this file moves it between
+//! the CPU and memory.
 
 use aarch64_cpu::registers::*;
 
-/// FP/SIMD state: V0-V31, FPCR, FPSR.
-#[repr(C, align(16))]
-#[derive(Clone)]
-pub struct FpRegs {
-    v: [u128; 32],
-    fpcr: u64,
-    fpsr: u64,
-}
+use crate::hv::vcpu::{Context, FpRegs};
 
 core::arch::global_asm!(
     r#"
@@ -76,164 +71,78 @@ unsafe extern "C" {
     fn fpsimd_restore(regs: *const FpRegs);
 }
 
-const _: () = assert!(core::mem::offset_of!(FpRegs, fpcr) == 512);
-
-/// The saved state of a vCPU that is not on its CPU.
-#[derive(Clone)]
-pub struct Context {
-    fp: FpRegs,
-    sctlr: u64,
-    cpacr: u64,
-    ttbr0: u64,
-    ttbr1: u64,
-    tcr: u64,
-    esr: u64,
-    afsr0: u64,
-    afsr1: u64,
-    far: u64,
-    mair: u64,
-    amair: u64,
-    vbar: u64,
-    contextidr: u64,
-    tpidr_el0: u64,
-    tpidrro_el0: u64,
-    tpidr_el1: u64,
-    cntkctl: u64,
-    par: u64,
-    sp_el0: u64,
-    sp_el1: u64,
-    elr: u64,
-    spsr: u64,
-    csselr: u64,
-    mdscr: u64,
-    pub cntv_ctl: u64,
-    pub cntv_cval: u64,
-    vmcr: u64,
-    ap0r0: u64,
-    ap1r0: u64,
+/// Saves this CPU's vCPU state into `c`; the virtual timer is stopped (it must not fire
+/// for the next vCPU).
+pub fn save(c: &mut Context, vgic: bool) {
+    // SAFETY: writes the 528-byte FpRegs `c` owns.
+    unsafe { fpsimd_save(&mut c.fp) };
+    c.el1[0] = SCTLR_EL1.get();
+    c.el1[1] = CPACR_EL1.get();
+    c.el1[2] = TTBR0_EL1.get();
+    c.el1[3] = TTBR1_EL1.get();
+    c.el1[4] = TCR_EL1.get();
+    c.el1[5] = ESR_EL1.get();
+    c.el1[6] = AFSR0_EL1.get();
+    c.el1[7] = AFSR1_EL1.get();
+    c.el1[8] = FAR_EL1.get();
+    c.el1[9] = MAIR_EL1.get();
+    c.el1[10] = AMAIR_EL1.get();
+    c.el1[11] = VBAR_EL1.get();
+    c.el1[12] = CONTEXTIDR_EL1.get();
+    c.el1[13] = TPIDR_EL0.get();
+    c.el1[14] = TPIDRRO_EL0.get();
+    c.el1[15] = TPIDR_EL1.get();
+    c.el1[16] = CNTKCTL_EL1.get();
+    c.el1[17] = PAR_EL1.get();
+    c.el1[18] = SP_EL0.get();
+    c.el1[19] = SP_EL1.get();
+    c.el1[20] = ELR_EL1.get();
+    c.el1[21] = SPSR_EL1.get();
+    c.el1[22] = CSSELR_EL1.get();
+    c.el1[23] = MDSCR_EL1.get();
+    c.cntv_ctl = CNTV_CTL_EL0.get();
+    c.cntv_cval = CNTV_CVAL_EL0.get();
+    CNTV_CTL_EL0.set(0);
+    if vgic {
+        c.vmcr = ICH_VMCR_EL2.get();
+        c.ap0r0 = ICH_AP0R0_EL2.get();
+        c.ap1r0 = ICH_AP1R0_EL2.get();
+    }
 }
 
-/// SCTLR_EL1 at vCPU reset: MMU and caches off, RES1 bits.
-const SCTLR_EL1_RESET: u64 = 0x30d0_0800;
-
-impl Context {
-    /// The state of a vCPU that has not run yet.
-    pub fn reset() -> Self {
-        Context {
-            fp: FpRegs { v: [0; 32], fpcr: 0, fpsr: 0 },
-            sctlr: SCTLR_EL1_RESET,
-            cpacr: 0,
-            ttbr0: 0,
-            ttbr1: 0,
-            tcr: 0,
-            esr: 0,
-            afsr0: 0,
-            afsr1: 0,
-            far: 0,
-            mair: 0,
-            amair: 0,
-            vbar: 0,
-            contextidr: 0,
-            tpidr_el0: 0,
-            tpidrro_el0: 0,
-            tpidr_el1: 0,
-            cntkctl: 0,
-            par: 0,
-            sp_el0: 0,
-            sp_el1: 0,
-            elr: 0,
-            spsr: 0,
-            csselr: 0,
-            mdscr: 0,
-            cntv_ctl: 0,
-            cntv_cval: 0,
-            vmcr: 0,
-            ap0r0: 0,
-            ap1r0: 0,
-        }
-    }
-
-    /// Saves this CPU's vCPU state; the virtual timer is stopped (it must not fire for the
-    /// next vCPU).
-    pub fn save(&mut self, vgic: bool) {
-        // SAFETY: writes the 528-byte FpRegs this function owns.
-        unsafe { fpsimd_save(&mut self.fp) };
-        self.sctlr = SCTLR_EL1.get();
-        self.cpacr = CPACR_EL1.get();
-        self.ttbr0 = TTBR0_EL1.get();
-        self.ttbr1 = TTBR1_EL1.get();
-        self.tcr = TCR_EL1.get();
-        self.esr = ESR_EL1.get();
-        self.afsr0 = AFSR0_EL1.get();
-        self.afsr1 = AFSR1_EL1.get();
-        self.far = FAR_EL1.get();
-        self.mair = MAIR_EL1.get();
-        self.amair = AMAIR_EL1.get();
-        self.vbar = VBAR_EL1.get();
-        self.contextidr = CONTEXTIDR_EL1.get();
-        self.tpidr_el0 = TPIDR_EL0.get();
-        self.tpidrro_el0 = TPIDRRO_EL0.get();
-        self.tpidr_el1 = TPIDR_EL1.get();
-        self.cntkctl = CNTKCTL_EL1.get();
-        self.par = PAR_EL1.get();
-        self.sp_el0 = SP_EL0.get();
-        self.sp_el1 = SP_EL1.get();
-        self.elr = ELR_EL1.get();
-        self.spsr = SPSR_EL1.get();
-        self.csselr = CSSELR_EL1.get();
-        self.mdscr = MDSCR_EL1.get();
-        self.cntv_ctl = CNTV_CTL_EL0.get();
-        self.cntv_cval = CNTV_CVAL_EL0.get();
-        CNTV_CTL_EL0.set(0);
-        if vgic {
-            self.vmcr = ICH_VMCR_EL2.get();
-            self.ap0r0 = ICH_AP0R0_EL2.get();
-            self.ap1r0 = ICH_AP1R0_EL2.get();
-        }
-    }
-
-    /// Loads this state into the CPU.
-    pub fn restore(&self, vgic: bool) {
-        // SAFETY: reads the FpRegs this function borrows.
-        unsafe { fpsimd_restore(&self.fp) };
-        SCTLR_EL1.set(self.sctlr);
-        CPACR_EL1.set(self.cpacr);
-        TTBR0_EL1.set(self.ttbr0);
-        TTBR1_EL1.set(self.ttbr1);
-        TCR_EL1.set(self.tcr);
-        ESR_EL1.set(self.esr);
-        AFSR0_EL1.set(self.afsr0);
-        AFSR1_EL1.set(self.afsr1);
-        FAR_EL1.set(self.far);
-        MAIR_EL1.set(self.mair);
-        AMAIR_EL1.set(self.amair);
-        VBAR_EL1.set(self.vbar);
-        CONTEXTIDR_EL1.set(self.contextidr);
-        TPIDR_EL0.set(self.tpidr_el0);
-        TPIDRRO_EL0.set(self.tpidrro_el0);
-        TPIDR_EL1.set(self.tpidr_el1);
-        CNTKCTL_EL1.set(self.cntkctl);
-        PAR_EL1.set(self.par);
-        SP_EL0.set(self.sp_el0);
-        SP_EL1.set(self.sp_el1);
-        ELR_EL1.set(self.elr);
-        SPSR_EL1.set(self.spsr);
-        CSSELR_EL1.set(self.csselr);
-        MDSCR_EL1.set(self.mdscr);
-        CNTV_CVAL_EL0.set(self.cntv_cval);
-        CNTV_CTL_EL0.set(self.cntv_ctl);
-        if vgic {
-            ICH_VMCR_EL2.set(self.vmcr);
-            ICH_AP0R0_EL2.set(self.ap0r0);
-            ICH_AP1R0_EL2.set(self.ap1r0);
-        }
-    }
-
-    /// The saved virtual timer would have fired by physical count `now` (its domain's
-    /// CNTVOFF is `cntvoff`).
-    pub fn timer_due(&self, now: u64, cntvoff: u64) -> bool {
-        const ENABLE: u64 = 1;
-        const IMASK: u64 = 1 << 1;
-        self.cntv_ctl & (ENABLE | IMASK) == ENABLE && now.wrapping_sub(cntvoff) >= self.cntv_cval
+/// Loads `c` into this CPU.
+pub fn restore(c: &Context, vgic: bool) {
+    // SAFETY: reads the FpRegs `c` holds.
+    unsafe { fpsimd_restore(&c.fp) };
+    SCTLR_EL1.set(c.el1[0]);
+    CPACR_EL1.set(c.el1[1]);
+    TTBR0_EL1.set(c.el1[2]);
+    TTBR1_EL1.set(c.el1[3]);
+    TCR_EL1.set(c.el1[4]);
+    ESR_EL1.set(c.el1[5]);
+    AFSR0_EL1.set(c.el1[6]);
+    AFSR1_EL1.set(c.el1[7]);
+    FAR_EL1.set(c.el1[8]);
+    MAIR_EL1.set(c.el1[9]);
+    AMAIR_EL1.set(c.el1[10]);
+    VBAR_EL1.set(c.el1[11]);
+    CONTEXTIDR_EL1.set(c.el1[12]);
+    TPIDR_EL0.set(c.el1[13]);
+    TPIDRRO_EL0.set(c.el1[14]);
+    TPIDR_EL1.set(c.el1[15]);
+    CNTKCTL_EL1.set(c.el1[16]);
+    PAR_EL1.set(c.el1[17]);
+    SP_EL0.set(c.el1[18]);
+    SP_EL1.set(c.el1[19]);
+    ELR_EL1.set(c.el1[20]);
+    SPSR_EL1.set(c.el1[21]);
+    CSSELR_EL1.set(c.el1[22]);
+    MDSCR_EL1.set(c.el1[23]);
+    CNTV_CVAL_EL0.set(c.cntv_cval);
+    CNTV_CTL_EL0.set(c.cntv_ctl);
+    if vgic {
+        ICH_VMCR_EL2.set(c.vmcr);
+        ICH_AP0R0_EL2.set(c.ap0r0);
+        ICH_AP1R0_EL2.set(c.ap1r0);
     }
 }

@@ -71,13 +71,6 @@ pub fn online() -> usize {
     ONLINE.load(Ordering::Acquire)
 }
 
-/// Parks this CPU in WFI until an interrupt, forever.
-pub fn idle() -> ! {
-    loop {
-        aarch64_cpu::asm::wfi();
-    }
-}
-
 #[unsafe(no_mangle)]
 extern "C" fn secondary_main(index: usize) -> ! {
     el2::init_cpu_registers(index);
@@ -85,5 +78,5 @@ extern "C" fn secondary_main(index: usize) -> ! {
     gic::init_secondary(index);
     ONLINE.fetch_add(1, Ordering::AcqRel);
     log::debug!("CPU {index} online (MPIDR {:#x})", el2::mpidr());
-    super::domain::schedule()
+    super::vcpu::schedule()
 }

@@ -147,5 +147,5 @@ impl fmt::Display for Dump<'_> {
 #[unsafe(no_mangle)]
 extern "C" fn el2_exception(kind: u64, frame: &TrapFrame) -> ! {
     super::console::emergency_write(format_args!("{}", Dump(kind, frame)));
-    super::start::halt("unexpected exception")
+    super::power::halt("unexpected exception")
 }

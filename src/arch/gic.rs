@@ -85,7 +85,7 @@ fn enable_kick(cpu: usize) {
     let timer = IntId::ppi(HYP_TIMER - 16);
     let vtimer = IntId::ppi(crate::vgic::VTIMER_PPI - 16);
     let maint = IntId::ppi(crate::vgic::MAINTENANCE_PPI - 16);
-    let slice = IntId::ppi(super::vcpu::SLICE_PPI - 16);
+    let slice = IntId::ppi(SLICE_PPI - 16);
     match GIC.lock().as_mut() {
         Some(PhysGic::V3(g)) => {
             for id in [KICK, timer, vtimer, maint, slice] {
@@ -196,6 +196,9 @@ fn v2_group(g: &GicV2<'_>) -> InterruptGroup {
 
 /// The hypervisor's own timer (CNTHP), PPI 10.
 pub const HYP_TIMER: u32 = 26;
+/// The EL1 physical timer's PPI: the slice timer of CPUs that time-share vCPUs (guests
+/// cannot reach it: CNTHCTL_EL2.EL1PCEN is 0).
+pub const SLICE_PPI: u32 = 30;
 
 static GICD_V2: Mutex<Option<u64>> = Mutex::new(None);
 

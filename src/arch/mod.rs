@@ -2,16 +2,18 @@
 //! `unsafe` and `asm!`. Everything it decides with is computed by the portable modules.
 
 pub mod boot;
+pub mod build;
 pub mod cache;
 pub mod console;
 pub mod context;
 pub mod cpu;
-pub mod domain;
 pub mod el2;
 pub mod exceptions;
 pub mod gic;
 pub mod heap;
+pub mod machine;
 pub mod mmu;
+pub mod power;
 pub mod psci;
 pub mod stage2;
 pub mod start;

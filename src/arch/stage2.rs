@@ -1,10 +1,5 @@
-//! Stage-2 translation: tables in frames from the frame allocator, and the VTCR_EL2 value
-//! every domain shares (39-bit IPA, walk from level 1, 4 KiB granule).
-
-use alloc::vec::Vec;
-
-use crate::frames::Frames;
-use crate::pgtable::{Table, TableStore};
+//! Stage-2 translation on this CPU: the VTCR_EL2 value every domain shares (39-bit IPA,
+//! walk from level 1, 4 KiB granule), and reading and replacing a live descriptor.
 
 /// VTCR_EL2: T0SZ 25 (39-bit IPA), SL0 = 1 (start at level 1), inner/outer write-back
 /// walks, inner shareable, 4 KiB granule, output size `ps` (TCR PS encoding), 8-bit VMID.
@@ -14,50 +9,12 @@ pub fn vtcr(ps: u64) -> u64 {
     RES1 | t0sz | (1 << 6) | (0b01 << 8) | (0b01 << 10) | (0b11 << 12) | (ps << 16)
 }
 
-/// Tables for one domain's stage 2, taken from the frame allocator.
-pub struct FrameStore<'a> {
-    frames: &'a mut Frames,
-    /// Physical addresses of the tables handed out (the only ones `table` will touch).
-    pub tables: Vec<u64>,
-}
-
-impl<'a> FrameStore<'a> {
-    pub fn new(frames: &'a mut Frames) -> Self {
-        FrameStore { frames, tables: Vec::new() }
-    }
-
-    /// Gives every table back (a domain that failed to build).
-    pub fn release(self) {
-        for pa in self.tables {
-            self.frames.dealloc(pa, 4096);
-        }
-    }
-}
-
-impl TableStore for FrameStore<'_> {
-    fn alloc_table(&mut self) -> Option<u64> {
-        let pa = self.frames.alloc(4096)?;
-        // SAFETY: the frame allocator just handed out this page of free RAM, identity mapped
-        // read-write at EL2; nothing else refers to it.
-        unsafe { core::ptr::write_bytes(pa as *mut u8, 0, 4096) };
-        self.tables.push(pa);
-        Some(pa)
-    }
-
-    fn table(&mut self, pa: u64) -> Option<&mut Table> {
-        if !self.tables.contains(&pa) {
-            return None;
-        }
-        // SAFETY: `pa` is a table page this store allocated (checked above), identity mapped,
-        // and only reached through this store while the domain is being built.
-        Some(unsafe { &mut *(pa as *mut Table) })
-    }
-}
-
 /// Reads a stage-2 descriptor (in a table of a running domain).
-pub fn read_entry(entry: u64) -> u64 {
-    // SAFETY: `entry` is a descriptor in one of the domain's own table pages (identity
-    // mapped at EL2); reading it has no side effects.
+///
+/// # Safety
+/// `entry` is an 8-byte descriptor in one of a domain's table pages, identity mapped.
+pub unsafe fn read_entry(entry: u64) -> u64 {
+    // SAFETY: the caller's obligation; reading it has no side effects.
     unsafe { core::ptr::read_volatile(entry as *const u64) }
 }
 
@@ -66,7 +23,11 @@ pub fn read_entry(entry: u64) -> u64 {
 /// TLB entries (stage 2 and the combined stage 1) invalidated, then the new one. `local`:
 /// every vCPU of the domain runs on this CPU, so only this CPU's TLB can hold them;
 /// otherwise the invalidation is broadcast.
-pub fn replace_entry(entry: u64, new: u64, ipa: u64, local: bool) {
+///
+/// # Safety
+/// `entry` is a valid page descriptor in the stage-2 tables of the domain whose VMID is in
+/// VTTBR_EL2, changed under that domain's copy-on-write lock.
+pub unsafe fn replace_entry(entry: u64, new: u64, ipa: u64, local: bool) {
     // SAFETY: `entry` is a descriptor in the current domain's stage-2 tables, changed under
     // its lock; the sequence is the architecture's break-before-make, so no CPU ever holds
     // both translations. Only this domain's translations are affected.

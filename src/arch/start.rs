@@ -3,61 +3,18 @@
 //! when there is nothing to run.
 
 use core::fmt;
-use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use log::{error, info, warn};
 
-use super::{boot, console, cpu, domain, el2, gic, heap, mmu, psci, timer};
+use super::power::{fatal, halt};
+use super::{boot, build, console, cpu, el2, gic, heap, mmu, power, psci, timer, vcpu};
 use crate::config::{self, HostFacts};
 use crate::fdt::Fdt;
 use crate::frames::Frames;
 use crate::hvmap::{self, ImageRanges};
 use crate::memmap::{Range, Use};
 use crate::pgtable::{Format, PageTables};
-use crate::platform::{self, Conduit, EnableMethod, Platform, Uart, UartKind};
-
-/// The PSCI conduit for [`halt`]: 0 none, 1 SMC, 2 HVC. Plain stores only, so usable
-/// before the MMU is on.
-static HALT_CONDUIT: AtomicU8 = AtomicU8::new(0);
-/// The console UART for messages before the MMU is on: base (0 = unknown) and kind.
-static EARLY_UART: AtomicU64 = AtomicU64::new(0);
-static EARLY_UART_KIND: AtomicU8 = AtomicU8::new(0);
-
-fn early_uart() -> Option<Uart> {
-    let base = EARLY_UART.load(Ordering::Relaxed);
-    let kind = if EARLY_UART_KIND.load(Ordering::Relaxed) == 1 { UartKind::Cadence } else { UartKind::Pl011 };
-    (base != 0).then_some(Uart { kind, base, size: 0x1000, irq: None })
-}
-
-/// Prints a fatal error by whatever path exists at this point of boot, then halts.
-fn fatal(args: fmt::Arguments<'_>) -> ! {
-    if mmu::is_enabled() {
-        error!("{args}");
-    } else if let Some(u) = early_uart() {
-        console::early_write(&u, format_args!("(HL) FATAL: {args}\n"));
-    }
-    halt("fatal error")
-}
-
-/// Stops the machine: PSCI SYSTEM_OFF where there is PSCI (QEMU then exits 0), otherwise
-/// every CPU parks in WFI.
-pub fn halt(reason: &str) -> ! {
-    let conduit = match HALT_CONDUIT.load(Ordering::Relaxed) {
-        1 => Some(Conduit::Smc),
-        2 => Some(Conduit::Hvc),
-        _ => None,
-    };
-    let how = if conduit.is_some() { "powering off" } else { "no PSCI to power off: halted" };
-    if mmu::is_enabled() {
-        console::emergency_write(format_args!("(HL) stopping: {reason}; {how}\n"));
-    } else if let Some(u) = early_uart() {
-        console::early_write(&u, format_args!("(HL) stopping: {reason}; {how}\n"));
-    }
-    if let Some(c) = conduit {
-        psci::system_off(c);
-    }
-    cpu::idle()
-}
+use crate::platform::{self, Conduit, EnableMethod, Platform};
 
 /// The host DTB in memory, as a slice of its declared size.
 fn dtb_slice(pa: u64) -> Option<&'static [u8]> {
@@ -116,13 +73,7 @@ extern "C" fn primary_main(dtb_pa: u64, load_base: u64) -> ! {
     // No DTB means no console either: nothing can be printed.
     let Some(dtb) = dtb_slice(dtb_pa) else { halt("no device tree") };
     let Ok(fdt) = Fdt::new(dtb) else { halt("invalid device tree") };
-    if let Some(u) = platform::read_stdout_uart(&fdt) {
-        EARLY_UART_KIND.store(u8::from(u.kind == UartKind::Cadence), Ordering::Relaxed);
-        EARLY_UART.store(u.base, Ordering::Relaxed);
-    }
-    if let Some(c) = platform::read_psci(&fdt) {
-        HALT_CONDUIT.store(if c == Conduit::Smc { 1 } else { 2 }, Ordering::Relaxed);
-    }
+    power::set_early(platform::read_stdout_uart(&fdt).as_ref(), platform::read_psci(&fdt));
     let mut plat = match Platform::from_fdt(&fdt, Some(dtb_pa)) {
         Ok(p) => p,
         Err(e) => fatal(format_args!("{e}")),
@@ -284,18 +235,18 @@ extern "C" fn primary_main(dtb_pa: u64, load_base: u64) -> ! {
         );
     }
     let boot_modules = plat.modules.iter().collect();
-    let running =
-        domain::launch(&cfg, frames, cpu::online(), plat.gic, plat.uart.as_ref(), dtb, boot_modules);
+    let (running, stats) =
+        build::launch(&cfg, frames, cpu::online(), (plat.gic, plat.uart.as_ref()), dtb, boot_modules);
     let launch_us = timer::ticks_to_us(timer::ticks() - t_entry);
     if running == 0 {
         halt("no domain could be built");
     }
-    let (scrub_us, copy_us) = domain::memory_work_us();
+    let (scrub_us, copy_us) = (stats.scrub_us, stats.copy_us);
     info!(
         "launch: {running} domain(s) running, {launch_us} us after entry ({scrub_us} us scrubbing domain RAM, {copy_us} us copying images, {} us the rest)",
         launch_us.saturating_sub(scrub_us + copy_us)
     );
-    domain::schedule()
+    vcpu::schedule()
 }
 
 fn describe_gic(g: &platform::Gic) -> impl fmt::Display + '_ {

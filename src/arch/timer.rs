@@ -1,5 +1,7 @@
 //! The generic timer's counter, for timestamps and delays.
 
+use core::sync::atomic::{AtomicU64, Ordering};
+
 use aarch64_cpu::registers::*;
 
 /// Counter ticks since the machine started.
@@ -49,4 +51,34 @@ pub fn arm_hyp_timer(deadline_us: u64) {
 /// Disarms this CPU's hypervisor timer.
 pub fn disarm_hyp_timer() {
     CNTHP_CTL_EL2.set(0);
+}
+
+/// The launch deadline (µs of uptime, 0: none) and the console's quiet-time deadline: the
+/// hypervisor timer is armed for the earlier.
+static LAUNCH_DEADLINE: AtomicU64 = AtomicU64::new(0);
+static CONSOLE_DEADLINE: AtomicU64 = AtomicU64::new(0);
+
+/// Whose deadline changes.
+pub enum Deadline {
+    Launch,
+    Console,
+}
+
+/// Sets a deadline (`None`: no longer one) and arms this CPU's hypervisor timer for the
+/// earliest, or disarms it.
+pub fn set_deadline(which: Deadline, at_us: Option<u64>) {
+    let d = match which {
+        Deadline::Launch => &LAUNCH_DEADLINE,
+        Deadline::Console => &CONSOLE_DEADLINE,
+    };
+    d.store(at_us.unwrap_or(0), Ordering::Release);
+    let next = [&LAUNCH_DEADLINE, &CONSOLE_DEADLINE]
+        .iter()
+        .map(|d| d.load(Ordering::Acquire))
+        .filter(|&d| d != 0)
+        .min();
+    match next {
+        Some(d) => arm_hyp_timer(d),
+        None => disarm_hyp_timer(),
+    }
 }

@@ -1,30 +1,22 @@
-//! Running a vCPU: the world switch into EL1 and back, and the handling of every exit.
-//! Each physical CPU runs at most one vCPU, which stays on it: EL1 system registers are
-//! never shared, so only the general registers, PC and PSTATE cross the switch.
+//! Running vCPUs: the world switch into EL1 and back, applying the core's outcome of each
+//! exit, and every physical CPU's loop that runs the vCPU the core picks. A vCPU's EL1
+//! system registers stay on its CPU unless the CPU is shared.
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use aarch64_cpu::registers::*;
 use log::{debug, info};
 
-use super::context::Context;
-use super::domain::{self, Domain, ExitCounts};
-use super::{gic, stage2, timer};
+use super::machine::system;
+use super::{context, gic, stage2, timer};
 use crate::guest;
-use crate::mmio::Device;
+use crate::hv::domain::Domain;
+use crate::hv::exits::{End, Outcome, leave_for};
+use crate::hv::system::System;
+use crate::hv::vcpu::{Context, GuestRegs, Saved, take_start};
 use crate::platform::MAX_CPUS;
-use crate::psci::{self, Call, Power};
-use crate::trap::{self, Exit, SysReg};
+use crate::trap::{self, Exit};
 use crate::vgic::Flush;
-
-/// A vCPU's registers as saved at each exit.
-#[repr(C)]
-#[derive(Debug, Default)]
-pub struct GuestRegs {
-    pub x: [u64; 31],
-    pub pc: u64,
-    pub pstate: u64,
-}
 
 core::arch::global_asm!(
     r#"
@@ -127,28 +119,6 @@ const HCR_TTLB: u64 = 1 << 25;
 /// HCR_EL2 with no guest: EL1 AArch64, nothing else.
 const HCR_HOST: u64 = 1 << 31;
 
-/// How a vCPU's run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum End {
-    /// PSCI CPU_OFF: the vCPU may be started again.
-    CpuOff,
-    /// The domain stopped (SYSTEM_OFF, SYSTEM_RESET, or a fatal guest error).
-    DomainStopped,
-    /// Its CPU is shared and its slice ended, or it waits in WFI: its state is saved.
-    Yield,
-}
-
-enum Next {
-    Resume,
-    Stop(End),
-}
-
-/// A vCPU's state while it is off its CPU.
-pub struct Saved {
-    regs: GuestRegs,
-    pub ctx: Context,
-}
-
 /// Set by this CPU's slice timer: the running vCPU yields at its next exit.
 static SLICE_OVER: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
 
@@ -166,7 +136,7 @@ fn disarm_slice() {
 
 /// Runs vCPU `index` of `dom` on this CPU: from `start` (entry, x0) when it starts, else
 /// from its saved state. Returns when it stops, turns itself off or yields its CPU.
-pub fn run(dom: &Domain, index: usize, start: Option<(u64, u64)>) -> End {
+pub fn run(sys: &System, dom: &Domain, index: usize, start: Option<(u64, u64)>) -> End {
     let me = super::el2::cpu_index();
     let vcpu = &dom.vcpus[index];
     let saved = vcpu.saved.lock().take();
@@ -184,12 +154,12 @@ pub fn run(dom: &Domain, index: usize, start: Option<(u64, u64)>) -> End {
     if vgic {
         gic::lrs::reset(nr_lrs);
     }
-    ctx.restore(vgic);
+    context::restore(&ctx, vgic);
     VTCR_EL2.set(stage2::vtcr(super::el2::pa_bits().1));
     VTTBR_EL2.set(dom.vttbr);
     VMPIDR_EL2.set(guest::vcpu_mpidr(index as u32));
     CNTVOFF_EL2.set(dom.cntvoff);
-    HCR_EL2.set(if dom.local_tlb.load(Ordering::Acquire) { HCR_GUEST | HCR_TTLB } else { HCR_GUEST });
+    HCR_EL2.set(if dom.local() { HCR_GUEST | HCR_TTLB } else { HCR_GUEST });
     if start.is_some() {
         // SAFETY: drops every stage-1/2 TLB entry of this VMID on this CPU's inner
         // shareable domain; nothing but translation caching is affected.
@@ -197,12 +167,15 @@ pub fn run(dom: &Domain, index: usize, start: Option<(u64, u64)>) -> End {
             core::arch::asm!("isb", "tlbi vmalls12e1is", "dsb ish", "isb", options(nostack, preserves_flags));
         }
     }
-    let shared = domain::cpu_shared(me);
+    // Whether this CPU is shared is read at every exit: another vCPU may be moved here.
+    let mut sliced = false;
     SLICE_OVER[me].store(false, Ordering::Relaxed);
-    if shared {
-        arm_slice();
-    }
     let end = loop {
+        let shared = sys.cpu_shared(me);
+        if shared && !sliced {
+            arm_slice();
+            sliced = true;
+        }
         let flushed = if vgic {
             let f = dom.vgic.lock().flush(index, nr_lrs);
             gic::lrs::load(&f, nr_lrs);
@@ -220,23 +193,24 @@ pub fn run(dom: &Domain, index: usize, start: Option<(u64, u64)>) -> End {
             let _ = dom.vgic.lock().sync(index, &flushed, &now);
         }
         let exit = Exit::decode(vector, ESR_EL2.get(), FAR_EL2.get(), HPFAR_EL2.get());
-        match handle(dom, index, exit, &mut regs, shared) {
-            Next::Resume => {}
-            Next::Stop(e) => break e,
+        match sys.handle_exit(dom, index, exit, &mut regs, shared) {
+            Outcome::Resume => {}
+            Outcome::Inject { esr, far } => inject_sync(&mut regs, esr, far),
+            Outcome::Wait => aarch64_cpu::asm::wfi(),
+            Outcome::Tlbi { op, xt } => super::cache::tlbi_local(op, xt),
+            Outcome::PhysicalIrq => gic::handle_pending(|id| physical_irq(sys, dom, index, id)),
+            Outcome::Leave(e) => break e,
         }
-        if dom.stopping.load(Ordering::Acquire) {
-            break End::DomainStopped;
+        if let Some(e) = leave_for(dom.state()) {
+            break e;
         }
-        if shared && SLICE_OVER[me].swap(false, Ordering::Relaxed) {
-            break End::Yield;
-        }
-        if dom.ctl_paused.load(Ordering::Acquire) {
+        if SLICE_OVER[me].swap(false, Ordering::Relaxed) && sys.cpu_shared(me) {
             break End::Yield;
         }
     };
     if end == End::Yield {
         let mut s = alloc::boxed::Box::new(Saved { regs, ctx });
-        s.ctx.save(vgic);
+        context::save(&mut s.ctx, vgic);
         *vcpu.saved.lock() = Some(s);
     }
     disarm_slice();
@@ -249,16 +223,6 @@ pub fn run(dom: &Domain, index: usize, start: Option<(u64, u64)>) -> End {
     end
 }
 
-fn set_reg(regs: &mut GuestRegs, reg: u8, value: u64) {
-    if let Some(r) = regs.x.get_mut(usize::from(reg)) {
-        *r = value;
-    }
-}
-
-fn get_reg(regs: &GuestRegs, reg: u8) -> u64 {
-    regs.x.get(usize::from(reg)).copied().unwrap_or(0)
-}
-
 /// Delivers a synchronous exception to the guest's EL1 vector.
 fn inject_sync(regs: &mut GuestRegs, esr: u64, far: u64) {
     ELR_EL1.set(regs.pc);
@@ -269,10 +233,6 @@ fn inject_sync(regs: &mut GuestRegs, esr: u64, far: u64) {
     regs.pstate = trap::EL1H_MASKED;
 }
 
-fn from_el0(regs: &GuestRegs) -> bool {
-    regs.pstate & 0xf == 0
-}
-
 /// CNTV_CTL_EL0 bits: ENABLE, IMASK, ISTATUS.
 const CNTV_ENABLE: u64 = 1;
 const CNTV_IMASK: u64 = 1 << 1;
@@ -280,7 +240,7 @@ const CNTV_ISTATUS: u64 = 1 << 2;
 
 /// A physical interrupt taken while vCPU `index` of `dom` runs on this CPU. True when it
 /// was forwarded to a guest (which deactivates it).
-fn physical_irq(dom: &Domain, index: usize, intid: u32) -> bool {
+fn physical_irq(sys: &System, dom: &Domain, index: usize, intid: u32) -> bool {
     match intid {
         crate::vgic::VTIMER_PPI => {
             // The guest's virtual timer fired: mask it at the timer (the guest unmasks it
@@ -290,252 +250,92 @@ fn physical_irq(dom: &Domain, index: usize, intid: u32) -> bool {
                 CNTV_CTL_EL0.set(ctl | CNTV_IMASK);
                 dom.vgic.lock().raise(index, crate::vgic::VTIMER_PPI);
             }
+            false
         }
+        _ => common_irq(Some(sys), intid),
+    }
+}
+
+/// A physical interrupt taken while this CPU runs no vCPU (true: forwarded to a guest).
+fn idle_irq(intid: u32) -> bool {
+    match intid {
+        // A virtual timer left armed by a vCPU that stopped.
+        crate::vgic::VTIMER_PPI => {
+            CNTV_CTL_EL0.set(0);
+            false
+        }
+        _ => common_irq(system(), intid),
+    }
+}
+
+/// What any CPU does with a physical interrupt that is not its vCPU's timer.
+fn common_irq(sys: Option<&System>, intid: u32) -> bool {
+    match intid {
         // The list registers emptied: the next entry refills them.
         crate::vgic::MAINTENANCE_PPI => {}
-        SLICE_PPI => {
+        gic::SLICE_PPI => {
             disarm_slice();
             SLICE_OVER[super::el2::cpu_index()].store(true, Ordering::Relaxed);
         }
+        gic::HYP_TIMER => {
+            super::console::flush_quiet();
+            if let Some(s) = sys {
+                s.check_launch_timeout(timer::uptime_us());
+            }
+        }
         // A device interrupt for the domain that owns the device.
-        id if id >= 32 && domain::forward_irq(id) => return true,
-        _ => super::console::on_irq(intid),
+        id if id >= 32 && sys.is_some_and(|s| s.forward_irq(id)) => return true,
+        id if super::console::is_uart_irq(id) => {
+            super::console::drain_input(|domid, byte| {
+                if let Some(s) = sys {
+                    s.deliver_input(domid, byte);
+                }
+            });
+        }
+        // Anything else is a kick: its work is done by whoever reads the state it announces.
+        _ => {}
     }
     false
 }
 
-/// The EL1 physical timer's PPI: the slice timer.
-pub const SLICE_PPI: u32 = 30;
-
-/// A physical interrupt taken while this CPU runs no vCPU (true: forwarded to a guest).
-pub fn idle_irq(intid: u32) -> bool {
-    match intid {
-        // A virtual timer left armed by a vCPU that stopped.
-        crate::vgic::VTIMER_PPI => CNTV_CTL_EL0.set(0),
-        crate::vgic::MAINTENANCE_PPI => {}
-        // The idle tick of a shared CPU: the scheduler looks again.
-        SLICE_PPI => disarm_slice(),
-        id if id >= 32 && domain::forward_irq(id) => return true,
-        _ => super::console::on_irq(intid),
-    }
-    false
-}
-
-fn handle(dom: &Domain, index: usize, exit: Exit, regs: &mut GuestRegs, shared: bool) -> Next {
-    let c = &dom.exits;
-    ExitCounts::count(match exit {
-        Exit::Hvc { .. } | Exit::Smc { .. } => &c.call,
-        Exit::Wfi | Exit::Wfe => &c.wfi,
-        Exit::DataAbort { ipa, .. } => match dom.mmio.find(ipa) {
-            Some((Device::Uart, _)) => &c.uart,
-            Some(_) => &c.gic,
-            None => &c.other,
-        },
-        Exit::SysReg { .. } => &c.sysreg,
-        Exit::Irq | Exit::Fiq => &c.irq,
-        _ => &c.other,
-    });
-    match exit {
-        Exit::Hvc { .. } => call(dom, index, regs),
-        Exit::Smc { .. } => {
-            regs.pc += 4;
-            call(dom, index, regs)
-        }
-        Exit::Wfi => {
-            regs.pc += 4;
-            // Wait only when nothing is pending for it; any physical interrupt (its
-            // timer, a kick from another CPU, the console) ends the wait. On a shared CPU
-            // it gives the CPU to the others instead.
-            if !dom.vgic.lock().has_pending(index) {
-                if shared {
-                    dom.vcpus[index].blocked.store(true, Ordering::Release);
-                    return Next::Stop(End::Yield);
-                }
-                aarch64_cpu::asm::wfi();
-            }
-            Next::Resume
-        }
-        Exit::Wfe => {
-            regs.pc += 4;
-            Next::Resume
-        }
-        Exit::DataAbort { ipa, write, perm, .. } if dom.cow_fault(ipa, write, perm) => Next::Resume,
-        Exit::InstructionAbort { ipa, .. } if dom.cow_fault(ipa, false, false) => Next::Resume,
-        Exit::DataAbort { ipa, va, write, access, .. } => {
-            match (access, dom.mmio.find(ipa)) {
-                (Some(a), Some((dev @ (Device::GicDist | Device::GicRedist), offset))) => {
-                    let write = a.write.then(|| get_reg(regs, a.reg));
-                    let r = {
-                        let mut g = dom.vgic.lock();
-                        if dev == Device::GicDist {
-                            g.dist_access(index, offset, a.size, write)
-                        } else {
-                            g.redist_access(offset, a.size, write)
-                        }
-                    };
-                    match r {
-                        crate::vgic::Access::Done { value, kick } => {
-                            if !a.write {
-                                set_reg(regs, a.reg, value);
-                            }
-                            dom.kick(kick);
-                        }
-                        crate::vgic::Access::Unknown => {
-                            dom.notice(format_args!(
-                                "vCPU {index} {} unknown {dev:?} register {offset:#x}: {}",
-                                if a.write { "write to" } else { "read of" },
-                                if a.write { "ignored" } else { "reads 0" }
-                            ));
-                            if !a.write {
-                                set_reg(regs, a.reg, 0);
-                            }
-                        }
-                    }
-                    regs.pc += 4;
-                }
-                (Some(a), Some((Device::Uart, offset))) => {
-                    if a.write {
-                        dom.uart_access(offset, Some(get_reg(regs, a.reg) as u32));
-                    } else {
-                        let v = dom.uart_access(offset, None);
-                        set_reg(regs, a.reg, u64::from(v));
-                    }
-                    regs.pc += 4;
-                }
-                (None, Some((dev, _))) => {
-                    dom.notice(format_args!(
-                        "vCPU {index} access to {dev:?} at IPA {ipa:#x} with no instruction syndrome (a pair or writeback access): external abort injected"
-                    ));
-                    inject_sync(regs, trap::external_abort_esr(from_el0(regs), write), va);
-                }
-                (_, None) => {
-                    dom.notice(format_args!(
-                        "vCPU {index} {} IPA {ipa:#x} (VA {va:#x}) outside its memory and devices: external abort injected",
-                        if write { "write to" } else { "read from" }
-                    ));
-                    inject_sync(regs, trap::external_abort_esr(from_el0(regs), write), va);
-                }
-            }
-            Next::Resume
-        }
-        Exit::InstructionAbort { ipa, va } => {
-            dom.notice(format_args!(
-                "vCPU {index} instruction fetch from IPA {ipa:#x} (VA {va:#x}) outside its memory: external abort injected"
-            ));
-            inject_sync(regs, trap::instruction_abort_esr(from_el0(regs)), va);
-            Next::Resume
-        }
-        Exit::SysReg { iss } => {
-            let a = trap::SysRegAccess::decode(iss);
-            match a.which() {
-                SysReg::IccSgi1r if !a.read => {
-                    let v = get_reg(regs, a.reg);
-                    let kick = dom.vgic.lock().sgi1r(index, v);
-                    dom.kick(kick);
-                    regs.pc += 4;
-                }
-                SysReg::IccOtherSgi if !a.read => regs.pc += 4,
-                SysReg::Tlbi(op) if !a.read => {
-                    ExitCounts::count(&dom.exits.tlbi);
-                    super::cache::tlbi_local(op, get_reg(regs, a.reg));
-                    regs.pc += 4;
-                }
-                SysReg::CntpTimer => {
-                    if a.read {
-                        set_reg(regs, a.reg, 0);
-                    }
-                    regs.pc += 4;
-                }
-                _ => {
-                    dom.notice(format_args!(
-                        "vCPU {index} trapped system register access {:?} (ISS {iss:#x}): undefined",
-                        a.enc
-                    ));
-                    inject_sync(regs, trap::undefined_esr(), 0);
-                }
-            }
-            Next::Resume
-        }
-        Exit::Irq | Exit::Fiq => {
-            gic::handle_pending(|id| physical_irq(dom, index, id));
-            Next::Resume
-        }
-        Exit::SError { esr } => {
-            dom.notice(format_args!("vCPU {index} SError (ESR {esr:#x}): domain stopped"));
-            Next::Stop(domain::stop(dom, "SError"))
-        }
-        Exit::Other { ec, esr } => {
-            dom.notice(format_args!(
-                "vCPU {index} unhandled exception class {ec:#x} (ESR {esr:#x}): undefined"
-            ));
-            inject_sync(regs, trap::undefined_esr(), 0);
-            Next::Resume
-        }
-    }
-}
-
-/// An HVC or trapped SMC: PSCI, and NOT_SUPPORTED for every other SMCCC function.
-fn call(dom: &Domain, index: usize, regs: &mut GuestRegs) -> Next {
-    if let Some(hc) = crate::hypercall::decode([regs.x[0], regs.x[1], regs.x[2], regs.x[3], regs.x[4]]) {
-        let r = domain::hypercall(dom, hc);
-        regs.x[..4].copy_from_slice(&r);
-        return if dom.stopping.load(Ordering::Acquire) {
-            Next::Stop(End::DomainStopped)
-        } else {
-            Next::Resume
+/// Every physical CPU's loop once domains exist: run the next of its vCPUs that is due
+/// (round robin when it has several), otherwise wait for an interrupt.
+pub fn schedule() -> ! {
+    let me = super::el2::cpu_index();
+    loop {
+        let Some(sys) = system() else {
+            aarch64_cpu::asm::wfi();
+            gic::handle_pending(idle_irq);
+            continue;
         };
-    }
-    let c = psci::decode(regs.x[0], regs.x[1], regs.x[2], regs.x[3]);
-    let ret = match c {
-        Call::Version => psci::VERSION_1_1,
-        Call::Features(f) => psci::features(f),
-        Call::CpuSuspend => psci::NOT_SUPPORTED,
-        Call::MigrateInfoType => 2, // no Trusted OS to migrate
-        Call::CpuOn { target, entry, context } => match dom.vcpu_by_mpidr(target) {
-            None => psci::INVALID_PARAMETERS,
-            Some(t) => {
-                // Lock the target vCPU, not the caller (bao #386).
-                let r = psci::cpu_on(&mut dom.vcpus[t].power.lock(), entry, context);
-                if r == psci::SUCCESS {
-                    debug!("DOM{}: vCPU {index} started vCPU {t} at {entry:#x}", dom.id);
-                    domain::wake(dom.vcpus[t].pcpu());
-                }
-                r
+        let Some((di, vi)) = sys.pick(me, timer::ticks()) else {
+            // Idle: WFI (not WFE, which emulators turn into a busy loop); kicks are SGIs.
+            // A shared CPU keeps its tick, to notice when a blocked vCPU's timer is due.
+            if sys.cpu_shared(me) {
+                arm_slice();
             }
-        },
-        Call::AffinityInfo { target, level } => match (level, dom.vcpu_by_mpidr(target)) {
-            (0, Some(t)) => psci::affinity_info(*dom.vcpus[t].power.lock()),
-            _ => psci::INVALID_PARAMETERS,
-        },
-        Call::CpuOff => {
-            *dom.vcpus[index].power.lock() = Power::Off;
-            return Next::Stop(End::CpuOff);
+            aarch64_cpu::asm::wfi();
+            gic::handle_pending(idle_irq);
+            continue;
+        };
+        let dom = &sys.domains[di];
+        if !sys.enter(dom) {
+            continue;
         }
-        Call::SystemOff => {
-            info!("DOM{}: powered off (PSCI SYSTEM_OFF from vCPU {index})", dom.id);
-            return Next::Stop(domain::stop(dom, "SYSTEM_OFF"));
+        let start = take_start(&mut dom.vcpus[vi].power.lock());
+        if let Some((entry, _)) = start {
+            let t = timer::uptime_us();
+            if vi == 0 {
+                info!("DOM{}: vCPU {vi} starts on CPU {me} at {entry:#x} ({t} us)", dom.id);
+            } else {
+                debug!("DOM{}: vCPU {vi} starts on CPU {me} at {entry:#x} ({t} us)", dom.id);
+            }
         }
-        Call::SystemReset => {
-            info!("DOM{}: PSCI SYSTEM_RESET from vCPU {index}: restarting it", dom.id);
-            dom.reset_pending.store(true, Ordering::Release);
-            return Next::Stop(domain::stop(dom, "SYSTEM_RESET"));
+        dom.vcpus[vi].blocked.store(false, Ordering::Release);
+        let end = run(sys, dom, vi, start);
+        if end == End::CpuOff {
+            debug!("DOM{}: vCPU {vi} off", dom.id);
         }
-        Call::Unknown(fid) => {
-            debug!("DOM{}: SMCCC function {fid:#x} not supported", dom.id);
-            psci::NOT_SUPPORTED
-        }
-    };
-    regs.x[0] = ret as u64;
-    Next::Resume
-}
-
-/// True when `power` says the vCPU should start now; marks it on.
-pub fn take_start(power: &mut Power) -> Option<(u64, u64)> {
-    match *power {
-        Power::Pending { entry, context } => {
-            *power = Power::On;
-            Some((entry, context))
-        }
-        _ => None,
+        sys.leave(dom, vi, end);
     }
 }

@@ -1,0 +1,71 @@
+//! The launch, from the arch side: the free memory, boot modules, static memory and host
+//! device tree handed to the run-time core as memory it owns (the one place that vouches
+//! for them), the core's build of every domain, then the `System` published and started.
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use super::{el2, gic, machine};
+use crate::config::LaunchConfig;
+use crate::frames::Frames;
+use crate::guest::GuestMap;
+use crate::hv::build::HostFacts;
+use crate::hv::machine::HostMem;
+use crate::hv::pool::Pool;
+use crate::hv::ram::LoadStats;
+use crate::hv::system::System;
+use crate::memmap::Range;
+
+/// Memory the loader or the configuration set aside, as the core's memory.
+fn reserved(r: Range) -> HostMem {
+    // SAFETY: called for the boot modules, the host DTB and `xen,static-mem` ranges, which
+    // were validated to lie in RAM and reserved at boot (never handed to the frame
+    // allocator), and are identity mapped.
+    unsafe { HostMem::new(r.start, r.size()) }
+}
+
+/// Builds every domain of the configuration (each paused), hands them to the run-time
+/// core and starts the launch sequence. Returns how many domains were built and what
+/// loading their images cost.
+pub fn launch(
+    cfg: &LaunchConfig,
+    frames: Frames,
+    online_cpus: usize,
+    (gic_desc, uart_desc): (Option<crate::platform::Gic>, Option<&crate::platform::Uart>),
+    host_dtb: &'static [u8],
+    boot_modules: Vec<Range>,
+) -> (usize, LoadStats) {
+    let m = machine::machine();
+    machine::set_cpus(online_cpus);
+    // SAFETY: the frame allocator holds the RAM left once the image, its tables, heap and
+    // stacks, the DTB, the boot modules and every reserved range were taken out at boot.
+    let pool = unsafe { Pool::new(frames) };
+    let dtb = reserved(Range {
+        start: host_dtb.as_ptr() as u64,
+        end: host_dtb.as_ptr() as u64 + host_dtb.len() as u64,
+    });
+    let modules: Vec<HostMem> = boot_modules.iter().map(|&r| reserved(r)).collect();
+    let mut all = modules.clone();
+    all.extend(cfg.domains.iter().flat_map(|d| d.static_mem.iter().map(|&r| reserved(r))));
+    let console = uart_desc.map(|u| u.base);
+    let host = HostFacts {
+        dtb: host_dtb,
+        assigned: crate::hv::setup::assigned(m, cfg, &all),
+        reserved: all,
+        gic_version: gic_desc.map_or(3, |g| g.version()),
+        pa_bits: el2::pa_bits().0,
+        console,
+        // Direct-mapped domains find the emulated GIC and UART where the host's are.
+        host_map: GuestMap::host(gic_desc, console),
+    };
+    let built =
+        crate::hv::setup::build_all(m, cfg, pool, &host, (online_cpus, gic::has_vgic()), (dtb, modules));
+    let n = built.setup.domains.len();
+    let console_domain = built.setup.console;
+    let sys = machine::publish(System::new(Arc::new(machine::ArchMachine), built.setup));
+    // After publishing: input typed early is delivered as soon as the console starts.
+    super::console::start_mux(uart_desc, &built.with_uart, console_domain, cfg.console_switch);
+    super::console::drain_input(|domid, byte| sys.deliver_input(domid, byte));
+    sys.start();
+    (n, built.stats)
+}

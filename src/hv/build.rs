@@ -1,0 +1,583 @@
+//! Building a domain from its configuration, in named steps: place its vCPUs, find its
+//! kernel (unpacking a gzip one), take its RAM, decide what else it is given, lay out and
+//! write its device tree, stage its stage-2 tables; everything that can fail happens
+//! before anything is committed, and a failure gives back all it took. Committing writes
+//! the tables and puts the images in place.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use log::info;
+
+use super::assign::{self, StoreLink};
+use super::cow::Cow;
+use super::domain::{DtbSpec, Parts};
+use super::machine::{HostMem, Machine};
+use super::pool::{Pool, Staged};
+use super::ram::{LoadStats, Ram, Src};
+use super::vcpu::Vcpu;
+use crate::config::{DomainConfig, Permissions};
+use crate::devices::{CopiedNode, HostDevices, Passthrough};
+use crate::guest::{self, GuestMap, Layout};
+use crate::image::ImageHeader;
+use crate::memmap::Range;
+use crate::pgtable::{Format, MemType, PageTables, Perms};
+
+/// Why a domain could not be built.
+#[derive(Debug)]
+pub enum BuildError {
+    Place(crate::sched::PlaceError),
+    Unsupported(&'static str),
+    /// A boot module it names is not one the loader gave.
+    NoModule(Range),
+    Gzip(crate::gzip::GzipError),
+    GzipSize {
+        size: usize,
+        ram: u64,
+    },
+    NoMemory {
+        bytes: u64,
+    },
+    Kernel(crate::image::ImageError),
+    Layout(guest::LayoutError),
+    /// vm-fdt could not write its device tree.
+    Dtb(vm_fdt::Error),
+    Map(crate::pgtable::MapError),
+    /// Its partial device tree (`module,device-tree`) is malformed.
+    Passthrough(String),
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::Place(e) => write!(f, "{e}"),
+            BuildError::Passthrough(e) => write!(f, "partial device tree: {e}"),
+            BuildError::Unsupported(what) => write!(f, "{what} is not supported yet"),
+            BuildError::NoModule(r) => write!(f, "module {:#x}..{:#x} is not a boot module", r.start, r.end),
+            BuildError::Gzip(e) => write!(f, "kernel: {e}"),
+            BuildError::GzipSize { size, ram } => write!(
+                f,
+                "kernel: the gzip trailer gives {size} bytes, more than the domain's {ram} bytes of RAM (truncated or corrupt stream)"
+            ),
+            BuildError::NoMemory { bytes } => write!(f, "no {} KiB of free RAM left", bytes >> 10),
+            BuildError::Kernel(e) => write!(f, "kernel: {e}"),
+            BuildError::Layout(e) => write!(f, "{e}"),
+            BuildError::Dtb(e) => write!(f, "could not write the guest device tree: {e}"),
+            BuildError::Map(e) => write!(f, "stage 2: {e}"),
+        }
+    }
+}
+
+/// What every domain's build needs to know of the host.
+pub struct HostFacts<'a> {
+    /// The host device tree.
+    pub dtb: &'a [u8],
+    /// Memory the loader gave (boot modules) or the configuration reserved (static
+    /// memory), which domains are built from.
+    pub reserved: Vec<HostMem>,
+    /// Host MMIO ranges partial device trees give away, by domain.
+    pub assigned: Vec<(u16, Range)>,
+    /// GIC version guests are given (the host's).
+    pub gic_version: u32,
+    /// Physical address bits (stage-2 output size).
+    pub pa_bits: u32,
+    /// The hypervisor's console UART (kept from the hardware domain).
+    pub console: Option<u64>,
+    /// The host's GIC and UART addresses, for direct-mapped domains.
+    pub host_map: GuestMap,
+}
+
+impl HostFacts<'_> {
+    /// The reserved memory behind `r`.
+    pub fn mem(&self, r: Range) -> Result<HostMem, BuildError> {
+        self.reserved.iter().find_map(|m| m.at(r.start, r.size())).ok_or(BuildError::NoModule(r))
+    }
+}
+
+/// Builds one domain: prepare (may fail; gives back everything on failure), then commit.
+/// `cpu_load` takes the placement only when it succeeds.
+pub fn build(
+    m: &dyn Machine,
+    cfg: &DomainConfig,
+    vmid: u16,
+    pool: &mut Pool,
+    cpu_load: &mut [u32],
+    host: &HostFacts,
+    link: Option<StoreLink>,
+) -> Result<(Parts, LoadStats), BuildError> {
+    let mut load = cpu_load.to_vec();
+    let pcpus = crate::sched::place(cfg.cpus, &cfg.affinity, &mut load).map_err(BuildError::Place)?;
+    let kernel = Kernel::find(m, cfg, pool, host)?;
+    let result = prepare(m, cfg, pool, host, &kernel, pcpus, link).map(|p| p.commit(m, vmid, cfg, &kernel));
+    kernel.release(pool);
+    if result.is_ok() {
+        cpu_load.copy_from_slice(&load);
+    }
+    result
+}
+
+/// A domain's kernel: its boot module in place, or unpacked into free memory for as long
+/// as the build takes.
+struct Kernel {
+    bytes: HostMem,
+    hdr: ImageHeader,
+    /// The memory it was unpacked into (given back after the build).
+    unpacked: Option<HostMem>,
+}
+
+impl Kernel {
+    fn find(
+        m: &dyn Machine,
+        cfg: &DomainConfig,
+        pool: &mut Pool,
+        host: &HostFacts,
+    ) -> Result<Kernel, BuildError> {
+        let module = match &cfg.kernel {
+            Some(k) => host.mem(k.range)?,
+            None => return Err(BuildError::Kernel(crate::image::ImageError::TooShort)),
+        };
+        let mut head = [0u8; crate::image::HEADER_LEN];
+        let n = head.len().min(module.len() as usize);
+        m.read(module.sub(0, n as u64).ok_or(BuildError::Unsupported("an empty kernel"))?, &mut head[..n]);
+        let (bytes, unpacked) = if crate::gzip::is_gzip(&head[..n]) {
+            let out = Self::unpack(m, module, cfg.memory_kib * 1024, pool)?;
+            m.read(
+                out.0.sub(0, crate::image::HEADER_LEN.min(out.0.len() as usize) as u64).unwrap_or(out.0),
+                &mut head,
+            );
+            (out.0, Some(out.1))
+        } else {
+            (module, None)
+        };
+        let hdr = ImageHeader::parse(&head[..crate::image::HEADER_LEN.min(bytes.len() as usize)])
+            .map_err(BuildError::Kernel)?;
+        // The module may be padded past the image: the header's image_size bounds it.
+        let len = match hdr.image_size {
+            0 => bytes.len(),
+            n => bytes.len().min(n),
+        };
+        let bytes = bytes.sub(0, len).unwrap_or(bytes);
+        Ok(Kernel { bytes, hdr, unpacked })
+    }
+
+    /// Unpacks a gzip module: (the kernel's bytes, the memory taken).
+    fn unpack(
+        m: &dyn Machine,
+        module: HostMem,
+        ram: u64,
+        pool: &mut Pool,
+    ) -> Result<(HostMem, HostMem), BuildError> {
+        // The uncompressed size its trailer records.
+        let trailer = module.len().checked_sub(4).filter(|&t| t >= 18).and_then(|t| module.sub(t, 4));
+        let trailer = trailer.ok_or(BuildError::Gzip(crate::gzip::GzipError::Truncated))?;
+        let mut size = [0u8; 4];
+        m.read(trailer, &mut size);
+        let size = u32::from_le_bytes(size) as usize;
+        if size as u64 > ram {
+            return Err(BuildError::GzipSize { size, ram });
+        }
+        let alloc = (size as u64).max(1);
+        let out = pool.alloc(alloc).ok_or(BuildError::NoMemory { bytes: alloc })?;
+        let mut r = Err(crate::gzip::GzipError::Truncated);
+        m.with_slices(module, out, &mut |src, dst| {
+            r = crate::gzip::gunzip_into(src, &mut dst[..size]);
+        });
+        match r {
+            Ok(len) => Ok((out.sub(0, len as u64).unwrap_or(out), out)),
+            Err(e) => {
+                pool.free(out);
+                Err(BuildError::Gzip(e))
+            }
+        }
+    }
+
+    fn release(self, pool: &mut Pool) {
+        if let Some(u) = self.unpacked {
+            pool.free(u);
+        }
+    }
+
+    /// Its boot module in place (its pages may be shared).
+    fn in_place(&self) -> bool {
+        self.unpacked.is_none()
+    }
+}
+
+/// Power-of-two chunks from the pool, largest first, so that every chunk's guest offset is
+/// a multiple of its size and 2 MiB/1 GiB blocks map it. Guest addresses are the host ones
+/// when `direct`, else consecutive from guest RAM bank 0.
+fn alloc_ram(pool: &mut Pool, size: u64, direct: bool) -> Result<Ram, BuildError> {
+    let mut ram = Ram { chunks: Vec::new(), owned: true };
+    let mut left = size;
+    let mut ipa = guest::RAM0_BASE;
+    while left > 0 {
+        let chunk = 1u64 << (63 - left.leading_zeros());
+        match pool.alloc(chunk) {
+            Some(mem) => ram.chunks.push((mem, if direct { mem.start() } else { ipa })),
+            None => {
+                free_ram(ram, pool);
+                return Err(BuildError::NoMemory { bytes: size });
+            }
+        }
+        ipa += chunk;
+        left -= chunk;
+    }
+    Ok(ram)
+}
+
+/// The host ranges of `xen,static-mem` (reserved at boot).
+fn fixed_ram(ranges: &[Range], direct: bool, host: &HostFacts) -> Result<Ram, BuildError> {
+    let mut ipa = guest::RAM0_BASE;
+    let mut chunks = Vec::new();
+    for r in ranges {
+        chunks.push((host.mem(*r)?, if direct { r.start } else { ipa }));
+        ipa += r.size();
+    }
+    Ok(Ram { chunks, owned: false })
+}
+
+fn free_ram(ram: Ram, pool: &mut Pool) {
+    if ram.owned {
+        for (mem, _) in ram.chunks {
+            pool.free(mem);
+        }
+    }
+}
+
+/// What a domain is given besides RAM: host devices (a hardware domain), devices of its
+/// partial device tree, and the SPIs they raise.
+struct Given {
+    hw: HostDevices,
+    passthrough: Vec<Passthrough>,
+    nodes: Vec<CopiedNode>,
+    spis: Vec<u32>,
+}
+
+fn given(
+    m: &dyn Machine,
+    cfg: &DomainConfig,
+    host: &HostFacts,
+    (banks, windows): (&[(u64, u64)], &[Range]),
+    link: Option<&StoreLink>,
+) -> Result<Given, BuildError> {
+    // The hardware domain: every host device the hypervisor does not keep, at its host
+    // address, its SPIs forwarded (not over the domain's RAM or emulated devices).
+    let hw = if cfg.permissions.has(Permissions::HARDWARE) {
+        let role = link.map(|l| &l.role);
+        assign::hardware_devices(host.dtb, &host.assigned, cfg, banks, windows, host.console, role)
+    } else {
+        HostDevices::default()
+    };
+    // Devices its partial device tree gives it.
+    let passthrough = match &cfg.device_tree {
+        Some(dt) => {
+            let mem = host.mem(dt.range)?;
+            let mut blob = alloc::vec![0u8; mem.len() as usize];
+            m.read(mem, &mut blob);
+            crate::devices::parse_partial(&blob).map_err(BuildError::Passthrough)?
+        }
+        None => Vec::new(),
+    };
+    let host_fdt = crate::fdt::Fdt::new(host.dtb).ok();
+    let pt_spis: Vec<u32> = passthrough
+        .iter()
+        .filter_map(|p| p.host_path.as_deref())
+        .flat_map(|path| host_fdt.as_ref().map(|f| crate::devices::host_spis(f, path)).unwrap_or_default())
+        .collect();
+    if !passthrough.is_empty() {
+        info!(
+            "DOM{}: {} device(s) from its partial device tree ({} SPIs forwarded)",
+            cfg.domid,
+            passthrough.len(),
+            pt_spis.len()
+        );
+    }
+    let nodes = hw
+        .devices
+        .iter()
+        .map(|d| d.node.clone())
+        .chain(hw.providers.iter().cloned())
+        .chain(passthrough.iter().map(|p| p.node.clone()))
+        .collect();
+    let spis = hw.devices.iter().flat_map(|d| d.spis.iter().copied()).chain(pt_spis).collect();
+    Ok(Given { hw, passthrough, nodes, spis })
+}
+
+/// A domain prepared: everything taken, nothing written yet.
+struct Prepared {
+    pcpus: Vec<usize>,
+    ram: Ram,
+    map: GuestMap,
+    layout: Layout,
+    dtb: Vec<u8>,
+    spec: DtbSpec,
+    spis: Vec<u32>,
+    ramdisk: Option<HostMem>,
+    /// The Boot Domain's `module,config`.
+    config: Option<HostMem>,
+    root: u64,
+    tables: Vec<(HostMem, alloc::boxed::Box<crate::pgtable::Table>)>,
+    /// The shared kernel pages (guest range), their level-3 tables, and a writable page
+    /// descriptor without its address.
+    shared: Option<(Range, Vec<HostMem>, u64)>,
+}
+
+/// Takes everything `cfg` needs; on failure gives it all back.
+fn prepare(
+    m: &dyn Machine,
+    cfg: &DomainConfig,
+    pool: &mut Pool,
+    host: &HostFacts,
+    kernel: &Kernel,
+    pcpus: Vec<usize>,
+    link: Option<StoreLink>,
+) -> Result<Prepared, BuildError> {
+    let ramdisk = cfg.ramdisk.as_ref().map(|r| host.mem(r.range)).transpose()?;
+    let config = cfg.config.as_ref().map(|c| host.mem(c.range)).transpose()?;
+    let direct = cfg.direct_map;
+    let ram = if cfg.static_mem.is_empty() {
+        alloc_ram(pool, (cfg.memory_kib * 1024).next_multiple_of(4096), direct)?
+    } else {
+        fixed_ram(&cfg.static_mem, direct, host)?
+    };
+    match prepare_in(m, cfg, pool, host, kernel, (pcpus, ramdisk, link), &ram) {
+        Ok(p) => Ok(Prepared { ram, config, ..p }),
+        Err(e) => {
+            free_ram(ram, pool);
+            Err(e)
+        }
+    }
+}
+
+fn prepare_in(
+    m: &dyn Machine,
+    cfg: &DomainConfig,
+    pool: &mut Pool,
+    host: &HostFacts,
+    kernel: &Kernel,
+    (pcpus, ramdisk, link): (Vec<usize>, Option<HostMem>, Option<StoreLink>),
+    ram: &Ram,
+) -> Result<Prepared, BuildError> {
+    let gic_version = host.gic_version;
+    let banks = ram.banks();
+    // Guest addresses of emulated devices must not land on direct-mapped RAM.
+    let map = if cfg.direct_map { host.host_map } else { GuestMap::XEN };
+    let mut windows: Vec<Range> = map.windows(cfg.cpus, gic_version).to_vec();
+    if link.is_some() {
+        windows.push(Range { start: crate::store::CLIENT_RING, end: crate::store::WINDOW_END });
+    }
+    if cfg.direct_map
+        && banks.iter().any(|&(a, s)| windows.iter().any(|w| Range { start: a, end: a + s }.overlaps(w)))
+    {
+        return Err(BuildError::Unsupported(
+            "direct-mapped RAM over the emulated GIC, UART or store windows",
+        ));
+    }
+    let g = given(m, cfg, host, (&banks, &windows), link.as_ref())?;
+    // Kernel, device tree and ramdisk go into the first bank.
+    let (first_base, first_size) = banks[0];
+    let mut spec = DtbSpec {
+        cpus: cfg.cpus,
+        banks: banks.clone(),
+        bootargs: cfg.bootargs.clone(),
+        ramdisk: None,
+        vuart: cfg.vuart,
+        gic_version,
+        failures: Vec::new(),
+        additions: Vec::new(),
+        store: link.as_ref().map(|l| l.role.clone()),
+        devices: g.nodes.clone(),
+    };
+    let write =
+        |spec: &DtbSpec| spec.blob(cfg.domid, (cfg.permissions, cfg.functions), map).map_err(BuildError::Dtb);
+    // The device tree's size does not depend on where things go: size it first.
+    let probe = write(&spec)?;
+    let layout = guest::layout(
+        first_base,
+        first_size,
+        &kernel.hdr,
+        kernel.bytes.len(),
+        ramdisk.map(|r| r.len()),
+        probe.len() as u64 + 64,
+    )
+    .map_err(BuildError::Layout)?;
+    spec.ramdisk = layout.ramdisk;
+    let dtb = write(&spec)?;
+    // The kernel's whole pages, when they are a boot module in place (not unpacked), are
+    // mapped read-only from the module itself, shared by every domain that boots it; a
+    // page is copied into the domain's own RAM the first time the domain writes to it.
+    // Only for a domain whose vCPUs share one CPU: its copies then need no broadcast TLB
+    // invalidation (which stops every CPU under emulation).
+    let one_cpu = pcpus.windows(2).all(|w| w[0] == w[1]);
+    let shareable = kernel.in_place() && one_cpu && kernel.bytes.start().is_multiple_of(4096);
+    let shared_len =
+        if shareable && layout.kernel.is_multiple_of(4096) { kernel.bytes.len() & !0xfff } else { 0 };
+    let shared = Range { start: layout.kernel, end: layout.kernel + shared_len };
+    let mut store = Staged::new(pool);
+    match stage2(&mut store, host.pa_bits, ram, (shared, kernel.bytes.start()), link.as_ref(), &g) {
+        Ok((root, cow)) => Ok(Prepared {
+            pcpus,
+            ram: Ram { chunks: Vec::new(), owned: false },
+            map,
+            layout,
+            dtb,
+            spec,
+            spis: g.spis,
+            ramdisk,
+            config: None,
+            root,
+            shared: cow.map(|(tables, attrs)| {
+                (shared, tables.iter().filter_map(|&t| store.page(t)).collect(), attrs)
+            }),
+            tables: store.take(),
+        }),
+        Err(e) => {
+            store.release();
+            Err(e)
+        }
+    }
+}
+
+/// The level-3 tables of shared kernel pages, and a writable page descriptor without its
+/// address.
+type SharedTables = (Vec<u64>, u64);
+
+/// Stages the domain's stage-2 tables: its RAM (but the shared kernel pages), store ring
+/// pages, host devices, passthrough devices, and the shared kernel pages read-only.
+/// Returns the root and, when pages are shared, their level-3 tables and a writable page
+/// descriptor without its address.
+fn stage2(
+    store: &mut Staged,
+    pa_bits: u32,
+    ram: &Ram,
+    (shared, module_pa): (Range, u64),
+    link: Option<&StoreLink>,
+    g: &Given,
+) -> Result<(u64, Option<SharedTables>), BuildError> {
+    let mut pt = PageTables::new(store, Format::Stage2, 1, pa_bits).map_err(BuildError::Map)?;
+    for &(mem, ipa) in &ram.chunks {
+        for (a, b) in guest::uncovered(ipa, ipa + mem.len(), &[(shared.start, shared.size())]) {
+            pt.map(store, a, mem.start() + (a - ipa), b - a, MemType::Normal, Perms::RWX)
+                .map_err(BuildError::Map)?;
+        }
+    }
+    for &(ipa, pa) in link.map_or(&[][..], |l| &l.pages[..]) {
+        pt.map(store, ipa, pa, 4096, MemType::Normal, Perms::RW).map_err(BuildError::Map)?;
+    }
+    for r in g.hw.devices.iter().flat_map(|d| d.mmio.iter()) {
+        // Devices can share a page range with another of the same domain: map once.
+        if pt.translate(store, r.start).is_none() {
+            pt.map(store, r.start, r.start, r.size(), MemType::Device, Perms::RW).map_err(BuildError::Map)?;
+        }
+    }
+    for &(pa, size, ga) in g.passthrough.iter().flat_map(|p| p.regs.iter()) {
+        pt.map(store, ga, pa, size, MemType::Device, Perms::RW).map_err(BuildError::Map)?;
+    }
+    if shared.is_empty() {
+        return Ok((pt.root(), None));
+    }
+    pt.map_pages(store, shared.start, module_pa, shared.size(), MemType::Normal, Perms::RX)
+        .map_err(BuildError::Map)?;
+    let mut tables = Vec::new();
+    let mut at = shared.start & !0x1f_ffff;
+    while at < shared.end {
+        tables.push(
+            pt.page_table_of(store, at.max(shared.start)).ok_or(BuildError::Unsupported("no page table"))?,
+        );
+        at += 0x20_0000;
+    }
+    Ok((pt.root(), Some((tables, pt.page_desc(0, MemType::Normal, Perms::RWX)))))
+}
+
+impl Prepared {
+    /// Writes the tables and the images: the domain exists (paused) from here on.
+    fn commit(self, m: &dyn Machine, vmid: u16, cfg: &DomainConfig, kernel: &Kernel) -> (Parts, LoadStats) {
+        let Prepared { pcpus, ram, map, layout, dtb, spec, spis, ramdisk, config, root, tables, shared } =
+            self;
+        let tables = Staged::write(m, tables);
+        let shared_len = shared.as_ref().map_or(0, |s| s.0.size());
+        let cow = shared.map(|(ipa, t, attrs)| {
+            Cow::new(ipa, kernel.bytes.sub(0, shared_len).unwrap_or(kernel.bytes), t, attrs)
+        });
+        let kernel_src = kernel.in_place().then_some(kernel.bytes);
+        let mut images = alloc::vec![(layout.dtb, Src::Bytes(&dtb[..]))];
+        if let Some(k) = kernel.bytes.sub(shared_len, kernel.bytes.len() - shared_len) {
+            images.push((layout.kernel + shared_len, Src::Mem(k)));
+        }
+        if let (Some(rd), Some((at, _))) = (ramdisk, layout.ramdisk) {
+            images.push((at, Src::Mem(rd)));
+        }
+        let loaded = ram.load_images(m, &images, (layout.kernel, shared_len));
+        let (first_base, first_size) = spec.banks[0];
+        info!(
+            "DOM{}: built: {} vCPU(s) on CPU(s) {:?}, {} MiB at IPA {:#x} ({} chunk(s){}), kernel at {:#x}, device tree at {:#x}{}",
+            cfg.domid,
+            cfg.cpus,
+            pcpus,
+            ram.size() >> 20,
+            first_base,
+            ram.chunks.len(),
+            match (cfg.direct_map, ram.owned) {
+                (true, false) => ", direct-mapped static memory",
+                (true, true) => ", direct-mapped",
+                (false, false) => ", static memory",
+                (false, true) => "",
+            },
+            layout.kernel,
+            layout.dtb,
+            match layout.ramdisk {
+                Some((a, l)) => alloc::format!(", ramdisk at {a:#x} ({l} bytes)"),
+                None => String::new(),
+            }
+        );
+        let mut mmio = crate::mmio::MmioMap::new();
+        if cfg.vuart {
+            // The map is empty: nothing to overlap.
+            let _ = mmio.add(
+                Range { start: map.vuart, end: map.vuart + guest::VUART_SIZE },
+                crate::mmio::Device::Uart,
+            );
+        }
+        if spec.gic_version == 3 {
+            // Fixed, disjoint windows of the guest map (the UART lies far above).
+            let gicr_len = crate::vgic::GICR_STRIDE * u64::from(cfg.cpus);
+            let _ = mmio.add(
+                Range { start: map.gicd, end: map.gicd + crate::vgic::GICD_SIZE },
+                crate::mmio::Device::GicDist,
+            );
+            let _ =
+                mmio.add(Range { start: map.gicr, end: map.gicr + gicr_len }, crate::mmio::Device::GicRedist);
+        }
+        let mut vgic =
+            crate::vgic::VGic::new(cfg.cpus as usize, spis.iter().max().map_or(0, |&m| m + 1 - 32).max(32));
+        for &id in &spis {
+            vgic.forward(id);
+        }
+        let parts = Parts {
+            id: cfg.domid,
+            node: cfg.node.clone(),
+            permissions: cfg.permissions,
+            functions: cfg.functions,
+            vttbr: (u64::from(vmid) << 48) | root,
+            local_tlb: pcpus.windows(2).all(|w| w[0] == w[1]),
+            vcpus: pcpus.iter().map(|&p| Vcpu::new(p)).collect(),
+            mmio,
+            vgic,
+            forwarded: spis,
+            cntvoff: m.counter(),
+            entry: (layout.kernel, layout.dtb),
+            tables,
+            config,
+            modules: cfg.kernel.iter().chain(cfg.ramdisk.iter()).map(|m| m.range).collect(),
+            kernel_src,
+            ramdisk_src: ramdisk,
+            dtb_room: layout.ramdisk.map_or(first_base + first_size, |(a, _)| a) - layout.dtb,
+            dtb: spec,
+            ram,
+            map,
+            cow,
+        };
+        (parts, loaded)
+    }
+}

@@ -1,0 +1,148 @@
+//! Host tests of building a domain on the fake machine: what a commit writes, and that a
+//! domain that fails to build gives back everything it took.
+
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use super::build::{BuildError, HostFacts, build};
+use super::fake::{BASE, Fake, MIB, mem};
+use super::pool::Pool;
+use crate::config::{DomainConfig, Module, ModuleKind};
+use crate::frames::Frames;
+use crate::guest::{GuestMap, RAM0_BASE};
+use crate::memmap::Range;
+
+/// The kernel module (64 KiB, page aligned) and a gzip one, in fake RAM.
+const KERNEL: u64 = BASE;
+const KERNEL_LEN: u64 = 0x1_0000;
+const GZIP: u64 = BASE + 0x2_0000;
+/// Free memory domains are built from.
+const FREE: Range = Range { start: BASE + 4 * MIB, end: BASE + 16 * MIB };
+
+fn kernel(len: usize) -> Vec<u8> {
+    let mut k: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
+    k[8..16].copy_from_slice(&0u64.to_le_bytes()); // text_offset
+    k[16..24].copy_from_slice(&(len as u64).to_le_bytes()); // image_size
+    k[24..32].copy_from_slice(&0u64.to_le_bytes()); // flags
+    k[0x38..0x3c].copy_from_slice(b"ARM\x64");
+    k
+}
+
+struct Bench {
+    fake: Arc<Fake>,
+    pool: Pool,
+    reserved: Vec<super::machine::HostMem>,
+}
+
+fn bench() -> Bench {
+    let fake = Fake::new(16 * MIB as usize, 4);
+    fake.poke(KERNEL, &kernel(KERNEL_LEN as usize));
+    // A gzip stream whose trailer claims 8 bytes, then garbage.
+    fake.poke(
+        GZIP,
+        &[
+            0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 0xde, 0xad, 0xbe, 0xef, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4,
+            8, 0, 0, 0,
+        ],
+    );
+    let mut frames = Frames::new();
+    frames.add(FREE);
+    // SAFETY: the fake's frames are its byte vector, which nothing else uses.
+    #[allow(unsafe_code)]
+    let pool = unsafe { Pool::new(frames) };
+    Bench { fake, pool, reserved: vec![mem(KERNEL, KERNEL_LEN), mem(GZIP, 26)] }
+}
+
+fn config(kernel: Range, memory_kib: u64) -> DomainConfig {
+    let mut c = DomainConfig::new(String::from("/chosen/hypervisor/domain@1"));
+    c.domid = 1;
+    c.memory_kib = memory_kib;
+    c.vuart = true;
+    c.bootargs = Some(String::from("console=ttyAMA0"));
+    c.kernel = Some(Module { kind: ModuleKind::Kernel, range: kernel, node: String::from("kernel") });
+    c
+}
+
+fn facts(b: &Bench) -> HostFacts<'static> {
+    HostFacts {
+        dtb: &[],
+        reserved: b.reserved.clone(),
+        assigned: vec![],
+        gic_version: 3,
+        pa_bits: 40,
+        console: None,
+        host_map: GuestMap::XEN,
+    }
+}
+
+#[test]
+fn a_built_domain_has_its_kernel_device_tree_and_tables() {
+    let mut b = bench();
+    let host = facts(&b);
+    let free = b.pool.free_bytes();
+    let mut load = vec![0u32; 4];
+    let cfg = config(Range { start: KERNEL, end: KERNEL + KERNEL_LEN }, 4096);
+    let (parts, loaded) = build(&*b.fake, &cfg, 1, &mut b.pool, &mut load, &host, None).unwrap();
+    assert_eq!(load, [1, 0, 0, 0], "placed on CPU 0");
+    assert_eq!(parts.entry.0, RAM0_BASE, "kernel at RAM + text_offset");
+    assert_eq!(parts.ram.size(), 4 * MIB);
+    let ram = parts.ram.host(RAM0_BASE, 4 * MIB).unwrap();
+    // One vCPU on one CPU: the kernel's pages are shared with the module, the rest copied.
+    let cow = parts.cow.as_ref().unwrap();
+    assert_eq!((cow.ipa.start, cow.ipa.size(), cow.module.start()), (RAM0_BASE, KERNEL_LEN, KERNEL));
+    let entry = u64::from_le_bytes(b.fake.peek(cow.tables[0].start() + 3 * 8, 8).try_into().unwrap());
+    assert_eq!(entry & crate::pgtable::OA_MASK, KERNEL + 0x3000, "read-only from the module");
+    assert!(loaded.copied < 4096, "only the device tree is copied: {}", loaded.copied);
+    // The device tree describes the domain.
+    let dtb = b.fake.peek(ram.start() + (parts.entry.1 - RAM0_BASE), 4096);
+    let fdt = crate::fdt::Fdt::new(&dtb[..crate::fdt::Fdt::peek_total_size(&dtb).unwrap()]).unwrap();
+    let chosen = fdt.find("/chosen").unwrap();
+    assert_eq!(chosen.property("bootargs").and_then(|p| p.as_str()), Some("console=ttyAMA0"));
+    // Memory taken: the RAM and the stage-2 tables.
+    let tables = parts.tables.len() as u64 * 4096;
+    assert!(tables >= 3 * 4096, "root, level 2 and the kernel's level 3");
+    assert_eq!(b.pool.free_bytes(), free - 4 * MIB - tables);
+    let root = parts.vttbr & crate::pgtable::OA_MASK;
+    assert!(parts.tables.iter().any(|t| t.start() == root));
+}
+
+#[test]
+fn a_domain_that_fails_gives_back_everything() {
+    let mut b = bench();
+    let host = facts(&b);
+    let free = b.pool.free_bytes();
+    let mut load = vec![0u32; 4];
+    type Expect = fn(&BuildError) -> bool;
+    let cases: [(DomainConfig, Expect); 4] = [
+        (config(Range { start: KERNEL, end: KERNEL + KERNEL_LEN }, 64 * 1024), |e| {
+            matches!(e, BuildError::NoMemory { .. })
+        }),
+        (config(Range { start: GZIP, end: GZIP + 26 }, 4096), |e| matches!(e, BuildError::Gzip(_))),
+        (config(Range { start: KERNEL + 0x1000, end: KERNEL + 0x2000 }, 4096), |e| {
+            matches!(e, BuildError::Kernel(_))
+        }),
+        (config(Range { start: BASE + 8 * MIB, end: BASE + 9 * MIB }, 4096), |e| {
+            matches!(e, BuildError::NoModule(_))
+        }),
+    ];
+    for (cfg, expect) in cases {
+        let e = build(&*b.fake, &cfg, 1, &mut b.pool, &mut load, &host, None).err().unwrap();
+        assert!(expect(&e), "{e}");
+        assert_eq!(b.pool.free_bytes(), free, "after {e}");
+        assert_eq!(load, [0, 0, 0, 0], "no CPU taken after {e}");
+    }
+    // A partial device tree that is no device tree: the RAM taken is given back.
+    let mut cfg = config(Range { start: KERNEL, end: KERNEL + KERNEL_LEN }, 4096);
+    cfg.device_tree = Some(Module {
+        kind: ModuleKind::DeviceTree,
+        range: Range { start: KERNEL, end: KERNEL + 64 },
+        node: String::new(),
+    });
+    assert!(matches!(
+        build(&*b.fake, &cfg, 1, &mut b.pool, &mut load, &host, None),
+        Err(BuildError::Passthrough(_))
+    ));
+    assert_eq!(b.pool.free_bytes(), free);
+}

@@ -1,0 +1,313 @@
+//! Domains starting, stopping, being destroyed, reclaimed and restarted, and the launch
+//! sequence's actions carried out. Every change goes through the domain's one transition
+//! function under its `life` lock.
+
+use alloc::vec::Vec;
+use core::fmt;
+
+use log::{error, info, warn};
+
+use super::domain::{Domain, DtChange};
+use super::exits::End;
+use super::life::{Event, FollowUp, Refused, State, StopReason};
+use super::machine::ConsoleEvent;
+use super::machine::HostMem;
+use super::ram::Src;
+use super::system::{System, slot};
+use crate::launch::Action;
+use crate::memmap::Range;
+use crate::psci::Power;
+
+/// Why a domain could not be restarted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartError {
+    /// Its state does not allow it (running, destroyed, being rebuilt, ...).
+    State(Refused),
+    /// Its kernel was unpacked at build time and is gone.
+    KernelUnpacked,
+    /// Its boot modules were freed at finalization.
+    ModulesFreed,
+}
+
+impl fmt::Display for RestartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RestartError::State(Refused::Illegal { from: State::Running, .. }) => {
+                f.write_str("only a stopped or paused domain restarts")
+            }
+            RestartError::State(Refused::Illegal { from: State::Reclaimed | State::Destroying, .. }) => {
+                f.write_str("it was destroyed and its memory reclaimed")
+            }
+            RestartError::State(r) => write!(f, "{r}"),
+            RestartError::KernelUnpacked => f.write_str("its kernel was unpacked at build and is gone"),
+            RestartError::ModulesFreed => f.write_str("its boot modules were freed at finalization"),
+        }
+    }
+}
+
+impl System {
+    /// vCPU `vi` of `d` is about to run on this CPU: only while its domain runs.
+    pub fn enter(&self, d: &Domain) -> bool {
+        d.life().enter()
+    }
+
+    /// vCPU `vi` of `d` left its CPU this way: the last one out of a domain being destroyed
+    /// or reset reclaims or rebuilds it.
+    pub fn leave(&self, d: &Domain, vi: usize, end: End) {
+        let follow = d.life().leave();
+        if end == End::DomainStopped {
+            self.sweep(d.vcpus[vi].pcpu(), slot(self.index_of(d), vi));
+        }
+        self.follow_up(d, follow);
+    }
+
+    fn follow_up(&self, d: &Domain, follow: FollowUp) {
+        match follow {
+            FollowUp::None => {}
+            FollowUp::Reclaim => self.reclaim(d),
+            FollowUp::Restart => match self.rebuild(d) {
+                Ok(()) => info!("DOM{}: restarted (SYSTEM_RESET)", d.id),
+                Err(e) => {
+                    warn!("DOM{}: not restarted after SYSTEM_RESET: {e}", d.id);
+                    let _ = d.life().apply(Event::Stop(StopReason::SystemReset));
+                    self.power_off_if_all_stopped();
+                }
+            },
+        }
+    }
+
+    /// Stops `d` (it stopped itself or faulted): its other vCPUs are kicked out; the launch
+    /// is told; the machine powers off after the last domain.
+    pub fn stop(&self, d: &Domain, why: StopReason) {
+        if d.life().apply(Event::Stop(why)).is_err() {
+            return;
+        }
+        self.stopped(d, why);
+    }
+
+    /// Everything that follows a domain leaving the running states.
+    fn stopped(&self, d: &Domain, why: StopReason) {
+        let actions = self.launch.lock().launch.stopped(d.id, &alloc::format!("{why}"), why.crashed());
+        self.m().console_event(ConsoleEvent::Stopped(d.id));
+        let cow = d.cow.as_ref().map_or(0, |c| c.copied.load(core::sync::atomic::Ordering::Relaxed));
+        info!("DOM{}: stopped ({why}); {}; {cow} shared kernel page(s) copied on write", d.id, d.exits);
+        d.kick_all(self.m());
+        self.apply(&actions);
+        let follow = d.life().settle();
+        self.follow_up(d, follow);
+        self.power_off_if_all_stopped();
+    }
+
+    /// PSCI SYSTEM_RESET: `d` is rebuilt once its vCPUs are off their CPUs.
+    pub fn reset(&self, d: &Domain) {
+        if d.life().apply(Event::Reset).is_ok() {
+            self.stopped(d, StopReason::SystemReset);
+        }
+    }
+
+    /// Destroys `d` for good (`why`: by a Control domain, or reclaimed by the launch): its
+    /// memory is scrubbed and given back once its vCPUs are off their CPUs.
+    /// A Control domain destroys only a running or paused domain.
+    pub fn destroy(&self, d: &Domain, why: StopReason) -> Result<(), Refused> {
+        let was = {
+            let mut life = d.life();
+            let was = life.state();
+            if matches!(why, StopReason::Destroyed { .. })
+                && !matches!(was, State::Running | State::CtlPaused)
+            {
+                return Err(Refused::Illegal { from: was, event: Event::Destroy });
+            }
+            life.apply(Event::Destroy)?;
+            was
+        };
+        if was == State::Stopped {
+            // Already stopped: nothing else changes but its memory.
+            info!("DOM{}: {why}", d.id);
+            let follow = d.life().settle();
+            self.follow_up(d, follow);
+        } else {
+            self.stopped(d, why);
+        }
+        Ok(())
+    }
+
+    /// Scrubs and gives back `d`'s memory (it is `Reclaimed`: none of its vCPUs runs).
+    fn reclaim(&self, d: &Domain) {
+        let m = self.m();
+        let mut pool = self.pool.lock();
+        let before = pool.free_bytes();
+        for &(mem, _) in &d.ram.chunks {
+            m.zero(mem);
+            if d.ram.owned {
+                pool.free(mem);
+            }
+        }
+        for &t in &d.tables {
+            pool.free(t);
+        }
+        let free = pool.free_bytes();
+        info!(
+            "launch: DOM{} reclaimed: memory scrubbed, {} KiB returned; {} MiB free",
+            d.id,
+            (free - before) >> 10,
+            free >> 20
+        );
+    }
+
+    /// Builds a stopped (not destroyed) or Control-paused domain again in its own memory
+    /// from its boot modules, and starts it.
+    pub fn restart(&self, d: &Domain) -> Result<(), RestartError> {
+        let from = d.state();
+        if !matches!(from, State::Stopped | State::CtlPaused) {
+            return Err(RestartError::State(Refused::Illegal { from, event: Event::BeginRestart }));
+        }
+        self.check_restartable(d)?;
+        d.life().apply(Event::BeginRestart).map_err(RestartError::State)?;
+        self.rebuild(d)
+    }
+
+    fn check_restartable(&self, d: &Domain) -> Result<(), RestartError> {
+        if d.kernel_src.is_none() {
+            return Err(RestartError::KernelUnpacked);
+        }
+        let mats = self.materials.lock();
+        let present =
+            |m: &Range| mats.boot.iter().chain(mats.kept.iter()).any(|k| k.at(m.start, m.size()).is_some());
+        if !d.modules.iter().all(present) {
+            return Err(RestartError::ModulesFreed);
+        }
+        Ok(())
+    }
+
+    /// Rebuilds `d`, which is `Restarting`, and starts it.
+    fn rebuild(&self, d: &Domain) -> Result<(), RestartError> {
+        if let Err(e) = self.check_restartable(d) {
+            let _ = d.life().apply(Event::Stop(StopReason::SystemReset));
+            return Err(e);
+        }
+        let m = self.m();
+        let shared = d.cow.as_ref().map_or(0, |c| c.ipa.size());
+        let (kernel, dtb_at) = d.entry;
+        let mut images = Vec::new();
+        if let Some(k) = d.kernel_src.and_then(|k| k.sub(shared, k.len() - shared)) {
+            images.push((kernel + shared, Src::Mem(k)));
+        }
+        if let (Some(r), Some((at, _))) = (d.ramdisk_src, d.ramdisk_at()) {
+            images.push((at, Src::Mem(r)));
+        }
+        let stats = d.ram.load_images(m, &images, (kernel, shared));
+        {
+            let mut s = self.stats.lock();
+            s.copied += stats.copied;
+            s.scrub_us += stats.scrub_us;
+            s.copy_us += stats.copy_us;
+        }
+        if let Some(c) = &d.cow {
+            c.restore_private(m, &d.ram);
+        }
+        // The device tree as it was (the scrub erased it).
+        if let Err(e) = d.write_dtb(m, DtChange::Same) {
+            warn!("DOM{}: device tree not written again: {e}", d.id);
+        }
+        d.reset_devices();
+        let was_stopped = d.life().stop_reason().is_some();
+        let _ = d.life().apply(Event::EndRestart);
+        if was_stopped {
+            self.launch.lock().launch.restarted(d.id);
+            m.console_event(ConsoleEvent::Restarted(d.id));
+        }
+        let di = self.index_of(d);
+        for (vi, v) in d.vcpus.iter().enumerate() {
+            self.enqueue(v.pcpu(), slot(di, vi));
+        }
+        *d.vcpus[0].power.lock() = Power::Pending { entry: kernel, context: dtb_at };
+        m.kick(d.vcpus[0].pcpu());
+        Ok(())
+    }
+
+    /// Carries out what the launch sequence decided.
+    pub fn apply(&self, actions: &[Action]) {
+        for a in actions {
+            match *a {
+                Action::Unpause(id) => {
+                    let Some(d) = self.domain(id) else { continue };
+                    if d.life().apply(Event::Unpause).is_ok() {
+                        info!("launch: DOM{id} unpaused");
+                        *d.vcpus[0].power.lock() = Power::Pending { entry: d.entry.0, context: d.entry.1 };
+                        self.m().kick(d.vcpus[0].pcpu());
+                    }
+                }
+                Action::Reclaim(id) => {
+                    if let Some(d) = self.domain(id) {
+                        let _ = self.destroy(d, StopReason::Reclaimed);
+                    }
+                }
+                Action::FreeBootModules => self.free_boot_modules(),
+                Action::Console(id) => self.m().console_event(ConsoleEvent::Input(id)),
+                Action::ReportFailure => self.report_failure(),
+            }
+        }
+        if actions.iter().any(|a| matches!(a, Action::FreeBootModules)) {
+            info!("launch: finalized; {} MiB free", self.free_bytes() >> 20);
+        }
+    }
+
+    /// Finalization: boot modules and the host device tree go back to free memory, but for
+    /// kernel modules whose pages running domains map.
+    fn free_boot_modules(&self) {
+        let shared: Vec<Range> = self
+            .domains
+            .iter()
+            .filter_map(|d| d.cow.as_ref())
+            .map(|c| Range { start: c.module.start(), end: c.module.start() + c.ipa.size() })
+            .collect();
+        let inner = |m: &HostMem| Range { start: m.start(), end: m.end() }.page_inner().size();
+        let mut mats = self.materials.lock();
+        let mods = core::mem::take(&mut mats.boot);
+        let (kept, freed): (Vec<HostMem>, Vec<HostMem>) = mods
+            .into_iter()
+            .partition(|m| shared.iter().any(|s| s.overlaps(&Range { start: m.start(), end: m.end() })));
+        let kept_bytes: u64 = kept.iter().map(|m| m.len()).sum();
+        mats.kept.extend(kept);
+        if kept_bytes > 0 {
+            info!(
+                "launch: {} KiB of kernel modules kept: their pages are shared by the domains",
+                kept_bytes >> 10
+            );
+        }
+        let bytes: u64 = freed.iter().map(inner).sum();
+        let mut pool = self.pool.lock();
+        for m in &freed {
+            pool.give(*m);
+        }
+        info!("launch: {} boot module(s) freed ({} KiB)", freed.len(), bytes >> 10);
+        // The host device tree holds the LCM: nothing reads it after launch (the Boot
+        // Domain's calls end with it). Only the pages wholly inside it go.
+        mats.freed = true;
+        if let Some(dtb) = mats.host_dtb.take() {
+            pool.give(dtb);
+            info!("launch: host device tree (LCM) freed ({} KiB)", inner(&dtb) >> 10);
+        }
+    }
+
+    /// Launch failed: the console says what failed, and a standby Recovery Domain (not
+    /// started yet) reads the report in its device tree.
+    fn report_failure(&self) {
+        let failures: Vec<(u16, alloc::string::String)> =
+            self.launch.lock().launch.failures().iter().map(|f| (f.domid, f.reason.clone())).collect();
+        for (domid, reason) in &failures {
+            error!("launch failed: DOM{domid}: {reason}");
+        }
+        let recovery = crate::config::Functions::RECOVERY;
+        for d in self.domains.iter().filter(|d| d.has_function(recovery)) {
+            let life = d.life();
+            if life.state() != State::Paused {
+                continue;
+            }
+            match d.configure(self.m(), &life, DtChange::Failures(failures.clone())) {
+                Ok(()) => info!("launch: failure report written into DOM{}'s device tree", d.id),
+                Err(e) => warn!("launch: DOM{}: no failure report in its device tree: {e}", d.id),
+            }
+        }
+    }
+}

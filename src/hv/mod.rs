@@ -1,0 +1,28 @@
+//! The run-time core: domains and their lifecycle, the launch sequence's actions,
+//! hypercalls, exit handling, copy-on-write policy, interrupt forwarding, console input and
+//! the run queues' decisions. It decides; it touches no hardware: the arch layer implements
+//! [`machine::Machine`] and applies the outcomes. The lock order is written once, on
+//! [`system::System`].
+
+pub mod assign;
+pub mod build;
+pub mod cow;
+pub mod domain;
+pub mod exits;
+pub mod guestmem;
+pub mod hypercalls;
+pub mod life;
+pub mod lifecycle;
+pub mod machine;
+pub mod pool;
+pub mod ram;
+pub mod setup;
+pub mod system;
+pub mod vcpu;
+
+#[cfg(test)]
+mod build_tests;
+#[cfg(any(test, feature = "fake"))]
+pub mod fake;
+#[cfg(test)]
+mod tests;

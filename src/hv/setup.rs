@@ -1,0 +1,133 @@
+//! The launch's first half: every domain of the configuration built (each paused) from
+//! the boot modules, store connections made, and what the launch sequence starts from
+//! decided (Boot, standby Recovery and console domains).
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use log::{error, info};
+
+use super::build::{self, HostFacts};
+use super::machine::{HostMem, Machine};
+use super::pool::Pool;
+use super::ram::LoadStats;
+use super::system::Setup;
+use crate::config::LaunchConfig;
+use crate::launch::Failure;
+use crate::memmap::Range;
+
+/// What the launch starts from, and what building the domains cost.
+pub struct Built {
+    pub setup: Setup,
+    pub stats: LoadStats,
+    /// Domains with a virtual UART (the console multiplexer's).
+    pub with_uart: Vec<u16>,
+}
+
+/// Host MMIO ranges that partial device trees give to domains (the hardware domain does
+/// not get them).
+pub fn assigned(m: &dyn Machine, cfg: &LaunchConfig, reserved: &[HostMem]) -> Vec<(u16, Range)> {
+    let mut out = Vec::new();
+    for d in &cfg.domains {
+        let Some(mem) = d
+            .device_tree
+            .as_ref()
+            .and_then(|dt| reserved.iter().find_map(|r| r.at(dt.range.start, dt.range.size())))
+        else {
+            continue;
+        };
+        let mut blob = alloc::vec![0u8; mem.len() as usize];
+        m.read(mem, &mut blob);
+        if let Ok(list) = crate::devices::parse_partial(&blob) {
+            for (pa, size, _) in list.iter().flat_map(|p| p.regs.iter().copied()) {
+                out.push((d.domid, Range { start: pa, end: pa + size }));
+            }
+        }
+    }
+    out
+}
+
+/// Builds every domain of `cfg` on `cpus` CPUs from memory in `pool`.
+pub fn build_all(
+    m: &dyn Machine,
+    cfg: &LaunchConfig,
+    mut pool: Pool,
+    host: &HostFacts,
+    (cpus, forward_irqs): (usize, bool),
+    (lcm, boot_modules): (HostMem, Vec<HostMem>),
+) -> Built {
+    // Store connections: a zeroed ring page per client, made before any domain is built
+    // (both ends map it). They are never freed: the store domain maps them for good.
+    let ids: Vec<(u16, u32)> = cfg.domains.iter().map(|d| (d.domid, d.functions.0)).collect();
+    let store = crate::store::Plan::new(&ids);
+    let mut rings: Vec<u64> = Vec::new();
+    if let Some(p) = &store {
+        for _ in &p.clients {
+            let Some(page) = pool.alloc(4096) else { break };
+            m.zero(page);
+            rings.push(page.start());
+        }
+        info!(
+            "store: DOM{} serves {} client(s) ({:?}){}",
+            p.server,
+            rings.len(),
+            &p.clients[..rings.len()],
+            if p.unserved.is_empty() {
+                String::new()
+            } else {
+                alloc::format!("; no slot for {:?}", p.unserved)
+            }
+        );
+    }
+    let mut cpu_load: Vec<u32> = alloc::vec![0; cpus];
+    let mut domains = Vec::new();
+    let mut failures = Vec::new();
+    let mut stats = LoadStats::default();
+    for (i, d) in cfg.domains.iter().enumerate() {
+        let link = super::assign::store_link(store.as_ref(), &rings, d.domid);
+        match build::build(m, d, (i + 1) as u16, &mut pool, &mut cpu_load, host, link) {
+            Ok((parts, loaded)) => {
+                stats.copied += loaded.copied;
+                stats.scrub_us += loaded.scrub_us;
+                stats.copy_us += loaded.copy_us;
+                domains.push(super::domain::Domain::new(parts));
+            }
+            Err(e) => {
+                error!("error: {}: domain {} not built: {e}", d.node, d.domid);
+                failures.push(Failure { domid: d.domid, reason: alloc::format!("not built: {e}") });
+            }
+        }
+    }
+    info!(
+        "launch: {} of {} domain(s) built, all paused; {} KiB copied into guest RAM; {} MiB free",
+        domains.len(),
+        cfg.domains.len(),
+        stats.copied >> 10,
+        pool.free_bytes() >> 20
+    );
+    let ids: Vec<u16> = domains.iter().map(|d| d.id).collect();
+    let with_uart: Vec<u16> =
+        domains.iter().filter(|d| d.mmio.find(d.map.vuart).is_some()).map(|d| d.id).collect();
+    let console = cfg.console_domain().map(|(d, _)| d.domid).filter(|id| with_uart.contains(id));
+    let boot = cfg.boot_domain().map(|d| d.domid).filter(|id| ids.contains(id));
+    let standby = cfg
+        .recovery_domain()
+        .filter(|d| d.is_standby_recovery())
+        .map(|d| d.domid)
+        .filter(|id| ids.contains(id));
+    let setup = Setup {
+        domains,
+        cpus,
+        pool,
+        lcm: Some(lcm),
+        boot_modules,
+        store,
+        boot,
+        standby,
+        console,
+        failures,
+        boot_timeout_ms: cfg.boot_timeout_ms,
+        forward_irqs,
+    };
+    Built { setup, stats, with_uart }
+}

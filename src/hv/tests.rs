@@ -1,0 +1,462 @@
+//! Host tests of the run-time core, driven through the recording fake machine: every
+//! lifecycle scenario the QEMU smoke tests run (control, reset, store, Boot Domain,
+//! recovery, restart, affinity), exit handling, and the races the core's shape rules out.
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use super::domain::Domain;
+use super::exits::{End, Outcome};
+use super::fake::{
+    BASE, DOM_RAM, DTB_AT, Fake, GUEST_RAM, MODULE, MODULE_LEN, Op, SYSTEM_OFF, SYSTEM_RESET, TABLES, domain,
+    ram_of, system,
+};
+use super::life::State;
+use super::machine::ConsoleEvent;
+use super::vcpu::GuestRegs;
+use crate::config::{Functions, Permissions};
+use crate::hypercall::{self as hc, Blob, Call};
+use crate::psci::Power;
+use crate::trap::{Access, Exit};
+
+const CONTROL: u32 = Permissions::CONTROL;
+const BOOT: u32 = Functions::BOOT;
+const RECOVERY: u32 = Functions::RECOVERY;
+
+#[test]
+fn control_pause_destroy_restart() {
+    // The twin of the QEMU `control` test.
+    // DOM3 shares its kernel pages with the module, which finalization therefore keeps.
+    let s = system(
+        |f| {
+            vec![
+                domain(f, 1, &[0], CONTROL, 0, false),
+                domain(f, 2, &[1], 0, 0, false),
+                domain(f, 3, &[2], 0, 0, true),
+            ]
+        },
+        None,
+        None,
+    );
+    s.sys.start();
+    for id in [1, 2, 3] {
+        assert_eq!(s.d(id).state(), State::Running);
+        assert!(matches!(*s.d(id).vcpus[0].power.lock(), Power::Pending { .. }));
+    }
+    assert_eq!(s.call(3, Call::DomctlPause { domid: 2 }), hc::DENIED, "no Control permission");
+    assert_eq!(s.call(3, Call::DomainInfo { index: 0 }), hc::DENIED);
+    let q = s.sys.hypercall(s.d(1), Call::DomctlQuery { domid: 2 });
+    assert_eq!((q[0], q[1] & 0xff, q[1] >> 8, q[2]), (0, hc::STATE_RUNNING, 1, DOM_RAM));
+    s.enter(2);
+    s.fake.clear_ops();
+    assert_eq!(s.call(1, Call::DomctlPause { domid: 2 }), hc::SUCCESS);
+    assert!(s.fake.ops().contains(&Op::Kick(1)), "its vCPU is kicked off its CPU");
+    assert_eq!(s.sys.hypercall(s.d(1), Call::DomctlQuery { domid: 2 })[1] & 0xff, hc::STATE_CTL_PAUSED);
+    assert_eq!(s.call(1, Call::DomctlPause { domid: 2 }), hc::INVALID, "paused once");
+    // Its vCPU leaves with its state saved; it is not due while paused.
+    s.sys.leave(s.d(2), 0, End::Yield);
+    assert!(!s.sys.due(1, 0, 0));
+    assert_eq!(s.call(1, Call::DomctlUnpause { domid: 2 }), hc::SUCCESS);
+    assert_eq!(s.d(2).state(), State::Running);
+    // Destroy: a canary in its RAM reads zero afterwards and the memory is returned.
+    s.fake.poke(ram_of(2) + 0x5000, b"CANARY");
+    let free = s.sys.free_bytes();
+    assert_eq!(s.call(1, Call::DomctlDestroy { domid: 2 }), hc::SUCCESS);
+    assert_eq!(s.d(2).state(), State::Reclaimed);
+    assert_eq!(s.fake.peek(ram_of(2) + 0x5000, 6), [0; 6], "scrubbed");
+    assert_eq!(s.sys.free_bytes(), free + DOM_RAM);
+    assert!(s.fake.ops().contains(&Op::Console(ConsoleEvent::Stopped(2))));
+    assert_eq!(s.sys.hypercall(s.d(1), Call::DomctlQuery { domid: 2 })[1] & 0xff, hc::STATE_RECLAIMED);
+    for c in
+        [Call::DomctlPause { domid: 2 }, Call::DomctlRestart { domid: 2 }, Call::DomctlDestroy { domid: 2 }]
+    {
+        assert_eq!(s.call(1, c), hc::INVALID, "{c:?} of a reclaimed domain");
+    }
+    assert_eq!(s.call(1, Call::DomctlDestroy { domid: 1 }), hc::INVALID, "not itself");
+    assert_eq!(s.call(1, Call::DomctlQuery { domid: 99 }), hc::INVALID);
+    assert_eq!(s.call(1, Call::DomctlRestart { domid: 3 }), hc::INVALID, "a running domain is not restarted");
+    assert_eq!(s.call(1, Call::DomctlUnpause { domid: 3 }), hc::INVALID, "not paused by Control");
+    // DOM3 powers off; DOM1 restarts it: its RAM is scrubbed and its kernel loaded again.
+    s.enter(3);
+    assert_eq!(s.hvc(3, 0, [SYSTEM_OFF, 0, 0, 0]).0, Outcome::Leave(End::DomainStopped));
+    s.sys.leave(s.d(3), 0, End::DomainStopped);
+    assert_eq!(s.d(3).state(), State::Stopped);
+    s.fake.poke(ram_of(3) + 0x2_8000, b"CANARY");
+    s.fake.poke(ram_of(3) + 0x4000, b"garbage");
+    assert_eq!(s.call(1, Call::DomctlRestart { domid: 3 }), hc::SUCCESS);
+    assert_eq!(s.d(3).state(), State::Running);
+    assert_eq!(s.fake.peek(ram_of(3) + 0x2_8000, 6), [0; 6], "scrubbed before the restart");
+    assert_eq!(s.fake.peek(ram_of(3) + 0x4000, 16), s.fake.peek(MODULE + 0x4000, 16), "kernel loaded again");
+    assert!(matches!(*s.d(3).vcpus[0].power.lock(), Power::Pending { entry: GUEST_RAM, context: DTB_AT }));
+    assert!(s.fake.ops().contains(&Op::Console(ConsoleEvent::Restarted(3))));
+    assert!(s.sys.queued(2).contains(&super::system::slot(2, 0)), "back in its run queue");
+    assert_eq!(s.fake.power_offs(), 0);
+    // The last domains stop: the machine powers off, once.
+    s.enter(1);
+    s.enter(3);
+    s.hvc(3, 0, [SYSTEM_OFF, 0, 0, 0]);
+    assert_eq!(s.fake.power_offs(), 0, "DOM1 still runs");
+    s.hvc(1, 0, [SYSTEM_OFF, 0, 0, 0]);
+    assert_eq!(s.fake.power_offs(), 1);
+}
+
+#[test]
+fn system_reset_and_control_restart_rebuild_once() {
+    // A Control RESTART racing the domain's own SYSTEM_RESET: one rebuild, the machine
+    // stays on, and the domain runs again.
+    let s =
+        system(|f| vec![domain(f, 1, &[0], 0, 0, true), domain(f, 2, &[1], CONTROL, 0, false)], None, None);
+    s.sys.start();
+    s.enter(1);
+    s.enter(2);
+    let (o, _) = s.hvc(1, 0, [SYSTEM_RESET, 0, 0, 0]);
+    assert_eq!(o, Outcome::Leave(End::DomainStopped));
+    assert_eq!(s.d(1).state(), State::Resetting);
+    assert_eq!(s.call(2, Call::DomctlRestart { domid: 1 }), hc::INVALID, "while its vCPU leaves");
+    s.fake.poke(ram_of(1) + 0x4000, b"garbage");
+    s.sys.leave(s.d(1), 0, End::DomainStopped);
+    assert_eq!(s.d(1).state(), State::Running, "rebuilt by the last vCPU out");
+    assert_eq!(s.fake.peek(ram_of(1) + 0x4000, 8), s.fake.peek(MODULE + 0x4000, 8));
+    assert_eq!(s.call(2, Call::DomctlRestart { domid: 1 }), hc::INVALID, "and not a second time");
+    assert_eq!(s.fake.power_offs(), 0, "a resetting domain keeps the machine on");
+    assert!(s.sys.queued(0).contains(&super::system::slot(0, 0)));
+    // Then it powers off, and the other one: off once.
+    s.enter(1);
+    s.hvc(1, 0, [SYSTEM_OFF, 0, 0, 0]);
+    s.hvc(2, 0, [SYSTEM_OFF, 0, 0, 0]);
+    assert_eq!(s.fake.power_offs(), 1);
+}
+
+#[test]
+fn reset_without_modules_stops_and_powers_off() {
+    let s = system(|f| vec![domain(f, 1, &[0], 0, 0, false)], None, None);
+    s.sys.start();
+    // Finalization (no Boot Domain) freed the module: the reset cannot rebuild.
+    s.enter(1);
+    s.hvc(1, 0, [SYSTEM_RESET, 0, 0, 0]);
+    s.sys.leave(s.d(1), 0, End::DomainStopped);
+    assert_eq!(s.d(1).state(), State::Stopped);
+    assert_eq!(s.fake.power_offs(), 1);
+}
+
+/// DOM9 Boot Domain, DOM2 and DOM3 plain, DOM4 standby Recovery Domain.
+fn boot_system(f: &Fake) -> Vec<Domain> {
+    vec![
+        domain(f, 9, &[0], 0, BOOT, false),
+        domain(f, 2, &[1], 0, 0, false),
+        domain(f, 3, &[2], 0, 0, false),
+        domain(f, 4, &[3], 0, RECOVERY, false),
+    ]
+}
+
+#[test]
+fn boot_domain_orders_the_start_and_is_reclaimed() {
+    // The twin of the QEMU `boot-domain` test.
+    let s = system(boot_system, Some(9), Some(4));
+    s.sys.start();
+    assert_eq!(s.d(9).state(), State::Running);
+    assert!(s.fake.ops().contains(&Op::Console(ConsoleEvent::Input(9))), "the Boot Domain has the console");
+    assert!(s.fake.ops().iter().any(|o| matches!(o, Op::Deadline(Some(1_000_000)))), "its deadline runs");
+    for id in [2, 3, 4] {
+        assert_eq!(s.d(id).state(), State::Paused);
+    }
+    s.enter(9);
+    assert_eq!(s.call(9, Call::Size(Blob::Lcm)), 4096);
+    assert_eq!(s.call(2, Call::Size(Blob::Lcm)), hc::DENIED, "only the Boot Domain reads the LCM");
+    assert_eq!(s.call(9, Call::Read { blob: Blob::Lcm, dst: GUEST_RAM + 0x2_0000, offset: 0, len: 7 }), 7);
+    assert_eq!(s.fake.peek(ram_of(9) + 0x2_0000, 7), b"\xd0\x0d\xfe\xedLCM");
+    for dst in [0, GUEST_RAM + DOM_RAM - 4, u64::MAX - 2] {
+        let r = s.call(9, Call::Read { blob: Blob::Lcm, dst, offset: 0, len: 16 });
+        assert_eq!(r, hc::INVALID, "read into {dst:#x}");
+    }
+    assert_eq!(s.call(9, Call::Unpause { domid: 3 }), hc::SUCCESS);
+    assert_eq!(s.d(3).state(), State::Running);
+    assert_eq!(s.d(2).state(), State::Paused, "in the Boot Domain's order");
+    assert_eq!(s.call(9, Call::Unpause { domid: 4 }), hc::INVALID, "not the standby Recovery Domain");
+    assert_eq!(s.call(9, Call::Unpause { domid: 9 }), hc::INVALID, "not itself");
+    assert_eq!(s.call(3, Call::Done), hc::DENIED);
+    let free = s.sys.free_bytes();
+    assert_eq!(s.call(9, Call::Done), hc::SUCCESS);
+    // Finalization: DOM2 started, the Boot Domain and the unused standby domain reclaimed
+    // (the Boot Domain once its vCPU is off its CPU), the module and the LCM freed.
+    assert_eq!(s.d(2).state(), State::Running);
+    assert_eq!(s.d(4).state(), State::Reclaimed);
+    assert_eq!(s.d(9).state(), State::Destroying);
+    s.sys.leave(s.d(9), 0, End::DomainStopped);
+    assert_eq!(s.d(9).state(), State::Reclaimed);
+    assert!(s.sys.free_bytes() >= free + 2 * DOM_RAM + MODULE_LEN + 4096);
+    assert_eq!(s.call(9, Call::Size(Blob::Lcm)), hc::DENIED, "the Boot Domain's time is over");
+    assert_eq!(s.fake.power_offs(), 0);
+}
+
+#[test]
+fn extended_configuration_only_of_domains_still_paused() {
+    let s = system(boot_system, Some(9), Some(4));
+    s.sys.start();
+    s.enter(9);
+    s.fake.poke(ram_of(9) + 0x1000, b"console=hvc0");
+    let args = |domid| Call::SetBootargs { domid, src: GUEST_RAM + 0x1000, len: 12 };
+    assert_eq!(s.call(9, args(2)), hc::SUCCESS);
+    assert_eq!(s.d(2).dtb_spec().bootargs.as_deref(), Some("console=hvc0"));
+    assert_eq!(s.call(9, Call::Unpause { domid: 2 }), hc::SUCCESS);
+    assert_eq!(s.call(9, args(2)), hc::INVALID, "started");
+    assert_eq!(s.call(9, args(4)), hc::INVALID, "the standby Recovery Domain");
+    assert_eq!(s.call(9, args(77)), hc::INVALID, "no such domain");
+    assert_eq!(s.call(9, Call::SetAffinity { domid: 2, vcpu: 0, cpu: 2 }), hc::INVALID, "started");
+    assert_eq!(s.call(9, Call::SetAffinity { domid: 3, vcpu: 1, cpu: 2 }), hc::INVALID, "no such vCPU");
+    assert_eq!(s.call(9, Call::SetAffinity { domid: 3, vcpu: 0, cpu: 9 }), hc::INVALID, "no such CPU");
+    assert_eq!(s.call(9, Call::SetBootargs { domid: 3, src: GUEST_RAM + DOM_RAM - 4, len: 12 }), hc::INVALID);
+    assert_eq!(s.call(9, Call::SetBootargs { domid: 3, src: 0, len: 12 }), hc::INVALID);
+    assert_eq!(s.call(3, args(3)), hc::DENIED, "only the Boot Domain");
+    assert_eq!(s.d(4).dtb_spec().bootargs, None);
+}
+
+#[test]
+fn guest_buffers_are_read_once() {
+    // A second vCPU of the Boot Domain rewrites the buffer right after the hypervisor has
+    // read it: what was checked is what is used.
+    let s = system(boot_system, Some(9), Some(4));
+    s.sys.start();
+    let buf = ram_of(9) + 0x3000;
+    s.fake.poke(buf, b"/chosen\0hl,note\0ok");
+    *s.fake.after_read.lock() = Some(alloc::boxed::Box::new(move |ram: &mut [u8], _| {
+        let at = (buf - BASE) as usize;
+        ram[at..at + 18].copy_from_slice(b"/cpus\0\0\0hl,note\0ok");
+    }));
+    let call = Call::SetDtProperty { domid: 2, src: GUEST_RAM + 0x3000, len: 18 };
+    assert_eq!(s.call(9, call), hc::SUCCESS);
+    let adds = s.d(2).dtb_spec().additions;
+    assert_eq!((adds.len(), adds[0].path.as_str(), adds[0].name.as_str()), (1, "/chosen", "hl,note"));
+    let reads = s.fake.reads.lock().iter().filter(|m| m.start() == buf).count();
+    assert_eq!(reads, 1, "the buffer was read once");
+    // Bootargs: valid text when read, bytes that are no text right after.
+    *s.fake.after_read.lock() = Some(alloc::boxed::Box::new(move |ram: &mut [u8], _| {
+        let at = (buf - BASE) as usize;
+        ram[at..at + 4].copy_from_slice(&[0xff, 0xfe, 0, 0xc3]);
+    }));
+    s.fake.poke(buf, b"quiet");
+    assert_eq!(s.call(9, Call::SetBootargs { domid: 2, src: GUEST_RAM + 0x3000, len: 5 }), hc::SUCCESS);
+    assert_eq!(s.d(2).dtb_spec().bootargs.as_deref(), Some("quiet"));
+}
+
+#[test]
+fn affinity_onto_a_busy_cpu_makes_it_share() {
+    // DOM3 runs alone on CPU 2; the Boot Domain moves paused DOM2's vCPU there: CPU 2 is
+    // kicked and now shared, so its vCPU arms the slice and yields in WFI.
+    let s = system(boot_system, Some(9), Some(4));
+    s.sys.start();
+    assert_eq!(s.call(9, Call::Unpause { domid: 3 }), hc::SUCCESS);
+    s.enter(3);
+    assert!(!s.sys.cpu_shared(2));
+    s.fake.clear_ops();
+    assert_eq!(s.call(9, Call::SetAffinity { domid: 2, vcpu: 0, cpu: 2 }), hc::SUCCESS);
+    assert!(s.sys.cpu_shared(2));
+    assert!(s.fake.ops().contains(&Op::Kick(2)), "the occupant learns it shares: {:?}", s.fake.ops());
+    assert_eq!(s.d(2).vcpus[0].pcpu(), 2);
+    assert!(!s.sys.cpu_shared(1) && s.sys.queued(1).is_empty());
+    // The occupant's WFI with nothing pending now gives the CPU up.
+    let mut regs = GuestRegs::default();
+    assert_eq!(
+        s.sys.handle_exit(s.d(3), 0, Exit::Wfi, &mut regs, s.sys.cpu_shared(2)),
+        Outcome::Leave(End::Yield)
+    );
+    s.sys.leave(s.d(3), 0, End::Yield);
+    assert_eq!(s.call(9, Call::Unpause { domid: 2 }), hc::SUCCESS);
+    assert_eq!(s.sys.pick(2, 0), Some((1, 0)), "DOM2 is due");
+}
+
+#[test]
+fn boot_timeout_starts_the_recovery_domain_with_a_report() {
+    // The twin of the QEMU `boot-timeout` and `boot-recovery` tests.
+    let s = system(boot_system, Some(9), Some(4));
+    s.sys.start();
+    s.sys.check_launch_timeout(999_999);
+    assert_eq!(s.d(9).state(), State::Running, "not yet");
+    s.sys.check_launch_timeout(1_000_000);
+    assert_eq!(s.d(9).state(), State::Reclaimed, "its vCPU was not on a CPU");
+    assert_eq!(s.d(4).state(), State::Running);
+    let failures = s.d(4).dtb_spec().failures;
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].0, 9);
+    assert!(failures[0].1.contains("did not signal done in time"), "{failures:?}");
+    assert!(s.fake.ops().contains(&Op::Console(ConsoleEvent::Input(4))));
+    assert_eq!(s.call(4, Call::FailureInfo { index: 0 }), hc::SUCCESS);
+    assert_eq!(s.sys.hypercall(s.d(4), Call::FailureInfo { index: 0 })[1], 9);
+    assert_eq!(s.call(2, Call::FailureInfo { index: 0 }), hc::DENIED);
+}
+
+#[test]
+fn buffers_inside_shared_kernel_pages_follow_stage2() {
+    // DOM9's first four kernel pages are the module's: HL_READ into one makes the page its
+    // own before writing (the module is never written); a buffer in a page still shared is
+    // read from the module, as the guest sees it.
+    let s =
+        system(|f| vec![domain(f, 9, &[0], 0, BOOT, true), domain(f, 2, &[1], 0, 0, false)], Some(9), None);
+    s.sys.start();
+    s.enter(9);
+    let module = s.fake.peek(MODULE, 0x4000);
+    s.fake.poke(ram_of(9) + 0x2000, b"hidden private page");
+    s.fake.poke(MODULE + 0x2000, b"quiet\0");
+    assert_eq!(s.call(9, Call::SetBootargs { domid: 2, src: GUEST_RAM + 0x2000, len: 5 }), hc::SUCCESS);
+    assert_eq!(s.d(2).dtb_spec().bootargs.as_deref(), Some("quiet"), "the guest's view: the module's page");
+    assert_eq!(s.call(9, Call::Read { blob: Blob::Lcm, dst: GUEST_RAM + 0x1010, offset: 0, len: 7 }), 7);
+    assert_eq!(s.fake.peek(ram_of(9) + 0x1010, 7), b"\xd0\x0d\xfe\xedLCM", "written into its own page");
+    assert_eq!(s.fake.peek(ram_of(9) + 0x1000, 16), module[0x1000..0x1010], "the rest of the page copied");
+    assert_eq!(s.fake.peek(MODULE + 0x1000, 0x1000), module[0x1000..0x2000], "the module is untouched");
+    let entry = s.fake.peek(TABLES + 9 * 4096 + 8, 8);
+    assert_eq!(u64::from_le_bytes(entry.try_into().unwrap()), 0x4c3 | (ram_of(9) + 0x1000), "remapped");
+    assert!(s.fake.ops().contains(&Op::Replace { ipa: GUEST_RAM + 0x1000, local: true }));
+}
+
+#[test]
+fn copy_on_write_faults_and_restart_restores_the_module() {
+    let s =
+        system(|f| vec![domain(f, 1, &[0], 0, 0, true), domain(f, 2, &[1], CONTROL, 0, false)], None, None);
+    s.sys.start();
+    s.enter(1);
+    let d = s.d(1);
+    // A write to a shared page: copied, then retried.
+    let mut regs = GuestRegs::default();
+    let write = Exit::DataAbort {
+        ipa: GUEST_RAM + 0x3008,
+        va: 0xffff_0000_0000_3008,
+        write: true,
+        access: None,
+        perm: true,
+    };
+    assert_eq!(s.sys.handle_exit(d, 0, write, &mut regs, false), Outcome::Resume);
+    assert_eq!(d.cow.as_ref().unwrap().copied.load(core::sync::atomic::Ordering::Relaxed), 1);
+    // The guest writes a canary there; after a restart the page holds the module's bytes.
+    s.fake.poke(ram_of(1) + 0x3008, b"CANARY");
+    s.hvc(1, 0, [SYSTEM_OFF, 0, 0, 0]);
+    s.sys.leave(d, 0, End::DomainStopped);
+    assert_eq!(s.call(2, Call::DomctlRestart { domid: 1 }), hc::SUCCESS);
+    assert_eq!(s.fake.peek(ram_of(1) + 0x3008, 6), s.fake.peek(MODULE + 0x3008, 6));
+    // A read of a shared page is no copy-on-write fault: an external abort.
+    let read =
+        Exit::DataAbort { ipa: GUEST_RAM + 0x8_0000_0000, va: 0x10, write: false, access: None, perm: false };
+    assert!(matches!(s.sys.handle_exit(d, 0, read, &mut regs, false), Outcome::Inject { .. }));
+}
+
+#[test]
+fn exits_become_outcomes() {
+    let s = system(|f| vec![domain(f, 1, &[0], 0, 0, false)], None, None);
+    s.sys.start();
+    s.enter(1);
+    let d = s.d(1);
+    let mut regs = GuestRegs { pc: 0x1000, pstate: crate::trap::EL1H_MASKED, ..Default::default() };
+    // Outside its memory and devices: a synchronous external abort with the VA as FAR.
+    let probe = Exit::DataAbort { ipa: 0x900_0000, va: 0xdead_0000, write: true, access: None, perm: false };
+    assert_eq!(
+        s.sys.handle_exit(d, 0, probe, &mut regs, false),
+        Outcome::Inject { esr: crate::trap::external_abort_esr(false, true), far: 0xdead_0000 }
+    );
+    assert_eq!(regs.pc, 0x1000, "the access is not skipped");
+    // A byte to its UART reaches the console.
+    let access = Access { write: true, size: 4, reg: 3, sign_extend: false, sixty_four: false };
+    regs.x[3] = u64::from(b'h');
+    let uart = crate::guest::GuestMap::XEN.vuart;
+    let tx = Exit::DataAbort { ipa: uart, va: 0, write: true, access: Some(access), perm: false };
+    assert_eq!(s.sys.handle_exit(d, 0, tx, &mut regs, false), Outcome::Resume);
+    assert_eq!((s.fake.output_of(1).as_str(), regs.pc), ("h", 0x1004));
+    // CNTP_CTL_EL0 read into x5 reads 0.
+    regs.x[5] = 77;
+    let cntp = (3 << 20) | (1 << 17) | (3 << 14) | (14 << 10) | (5 << 5) | (2 << 1) | 1;
+    assert_eq!(s.sys.handle_exit(d, 0, Exit::SysReg { iss: cntp }, &mut regs, false), Outcome::Resume);
+    assert_eq!((regs.x[5], regs.pc), (0, 0x1008));
+    // Another system register: undefined.
+    let other = (3 << 20) | (1 << 1) | 1;
+    assert_eq!(
+        s.sys.handle_exit(d, 0, Exit::SysReg { iss: other }, &mut regs, false),
+        Outcome::Inject { esr: crate::trap::undefined_esr(), far: 0 }
+    );
+    // WFI: waits alone on its CPU, yields a shared one, returns at once with an interrupt.
+    assert_eq!(s.sys.handle_exit(d, 0, Exit::Wfi, &mut regs, false), Outcome::Wait);
+    assert_eq!(s.sys.handle_exit(d, 0, Exit::Wfi, &mut regs, true), Outcome::Leave(End::Yield));
+    d.raise(&*s.fake, crate::vgic::PRIVATE + 5);
+    let _ = d.vgic.lock().dist_access(0, 0, 4, Some(3)); // distributor on
+    let _ = d.vgic.lock().dist_access(0, 0x104, 4, Some(1 << 5)); // ISENABLER1: SPI 37
+    assert_eq!(s.sys.handle_exit(d, 0, Exit::Wfi, &mut regs, false), Outcome::Resume);
+    // PSCI: CPU_ON of a vCPU it does not have; an unknown SMCCC call.
+    assert_eq!(s.hvc(1, 0, [0xc400_0003, 0x101, 0, 0]).1.x[0] as i64, crate::psci::INVALID_PARAMETERS);
+    assert_eq!(s.hvc(1, 0, [0x8400_0050, 0, 0, 0]).1.x[0] as i64, crate::psci::NOT_SUPPORTED);
+    assert_eq!(s.hvc(1, 0, [hc::HL_VERSION as u64, 0, 0, 0]).1.x[0] as i64, hc::VERSION);
+}
+
+#[test]
+fn console_input_waits_for_room_in_the_fifo() {
+    let s = system(|f| vec![domain(f, 1, &[0], 0, 0, false)], None, None);
+    s.sys.start();
+    for b in 0..40u8 {
+        s.sys.deliver_input(1, b'a' + b % 26);
+    }
+    let d = s.d(1);
+    assert_eq!(d.held_input(), 8, "32 in the FIFO, the rest held");
+    assert_eq!(d.uart_access(&*s.fake, crate::vuart::DR, None), u32::from(b'a'));
+    assert_eq!(d.held_input(), 7, "one moved in as one was read");
+    s.sys.deliver_input(99, b'x');
+}
+
+#[test]
+fn store_doorbells_only_between_connected_domains() {
+    // The twin of the QEMU `store` test: DOM5 serves the store; DOM2 and DOM3 are clients.
+    let xs = Functions::XENSTORE;
+    let s = system(
+        |f| {
+            vec![
+                domain(f, 5, &[0], 0, xs, false),
+                domain(f, 2, &[1], 0, 0, false),
+                domain(f, 3, &[2], 0, 0, false),
+            ]
+        },
+        None,
+        None,
+    );
+    s.sys.start();
+    let spi = |id: u16, n: u32| {
+        let d = s.d(id);
+        // GICD_ISPENDR of the SPI's word: is it pending at the domain's virtual GIC?
+        let intid = crate::vgic::PRIVATE + n;
+        let crate::vgic::Access::Done { value, .. } =
+            d.vgic.lock().dist_access(0, 0x200 + u64::from(intid / 32) * 4, 4, None)
+        else {
+            panic!("ISPENDR reads");
+        };
+        value & (1 << (intid % 32)) != 0
+    };
+    assert!(!spi(2, crate::store::CLIENT_SPI), "nothing pending before the store rings");
+    assert_eq!(s.call(2, Call::StoreNotify { domid: 5 }), hc::SUCCESS);
+    assert!(spi(5, crate::store::SERVER_SPI_BASE), "DOM2 is client slot 0");
+    assert!(!spi(5, crate::store::SERVER_SPI_BASE + 1));
+    assert_eq!(s.call(5, Call::StoreNotify { domid: 3 }), hc::SUCCESS);
+    assert!(spi(3, crate::store::CLIENT_SPI));
+    assert!(!spi(2, crate::store::CLIENT_SPI));
+    assert_eq!(s.call(2, Call::StoreNotify { domid: 3 }), hc::INVALID, "one client cannot ring another");
+    assert_eq!(s.call(2, Call::StoreNotify { domid: 2 }), hc::INVALID);
+}
+
+#[test]
+fn a_failed_build_starts_the_recovery_domain_with_a_report() {
+    // The twin of the QEMU `boot-recovery` test (without a Boot Domain): DOM7 could not be
+    // built; the others run and the standby Recovery Domain gets the console and the report.
+    let failed = crate::launch::Failure { domid: 7, reason: "not built: kernel: bad magic".into() };
+    let s = super::fake::system_with(
+        |f| vec![domain(f, 1, &[0], 0, Functions::CONSOLE, false), domain(f, 4, &[3], 0, RECOVERY, false)],
+        (None, Some(4)),
+        vec![failed],
+    );
+    s.sys.start();
+    assert_eq!(s.d(1).state(), State::Running);
+    assert_eq!(s.d(4).state(), State::Running);
+    assert_eq!(s.d(4).dtb_spec().failures, vec![(7, "not built: kernel: bad magic".into())]);
+    assert!(s.fake.ops().contains(&Op::Console(ConsoleEvent::Input(4))));
+    // When launch succeeds the standby domain is reclaimed instead.
+    let s = system(
+        |f| vec![domain(f, 1, &[0], 0, 0, false), domain(f, 4, &[3], 0, RECOVERY, false)],
+        None,
+        Some(4),
+    );
+    s.sys.start();
+    assert_eq!(s.d(4).state(), State::Reclaimed);
+    assert_eq!(s.fake.power_offs(), 0);
+}

@@ -1,0 +1,172 @@
+//! Choosing what goes into a vCPU's list registers, and folding back what the guest did.
+
+use alloc::vec::Vec;
+
+use super::irq::Irq;
+use super::regs::CTLR_GRP1A;
+use super::{Lr, MAX_LRS, PRIVATE, VGic};
+
+/// What goes into a vCPU's list registers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Flush {
+    pub lrs: [Lr; MAX_LRS],
+    pub count: usize,
+    /// More interrupts wait than fit: ask for a maintenance interrupt when the list
+    /// registers (nearly) empty (ICH_HCR_EL2.UIE / GICH_HCR.UIE).
+    pub underflow: bool,
+}
+
+impl Flush {
+    pub fn lrs(&self) -> &[Lr] {
+        &self.lrs[..self.count]
+    }
+}
+
+impl VGic {
+    /// Chooses the list register contents for `vcpu`, which has `nr_lrs` of them.
+    /// Interrupts put in list registers are owned by them until [`VGic::sync`].
+    pub fn flush(&mut self, vcpu: usize, nr_lrs: usize) -> Flush {
+        let nr_lrs = nr_lrs.min(MAX_LRS);
+        let mut out = Flush::default();
+        if vcpu >= self.cpus.len() {
+            return out;
+        }
+        let grp1_on = self.ctlr & CTLR_GRP1A != 0;
+        // Candidates: (not active, priority, intid): active ones first; the best `nr_lrs`
+        // of them are kept in order (no allocation, no sort on the entry path).
+        let mut cand = Best::new(nr_lrs);
+        let me = vcpu as u16;
+        let consider = |intid: u32, i: &Irq, dist_gate: bool, cand: &mut Best| {
+            if i.in_lr.is_some_and(|o| o != me) {
+                return;
+            }
+            if i.active || (i.enabled && dist_gate && i.pending_now()) {
+                cand.offer((!i.active, i.priority, intid));
+            }
+        };
+        for (n, i) in self.cpus[vcpu].private.iter().enumerate() {
+            consider(n as u32, i, true, &mut cand);
+        }
+        for (n, i) in self.spis.iter().enumerate() {
+            if usize::from(i.target) == vcpu || i.in_lr == Some(me) {
+                consider(PRIVATE + n as u32, i, grp1_on, &mut cand);
+            }
+        }
+        out.underflow = cand.seen > nr_lrs;
+        for &(_, _, intid) in cand.kept() {
+            let Some(irq) = self.irq_mut(vcpu, intid) else { continue };
+            // Held here only because it is active: its new pending state waits for the
+            // vCPU it is routed to now.
+            let mine = intid < PRIVATE || irq.target == me;
+            let pending = mine && irq.enabled && (irq.pending_now() && (grp1_on || intid < PRIVATE));
+            out.lrs[out.count] = Lr {
+                intid,
+                pending,
+                active: irq.active,
+                priority: irq.priority,
+                group1: true,
+                hw: if irq.forwarded { Some(intid) } else { irq.hw },
+                eoi: false,
+            };
+            out.count += 1;
+            if pending {
+                irq.lr_latched = irq.pending;
+                irq.pending = false;
+            }
+            irq.in_lr = Some(me);
+        }
+        out
+    }
+
+    /// Folds back what `vcpu`'s list registers say after it ran: `lrs` are the decoded
+    /// contents of the registers [`VGic::flush`] filled, in order (`None` where the guest
+    /// finished with one). Returns the forwarded interrupts the guest has finished with
+    /// (their line is dropped here; the caller unmasks the physical one).
+    pub fn sync(&mut self, vcpu: usize, flushed: &Flush, now: &[Option<Lr>]) -> Vec<u32> {
+        let mut done = Vec::new();
+        for (k, before) in flushed.lrs().iter().enumerate() {
+            let after = now.get(k).copied().flatten();
+            let Some(irq) = self.irq_mut(vcpu, before.intid) else { continue };
+            match after {
+                Some(lr) if lr.intid == before.intid => {
+                    irq.active = lr.active;
+                    // A latched pending state still in the register goes back to the latch;
+                    // a level interrupt's pending state comes from its line at the next flush.
+                    if lr.pending && (irq.edge || irq.lr_latched) {
+                        irq.pending = true;
+                    }
+                }
+                _ => irq.active = false,
+            }
+            // Active on this vCPU: it stays this vCPU's until deactivated, wherever it
+            // is routed meanwhile.
+            irq.in_lr = irq.active.then_some(vcpu as u16);
+            if irq.forwarded && !irq.active && !after.is_some_and(|l| l.pending) {
+                irq.level = false;
+                done.push(before.intid);
+            }
+        }
+        done
+    }
+}
+
+/// The smallest `n` keys offered, in order, and how many were offered.
+struct Best {
+    keys: [(bool, u8, u32); MAX_LRS],
+    n: usize,
+    cap: usize,
+    seen: usize,
+}
+
+impl Best {
+    fn new(cap: usize) -> Best {
+        Best { keys: [(true, u8::MAX, u32::MAX); MAX_LRS], n: 0, cap: cap.min(MAX_LRS), seen: 0 }
+    }
+
+    fn offer(&mut self, key: (bool, u8, u32)) {
+        self.seen += 1;
+        let pos = self.keys[..self.n].partition_point(|k| *k < key);
+        if pos >= self.cap {
+            return;
+        }
+        let last = if self.n < self.cap {
+            self.n += 1;
+            self.n - 1
+        } else {
+            self.n - 1
+        };
+        self.keys.copy_within(pos..last, pos + 1);
+        self.keys[pos] = key;
+    }
+
+    fn kept(&self) -> &[(bool, u8, u32)] {
+        &self.keys[..self.n]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn best_keeps_what_a_full_sort_would_put_first() {
+        let mut seed = 0x2545_f491_u32;
+        for round in 0..200 {
+            let cap = round % (MAX_LRS + 2);
+            let mut all = Vec::new();
+            let mut best = Best::new(cap);
+            for intid in 0..(round as u32 % 60) {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                let key = (seed & 1 == 0, (seed >> 8) as u8 & 0xf0, intid);
+                all.push(key);
+                best.offer(key);
+            }
+            all.sort_unstable();
+            all.truncate(cap.min(MAX_LRS));
+            assert_eq!(best.kept(), &all[..], "round {round}");
+            assert_eq!(best.seen, round % 60);
+        }
+    }
+}

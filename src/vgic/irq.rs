@@ -1,0 +1,89 @@
+//! One virtual interrupt's state, how the hypervisor drives it, and whether a vCPU has one due.
+
+use super::regs::CTLR_GRP1A;
+use super::{PRIVATE, VGic};
+
+/// One virtual interrupt's state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Irq {
+    pub(super) enabled: bool,
+    /// Latched pending state (edge, or set by software); for a level interrupt the line
+    /// adds to it.
+    pub(super) pending: bool,
+    pub(super) active: bool,
+    /// Level-sensitive line state.
+    pub(super) level: bool,
+    /// Edge-triggered (GICD_ICFGR 0b10); SGIs always are.
+    pub(super) edge: bool,
+    pub(super) priority: u8,
+    pub(super) group1: bool,
+    /// SPIs: target vCPU (from GICD_IROUTER), and the raw router value.
+    pub(super) target: u16,
+    pub(super) router: u64,
+    /// The vCPU whose list registers hold it now, or on which it is still active.
+    pub(super) in_lr: Option<u16>,
+    /// Its pending state went into a list register from the latch (not from the line).
+    pub(super) lr_latched: bool,
+    /// A physical interrupt linked to it (the guest's deactivation reaches it).
+    pub(super) hw: Option<u32>,
+    /// A physical SPI forwarded by the hypervisor: its list register links it (HW) to the
+    /// same physical INTID, which stays active until the guest deactivates it; `sync`
+    /// reports the deactivation.
+    pub(super) forwarded: bool,
+}
+
+impl Irq {
+    pub(super) fn pending_now(&self) -> bool {
+        self.pending || (!self.edge && self.level)
+    }
+}
+
+impl VGic {
+    /// Makes an edge interrupt (an SGI, or a PPI/SPI raised by the hypervisor) pending.
+    /// Returns the vCPUs (bitmask) to wake.
+    pub fn raise(&mut self, vcpu: usize, intid: u32) -> u64 {
+        match self.irq_mut(vcpu, intid) {
+            Some(irq) => {
+                irq.pending = true;
+                self.kick_for(vcpu, intid)
+            }
+            None => 0,
+        }
+    }
+
+    /// Sets a level-sensitive interrupt's line. Returns the vCPUs (bitmask) to wake.
+    pub fn set_level(&mut self, vcpu: usize, intid: u32, level: bool) -> u64 {
+        match self.irq_mut(vcpu, intid) {
+            Some(irq) if irq.level != level => {
+                irq.level = level;
+                self.kick_for(vcpu, intid)
+            }
+            _ => 0,
+        }
+    }
+
+    /// Marks SPI `intid` as a forwarded physical interrupt (level, driven by the owner's
+    /// device; see [`VGic::sync`]).
+    pub fn forward(&mut self, intid: u32) {
+        if let Some(irq) = self.irq_mut(0, intid).filter(|_| intid >= PRIVATE) {
+            irq.forwarded = true;
+            irq.edge = false;
+        }
+    }
+
+    /// Links virtual `intid` to physical `pintid`.
+    pub fn link_hw(&mut self, vcpu: usize, intid: u32, pintid: u32) {
+        if let Some(irq) = self.irq_mut(vcpu, intid) {
+            irq.hw = Some(pintid);
+        }
+    }
+
+    /// True when vCPU `vcpu` has an enabled interrupt pending (a WFI should not wait).
+    pub fn has_pending(&self, vcpu: usize) -> bool {
+        let Some(c) = self.cpus.get(vcpu) else { return false };
+        let deliverable = |i: &Irq| i.enabled && i.pending_now() && !i.active;
+        c.private.iter().any(deliverable)
+            || (self.ctlr & CTLR_GRP1A != 0
+                && self.spis.iter().any(|i| usize::from(i.target) == vcpu && deliverable(i)))
+    }
+}

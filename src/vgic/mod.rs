@@ -1,0 +1,109 @@
+//! A domain's virtual GICv3: its registers, interrupt state and list-register choice.
+//!
+//! The guest programs a GICv3 distributor and redistributors (trapped MMIO, decoded
+//! through one table of per-interrupt register fields); the model keeps the state of every
+//! virtual interrupt and chooses what goes into a vCPU's list registers before it runs.
+//!
+//! The model is the truth; list registers are a cache of it. Before a vCPU enters the
+//! guest, [`VGic::flush`] picks the interrupts it should see (active ones first, so a
+//! guest can always finish what it started, then pending ones by priority) and describes
+//! them as back-end-neutral [`Lr`]s; after the vCPU exits, [`VGic::sync`] folds what the
+//! guest did with them back in. Encoding an [`Lr`] for GICv3 (`ICH_LR<n>_EL2`) or GICv2
+//! (`GICH_LR<n>`) is [`Lr::to_v3`] / [`Lr::to_v2`], so the model itself knows no back end.
+//!
+//! The parts: `irq` (one interrupt's state and the hypervisor's inputs to it), `regs` (what
+//! the distributor and redistributors share: offsets, identification values and the
+//! per-interrupt register table), `dist` (GICD), `redist` (GICR), `sgi` (vCPU affinities
+//! and ICC_SGI1R_EL1), `flush` (list-register choice and fold-back) and `lr` (the GICv3
+//! and GICv2 list-register encodings).
+
+mod dist;
+mod flush;
+mod irq;
+mod lr;
+mod redist;
+mod regs;
+mod sgi;
+#[cfg(test)]
+mod tests;
+
+pub use flush::Flush;
+pub use lr::Lr;
+pub use regs::Access;
+pub use sgi::vcpu_mpidr;
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use irq::Irq;
+use redist::Redist;
+use regs::CTLR_ARE_NS;
+
+/// SGIs and PPIs: banked per vCPU.
+pub const PRIVATE: u32 = 32;
+/// The virtual timer's PPI.
+pub const VTIMER_PPI: u32 = 27;
+/// The GIC maintenance interrupt (a physical PPI at EL2).
+pub const MAINTENANCE_PPI: u32 = 25;
+/// Most list registers any back end has.
+pub const MAX_LRS: usize = 16;
+
+/// Distributor frame size (GICv3).
+pub const GICD_SIZE: u64 = 0x1_0000;
+/// One redistributor (RD_base + SGI_base frames).
+pub const GICR_STRIDE: u64 = 0x2_0000;
+
+/// One domain's virtual GIC.
+#[derive(Debug, Clone)]
+pub struct VGic {
+    ctlr: u64,
+    spis: Vec<Irq>,
+    cpus: Vec<Redist>,
+}
+
+impl VGic {
+    /// A vGIC for `vcpus` vCPUs with `spis` shared interrupts (rounded up to a multiple
+    /// of 32, at most 988).
+    pub fn new(vcpus: usize, spis: u32) -> Self {
+        let spis = spis.div_ceil(32).clamp(1, 30) * 32;
+        let mut private = [Irq::default(); PRIVATE as usize];
+        for (i, irq) in private.iter_mut().enumerate() {
+            irq.edge = i < 16;
+        }
+        VGic {
+            ctlr: CTLR_ARE_NS,
+            spis: vec![Irq::default(); spis as usize],
+            cpus: vec![Redist { private, asleep: true }; vcpus],
+        }
+    }
+
+    /// INTIDs below this exist (SGIs, PPIs and SPIs).
+    pub fn limit(&self) -> u32 {
+        PRIVATE + self.spis.len() as u32
+    }
+
+    fn irq(&self, vcpu: usize, intid: u32) -> Option<&Irq> {
+        if intid < PRIVATE {
+            self.cpus.get(vcpu).map(|c| &c.private[intid as usize])
+        } else {
+            self.spis.get((intid - PRIVATE) as usize)
+        }
+    }
+
+    fn irq_mut(&mut self, vcpu: usize, intid: u32) -> Option<&mut Irq> {
+        if intid < PRIVATE {
+            self.cpus.get_mut(vcpu).map(|c| &mut c.private[intid as usize])
+        } else {
+            self.spis.get_mut((intid - PRIVATE) as usize)
+        }
+    }
+
+    /// The vCPU an interrupt is delivered to.
+    fn owner(&self, vcpu: usize, intid: u32) -> usize {
+        if intid < PRIVATE { vcpu } else { self.irq(vcpu, intid).map_or(0, |i| usize::from(i.target)) }
+    }
+
+    fn kick_for(&self, vcpu: usize, intid: u32) -> u64 {
+        1 << (self.owner(vcpu, intid) % 64)
+    }
+}

@@ -1,0 +1,366 @@
+//! Host tests of the virtual GIC: registers, routing, SGIs, list-register choice and encodings.
+
+use super::regs::{CTLR_GRP1A, WAKER_ASLEEP, WAKER_SLEEP, reg};
+use super::*;
+
+fn write(g: &mut VGic, off: u64, v: u64) -> u64 {
+    match g.dist_access(0, off, 4, Some(v)) {
+        Access::Done { kick, .. } => kick,
+        Access::Unknown => panic!("unknown offset {off:#x}"),
+    }
+}
+
+fn read(g: &mut VGic, off: u64) -> u64 {
+    match g.dist_access(0, off, 4, None) {
+        Access::Done { value, .. } => value,
+        Access::Unknown => panic!("unknown offset {off:#x}"),
+    }
+}
+
+fn rd(g: &mut VGic, off: u64, size: u8) -> u64 {
+    match g.redist_access(off, size, None) {
+        Access::Done { value, .. } => value,
+        Access::Unknown => panic!("unknown offset {off:#x}"),
+    }
+}
+
+fn rw(g: &mut VGic, off: u64, v: u64) -> u64 {
+    match g.redist_access(off, 4, Some(v)) {
+        Access::Done { kick, .. } => kick,
+        Access::Unknown => panic!("unknown offset {off:#x}"),
+    }
+}
+
+/// A GIC the way Linux leaves it: distributor on, SPI `spi` enabled at priority
+/// `prio` routed to vCPU 0, PPIs enabled.
+fn linux_like(vcpus: usize) -> VGic {
+    let mut g = VGic::new(vcpus, 32);
+    write(&mut g, 0x0, CTLR_GRP1A | CTLR_ARE_NS);
+    for c in 0..vcpus as u64 {
+        rw(&mut g, c * GICR_STRIDE + 0x1_0100, 0xffff_ffff);
+        // priorities 0xa0 for all SGIs/PPIs
+        for r in 0..8 {
+            rw(&mut g, c * GICR_STRIDE + 0x1_0400 + r * 4, 0xa0a0_a0a0);
+        }
+    }
+    g
+}
+
+/// Runs a vCPU with `nr` list registers: the guest acknowledges every pending one it
+/// is given (active), and the callback can change what it does.
+fn lr_state(f: &Flush) -> Vec<Option<Lr>> {
+    f.lrs().iter().map(|l| Some(*l)).collect()
+}
+
+#[test]
+fn identification_registers() {
+    let mut g = VGic::new(3, 40);
+    // 64 SPIs -> INTIDs up to 95: ITLinesNumber 2.
+    assert_eq!(read(&mut g, reg::TYPER) & 0x1f, 2);
+    assert_eq!(g.limit(), 96);
+    assert_eq!((read(&mut g, reg::TYPER) >> 19) & 0x1f, 9);
+    assert_eq!(read(&mut g, reg::PIDR2) >> 4 & 0xf, 3);
+    assert_eq!(read(&mut g, reg::CTLR), CTLR_ARE_NS);
+    // Redistributors: affinity, processor number and Last on the final one only.
+    for cpu in 0..3u64 {
+        let typer = rd(&mut g, cpu * GICR_STRIDE + reg::GICR_TYPER, 8);
+        assert_eq!(typer >> 32, cpu, "affinity of {cpu}");
+        assert_eq!((typer >> 8) & 0xffff, cpu);
+        assert_eq!(typer & (1 << 4) != 0, cpu == 2, "Last of {cpu}");
+        assert_eq!(rd(&mut g, cpu * GICR_STRIDE + reg::PIDR2, 4) >> 4 & 0xf, 3);
+    }
+    // A 32-bit read of the upper half.
+    assert_eq!(rd(&mut g, 2 * GICR_STRIDE + 0xc, 4), 2);
+    assert_eq!(g.redist_access(3 * GICR_STRIDE, 4, None), Access::Unknown);
+}
+
+#[test]
+fn waker_handshake() {
+    let mut g = VGic::new(1, 32);
+    assert_eq!(rd(&mut g, reg::GICR_WAKER, 4), WAKER_SLEEP | WAKER_ASLEEP);
+    rw(&mut g, reg::GICR_WAKER, 0);
+    assert_eq!(rd(&mut g, reg::GICR_WAKER, 4) & WAKER_ASLEEP, 0);
+}
+
+#[test]
+fn enable_pending_registers_round_trip() {
+    let mut g = VGic::new(2, 32);
+    // SPI 33: enable, check set/clear views.
+    write(&mut g, 0x104, 1 << 1);
+    assert_eq!(read(&mut g, 0x104), 1 << 1);
+    assert_eq!(read(&mut g, 0x184), 1 << 1);
+    write(&mut g, 0x184, 1 << 1);
+    assert_eq!(read(&mut g, 0x104), 0);
+    // Pending set and clear.
+    write(&mut g, 0x204, 1 << 5);
+    assert_eq!(read(&mut g, 0x284), 1 << 5);
+    write(&mut g, 0x284, 1 << 5);
+    assert_eq!(read(&mut g, 0x204), 0);
+    // Priority bytes: a byte write touches only its interrupt.
+    g.dist_access(0, 0x400 + 34, 1, Some(0x80));
+    assert_eq!(read(&mut g, 0x400 + 32), 0x0080_0000);
+    // Config: SGIs stay edge, SPI config sticks.
+    write(&mut g, 0xc08, 0x2 << 2);
+    assert_eq!(read(&mut g, 0xc08), 0x2 << 2);
+    rw(&mut g, 0x1_0c00, 0);
+    assert_eq!(rd(&mut g, 0x1_0c00, 4), 0xaaaa_aaaa);
+    // Banked registers in the distributor read as zero under affinity routing.
+    write(&mut g, 0x100, 0xffff_ffff);
+    assert_eq!(read(&mut g, 0x100), 0);
+    // Beyond the last SPI: ignored.
+    assert_eq!(read(&mut g, 0x10c), 0);
+    // Unknown offsets are reported.
+    assert_eq!(g.dist_access(0, 0x5000, 4, None), Access::Unknown);
+}
+
+#[test]
+fn routing_follows_irouter() {
+    let mut g = linux_like(3);
+    write(&mut g, 0x104, 1); // SPI 32 enabled
+    let k = g.dist_access(0, reg::IROUTER + 32 * 8, 8, Some(2));
+    assert_eq!(k, Access::Done { value: 0, kick: 0b101 });
+    assert_eq!(g.dist_access(0, reg::IROUTER + 32 * 8, 8, None), Access::Done { value: 2, kick: 0 });
+    assert_eq!(g.set_level(0, 32, true), 0b100);
+    assert!(!g.has_pending(0));
+    assert!(g.has_pending(2));
+    assert_eq!(g.flush(0, 4).count, 0);
+    let f = g.flush(2, 4);
+    assert_eq!(f.count, 1);
+    assert_eq!(f.lrs[0].intid, 32);
+    // 1-of-N and unknown affinities route to vCPU 0.
+    g.sync(2, &f, &lr_state(&f));
+    g.dist_access(0, reg::IROUTER + 32 * 8, 8, Some(1 << 31));
+    assert!(g.has_pending(0));
+}
+
+#[test]
+fn sgi_targets_list_and_broadcast() {
+    let mut g = linux_like(4);
+    // SGI 3 to vCPUs 1 and 3 (Aff1 0).
+    let kick = g.sgi1r(0, (3 << 24) | 0b1010);
+    assert_eq!(kick, 0b1010);
+    assert!(g.has_pending(1) && g.has_pending(3) && !g.has_pending(0) && !g.has_pending(2));
+    // Broadcast to all but self.
+    let kick = g.sgi1r(2, (5 << 24) | (1 << 40));
+    assert_eq!(kick, 0b1011);
+    // A target that does not exist, or Aff2 set: nothing.
+    assert_eq!(g.sgi1r(0, (1 << 24) | (1 << 16) | 1), 0);
+    assert_eq!(g.sgi1r(0, (1 << 24) | (1 << 32) | 1), 0);
+}
+
+#[test]
+fn vcpu_affinities_match_sgi_decode() {
+    assert_eq!(vcpu_mpidr(0), 0x8000_0000);
+    assert_eq!(vcpu_mpidr(3), 0x8000_0003);
+    assert_eq!(vcpu_mpidr(17), 0x8000_0101);
+    let mut g = linux_like(20);
+    assert_eq!(g.sgi1r(0, (2 << 24) | (1 << 16) | 0b10), 1 << 17);
+}
+
+#[test]
+fn priority_order_when_list_registers_are_full() {
+    let mut g = linux_like(1);
+    for (n, prio) in [(0u32, 0xa0u8), (1, 0x20), (2, 0x60), (3, 0x40), (4, 0x80), (5, 0x10)] {
+        g.redist_access(0x1_0400 + u64::from(n), 1, Some(u64::from(prio)));
+        g.raise(0, n);
+    }
+    let f = g.flush(0, 4);
+    assert!(f.underflow);
+    let ids: Vec<u32> = f.lrs().iter().map(|l| l.intid).collect();
+    assert_eq!(ids, [5, 1, 3, 2]);
+    // The guest takes none of them; the next flush gives the same choice, the two
+    // left out still pending.
+    g.sync(0, &f, &lr_state(&f));
+    let f2 = g.flush(0, 4);
+    assert_eq!(f2.lrs().iter().map(|l| l.intid).collect::<Vec<_>>(), [5, 1, 3, 2]);
+    // It handles them all: the next flush brings the rest.
+    g.sync(0, &f2, &[None, None, None, None]);
+    let f3 = g.flush(0, 4);
+    assert!(!f3.underflow);
+    assert_eq!(f3.lrs().iter().map(|l| l.intid).collect::<Vec<_>>(), [4, 0]);
+}
+
+#[test]
+fn a_higher_priority_arrival_displaces_a_pending_one() {
+    let mut g = linux_like(1);
+    for n in 0..5u32 {
+        g.redist_access(0x1_0400 + u64::from(n), 1, Some(0x80));
+    }
+    for n in 0..4 {
+        g.raise(0, n);
+    }
+    let f = g.flush(0, 4);
+    g.sync(0, &f, &lr_state(&f));
+    g.redist_access(0x1_0404, 1, Some(0x10));
+    g.raise(0, 4);
+    let f = g.flush(0, 4);
+    assert_eq!(f.lrs[0].intid, 4);
+    assert!(f.underflow);
+}
+
+#[test]
+fn active_interrupts_keep_their_list_register() {
+    let mut g = linux_like(1);
+    for n in 0..6u32 {
+        g.redist_access(0x1_0400 + u64::from(n), 1, Some(if n == 5 { 0xf0 } else { 0x10 }));
+    }
+    g.raise(0, 5);
+    let f = g.flush(0, 4);
+    // The guest acknowledges SGI 5: active.
+    let mut now = lr_state(&f);
+    now[0] = Some(Lr { pending: false, active: true, ..f.lrs[0] });
+    g.sync(0, &f, &now);
+    // Four higher-priority SGIs arrive: the active one still gets a register.
+    for n in 0..4 {
+        g.raise(0, n);
+    }
+    let f = g.flush(0, 4);
+    assert_eq!(f.lrs[0].intid, 5);
+    assert!(f.lrs[0].active);
+    assert_eq!(f.count, 4);
+    assert!(f.underflow);
+}
+
+#[test]
+fn disabling_an_active_interrupt_keeps_it_until_deactivated() {
+    // bao #371: the UART's interrupt, disabled while active, was dropped.
+    let mut g = linux_like(1);
+    write(&mut g, 0x104, 1);
+    g.set_level(0, 32, true);
+    let f = g.flush(0, 4);
+    assert_eq!(f.lrs[0].intid, 32);
+    let mut now = lr_state(&f);
+    now[0] = Some(Lr { pending: false, active: true, ..f.lrs[0] });
+    g.sync(0, &f, &now);
+    // The driver masks it while handling: still in the list registers, active.
+    write(&mut g, 0x184, 1);
+    let f = g.flush(0, 4);
+    assert_eq!(f.count, 1);
+    assert!(f.lrs[0].active && !f.lrs[0].pending);
+    // The line drops, the guest deactivates, re-enables: nothing pending.
+    g.set_level(0, 32, false);
+    g.sync(0, &f, &[None]);
+    write(&mut g, 0x104, 1);
+    assert!(!g.has_pending(0));
+    assert_eq!(g.flush(0, 4).count, 0);
+}
+
+#[test]
+fn level_interrupt_still_asserted_after_eoi_comes_back() {
+    let mut g = linux_like(1);
+    write(&mut g, 0x104, 1);
+    g.set_level(0, 32, true);
+    let f = g.flush(0, 4);
+    g.sync(0, &f, &[None]); // handled, but the line is still high
+    let f = g.flush(0, 4);
+    assert_eq!(f.count, 1);
+    assert!(f.lrs[0].pending);
+    // Line drops while still pending in the register: no longer pending afterwards.
+    g.set_level(0, 32, false);
+    g.sync(0, &f, &lr_state(&f));
+    assert!(!g.has_pending(0));
+}
+
+#[test]
+fn edge_raised_again_while_active_is_pending_and_active() {
+    let mut g = linux_like(1);
+    g.raise(0, VTIMER_PPI);
+    let f = g.flush(0, 4);
+    let mut now = lr_state(&f);
+    now[0] = Some(Lr { pending: false, active: true, ..f.lrs[0] });
+    g.raise(0, VTIMER_PPI); // arrives while the LR holds it
+    g.sync(0, &f, &now);
+    let f = g.flush(0, 4);
+    assert!(f.lrs[0].pending && f.lrs[0].active);
+    // Two raises while pending coalesce into one.
+    g.sync(0, &f, &[None]);
+    g.raise(0, VTIMER_PPI);
+    g.raise(0, VTIMER_PPI);
+    let f = g.flush(0, 4);
+    assert_eq!(f.count, 1);
+    g.sync(0, &f, &[None]);
+    assert_eq!(g.flush(0, 4).count, 0);
+}
+
+#[test]
+fn distributor_and_group_enables_gate_spis_not_ppis() {
+    let mut g = VGic::new(1, 32);
+    g.redist_access(0x1_0100, 4, Some(1 << VTIMER_PPI));
+    g.dist_access(0, 0x104, 4, Some(1));
+    g.set_level(0, 32, true);
+    g.raise(0, VTIMER_PPI);
+    // Distributor off: only the PPI.
+    let f = g.flush(0, 4);
+    assert_eq!(f.lrs().iter().map(|l| l.intid).collect::<Vec<_>>(), [VTIMER_PPI]);
+    g.sync(0, &f, &lr_state(&f));
+    write(&mut g, 0, CTLR_GRP1A);
+    assert_eq!(g.flush(0, 4).count, 2);
+}
+
+#[test]
+fn an_spi_held_by_one_vcpu_is_not_given_to_another() {
+    let mut g = linux_like(2);
+    write(&mut g, 0x104, 1);
+    g.raise(0, 32);
+    let f0 = g.flush(0, 4);
+    assert_eq!(f0.count, 1);
+    // Re-routed to vCPU 1 while vCPU 0 holds it active.
+    g.dist_access(0, reg::IROUTER + 32 * 8, 8, Some(1));
+    g.raise(0, 32);
+    assert_eq!(g.flush(1, 4).count, 0);
+    let mut now = lr_state(&f0);
+    now[0] = Some(Lr { pending: false, active: true, ..f0.lrs[0] });
+    g.sync(0, &f0, &now);
+    // vCPU 0 must still deactivate it; the new pending goes to vCPU 1 once released.
+    let f0 = g.flush(0, 4);
+    assert!(f0.lrs[0].active);
+    g.sync(0, &f0, &[None]);
+    let f1 = g.flush(1, 4);
+    assert_eq!(f1.count, 1);
+    assert!(f1.lrs[0].pending);
+}
+
+#[test]
+fn forwarded_interrupts_are_reported_when_the_guest_is_done() {
+    let mut g = VGic::new(1, 64);
+    write(&mut g, 0, CTLR_GRP1A);
+    write(&mut g, 0x104, 1 << 2); // SPI 34 (the RTC on QEMU virt)
+    g.forward(34);
+    assert_eq!(g.set_level(0, 34, true), 1);
+    let f = g.flush(0, 4);
+    assert_eq!(f.count, 1);
+    assert!(f.lrs[0].pending && f.lrs[0].hw == Some(34));
+    assert_eq!(f.lrs[0].to_v3() >> 61 & 1, 1, "HW bit");
+    assert_eq!(f.lrs[0].to_v3() >> 32 & 0x1fff, 34, "physical INTID");
+    // Acknowledged (active): not done yet.
+    let mut now = lr_state(&f);
+    now[0] = Some(Lr { pending: false, active: true, ..f.lrs[0] });
+    assert!(g.sync(0, &f, &now).is_empty());
+    // Deactivated: done, and its line is low until the device raises it again.
+    let f = g.flush(0, 4);
+    assert!(f.lrs[0].active);
+    assert_eq!(g.sync(0, &f, &[None]), [34]);
+    assert!(!g.has_pending(0));
+    assert_eq!(g.flush(0, 4).count, 0);
+    // An ordinary interrupt is never reported.
+    write(&mut g, 0x104, 1 << 3);
+    g.raise(0, 35);
+    let f = g.flush(0, 4);
+    assert!(f.lrs[0].hw.is_none());
+    assert!(g.sync(0, &f, &[None]).is_empty());
+}
+
+#[test]
+fn list_register_encodings_round_trip() {
+    let lr =
+        Lr { intid: 27, pending: true, active: true, priority: 0xa0, group1: true, hw: Some(27), eoi: false };
+    assert_eq!(Lr::from_v3(lr.to_v3()), Some(lr));
+    assert_eq!(lr.to_v3() >> 62, 3);
+    assert_eq!(Lr::from_v2(lr.to_v2()), Some(lr));
+    let sw =
+        Lr { intid: 1000, pending: true, active: false, priority: 0x18, group1: false, hw: None, eoi: true };
+    assert_eq!(Lr::from_v3(sw.to_v3()), Some(sw));
+    assert_eq!(Lr::from_v2(sw.to_v2()).map(|l| l.intid), Some(1000));
+    assert_eq!(Lr::from_v3(0), None);
+    assert_eq!(Lr::from_v2(0), None);
+}
