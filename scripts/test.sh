@@ -70,8 +70,12 @@ echo "== launch configurations (dts/ through scripts/hlcheck)"
 bash tests/lcm/check-dts.sh | tee "$logs/check-dts.log"
 dts_status=${PIPESTATUS[0]}
 
-echo "== fuzzing (${FUZZ_SECONDS:-60} s per target in fuzz/fuzz_targets)"
-check fuzz bash scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
+# FUZZ_SECONDS (default 60) for all the targets together, at least 10 s each.
+fuzz_targets=$(ls fuzz/fuzz_targets/*.rs | wc -l)
+fuzz_each=$(( ${FUZZ_SECONDS:-60} / (fuzz_targets > 0 ? fuzz_targets : 1) ))
+[ "$fuzz_each" -ge 10 ] || fuzz_each=10
+echo "== fuzzing ($fuzz_targets target(s) in fuzz/fuzz_targets, $fuzz_each s each)"
+check fuzz bash scripts/fuzz.sh "$fuzz_each"
 grep '^fuzz: ' "$logs/fuzz.log" || true
 
 echo "== QEMU smoke tests"
