@@ -806,7 +806,7 @@ t_boot_domain() {
     printf '%s\n' 'args 3 hl.name=renamed hl.ctl=q4,u4,q32757,r32757 hl.off' 'args 99 hl.name=nobody' \
         'affinity 3 0 2' 'affinity 3 0 9' \
         'prop 3 /chosen hl,note set by the Boot Domain' 'prop 2 /cpus hl,x no' 'prop 2 /chosen bootargs no' \
-        'read 0 64' 'read 0x40fffff0 64' 'read 0x41000000 64' \
+        'read 0 64' 'read 0x40fffff0 64' 'read 0x41000000 64' 'args 4 hl.name=x' 'affinity 4 0 1' 'prop 4 /chosen hl,x no' \
         '3 2' 'after args 3 hl.name=late' 'after affinity 2 0 1' 'after prop 3 /chosen hl,x late' >"$work/order"
     boot boot-domain --cpus 5 --module 0x49000000=$TESTGUEST --module 0x4a000000="$work/order" \
         --module 0x4b000000=$TESTGUEST "$work/boot.dts"
@@ -855,11 +855,15 @@ t_boot_domain() {
         expect "NOTICE: DOM32757: hypercall read into $a \\(\\+0x40\\) outside its RAM refused$" \
             "^DOM32757: boot: read LCM into $a \\(64 bytes\\) -> -2$"
     done
+    # Extended configuration of the standby Recovery Domain: INVALID, with a NOTICE.
+    expect 'NOTICE: DOM32757: bootargs for DOM4 refused' '^DOM32757: boot: bootargs of DOM4 -> -2$' \
+        'NOTICE: DOM32757: affinity for DOM4 refused' '^DOM32757: boot: affinity of DOM4 vCPU 0 -> CPU 1: -2$' \
+        'NOTICE: DOM32757: device tree property .*for DOM4 refused' '^DOM32757: boot: property /chosen/hl,x of DOM4 -> -2$'
     # Extended configuration of domains already started: INVALID, with a NOTICE.
     expect 'INFO  launch: DOM3 unpaused' 'INFO  launch: DOM2 unpaused' \
         'NOTICE: DOM32757: bootargs for DOM3 refused: no such paused domain' '^DOM32757: boot: bootargs of DOM3 -> -2$' \
         'NOTICE: DOM32757: affinity for DOM2 refused: no such paused domain' '^DOM32757: boot: affinity of DOM2 vCPU 0 -> CPU 1: -2$' \
-        'NOTICE: DOM32757: device tree property for DOM3 refused: no such paused domain' \
+        'NOTICE: DOM32757: device tree property .*for DOM3 refused: no such paused domain' \
         '^DOM32757: boot: property /chosen/hl,x of DOM3 -> -2$' 'INFO  launch: DOM32757 \(Boot Domain\) signalled done'
     # HL_SIZE and HL_READ from a domain that is not the Boot Domain: DENIED, with a NOTICE.
     expect '^DOM1: hyp: HL_VERSION -> 0x10000$' 'NOTICE: DOM1: hypercall Size\(Lcm\) refused: not permitted for this domain' \
