@@ -82,6 +82,24 @@ pub enum Call {
     Unknown(u32),
 }
 
+/// As the Debug form, but guest addresses in hex (for the NOTICEs that name a call).
+impl core::fmt::Display for Call {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            Call::Read { blob, dst, offset, len } => {
+                write!(f, "Read {{ blob: {blob:?}, dst: {dst:#x}, offset: {offset:#x}, len: {len:#x} }}")
+            }
+            Call::SetBootargs { domid, src, len } => {
+                write!(f, "SetBootargs {{ domid: {domid}, src: {src:#x}, len: {len} }}")
+            }
+            Call::SetDtProperty { domid, src, len } => {
+                write!(f, "SetDtProperty {{ domid: {domid}, src: {src:#x}, len: {len} }}")
+            }
+            ref other => write!(f, "{other:?}"),
+        }
+    }
+}
+
 /// Decodes x0..x4 when x0 is in hyperlaunch's range; `None` for every other function.
 pub fn decode(x: [u64; 5]) -> Option<Call> {
     let fid = x[0] as u32;
@@ -176,6 +194,13 @@ pub fn allowed(call: &Call, caller: Caller) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn calls_name_guest_addresses_in_hex() {
+        let read = Call::Read { blob: Blob::Lcm, dst: 0x4200_0000, offset: 16, len: 64 };
+        assert_eq!(alloc::format!("{read}"), "Read { blob: Lcm, dst: 0x42000000, offset: 0x10, len: 0x40 }");
+        assert_eq!(alloc::format!("{}", Call::DomainInfo { index: 0 }), "DomainInfo { index: 0 }");
+    }
 
     #[test]
     fn decodes_only_its_range() {

@@ -27,7 +27,7 @@ impl System {
             control: dom.permissions.has(Permissions::CONTROL),
         };
         if !hc::allowed(&call, caller) {
-            dom.notice(format_args!("hypercall {call:?} refused: not permitted for this domain"));
+            dom.notice(format_args!("hypercall {call} refused: not permitted for this domain"));
             return ret(hc::DENIED);
         }
         match call {

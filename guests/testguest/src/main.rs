@@ -46,6 +46,8 @@ use core::arch::{asm, global_asm};
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+use hyperlaunch_abi::*;
+
 /// The virtual UART: Xen's layout until the device tree says otherwise (a direct-mapped
 /// domain has it at the host UART's address).
 static UART_BASE: AtomicU64 = AtomicU64::new(0x2200_0000);
@@ -203,8 +205,8 @@ macro_rules! println {
     }};
 }
 
-fn hvc(fid: u64, a1: u64, a2: u64, a3: u64) -> i64 {
-    let mut x0 = fid;
+fn hvc(fid: u32, a1: u64, a2: u64, a3: u64) -> i64 {
+    let mut x0 = u64::from(fid);
     // SAFETY: an SMCCC call through HVC to the hypervisor; x0-x3 in, x0 out.
     unsafe {
         asm!("hvc #0", inout("x0") x0, inout("x1") a1 => _, inout("x2") a2 => _, inout("x3") a3 => _,
@@ -287,23 +289,12 @@ fn frequency() -> u64 {
     v.max(1)
 }
 
-const HL_VERSION: u64 = 0xc600_0000;
-const HL_SIZE: u64 = 0xc600_0001;
-const HL_READ: u64 = 0xc600_0002;
-const HL_DOMAIN_INFO: u64 = 0xc600_0003;
-const HL_UNPAUSE: u64 = 0xc600_0004;
-const HL_DONE: u64 = 0xc600_0005;
-const HL_FAILURE_INFO: u64 = 0xc600_0006;
-const HL_SET_BOOTARGS: u64 = 0xc600_0007;
-const HL_SET_AFFINITY: u64 = 0xc600_0008;
-const HL_SET_DT_PROPERTY: u64 = 0xc600_0009;
-
 /// Room for the LCM (the host device tree) and the config blob.
 static mut LCM_BUF: [u8; 256 * 1024] = [0; 256 * 1024];
 static mut CONFIG_BUF: [u8; 4096] = [0; 4096];
 
-fn hvc5(fid: u64, a1: u64, a2: u64, a3: u64, a4: u64) -> i64 {
-    let mut x0 = fid;
+fn hvc5(fid: u32, a1: u64, a2: u64, a3: u64, a4: u64) -> i64 {
+    let mut x0 = u64::from(fid);
     // SAFETY: an SMCCC call through HVC to the hypervisor; x0-x4 in, x0 out.
     unsafe {
         asm!("hvc #0", inout("x0") x0, inout("x1") a1 => _, inout("x2") a2 => _, inout("x3") a3 => _,
@@ -333,7 +324,7 @@ fn boot_domain() {
         let mut r = [0u64; 4];
         // SAFETY: an SMCCC call through HVC; x0-x3 out.
         unsafe {
-            asm!("hvc #0", inout("x0") HL_DOMAIN_INFO => r[0], inout("x1") i => r[1], out("x2") r[2], out("x3") r[3],
+            asm!("hvc #0", inout("x0") u64::from(HL_DOMAIN_INFO) => r[0], inout("x1") i => r[1], out("x2") r[2], out("x3") r[3],
                  options(nostack))
         };
         if r[0] != 0 {
@@ -411,12 +402,6 @@ fn boot_line(line: &str) {
     }
 }
 
-const HL_DOMCTL_QUERY: u64 = 0xc600_000a;
-const HL_DOMCTL_PAUSE: u64 = 0xc600_000b;
-const HL_DOMCTL_UNPAUSE: u64 = 0xc600_000c;
-const HL_DOMCTL_DESTROY: u64 = 0xc600_000d;
-const HL_DOMCTL_RESTART: u64 = 0xc600_000f;
-
 /// Domain management (a Control domain, or a domain showing it may not): comma-separated
 /// operations "qD" query, "pD" pause, "uD" unpause, "dD" destroy, "rD" restart DOMD, "l" list,
 /// "wMS" wait.
@@ -429,7 +414,7 @@ fn control(ops: &str) {
                 let mut r = [0u64; 4];
                 // SAFETY: an SMCCC call through HVC; x0-x3 out.
                 unsafe {
-                    asm!("hvc #0", inout("x0") HL_DOMCTL_QUERY => r[0], inout("x1") n => r[1], out("x2") r[2],
+                    asm!("hvc #0", inout("x0") u64::from(HL_DOMCTL_QUERY) => r[0], inout("x1") n => r[1], out("x2") r[2],
                          out("x3") r[3], options(nostack))
                 };
                 if r[0] == 0 {
@@ -455,7 +440,7 @@ fn control(ops: &str) {
                     let mut r = [0u64; 4];
                     // SAFETY: an SMCCC call through HVC; x0-x3 out.
                     unsafe {
-                        asm!("hvc #0", inout("x0") HL_DOMAIN_INFO => r[0], inout("x1") i => r[1], out("x2") r[2],
+                        asm!("hvc #0", inout("x0") u64::from(HL_DOMAIN_INFO) => r[0], inout("x1") i => r[1], out("x2") r[2],
                              out("x3") r[3], options(nostack))
                     };
                     if r[0] != 0 {
@@ -472,7 +457,6 @@ fn control(ops: &str) {
     }
 }
 
-const HL_STORE_NOTIFY: u64 = 0xc600_000e;
 /// Ring page layout (docs/store-rings.md): requests 0..1024, responses 1024..2048, then
 /// the free-running u32 indices req_cons, req_prod, rsp_cons, rsp_prod.
 const REQ: u64 = 0;
@@ -886,7 +870,7 @@ extern "C" fn guest_main(dtb: u64) -> ! {
             let mut i = 0u64;
             loop {
                 let x1: u64;
-                let mut x0 = HL_FAILURE_INFO;
+                let mut x0 = u64::from(HL_FAILURE_INFO);
                 // SAFETY: an SMCCC call through HVC; x0/x1 out.
                 unsafe {
                     asm!("hvc #0", inout("x0") x0, inout("x1") i => x1, out("x2") _, out("x3") _, options(nostack))
