@@ -204,7 +204,10 @@ impl GuestDtb<'_> {
             let gicr_size = 0x2_0000 * u64::from(self.cpus);
             w.property_array_u64("reg", &[self.map.gicd, 0x1_0000, self.map.gicr, gicr_size])?;
         } else {
-            w.property_string("compatible", "arm,cortex-a15-gic")?;
+            w.property_string_list(
+                "compatible",
+                alloc::vec!["arm,gic-400".into(), "arm,cortex-a15-gic".into()],
+            )?;
             w.property_array_u64("reg", &[self.map.gicd, 0x1000, self.map.gicc, 0x2000])?;
         }
         w.property_u32("#interrupt-cells", 3)?;

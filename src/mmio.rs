@@ -14,6 +14,8 @@ pub enum Device {
     GicDist,
     /// The virtual GICv3 redistributors (one 128 KiB frame pair per vCPU).
     GicRedist,
+    /// The virtual GICv2 distributor (4 KiB; the CPU interface is the hardware's GICV).
+    GicDistV2,
 }
 
 /// Emulated devices of one domain.

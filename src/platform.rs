@@ -58,6 +58,28 @@ pub enum UartKind {
     Pl011,
     /// Cadence UART (`cdns,uart-r1p12`, `xlnx,xuartps`) on Zynq UltraScale+.
     Cadence,
+    /// The BCM2835/BCM2711 mini UART (`brcm,bcm2835-aux-uart`), the Raspberry Pi's default
+    /// console (an 8250-like subset).
+    MiniUart,
+}
+
+impl UartKind {
+    /// A small number for each kind (kept where only plain atomics are usable).
+    pub fn code(self) -> u8 {
+        match self {
+            UartKind::Pl011 => 0,
+            UartKind::Cadence => 1,
+            UartKind::MiniUart => 2,
+        }
+    }
+
+    pub fn from_code(c: u8) -> UartKind {
+        match c {
+            1 => UartKind::Cadence,
+            2 => UartKind::MiniUart,
+            _ => UartKind::Pl011,
+        }
+    }
 }
 
 /// The console UART from `/chosen/stdout-path`.
@@ -432,6 +454,8 @@ pub fn read_stdout_uart(fdt: &Fdt<'_>) -> Option<Uart> {
         UartKind::Pl011
     } else if node.is_compatible("cdns,uart-r1p12") || node.is_compatible("xlnx,xuartps") {
         UartKind::Cadence
+    } else if node.is_compatible("brcm,bcm2835-aux-uart") {
+        UartKind::MiniUart
     } else {
         return None;
     };

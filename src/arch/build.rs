@@ -57,6 +57,7 @@ pub fn launch(
         console,
         // Direct-mapped domains find the emulated GIC and UART where the host's are.
         host_map: GuestMap::host(gic_desc, console),
+        gicv: gic::gicv_frame(gic_desc),
     };
     let built =
         crate::hv::setup::build_all(m, cfg, pool, &host, (online_cpus, gic::has_vgic()), (dtb, modules));

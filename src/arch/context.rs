@@ -103,7 +103,9 @@ pub fn save(c: &mut Context, vgic: bool) {
     c.cntv_ctl = CNTV_CTL_EL0.get();
     c.cntv_cval = CNTV_CVAL_EL0.get();
     CNTV_CTL_EL0.set(0);
-    if vgic {
+    if vgic && super::gich::present() {
+        (c.vmcr, c.ap0r0) = super::gich::state();
+    } else if vgic {
         c.vmcr = ICH_VMCR_EL2.get();
         c.ap0r0 = ICH_AP0R0_EL2.get();
         c.ap1r0 = ICH_AP1R0_EL2.get();
@@ -140,7 +142,9 @@ pub fn restore(c: &Context, vgic: bool) {
     MDSCR_EL1.set(c.el1[23]);
     CNTV_CVAL_EL0.set(c.cntv_cval);
     CNTV_CTL_EL0.set(c.cntv_ctl);
-    if vgic {
+    if vgic && super::gich::present() {
+        super::gich::set_state(c.vmcr, c.ap0r0);
+    } else if vgic {
         ICH_VMCR_EL2.set(c.vmcr);
         ICH_AP0R0_EL2.set(c.ap0r0);
         ICH_AP1R0_EL2.set(c.ap1r0);

@@ -59,11 +59,14 @@ pub fn init(desc: &Gic, cpu_count: usize) -> Result<GicInfo, GicInitError> {
             split_eoi();
             PhysGic::V3(g)
         }
-        Gic::V2 { gicd, gicc, .. } => {
+        Gic::V2 { gicd, gicc, gich, gicv, .. } => {
             *GICD_V2.lock() = Some(gicd);
             // SAFETY: as above, for the GICv2 distributor and CPU interface frames.
             let mut g = unsafe { GicV2::new(gicd as *mut _, gicc as *mut _) };
             g.setup();
+            if let (Some(h), Some(_)) = (gich, gicv) {
+                super::gich::init(h);
+            }
             PhysGic::V2(g)
         }
     };
@@ -95,7 +98,8 @@ fn enable_kick(cpu: usize) {
             GicCpuInterface::set_priority_mask(0xff);
         }
         Some(PhysGic::V2(g)) => {
-            for id in [KICK, timer, slice] {
+            let virt = super::gich::present();
+            for id in [KICK, timer, slice].into_iter().chain([vtimer, maint].into_iter().filter(|_| virt)) {
                 g.set_interrupt_priority(id, 0x80);
                 let _ = g.enable_interrupt(id, true);
             }
@@ -135,24 +139,28 @@ pub fn kick(cpu: usize) {
 /// register's HW link.
 pub fn handle_pending(mut f: impl FnMut(u32) -> bool) {
     for _ in 0..16 {
-        let (id, v3) = {
+        // `split`: priority drop and deactivation are separate (GICv3). A GICv2 host ends
+        // each interrupt whole (EOImode 0): its device interrupts are not forwarded yet.
+        let (id, raw, split) = {
             let mut gic = GIC.lock();
             match gic.as_mut() {
                 Some(PhysGic::V3(_)) => {
                     match GicCpuInterface::get_and_acknowledge_interrupt(InterruptGroup::Group1) {
                         Some(id) => {
                             GicCpuInterface::end_interrupt(id, InterruptGroup::Group1);
-                            (id, true)
+                            (u32::from(id), u32::from(id), true)
                         }
                         None => return,
                     }
                 }
                 Some(PhysGic::V2(g)) => {
                     let group = v2_group(g);
+                    // GICC_IAR carries an SGI's source CPU in bits 12:10: the INTID is
+                    // bits 9:0, and the end of the interrupt names the whole value.
                     match g.get_and_acknowledge_interrupt(group) {
-                        Some(id) if u32::from(id) < 1020 => {
-                            g.end_interrupt(id, group);
-                            (id, false)
+                        Some(iar) if u32::from(iar) & 0x3ff < 1020 => {
+                            g.end_interrupt(iar, group);
+                            (u32::from(iar) & 0x3ff, u32::from(iar), false)
                         }
                         _ => return,
                     }
@@ -163,9 +171,9 @@ pub fn handle_pending(mut f: impl FnMut(u32) -> bool) {
         // Level-triggered sources (the UART) are quiet again once `f` has served them;
         // dropping the priority first and serving after keeps the lock short, and a source
         // still asserting comes back once deactivated.
-        let forwarded = f(u32::from(id));
-        if v3 && !forwarded {
-            deactivate(u32::from(id));
+        let forwarded = f(id);
+        if split && !forwarded {
+            deactivate(raw);
         }
     }
 }
@@ -237,20 +245,73 @@ pub fn init_secondary(cpu: usize) {
             GicCpuInterface::enable_group1(true);
             split_eoi();
         }
-        Some(PhysGic::V2(g)) => g.setup(),
+        Some(PhysGic::V2(g)) => {
+            g.setup();
+        }
         None => {}
     }
     enable_kick(cpu);
 }
 
-/// True when guests get a virtual GIC: a GICv3 host (the GICv2 list-register back end
-/// is not written yet).
+/// GICC_IIDR of a GIC-400 whose 4 KiB CPU-interface pages repeat every 64 KiB (as on the
+/// ZynqMP: its DTB gives the CPU interface and GICV 128 KiB); QEMU's model reads
+/// 0x0002043B and does not alias.
+const GIC400_ALIASED_IIDR: u32 = 0x0202_043b;
+
+/// The 8 KiB hardware virtual CPU interface (GICV) a GICv2 domain is given: the DTB's
+/// frame, or, where the GIC-400 aliases its pages every 64 KiB, the 8 KiB at +0xF000 where
+/// page 0 (an alias) and page 1 are adjacent.
+pub fn gicv_frame(desc: Option<Gic>) -> Option<u64> {
+    let Some(Gic::V2 { gicc, gicc_size, gicv: Some(gicv), .. }) = desc else { return None };
+    if !super::gich::present() {
+        return None;
+    }
+    // SAFETY: GICC_IIDR (offset 0xFC) of the CPU interface frame the driver owns, mapped as
+    // device memory; reading it has no side effect.
+    let iidr = unsafe { core::ptr::read_volatile((gicc + 0xfc) as *const u32) };
+    Some(if gicc_size >= 0x2_0000 && iidr == GIC400_ALIASED_IIDR { gicv + 0xf000 } else { gicv })
+}
+
+/// True when guests get a virtual GIC: a GICv3 host, or a GICv2 host with a virtual
+/// interface (GICH and GICV).
 pub fn has_vgic() -> bool {
-    matches!(GIC.lock().as_ref(), Some(PhysGic::V3(_)))
+    match GIC.lock().as_ref() {
+        Some(PhysGic::V3(_)) => true,
+        Some(PhysGic::V2(_)) => super::gich::present(),
+        None => false,
+    }
+}
+
+/// The list-register back end of this CPU: GICv3's system registers, or GICv2's GICH.
+pub mod lrs {
+    use crate::vgic::{Flush, Lr, MAX_LRS};
+
+    use super::super::gich;
+    use super::v3;
+
+    pub fn count() -> usize {
+        if gich::present() { gich::count() } else { v3::count() }
+    }
+
+    pub fn reset(nr: usize) {
+        if gich::present() { gich::reset(nr) } else { v3::reset(nr) }
+    }
+
+    pub fn load(f: &Flush, nr: usize) {
+        if gich::present() { gich::load(f, nr) } else { v3::load(f, nr) }
+    }
+
+    pub fn save(f: &Flush) -> [Option<Lr>; MAX_LRS] {
+        if gich::present() { gich::save(f) } else { v3::save(f) }
+    }
+
+    pub fn disable(nr: usize) {
+        if gich::present() { gich::disable(nr) } else { v3::disable(nr) }
+    }
 }
 
 /// The GICv3 list-register back end: ICH_LR<n>_EL2 and ICH_HCR_EL2 of this CPU.
-pub mod lrs {
+mod v3 {
     use aarch64_cpu::registers::*;
 
     use crate::vgic::{Flush, Lr, MAX_LRS};

@@ -10,6 +10,7 @@ pub mod cpu;
 pub mod el2;
 pub mod exceptions;
 pub mod gic;
+pub mod gich;
 pub mod heap;
 pub mod machine;
 pub mod mmu;

@@ -18,7 +18,7 @@ static EARLY_UART_KIND: AtomicU8 = AtomicU8::new(0);
 
 fn early_uart() -> Option<Uart> {
     let base = EARLY_UART.load(Ordering::Relaxed);
-    let kind = if EARLY_UART_KIND.load(Ordering::Relaxed) == 1 { UartKind::Cadence } else { UartKind::Pl011 };
+    let kind = UartKind::from_code(EARLY_UART_KIND.load(Ordering::Relaxed));
     (base != 0).then_some(Uart { kind, base, size: 0x1000, irq: None })
 }
 
@@ -55,7 +55,7 @@ pub fn halt(reason: &str) -> ! {
 /// Records the console UART and the PSCI conduit from the host DTB, before the MMU is on.
 pub fn set_early(uart: Option<&Uart>, conduit: Option<Conduit>) {
     if let Some(u) = uart {
-        EARLY_UART_KIND.store(u8::from(u.kind == UartKind::Cadence), Ordering::Relaxed);
+        EARLY_UART_KIND.store(u.kind.code(), Ordering::Relaxed);
         EARLY_UART.store(u.base, Ordering::Relaxed);
     }
     if let Some(c) = conduit {

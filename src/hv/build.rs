@@ -86,6 +86,9 @@ pub struct HostFacts<'a> {
     pub console: Option<u64>,
     /// The host's GIC and UART addresses, for direct-mapped domains.
     pub host_map: GuestMap,
+    /// GICv2 hosts: the hardware virtual CPU interface (GICV, 8 KiB), mapped where a
+    /// domain finds its GIC CPU interface.
+    pub gicv: Option<u64>,
 }
 
 impl HostFacts<'_> {
@@ -415,7 +418,8 @@ fn prepare_in(
         if shareable && layout.kernel.is_multiple_of(4096) { kernel.bytes.len() & !0xfff } else { 0 };
     let shared = Range { start: layout.kernel, end: layout.kernel + shared_len };
     let mut store = Staged::new(pool);
-    match stage2(&mut store, host.pa_bits, ram, (shared, kernel.bytes.start()), link.as_ref(), &g) {
+    let gicv = host.gicv.filter(|_| gic_version == 2).map(|pa| (map.gicc, pa));
+    match stage2(&mut store, host.pa_bits, ram, (shared, kernel.bytes.start()), (link.as_ref(), gicv), &g) {
         Ok((root, cow)) => Ok(Prepared {
             pcpus,
             ram: Ram { chunks: Vec::new(), owned: false },
@@ -444,7 +448,8 @@ fn prepare_in(
 type SharedTables = (Vec<u64>, u64);
 
 /// Stages the domain's stage-2 tables: its RAM (but the shared kernel pages), store ring
-/// pages, host devices, passthrough devices, and the shared kernel pages read-only.
+/// pages, the GICv2 virtual CPU interface, host devices, passthrough devices, and the
+/// shared kernel pages read-only.
 /// Returns the root and, when pages are shared, their level-3 tables and a writable page
 /// descriptor without its address.
 fn stage2(
@@ -452,7 +457,7 @@ fn stage2(
     pa_bits: u32,
     ram: &Ram,
     (shared, module_pa): (Range, u64),
-    link: Option<&StoreLink>,
+    (link, gicv): (Option<&StoreLink>, Option<(u64, u64)>),
     g: &Given,
 ) -> Result<(u64, Option<SharedTables>), BuildError> {
     let mut pt = PageTables::new(store, Format::Stage2, 1, pa_bits).map_err(BuildError::Map)?;
@@ -464,6 +469,9 @@ fn stage2(
     }
     for &(ipa, pa) in link.map_or(&[][..], |l| &l.pages[..]) {
         pt.map(store, ipa, pa, 4096, MemType::Normal, Perms::RW).map_err(BuildError::Map)?;
+    }
+    if let Some((ipa, pa)) = gicv {
+        pt.map(store, ipa, pa, 0x2000, MemType::Device, Perms::RW).map_err(BuildError::Map)?;
     }
     for r in g.hw.devices.iter().flat_map(|d| d.mmio.iter()) {
         // Devices can share a page range with another of the same domain: map once.
@@ -539,7 +547,11 @@ impl Prepared {
                 crate::mmio::Device::Uart,
             );
         }
-        if spec.gic_version == 3 {
+        if spec.gic_version == 2 {
+            // The distributor traps; the CPU interface is the hardware's (GICV).
+            let _ =
+                mmio.add(Range { start: map.gicd, end: map.gicd + 0x1000 }, crate::mmio::Device::GicDistV2);
+        } else if spec.gic_version == 3 {
             // Fixed, disjoint windows of the guest map (the UART lies far above).
             let gicr_len = crate::vgic::GICR_STRIDE * u64::from(cfg.cpus);
             let _ = mmio.add(

@@ -74,6 +74,7 @@ fn facts(b: &Bench) -> HostFacts<'static> {
         pa_bits: 40,
         console: None,
         host_map: GuestMap::XEN,
+        gicv: None,
     }
 }
 

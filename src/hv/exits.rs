@@ -192,14 +192,14 @@ impl System {
     ) -> Outcome {
         let abort = Outcome::Inject { esr: trap::external_abort_esr(regs.from_el0(), write), far: va };
         match (access, dom.mmio.find(ipa)) {
-            (Some(a), Some((dev @ (Device::GicDist | Device::GicRedist), offset))) => {
+            (Some(a), Some((dev @ (Device::GicDist | Device::GicRedist | Device::GicDistV2), offset))) => {
                 let value = a.write.then(|| regs.get(a.reg));
                 let r = {
                     let mut g = dom.vgic.lock();
-                    if dev == Device::GicDist {
-                        g.dist_access(vi, offset, a.size, value)
-                    } else {
-                        g.redist_access(offset, a.size, value)
+                    match dev {
+                        Device::GicDist => g.dist_access(vi, offset, a.size, value),
+                        Device::GicDistV2 => g.dist_v2_access(vi, offset, a.size, value),
+                        _ => g.redist_access(offset, a.size, value),
                     }
                 };
                 match r {
