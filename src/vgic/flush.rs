@@ -67,6 +67,7 @@ impl VGic {
                 group1: true,
                 hw: if irq.forwarded { Some(intid) } else { irq.hw },
                 eoi: false,
+                source: 0,
             };
             out.count += 1;
             if pending {
