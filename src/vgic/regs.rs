@@ -92,7 +92,8 @@ impl VGic {
         size: u8,
         write: Option<u64>,
     ) -> Access {
-        let count = (u32::from(size) * 8 / bits).max(1);
+        // At most a doubleword: wider would shift past the value.
+        let count = (u32::from(size.min(8)) * 8 / bits).max(1);
         let mask = if bits == 64 { u64::MAX } else { (1u64 << bits) - 1 };
         let mut value = 0u64;
         let mut kick = 0u64;
