@@ -30,6 +30,8 @@ mod regs;
 mod sgi;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_v2;
 
 pub use flush::Flush;
 pub use lr::Lr;
