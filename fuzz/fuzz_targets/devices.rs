@@ -1,7 +1,9 @@
 //! Fuzzes the emulated devices guests reach by MMIO: sequences of accesses of every size
-//! and offset to a virtual GICv3 (distributor, redistributors, SGI register) with list
-//! registers filled and folded back, and to a virtual PL011 with console input. Nothing may
-//! panic, and list-register contents always name interrupts the vGIC has.
+//! and offset to a virtual GICv3 (distributor, redistributors, SGI register) or GICv2
+//! (distributor, SGIR and per-source SGI pending registers, up to 10 vCPUs) with list
+//! registers filled and folded back in that version's encoding, and to a virtual PL011 with
+//! console input. Nothing may panic, and list-register contents always name interrupts the
+//! vGIC has (and, for GICv2, a source vCPU it can name).
 #![no_main]
 
 use hyperlaunch::vgic::{Lr, VGic};
@@ -10,8 +12,12 @@ use libfuzzer_sys::fuzz_target;
 
 fn run(data: &[u8]) -> Option<()> {
     let mut it = data.iter().copied();
-    let vcpus = usize::from(it.next()? % 4) + 1;
-    let mut g = VGic::new(vcpus, u32::from(it.next()?) * 4);
+    let kind = it.next()?;
+    let v2 = kind & 4 != 0;
+    // A GICv2 names eight CPUs: some domains have more vCPUs than that.
+    let vcpus = usize::from(kind % 4) + 1 + if v2 && kind & 8 != 0 { 6 } else { 0 };
+    let spis = u32::from(it.next()?) * 4;
+    let mut g = if v2 { VGic::new_v2(vcpus, spis) } else { VGic::new(vcpus, spis) };
     let mut u = Pl011::new();
     loop {
         let op = it.next()?;
@@ -24,11 +30,20 @@ fn run(data: &[u8]) -> Option<()> {
         }
         let write = (op & 0x20 != 0).then_some(value);
         match op % 8 {
+            0 if v2 => {
+                let _ = g.dist_v2_access(vcpu, offset & 0x1fff, size, write);
+            }
             0 => {
                 let _ = g.dist_access(vcpu, offset, size, write);
             }
+            1 if v2 => {
+                let _ = g.dist_v2_access(vcpu, 0xf00, 4, Some(value));
+            }
             1 => {
                 let _ = g.redist_access(offset + 0x2_0000 * vcpu as u64, size, write);
+            }
+            2 if v2 => {
+                let _ = g.dist_v2_access(vcpu, 0xf10 + (offset & 0x1f), size, write);
             }
             2 => {
                 let _ = g.sgi1r(vcpu, value << 8 | value);
@@ -43,12 +58,22 @@ fn run(data: &[u8]) -> Option<()> {
                 let f = g.flush(vcpu, nr);
                 assert!(f.lrs().len() <= nr);
                 assert!(f.lrs().iter().all(|l| l.intid < g.limit()));
+                assert!(f.lrs().iter().all(|l| usize::from(l.source) < vcpus.min(8)));
+                assert!(f.lrs().iter().all(|l| l.source == 0 || l.intid < 16));
                 let now: Vec<Option<Lr>> = f
                     .lrs()
                     .iter()
                     .enumerate()
                     .map(|(i, l)| {
-                        (value >> i & 1 == 0).then(|| Lr::from_v3(l.to_v3() ^ (value << 62))).flatten()
+                        (value >> i & 1 == 0)
+                            .then(|| {
+                                if v2 {
+                                    Lr::from_v2(l.to_v2() ^ ((value as u32) << 28 & 0x3000_0000))
+                                } else {
+                                    Lr::from_v3(l.to_v3() ^ (value << 62))
+                                }
+                            })
+                            .flatten()
                     })
                     .collect();
                 let _ = g.sync(vcpu, &f, &now);

@@ -47,7 +47,7 @@ impl VGic {
         Access::Done { value, kick: 0 }
     }
 
-    fn all_vcpus(&self) -> u64 {
+    pub(super) fn all_vcpus(&self) -> u64 {
         if self.cpus.len() >= 64 { u64::MAX } else { (1u64 << self.cpus.len()) - 1 }
     }
 

@@ -24,7 +24,8 @@ impl Flush {
 
 impl VGic {
     /// Chooses the list register contents for `vcpu`, which has `nr_lrs` of them.
-    /// Interrupts put in list registers are owned by them until [`VGic::sync`].
+    /// Interrupts put in list registers are owned by them until [`VGic::sync`]. An SGI
+    /// pending from several source vCPUs (GICv2) takes one register per source.
     pub fn flush(&mut self, vcpu: usize, nr_lrs: usize) -> Flush {
         let nr_lrs = nr_lrs.min(MAX_LRS);
         let mut out = Flush::default();
@@ -32,8 +33,8 @@ impl VGic {
             return out;
         }
         let grp1_on = self.ctlr & CTLR_GRP1A != 0;
-        // Candidates: (not active, priority, intid): active ones first; the best `nr_lrs`
-        // of them are kept in order (no allocation, no sort on the entry path).
+        // Candidates: (not active, priority, intid and source): active ones first; the
+        // best `nr_lrs` of them are kept in order (no allocation, no sort on the entry path).
         let mut cand = Best::new(nr_lrs);
         let me = vcpu as u16;
         let consider = |intid: u32, i: &Irq, dist_gate: bool, cand: &mut Best| {
@@ -41,11 +42,23 @@ impl VGic {
                 return;
             }
             if i.active || (i.enabled && dist_gate && i.pending_now()) {
-                cand.offer((!i.active, i.priority, intid));
+                cand.offer((!i.active, i.priority, key(intid, 0)));
             }
         };
         for (n, i) in self.cpus[vcpu].private.iter().enumerate() {
-            consider(n as u32, i, true, &mut cand);
+            if n >= 16 {
+                consider(n as u32, i, true, &mut cand);
+                continue;
+            }
+            // An SGI: the active one with its source (and that source's new pending
+            // state), then each other source it is pending from.
+            if i.active {
+                cand.offer((false, i.priority, key(n as u32, i.act_src)));
+            }
+            let srcs = if i.enabled { i.sgi_sources() } else { 0 };
+            for s in (0..8).filter(|&s| srcs & (1 << s) != 0 && !(i.active && s == i.act_src)) {
+                cand.offer((true, i.priority, key(n as u32, s)));
+            }
         }
         for (n, i) in self.spis.iter().enumerate() {
             if usize::from(i.target) == vcpu || i.in_lr == Some(me) {
@@ -53,25 +66,37 @@ impl VGic {
             }
         }
         out.underflow = cand.seen > nr_lrs;
-        for &(_, _, intid) in cand.kept() {
+        let v2 = self.v2;
+        for &(_, _, k) in cand.kept() {
+            let (intid, source) = (k >> 3, (k & 7) as u8);
             let Some(irq) = self.irq_mut(vcpu, intid) else { continue };
-            // Held here only because it is active: its new pending state waits for the
-            // vCPU it is routed to now.
-            let mine = intid < PRIVATE || irq.target == me;
-            let pending = mine && irq.enabled && (irq.pending_now() && (grp1_on || intid < PRIVATE));
+            let (pending, active) = if intid < 16 {
+                (irq.enabled && irq.sgi_sources() & (1 << source) != 0, irq.active && irq.act_src == source)
+            } else {
+                // Held here only because it is active: its new pending state waits for the
+                // vCPU it is routed to now.
+                let mine = intid < PRIVATE || irq.target == me;
+                (mine && irq.enabled && (irq.pending_now() && (grp1_on || intid < PRIVATE)), irq.active)
+            };
             out.lrs[out.count] = Lr {
                 intid,
                 pending,
-                active: irq.active,
+                active,
                 priority: irq.priority,
-                group1: true,
+                // A GICv2 guest chooses the group (GICD_IGROUPR, Group 0 by default).
+                group1: !v2 || irq.group1,
                 hw: if irq.forwarded { Some(intid) } else { irq.hw },
                 eoi: false,
+                source,
             };
             out.count += 1;
             if pending {
                 irq.lr_latched = irq.pending;
-                irq.pending = false;
+                if intid < 16 {
+                    irq.take_source(source);
+                } else {
+                    irq.pending = false;
+                }
             }
             irq.in_lr = Some(me);
         }
@@ -83,21 +108,38 @@ impl VGic {
     /// finished with one). Returns the forwarded interrupts the guest has finished with
     /// (their line is dropped here; the caller unmasks the physical one).
     pub fn sync(&mut self, vcpu: usize, flushed: &Flush, now: &[Option<Lr>]) -> Vec<u32> {
+        // An interrupt with several registers (a GICv2 SGI, one per source) is active if
+        // one of them is.
+        for before in flushed.lrs() {
+            if let Some(irq) = self.irq_mut(vcpu, before.intid) {
+                irq.active = false;
+            }
+        }
+        for (k, before) in flushed.lrs().iter().enumerate() {
+            let after = now.get(k).copied().flatten();
+            let Some(irq) = self.irq_mut(vcpu, before.intid) else { continue };
+            let Some(lr) = after.filter(|l| l.intid == before.intid && l.source == before.source) else {
+                continue;
+            };
+            if lr.active {
+                irq.active = true;
+                irq.act_src = before.source;
+            }
+            // A latched pending state still in the register goes back to the latch (an
+            // SGI's, to its source); a level interrupt's pending state comes from its line
+            // at the next flush.
+            if lr.pending && (irq.edge || irq.lr_latched) {
+                if before.intid < 16 {
+                    irq.give_source(before.source);
+                } else {
+                    irq.pending = true;
+                }
+            }
+        }
         let mut done = Vec::new();
         for (k, before) in flushed.lrs().iter().enumerate() {
             let after = now.get(k).copied().flatten();
             let Some(irq) = self.irq_mut(vcpu, before.intid) else { continue };
-            match after {
-                Some(lr) if lr.intid == before.intid => {
-                    irq.active = lr.active;
-                    // A latched pending state still in the register goes back to the latch;
-                    // a level interrupt's pending state comes from its line at the next flush.
-                    if lr.pending && (irq.edge || irq.lr_latched) {
-                        irq.pending = true;
-                    }
-                }
-                _ => irq.active = false,
-            }
             // Active on this vCPU: it stays this vCPU's until deactivated, wherever it
             // is routed meanwhile.
             irq.in_lr = irq.active.then_some(vcpu as u16);
@@ -108,6 +150,11 @@ impl VGic {
         }
         done
     }
+}
+
+/// A candidate's last key part: its INTID and, for an SGI, its source vCPU (0..8).
+fn key(intid: u32, source: u8) -> u32 {
+    (intid << 3) | u32::from(source & 7)
 }
 
 /// The smallest `n` keys offered, in order, and how many were offered.

@@ -17,9 +17,17 @@ pub(super) struct Irq {
     pub(super) edge: bool,
     pub(super) priority: u8,
     pub(super) group1: bool,
-    /// SPIs: target vCPU (from GICD_IROUTER), and the raw router value.
+    /// SPIs: target vCPU (from GICD_IROUTER or GICD_ITARGETSR), and the raw router value.
     pub(super) target: u16,
     pub(super) router: u64,
+    /// SPIs: the GICv2 CPU target mask as written to GICD_ITARGETSR (existing vCPUs only).
+    pub(super) targets: u8,
+    /// SGIs: the other source vCPUs it is pending from (bit n = vCPU n, n >= 1; a GICv2
+    /// SGI is pending once per source). `pending` stands for source 0, and for SGIs that
+    /// have no source (ICC_SGI1R_EL1, the hypervisor).
+    pub(super) sources: u8,
+    /// SGIs: the source vCPU of the one that is active.
+    pub(super) act_src: u8,
     /// The vCPU whose list registers hold it now, or on which it is still active.
     pub(super) in_lr: Option<u16>,
     /// Its pending state went into a list register from the latch (not from the line).
@@ -34,7 +42,28 @@ pub(super) struct Irq {
 
 impl Irq {
     pub(super) fn pending_now(&self) -> bool {
-        self.pending || (!self.edge && self.level)
+        self.pending || self.sources != 0 || (!self.edge && self.level)
+    }
+
+    /// SGIs: the source vCPUs (bit n = vCPU n) it is pending from.
+    pub(super) fn sgi_sources(&self) -> u8 {
+        (self.sources & !1) | u8::from(self.pending)
+    }
+
+    /// SGIs: makes it pending from source vCPU `source` (0..8).
+    pub(super) fn give_source(&mut self, source: u8) {
+        match source {
+            0 => self.pending = true,
+            s => self.sources |= 1 << (s & 7),
+        }
+    }
+
+    /// SGIs: no longer pending from source vCPU `source` (0..8).
+    pub(super) fn take_source(&mut self, source: u8) {
+        match source {
+            0 => self.pending = false,
+            s => self.sources &= !(1 << (s & 7)),
+        }
     }
 }
 

@@ -12,6 +12,9 @@ pub struct Lr {
     pub hw: Option<u32>,
     /// Maintenance interrupt when the guest deactivates it (software-forwarded).
     pub eoi: bool,
+    /// GICv2 SGIs: the source vCPU the guest reads in GICC_IAR.CPUID (0 for the rest;
+    /// GICv3 has no such field).
+    pub source: u8,
 }
 
 impl Lr {
@@ -42,11 +45,13 @@ impl Lr {
             group1: v & (1 << 60) != 0,
             hw: (v & (1 << 61) != 0).then_some(((v >> 32) & 0x1fff) as u32),
             eoi: v & (1 << 61) == 0 && v & (1 << 41) != 0,
+            source: 0,
         })
     }
 
-    /// `GICH_LR<n>` (GICv2): virtual ID [9:0], physical ID [19:10], priority [27:23]
-    /// (top five bits), state [29:28], group 1 [30], HW [31].
+    /// `GICH_LR<n>` (GICv2): virtual ID [9:0], physical ID [19:10] (HW) or, for an SGI,
+    /// source CPU ID [12:10] and EOI [19], priority [27:23] (top five bits), state [29:28],
+    /// group 1 [30], HW [31].
     pub fn to_v2(&self) -> u32 {
         let state = u32::from(self.pending) | (u32::from(self.active) << 1);
         let mut v = (self.intid & 0x3ff) | (u32::from(self.priority >> 3) << 23) | (state << 28);
@@ -55,8 +60,13 @@ impl Lr {
         }
         if let Some(p) = self.hw {
             v |= (1 << 31) | ((p & 0x3ff) << 10);
-        } else if self.eoi {
-            v |= 1 << 19;
+        } else {
+            if self.eoi {
+                v |= 1 << 19;
+            }
+            if self.intid < 16 {
+                v |= u32::from(self.source & 7) << 10;
+            }
         }
         v
     }
@@ -72,6 +82,7 @@ impl Lr {
             group1: v & (1 << 30) != 0,
             hw: (v & (1 << 31) != 0).then_some((v >> 10) & 0x3ff),
             eoi: v & (1 << 31) == 0 && v & (1 << 19) != 0,
+            source: if v & (1 << 31) == 0 && v & 0x3ff < 16 { ((v >> 10) & 7) as u8 } else { 0 },
         })
     }
 }

@@ -1,8 +1,10 @@
-//! A domain's virtual GICv3: its registers, interrupt state and list-register choice.
+//! A domain's virtual GIC: its registers, interrupt state and list-register choice.
 //!
-//! The guest programs a GICv3 distributor and redistributors (trapped MMIO, decoded
-//! through one table of per-interrupt register fields); the model keeps the state of every
-//! virtual interrupt and chooses what goes into a vCPU's list registers before it runs.
+//! The guest programs a GICv3 distributor and redistributors, or a GICv2 distributor
+//! ([`VGic::new_v2`], [`VGic::dist_v2_access`]; its CPU interface is the hardware's
+//! virtual one), by trapped MMIO decoded through one table of per-interrupt register
+//! fields; the model keeps the state of every virtual interrupt and chooses what goes into
+//! a vCPU's list registers before it runs.
 //!
 //! The model is the truth; list registers are a cache of it. Before a vCPU enters the
 //! guest, [`VGic::flush`] picks the interrupts it should see (active ones first, so a
@@ -14,10 +16,12 @@
 //! The parts: `irq` (one interrupt's state and the hypervisor's inputs to it), `regs` (what
 //! the distributor and redistributors share: offsets, identification values and the
 //! per-interrupt register table), `dist` (GICD), `redist` (GICR), `sgi` (vCPU affinities
-//! and ICC_SGI1R_EL1), `flush` (list-register choice and fold-back) and `lr` (the GICv3
+//! and ICC_SGI1R_EL1), `dist_v2` (the GICv2 distributor, its SGIs with their source CPU
+//! and its CPU targets), `flush` (list-register choice and fold-back) and `lr` (the GICv3
 //! and GICv2 list-register encodings).
 
 mod dist;
+mod dist_v2;
 mod flush;
 mod irq;
 mod lr;
@@ -26,6 +30,8 @@ mod regs;
 mod sgi;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_v2;
 
 pub use flush::Flush;
 pub use lr::Lr;
@@ -52,6 +58,12 @@ pub const MAX_LRS: usize = 16;
 pub const GICD_SIZE: u64 = 0x1_0000;
 /// One redistributor (RD_base + SGI_base frames).
 pub const GICR_STRIDE: u64 = 0x2_0000;
+/// Distributor frame size (GICv2).
+pub const GICD_V2_SIZE: u64 = 0x1000;
+/// GICv2 CPU interface frame size (GICC, where the guest gets the GICV frame).
+pub const GICC_V2_SIZE: u64 = 0x2000;
+/// Most CPU interfaces a GICv2 has: vCPUs from this one on are no SGI source or target.
+pub const V2_MAX_CPUS: usize = 8;
 
 /// One domain's virtual GIC.
 #[derive(Debug, Clone)]
@@ -59,6 +71,9 @@ pub struct VGic {
     ctlr: u64,
     spis: Vec<Irq>,
     cpus: Vec<Redist>,
+    /// The guest sees a GICv2: list registers take each interrupt's group from the model
+    /// (GICD_IGROUPR) instead of always Group 1.
+    v2: bool,
 }
 
 impl VGic {
@@ -74,7 +89,16 @@ impl VGic {
             ctlr: CTLR_ARE_NS,
             spis: vec![Irq::default(); spis as usize],
             cpus: vec![Redist { private, asleep: true }; vcpus],
+            v2: false,
         }
+    }
+
+    /// A vGIC whose guest sees a GICv2 distributor ([`VGic::dist_v2_access`]): as
+    /// [`VGic::new`], with every interrupt in Group 0 until the guest writes
+    /// GICD_IGROUPR (a guest that enables only GICC_CTLR bit 0, as Linux does, sees
+    /// them). A GICv2 has at most [`V2_MAX_CPUS`] CPU interfaces.
+    pub fn new_v2(vcpus: usize, spis: u32) -> Self {
+        VGic { ctlr: 0, v2: true, ..VGic::new(vcpus, spis) }
     }
 
     /// INTIDs below this exist (SGIs, PPIs and SPIs).

@@ -23,7 +23,8 @@ pub(super) enum Field {
     SetActive,
     ClearActive,
     Priority,
-    /// GICv2 CPU targets: read as zero with affinity routing.
+    /// GICv2 CPU targets: read as zero with affinity routing (the GICv2 view decodes
+    /// them itself).
     Targets,
     Config,
     /// GICD_IGRPMODR, GICD_NSACR: read as zero, writes ignored.
@@ -68,6 +69,13 @@ pub(super) mod reg {
     pub const GICR_TYPER: u64 = 0x0008;
     pub const GICR_WAKER: u64 = 0x0014;
     pub const SGI_BASE: u64 = 0x1_0000;
+    /// GICv2 only: GICD_SGIR, GICD_CPENDSGIR<n>, GICD_SPENDSGIR<n>, the ID registers.
+    pub const SGIR: u64 = 0x0f00;
+    pub const CPENDSGIR: u64 = 0x0f10;
+    pub const SPENDSGIR: u64 = 0x0f20;
+    pub const SPENDSGIR_END: u64 = 0x0f30;
+    pub const ID_V2: u64 = 0x0fd0;
+    pub const ID_V2_END: u64 = 0x1000;
 }
 
 /// GICD_CTLR bits of the Non-secure view: EnableGrp1A, ARE_NS (always set).
@@ -77,6 +85,12 @@ pub(super) const CTLR_ARE_NS: u64 = 1 << 4;
 pub(super) const IIDR: u64 = 0x43b;
 /// PIDR2 ArchRev = 3 (GICv3).
 pub(super) const PIDR2_V3: u64 = 0x3b;
+/// The GICv2 distributor's ID registers, PIDR4..PIDR7, PIDR0..PIDR3, CIDR0..CIDR3 (from
+/// 0xfd0): Arm's JEP106 code (continuation 4, identity 0x3b), part number 0, PIDR2
+/// ArchRev = 2 (GICv2), and the CoreSight component ID.
+pub(super) const ID_V2: [u8; 12] = [0x04, 0, 0, 0, 0x00, 0xb0, 0x2b, 0, 0x0d, 0xf0, 0x05, 0xb1];
+/// GICv2 GICD_CTLR.EnableGrp0: the guest's one enable (stored as [`CTLR_GRP1A`]).
+pub(super) const CTLR_V2_ENABLE: u64 = 1;
 /// GICR_WAKER.ProcessorSleep and ChildrenAsleep.
 pub(super) const WAKER_SLEEP: u64 = 1 << 1;
 pub(super) const WAKER_ASLEEP: u64 = 1 << 2;
@@ -92,7 +106,8 @@ impl VGic {
         size: u8,
         write: Option<u64>,
     ) -> Access {
-        let count = (u32::from(size) * 8 / bits).max(1);
+        // At most a doubleword: wider would shift past the value.
+        let count = (u32::from(size.min(8)) * 8 / bits).max(1);
         let mask = if bits == 64 { u64::MAX } else { (1u64 << bits) - 1 };
         let mut value = 0u64;
         let mut kick = 0u64;

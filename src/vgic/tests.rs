@@ -352,13 +352,29 @@ fn forwarded_interrupts_are_reported_when_the_guest_is_done() {
 
 #[test]
 fn list_register_encodings_round_trip() {
-    let lr =
-        Lr { intid: 27, pending: true, active: true, priority: 0xa0, group1: true, hw: Some(27), eoi: false };
+    let lr = Lr {
+        intid: 27,
+        pending: true,
+        active: true,
+        priority: 0xa0,
+        group1: true,
+        hw: Some(27),
+        eoi: false,
+        source: 0,
+    };
     assert_eq!(Lr::from_v3(lr.to_v3()), Some(lr));
     assert_eq!(lr.to_v3() >> 62, 3);
     assert_eq!(Lr::from_v2(lr.to_v2()), Some(lr));
-    let sw =
-        Lr { intid: 1000, pending: true, active: false, priority: 0x18, group1: false, hw: None, eoi: true };
+    let sw = Lr {
+        intid: 1000,
+        pending: true,
+        active: false,
+        priority: 0x18,
+        group1: false,
+        hw: None,
+        eoi: true,
+        source: 0,
+    };
     assert_eq!(Lr::from_v3(sw.to_v3()), Some(sw));
     assert_eq!(Lr::from_v2(sw.to_v2()).map(|l| l.intid), Some(1000));
     assert_eq!(Lr::from_v3(0), None);
