@@ -231,7 +231,7 @@ extern "C" fn primary_main(dtb_pa: u64, load_base: u64) -> ! {
     }
     if !gic::has_vgic() && !cfg.domains.is_empty() {
         warn!(
-            "GICv2 host: domains get no virtual interrupt controller yet (their interrupts, timer included, are not delivered: bare-metal guests run, Linux does not)"
+            "GICv2 host without virtualization extensions (no GICH/GICV in its device tree): domains get no virtual interrupt controller (their interrupts, timer included, are not delivered: bare-metal guests run, Linux does not)"
         );
     }
     let boot_modules = plat.modules.iter().collect();

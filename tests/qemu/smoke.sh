@@ -452,11 +452,14 @@ expect_linux() {
     fi
 }
 
-t_linux_lcm() {
-    # Debian's kernel in three domains from an LCM, one SMP; two power off (stopping only
-    # themselves) and the console domain's shell, interrupt-driven, still answers after.
+# linux_lcm NAME RUN_ARGS...: Debian's kernel in three domains from an LCM, one SMP; two
+# power off (stopping only themselves) and the console domain's shell, interrupt-driven,
+# still answers after.
+linux_lcm() {
+    local test_name=$1
+    shift
     printf 'echo "shell says $((6*7))"; poweroff -f\n' >"$work/shell"
-    TIMEOUT=120 boot linux-lcm "${LINUX[@]}" --input "$work/shell" --input-when 'INFO  DOM3: stopped' \
+    TIMEOUT=120 boot "$test_name" "$@" "${LINUX[@]}" --input "$work/shell" --input-when 'INFO  DOM3: stopped' \
         --input-when '^DOM1: / #' \
         tests/lcm/guests/linux.dts
     expect_exit 0
@@ -467,6 +470,25 @@ t_linux_lcm() {
         'INFO  all domains have stopped'
     expect 'INFO  DOM2: stopped \(SYSTEM_OFF\)'
     refuse 'NOTICE|FATAL|PANIC|ERROR'
+}
+
+t_linux_lcm() {
+    linux_lcm linux-lcm
+    done_test
+}
+
+t_linux_gicv2() {
+    # The same on a GICv2 host: each domain's virtual GICv2 (emulated distributor, the
+    # hardware's virtual CPU interface, list registers through GICH).
+    linux_lcm linux-gicv2 --gic 2
+    expect 'GICv2: .* virtual interface control 0x8030000'
+    done_test
+}
+
+t_linux_zcu102() {
+    # The same on QEMU's ZCU102: GIC-400, Cadence UART console, Cortex-A53s.
+    linux_lcm linux-zcu102 --machine zcu102
+    expect 'console: Cadence UART at 0xff000000' 'GICv2: .* virtual interface control 0xf9040000'
     done_test
 }
 
@@ -1015,7 +1037,7 @@ tests=(t_image_header t_virt_gicv3 t_virt_gicv2_a53 t_virt_max_2cpu t_virt_uboot
     t_debug_level t_fatal_no_boot_cpu t_fatal_bad_reserved_memory
     t_fatal_el2_abort t_fatal_panic t_lcm_hyperlaunch t_lcm_dom0less t_lcm_classic t_lcm_invalid
     t_lcm_module_over_image t_domains t_gzip_affinity_corrupt t_static_mem t_passthrough t_passthrough_uart t_console t_console_skip t_zcu102_console t_control t_reset t_store t_boot_domain t_boot_domain_recovery
-    t_boot_domain_timeout t_examples t_linux_lcm t_linux_one_cpu t_linux_dom0less t_linux_recovery t_linux_hardware t_linux_classic)
+    t_boot_domain_timeout t_examples t_linux_lcm t_linux_gicv2 t_linux_zcu102 t_linux_one_cpu t_linux_dom0less t_linux_recovery t_linux_hardware t_linux_classic)
 for t in "${tests[@]}"; do
     if [ -z "$only" ] || [[ "$t" == *"$only"* ]]; then
         "$t"
