@@ -37,28 +37,26 @@ impl VGic {
         // best `nr_lrs` of them are kept in order (no allocation, no sort on the entry path).
         let mut cand = Best::new(nr_lrs);
         let me = vcpu as u16;
+        // An SGI is offered once per source it is pending from (GICv2), its active one
+        // with its source (and that source's new pending state); others once, source 0.
         let consider = |intid: u32, i: &Irq, dist_gate: bool, cand: &mut Best| {
             if i.in_lr.is_some_and(|o| o != me) {
                 return;
             }
-            if i.active || (i.enabled && dist_gate && i.pending_now()) {
-                cand.offer((!i.active, i.priority, key(intid, 0)));
+            let (srcs, sources) = if intid < 16 {
+                (if i.enabled { i.sgi_sources() } else { 0 }, 8)
+            } else {
+                (u8::from(i.enabled && dist_gate && i.pending_now()), 1)
+            };
+            for s in 0..sources {
+                let active = i.active && s == i.act_src;
+                if active || srcs & (1 << s) != 0 {
+                    cand.offer((!active, i.priority, key(intid, s)));
+                }
             }
         };
         for (n, i) in self.cpus[vcpu].private.iter().enumerate() {
-            if n >= 16 {
-                consider(n as u32, i, true, &mut cand);
-                continue;
-            }
-            // An SGI: the active one with its source (and that source's new pending
-            // state), then each other source it is pending from.
-            if i.active {
-                cand.offer((false, i.priority, key(n as u32, i.act_src)));
-            }
-            let srcs = if i.enabled { i.sgi_sources() } else { 0 };
-            for s in (0..8).filter(|&s| srcs & (1 << s) != 0 && !(i.active && s == i.act_src)) {
-                cand.offer((true, i.priority, key(n as u32, s)));
-            }
+            consider(n as u32, i, true, &mut cand);
         }
         for (n, i) in self.spis.iter().enumerate() {
             if usize::from(i.target) == vcpu || i.in_lr == Some(me) {
@@ -70,33 +68,30 @@ impl VGic {
         for &(_, _, k) in cand.kept() {
             let (intid, source) = (k >> 3, (k & 7) as u8);
             let Some(irq) = self.irq_mut(vcpu, intid) else { continue };
-            let (pending, active) = if intid < 16 {
-                (irq.enabled && irq.sgi_sources() & (1 << source) != 0, irq.active && irq.act_src == source)
-            } else {
-                // Held here only because it is active: its new pending state waits for the
-                // vCPU it is routed to now.
-                let mine = intid < PRIVATE || irq.target == me;
-                (mine && irq.enabled && (irq.pending_now() && (grp1_on || intid < PRIVATE)), irq.active)
-            };
+            // Held here only because it is active: its new pending state waits for the vCPU
+            // it is routed to now. An SGI's is its source's.
+            let pending = irq.enabled
+                && if intid < 16 {
+                    irq.sgi_sources() & (1 << source) != 0
+                } else {
+                    (intid < PRIVATE || irq.target == me) && irq.pending_now() && (grp1_on || intid < PRIVATE)
+                };
             out.lrs[out.count] = Lr {
                 intid,
                 pending,
-                active,
+                // Only an SGI has a source other than 0.
+                active: irq.active && irq.act_src == source,
                 priority: irq.priority,
                 // A GICv2 guest chooses the group (GICD_IGROUPR, Group 0 by default).
                 group1: !v2 || irq.group1,
-                hw: if irq.forwarded { Some(intid) } else { irq.hw },
+                hw: if irq.forwarded { Some(intid) } else { irq.hw.map(u32::from) },
                 eoi: false,
                 source,
             };
             out.count += 1;
             if pending {
                 irq.lr_latched = irq.pending;
-                if intid < 16 {
-                    irq.take_source(source);
-                } else {
-                    irq.pending = false;
-                }
+                irq.take_source(source);
             }
             irq.in_lr = Some(me);
         }
@@ -115,33 +110,27 @@ impl VGic {
                 irq.active = false;
             }
         }
-        for (k, before) in flushed.lrs().iter().enumerate() {
-            let after = now.get(k).copied().flatten();
-            let Some(irq) = self.irq_mut(vcpu, before.intid) else { continue };
-            let Some(lr) = after.filter(|l| l.intid == before.intid && l.source == before.source) else {
-                continue;
-            };
-            if lr.active {
-                irq.active = true;
-                irq.act_src = before.source;
-            }
-            // A latched pending state still in the register goes back to the latch (an
-            // SGI's, to its source); a level interrupt's pending state comes from its line
-            // at the next flush.
-            if lr.pending && (irq.edge || irq.lr_latched) {
-                if before.intid < 16 {
-                    irq.give_source(before.source);
-                } else {
-                    irq.pending = true;
-                }
-            }
-        }
         let mut done = Vec::new();
         for (k, before) in flushed.lrs().iter().enumerate() {
             let after = now.get(k).copied().flatten();
             let Some(irq) = self.irq_mut(vcpu, before.intid) else { continue };
+            // Only an SGI has a source other than 0.
+            let source = if before.intid < 16 { before.source & 7 } else { 0 };
+            if let Some(lr) = after.filter(|l| l.intid == before.intid && l.source == before.source) {
+                if lr.active {
+                    irq.active = true;
+                    irq.act_src = source;
+                }
+                // A latched pending state still in the register goes back to the latch (an
+                // SGI's, to its source); a level interrupt's pending state comes from its
+                // line at the next flush.
+                if lr.pending && (irq.edge || irq.lr_latched) {
+                    irq.give_source(source);
+                }
+            }
             // Active on this vCPU: it stays this vCPU's until deactivated, wherever it
-            // is routed meanwhile.
+            // is routed meanwhile. (Only an SGI has several registers, and only its last
+            // says: `active` only rises here.)
             irq.in_lr = irq.active.then_some(vcpu as u16);
             if irq.forwarded && !irq.active && !after.is_some_and(|l| l.pending) {
                 irq.level = false;

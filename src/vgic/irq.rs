@@ -32,13 +32,18 @@ pub(super) struct Irq {
     pub(super) in_lr: Option<u16>,
     /// Its pending state went into a list register from the latch (not from the line).
     pub(super) lr_latched: bool,
-    /// A physical interrupt linked to it (the guest's deactivation reaches it).
-    pub(super) hw: Option<u32>,
+    /// A physical interrupt linked to it (the guest's deactivation reaches it). A list
+    /// register links at most a 13-bit one; 16 bits keep this struct at 32 bytes.
+    pub(super) hw: Option<u16>,
     /// A physical SPI forwarded by the hypervisor: its list register links it (HW) to the
     /// same physical INTID, which stays active until the guest deactivates it; `sync`
     /// reports the deactivation.
     pub(super) forwarded: bool,
 }
+
+// Every list-register choice walks arrays of these: a power-of-two size keeps the
+// indexing (and the hypervisor's image) small.
+const _: () = assert!(core::mem::size_of::<Irq>() == 32);
 
 impl Irq {
     pub(super) fn pending_now(&self) -> bool {
@@ -50,7 +55,8 @@ impl Irq {
         (self.sources & !1) | u8::from(self.pending)
     }
 
-    /// SGIs: makes it pending from source vCPU `source` (0..8).
+    /// SGIs: makes it pending from source vCPU `source` (0..8); for source 0 (every
+    /// other interrupt's), sets the latch.
     pub(super) fn give_source(&mut self, source: u8) {
         match source {
             0 => self.pending = true,
@@ -58,7 +64,8 @@ impl Irq {
         }
     }
 
-    /// SGIs: no longer pending from source vCPU `source` (0..8).
+    /// SGIs: no longer pending from source vCPU `source` (0..8); for source 0, clears
+    /// the latch.
     pub(super) fn take_source(&mut self, source: u8) {
         match source {
             0 => self.pending = false,
@@ -103,7 +110,8 @@ impl VGic {
     /// Links virtual `intid` to physical `pintid`.
     pub fn link_hw(&mut self, vcpu: usize, intid: u32, pintid: u32) {
         if let Some(irq) = self.irq_mut(vcpu, intid) {
-            irq.hw = Some(pintid);
+            // One no list register can link is not linked.
+            irq.hw = u16::try_from(pintid).ok();
         }
     }
 
