@@ -59,8 +59,9 @@ impl GuestMap {
         } else {
             Range { start: self.gicc, end: self.gicc + 0x2000 }
         };
+        let gicd_size = if gic_version == 3 { 0x1_0000 } else { 0x1000 };
         [
-            Range { start: self.gicd, end: self.gicd + 0x1_0000 },
+            Range { start: self.gicd, end: self.gicd + gicd_size },
             cpu_if,
             Range { start: self.vuart, end: self.vuart + VUART_SIZE },
         ]

@@ -77,10 +77,8 @@ pub fn reset(nr: usize) {
 /// Loads what the model chose; the registers past it are emptied.
 pub fn load(f: &Flush, nr: usize) {
     let Some(r) = regs() else { return };
-    // A GICv2 guest sees one interrupt group (no security extensions: IGROUPR reads as
-    // zero), group 0, which its CPU interface (GICV_CTLR.EnableGrp0) signals as IRQ.
     for (n, lr) in r.lr.iter().enumerate().take(nr) {
-        lr.set(f.lrs().get(n).map_or(0, |l| Lr { group1: false, ..*l }.to_v2()));
+        lr.set(f.lrs().get(n).map_or(0, Lr::to_v2));
     }
     r.hcr.set(HCR_EN | if f.underflow { HCR_UIE } else { 0 });
 }

@@ -561,8 +561,12 @@ impl Prepared {
             let _ =
                 mmio.add(Range { start: map.gicr, end: map.gicr + gicr_len }, crate::mmio::Device::GicRedist);
         }
-        let mut vgic =
-            crate::vgic::VGic::new(cfg.cpus as usize, spis.iter().max().map_or(0, |&m| m + 1 - 32).max(32));
+        let top = spis.iter().max().map_or(0, |&m| m + 1 - 32).max(32);
+        let mut vgic = if spec.gic_version == 2 {
+            crate::vgic::VGic::new_v2(cfg.cpus as usize, top)
+        } else {
+            crate::vgic::VGic::new(cfg.cpus as usize, top)
+        };
         for &id in &spis {
             vgic.forward(id);
         }

@@ -368,7 +368,12 @@ impl Domain {
     /// Devices and vCPUs as new, for a restart; its console input is dropped.
     pub(super) fn reset_devices(&self) {
         let top = self.vgic.lock().limit();
-        let mut g = VGic::new(self.vcpus.len(), top - crate::vgic::PRIVATE);
+        let spis = top - crate::vgic::PRIVATE;
+        let mut g = if self.dtb.lock().gic_version == 2 {
+            VGic::new_v2(self.vcpus.len(), spis)
+        } else {
+            VGic::new(self.vcpus.len(), spis)
+        };
         for &id in &self.forwarded {
             g.forward(id);
         }
