@@ -99,6 +99,17 @@ if [ ! -s "$out/linux.img" ] || [ ! -s "$out/busybox" ] ||
     echo "$kpkg $kver" >"$out/linux.version"
 fi
 
+# The boards' own device trees from the same kernel package (target/guests/board/): the
+# Raspberry Pi 4's and the ZCU102's, for the hypervisor's board lanes.
+if [ ! -s "$out/board/bcm2711-rpi-4-b.dtb" ] || [ ! -s "$out/board/zynqmp-zcu102-rev1.0.dtb" ] ||
+    [ "$out/linux.version" -nt "$out/board/bcm2711-rpi-4-b.dtb" ]; then
+    x=$(mktemp -d)
+    dpkg-deb -x "$(cached_deb "$kpkg" "$kver")" "$x"
+    mkdir -p "$out/board"
+    cp "$x"/usr/lib/linux-image-*/broadcom/bcm2711-rpi-4-b.dtb "$x"/usr/lib/linux-image-*/xilinx/zynqmp-zcu102-rev1.0.dtb "$out/board/"
+    rm -rf "$x"
+fi
+
 # The initramfs: rebuilt whenever its /init changes.
 if [ ! -s "$out/initramfs.cpio.gz" ] || [ guests/linux/init -nt "$out/initramfs.cpio.gz" ] ||
     [ "$out/busybox" -nt "$out/initramfs.cpio.gz" ]; then

@@ -10,8 +10,13 @@ usage: scripts/run.sh [options] [LCM.dts]
                      one (and without --dtb or --bare), the demo: dts/demo.dts, three
                      Debian Linux domains (kernel at 0x50000000, initramfs at 0x53000000)
   --bare             boot with the machine's own DTB and no LCM
-  --machine M        virt (default), zcu102 (QEMU xlnx-zcu102: GIC-400, Cadence UART) or
-                     raspi3b (spin-table CPUs and no PSCI, as on a Raspberry Pi 4)
+  --machine M        virt (default), zcu102 (QEMU xlnx-zcu102: GIC-400, Cadence UART),
+                     raspi4b (QEMU 10's Raspberry Pi 4 with Debian's board DTB as it is:
+                     GIC-400, spin-table CPUs, no PSCI, mini UART console; QEMU 10 is
+                     fetched by scripts/install-qemu10.sh) or raspi3b (spin-table CPUs)
+  --console C        raspi4b: mini (the board DTB's stdout, default) or pl011; on raspi4b
+                     (960 MiB of RAM from 0) module addresses from 0x50000000 up, the
+                     LCMs' and --module's, are moved down by 0x30000000
   --gic 2|3          GIC version on virt (default 3)
   --cpus N           CPUs (default 4; zcu102 always has 4)
   --mem SIZE         RAM (default 1G; 2G on zcu102)
@@ -34,8 +39,9 @@ usage: scripts/run.sh [options] [LCM.dts]
 USAGE
 }
 
-machine=virt gic=3 cpus=4 mem="" cpu=cortex-a57 uboot=0 dtb="" timeout_s="" lcm="" dry=0
+machine=virt gic=3 cpus=4 mem="" cpu=cortex-a57 uboot=0 dtb="" timeout_s="" lcm="" dry=0 console=mini
 loaders=()
+modules=()
 bare=0
 input=/dev/null
 input_when=()
@@ -56,9 +62,10 @@ while [ $# -gt 0 ]; do
         --module)
             [[ "$2" == *=* ]] || { echo "run.sh: --module wants ADDR=FILE" >&2; exit 2; }
             [ -f "${2#*=}" ] || { echo "run.sh: no module file ${2#*=}" >&2; exit 2; }
-            loaders+=(-device "loader,file=${2#*=},addr=${2%%=*},force-raw=on")
+            modules+=("$2")
             shift 2 ;;
         --timeout) timeout_s=$2; shift 2 ;;
+        --console) console=$2; shift 2 ;;
         --dry-run) dry=1; shift ;;
         -h|--help) usage; exit 0 ;;
         -*) echo "run.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
@@ -75,13 +82,26 @@ image=$(bash scripts/build.sh | tail -n 1)
 if [ -z "$lcm" ] && [ -z "$dtb" ] && [ "$bare" -eq 0 ]; then
     lcm=dts/demo.dts
     guests=$(bash scripts/make-linux-guest.sh | tail -n 1)
-    loaders+=(-device "loader,file=$guests/linux.img,addr=0x50000000,force-raw=on"
-        -device "loader,file=$guests/initramfs.cpio.gz,addr=0x53000000,force-raw=on")
+    modules+=("0x50000000=$guests/linux.img" "0x53000000=$guests/initramfs.cpio.gz")
 fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/hyperlaunch-run.XXXXXX")
 # A dry run leaves its files for the printed command to use.
 [ "$dry" -eq 1 ] || trap 'rm -rf "$work"' EXIT
+
+# The Raspberry Pi 4 has 960 MiB of RAM from 0: modules named from 0x50000000 up move down.
+low() {
+    local a=$(($1))
+    [ "$machine" = raspi4b ] && [ "$a" -ge $((0x50000000)) ] && a=$((a - 0x30000000))
+    printf '0x%x' "$a"
+}
+for m in ${modules[@]+"${modules[@]}"}; do
+    loaders+=(-device "loader,file=${m#*=},addr=$(low "${m%%=*}"),force-raw=on")
+done
+if [ "$machine" = raspi4b ] && [ -n "$lcm" ]; then
+    sed -E 's/0x5([0-9a-fA-F]{7})/0x2\1/g; s/@5([0-9a-fA-F]{7})/@2\1/g' "$lcm" >"$work/lcm-low.dts"
+    lcm=$work/lcm-low.dts
+fi
 
 # Device options shared by the DTB dump and the run, so that the DTB matches the machine.
 common=(-nodefaults -display none -net none)
@@ -100,8 +120,14 @@ case "$machine" in
         [ "$uboot" -eq 0 ] || { echo "run.sh: --uboot is for virt only" >&2; exit 2; }
         qargs=(-M raspi3b)
         ;;
+    raspi4b)
+        [ "$uboot" -eq 0 ] || { echo "run.sh: --uboot is for virt only" >&2; exit 2; }
+        qemu10=$(bash scripts/install-qemu10.sh | tail -n 1)
+        qargs=(-M raspi4b -L "${qemu10%/usr/bin/*}/usr/share/qemu")
+        ;;
     *) echo "run.sh: unknown machine $machine" >&2; exit 2 ;;
 esac
+qemu=${qemu10:-qemu-system-aarch64}
 
 if [ -z "$dtb" ]; then
     dtb=$work/host.dtb
@@ -109,6 +135,11 @@ if [ -z "$dtb" ]; then
         virt) qemu-system-aarch64 "${qargs[@]}" "${common[@]}" -machine dumpdtb="$work/base.dtb" >/dev/null 2>&1 ;;
         zcu102) dtc -q -I dts -O dtb -o "$work/base.dtb" platforms/xlnx-zcu102/qemu-zcu102.dts ;;
         raspi3b) dtc -q -I dts -O dtb -o "$work/base.dtb" platforms/rpi4/qemu-raspi3b.dts ;;
+        raspi4b)
+            board=$(bash scripts/make-linux-guest.sh | tail -n 1)/board/bcm2711-rpi-4-b.dtb
+            cp "$board" "$work/base.dtb"
+            [ "$console" = mini ] || fdtput -t s "$work/base.dtb" /chosen stdout-path "serial0:115200n8"
+            ;;
     esac
     if [ -n "$lcm" ]; then
         bash scripts/merge-lcm.sh "$work/base.dtb" "$lcm" "$dtb"
@@ -128,12 +159,15 @@ fi
 
 if [ -n "$timeout_s" ]; then
     serial=(-serial stdio -monitor none)
+    # The Raspberry Pi 4's mini UART is QEMU's second serial port (the first, the PL011).
+    [ "$machine$console" != raspi4bmini ] || serial=(-serial null -serial stdio -monitor none)
 else
     # Interactive: Ctrl-A x quits QEMU, Ctrl-A Ctrl-A sends one Ctrl-A.
     serial=(-serial mon:stdio)
+    [ "$machine$console" != raspi4bmini ] || serial=(-serial null -serial mon:stdio)
 fi
 
-cmd=(qemu-system-aarch64 "${qargs[@]}" "${common[@]}" "${serial[@]}" "${boot[@]}" "${loaders[@]}"
+cmd=("$qemu" "${qargs[@]}" "${common[@]}" "${serial[@]}" "${boot[@]}" "${loaders[@]}"
     -kernel "$image" -dtb "$dtb")
 if [ "$dry" -eq 1 ]; then
     printf '%q ' "${cmd[@]}"; echo

@@ -485,6 +485,30 @@ t_linux_gicv2() {
     done_test
 }
 
+t_rpi4_pl011() {
+    # The Raspberry Pi 4 with the PL011 as its console (the board DTB's stdout-path set to
+    # serial0, as with dtoverlay=disable-bt): spin-table CPUs, the GIC-400 with its virtual
+    # interface, then a clean stop (no PSCI: the hypervisor parks).
+    TIMEOUT=20 boot rpi4-pl011 --machine raspi4b --console pl011 --bare \
+        --stop-when '^\(HL\) stopping: nothing to launch; no PSCI to power off: halted'
+    expect_exit 0
+    expect "$BANNER 4 CPUs, 960 MiB RAM in 1 bank\(s\), GICv2" 'console: Pl011 UART at 0xfe201000' \
+        'GICv2: .*distributor 0xff841000, CPU interface 0xff842000, virtual interface control 0xff844000' \
+        'INFO  4 of 4 CPUs online' "$NOTHING"
+    refuse 'FATAL|PANIC|did not start'
+    done_test
+}
+
+t_linux_rpi4() {
+    # The same on QEMU 10's Raspberry Pi 4 with Debian's board DTB as it is: GIC-400,
+    # spin-table CPUs, the mini UART console (typed input included), no PSCI (the machine
+    # halts after the last domain: the run ends on that line).
+    linux_lcm linux-rpi4 --machine raspi4b --stop-when 'stopping: all domains have stopped'
+    expect 'console: MiniUart UART at 0xfe215040' 'GICv2: .* virtual interface control 0xff844000'
+    expect 'no PSCI to power off: halted'
+    done_test
+}
+
 t_linux_zcu102() {
     # The same on QEMU's ZCU102: GIC-400, Cadence UART console, Cortex-A53s.
     linux_lcm linux-zcu102 --machine zcu102
@@ -1037,7 +1061,7 @@ tests=(t_image_header t_virt_gicv3 t_virt_gicv2_a53 t_virt_max_2cpu t_virt_uboot
     t_debug_level t_fatal_no_boot_cpu t_fatal_bad_reserved_memory
     t_fatal_el2_abort t_fatal_panic t_lcm_hyperlaunch t_lcm_dom0less t_lcm_classic t_lcm_invalid
     t_lcm_module_over_image t_domains t_gzip_affinity_corrupt t_static_mem t_passthrough t_passthrough_uart t_console t_console_skip t_zcu102_console t_control t_reset t_store t_boot_domain t_boot_domain_recovery
-    t_boot_domain_timeout t_examples t_linux_lcm t_linux_gicv2 t_linux_zcu102 t_linux_one_cpu t_linux_dom0less t_linux_recovery t_linux_hardware t_linux_classic)
+    t_boot_domain_timeout t_examples t_linux_lcm t_linux_gicv2 t_linux_zcu102 t_linux_rpi4 t_rpi4_pl011 t_linux_one_cpu t_linux_dom0less t_linux_recovery t_linux_hardware t_linux_classic)
 for t in "${tests[@]}"; do
     if [ -z "$only" ] || [[ "$t" == *"$only"* ]]; then
         "$t"
