@@ -38,8 +38,9 @@
 #![no_std]
 #![no_main]
 
-#[path = "../../../src/fdt.rs"]
-#[allow(dead_code)]
+// The hypervisor's Device Tree reader, shared (the guest uses part of it).
+#[path = "../../../src/fdt/mod.rs"]
+#[allow(dead_code, unused_imports)]
 mod fdt;
 
 use core::arch::{asm, global_asm};
