@@ -15,8 +15,8 @@ usage: scripts/run.sh [options] [LCM.dts]
                      GIC-400, spin-table CPUs, no PSCI, mini UART console; QEMU 10 is
                      fetched by scripts/install-qemu10.sh) or raspi3b (spin-table CPUs)
   --console C        raspi4b: mini (the board DTB's stdout, default) or pl011; on raspi4b
-                     (960 MiB of RAM from 0) module addresses from 0x50000000 up, the
-                     LCMs' and --module's, are moved down by 0x30000000
+                     (960 MiB of RAM from 0) module addresses in 0x40000000-0x5fffffff,
+                     the LCMs' and --module's, are moved down by 0x30000000
   --gic 2|3          GIC version on virt (default 3)
   --cpus N           CPUs (default 4; zcu102 always has 4)
   --mem SIZE         RAM (default 1G; 2G on zcu102)
@@ -89,17 +89,18 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/hyperlaunch-run.XXXXXX")
 # A dry run leaves its files for the printed command to use.
 [ "$dry" -eq 1 ] || trap 'rm -rf "$work"' EXIT
 
-# The Raspberry Pi 4 has 960 MiB of RAM from 0: modules named from 0x50000000 up move down.
+# The Raspberry Pi 4 has 960 MiB of RAM from 0: modules named at 0x40000000-0x5fffffff (the
+# guest LCMs' places on QEMU virt) move down by 0x30000000.
 low() {
     local a=$(($1))
-    [ "$machine" = raspi4b ] && [ "$a" -ge $((0x50000000)) ] && a=$((a - 0x30000000))
+    [ "$machine" = raspi4b ] && [ "$a" -ge $((0x40000000)) ] && [ "$a" -lt $((0x60000000)) ] && a=$((a - 0x30000000))
     printf '0x%x' "$a"
 }
 for m in ${modules[@]+"${modules[@]}"}; do
     loaders+=(-device "loader,file=${m#*=},addr=$(low "${m%%=*}"),force-raw=on")
 done
 if [ "$machine" = raspi4b ] && [ -n "$lcm" ]; then
-    sed -E 's/0x5([0-9a-fA-F]{7})/0x2\1/g; s/@5([0-9a-fA-F]{7})/@2\1/g' "$lcm" >"$work/lcm-low.dts"
+    sed -E 's/0x4([0-9a-fA-F]{7})/0x1\1/g; s/@4([0-9a-fA-F]{7})/@1\1/g; s/0x5([0-9a-fA-F]{7})/0x2\1/g; s/@5([0-9a-fA-F]{7})/@2\1/g' "$lcm" >"$work/lcm-low.dts"
     lcm=$work/lcm-low.dts
 fi
 

@@ -485,6 +485,23 @@ t_linux_gicv2() {
     done_test
 }
 
+t_rpi4_console() {
+    # The same input path through the Raspberry Pi 4's mini UART (QEMU 10's raspi4b, the
+    # board DTB as it is): typed input reaches DOM1, Ctrl-A three times moves it to DOM2.
+    printf 'hello\n\001\001\001world\n' >"$work/input"
+    TIMEOUT=20 boot rpi4-console --machine raspi4b --input "$work/input" \
+        --input-when '^DOM1: first: echo ready' --input-when '^DOM2: second: echo ready' \
+        --stop-when '^DOM1: first: echo: hello$' --stop-when '^DOM2: second: echo: world$' \
+        --module 0x49000000=$TESTGUEST tests/lcm/guests/console.dts
+    expect_exit 0
+    expect 'console: MiniUart UART at 0xfe215040' 'INFO  console input goes to DOM1'
+    expect '^DOM1: first: echo: hello$'
+    expect 'INFO  console input now goes to DOM2' '^DOM2: second: echo: world$'
+    refuse 'ERROR|FATAL|PANIC'
+    expect_echo_lines
+    done_test
+}
+
 t_rpi4_pl011() {
     # The Raspberry Pi 4 with the PL011 as its console (the board DTB's stdout-path set to
     # serial0, as with dtoverlay=disable-bt): spin-table CPUs, the GIC-400 with its virtual
@@ -1061,7 +1078,7 @@ tests=(t_image_header t_virt_gicv3 t_virt_gicv2_a53 t_virt_max_2cpu t_virt_uboot
     t_debug_level t_fatal_no_boot_cpu t_fatal_bad_reserved_memory
     t_fatal_el2_abort t_fatal_panic t_lcm_hyperlaunch t_lcm_dom0less t_lcm_classic t_lcm_invalid
     t_lcm_module_over_image t_domains t_gzip_affinity_corrupt t_static_mem t_passthrough t_passthrough_uart t_console t_console_skip t_zcu102_console t_control t_reset t_store t_boot_domain t_boot_domain_recovery
-    t_boot_domain_timeout t_examples t_linux_lcm t_linux_gicv2 t_linux_zcu102 t_linux_rpi4 t_rpi4_pl011 t_linux_one_cpu t_linux_dom0less t_linux_recovery t_linux_hardware t_linux_classic)
+    t_boot_domain_timeout t_examples t_linux_lcm t_linux_gicv2 t_linux_zcu102 t_linux_rpi4 t_rpi4_pl011 t_rpi4_console t_linux_one_cpu t_linux_dom0less t_linux_recovery t_linux_hardware t_linux_classic)
 for t in "${tests[@]}"; do
     if [ -z "$only" ] || [[ "$t" == *"$only"* ]]; then
         "$t"
