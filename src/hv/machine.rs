@@ -49,11 +49,6 @@ impl HostMem {
     pub fn at(&self, pa: u64, len: u64) -> Option<HostMem> {
         self.sub(pa.checked_sub(self.start)?, len)
     }
-
-    /// It lies wholly inside `outer`.
-    pub fn within(&self, start: u64, end: u64) -> bool {
-        self.start >= start && self.end() <= end
-    }
 }
 
 /// A change the console multiplexer is told of.
