@@ -34,12 +34,17 @@ usage: scripts/run.sh [options] [LCM.dts]
                      regular expression RE (when repeated, once every RE has matched a
                      line); the run then exits 0, for a machine that does not power off
                      by itself (a timeout still exits 124)
+  --tpm              virt: a TPM 2.0 (swtpm, fresh state, behind QEMU's tpm-tis-device)
+                     for the measured launch
+  --dump-dtb FILE    write the host DTB exactly as the machine hands it to the hypervisor
+                     (after QEMU's own changes: what `hlcheck --measure` wants) and exit
   --dry-run          make the DTB (in a temporary directory that is kept) and print the
                      QEMU command instead of running it
 USAGE
 }
 
 machine=virt gic=3 cpus=4 mem="" cpu=cortex-a57 uboot=0 dtb="" timeout_s="" lcm="" dry=0 console=mini
+tpm=0 dump_dtb=""
 loaders=()
 modules=()
 bare=0
@@ -67,6 +72,8 @@ while [ $# -gt 0 ]; do
         --timeout) timeout_s=$2; shift 2 ;;
         --console) console=$2; shift 2 ;;
         --dry-run) dry=1; shift ;;
+        --tpm) tpm=1; shift ;;
+        --dump-dtb) dump_dtb=$2; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         -*) echo "run.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
         *) [ -z "$lcm" ] || { echo "run.sh: one LCM file at most" >&2; exit 2; }; lcm=$1; shift ;;
@@ -86,8 +93,33 @@ if [ -z "$lcm" ] && [ -z "$dtb" ] && [ "$bare" -eq 0 ]; then
 fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/hyperlaunch-run.XXXXXX")
-# A dry run leaves its files for the printed command to use.
-[ "$dry" -eq 1 ] || trap 'rm -rf "$work"' EXIT
+swtpms=()
+cleanup() {
+    for p in ${swtpms[@]+"${swtpms[@]}"}; do kill "$p" 2>/dev/null || true; done
+    # A dry run leaves its files for the printed command to use.
+    [ "$dry" -eq 1 ] || rm -rf "$work"
+}
+trap cleanup EXIT
+
+# tpm_up: a fresh software TPM for the next QEMU run (one connection: swtpm ends with it);
+# its QEMU options in tpm_args.
+tpm_args=()
+tpm_up() {
+    [ "$tpm" -eq 1 ] || return 0
+    local d=$work/tpm${#swtpms[@]}
+    mkdir -p "$d"
+    swtpm socket --tpm2 --tpmstate dir="$d" --ctrl type=unixio,path="$d/sock" --terminate \
+        --log file="$d/log" &
+    swtpms+=($!)
+    for _ in $(seq 100); do [ -S "$d/sock" ] && break; sleep 0.05; done
+    tpm_args=(-chardev "socket,id=chrtpm,path=$d/sock" -tpmdev emulator,id=tpm0,chardev=chrtpm
+        -device tpm-tis-device,tpmdev=tpm0)
+}
+if [ "$tpm" -eq 1 ]; then
+    [ "$machine" = virt ] || { echo "run.sh: --tpm is for virt only" >&2; exit 2; }
+    [ "$dry" -eq 0 ] || { echo "run.sh: --tpm and --dry-run do not go together" >&2; exit 2; }
+    command -v swtpm >/dev/null || bash scripts/install-deps.sh >&2
+fi
 
 # The Raspberry Pi 4 has 960 MiB of RAM from 0: modules named at 0x40000000-0x5fffffff (the
 # guest LCMs' places on QEMU virt) move down by 0x30000000.
@@ -109,7 +141,8 @@ common=(-nodefaults -display none -net none)
 case "$machine" in
     virt)
         [ -n "$mem" ] || mem=1G
-        qargs=(-M "virt,virtualization=on,gic-version=$gic" -cpu "$cpu" -smp "$cpus" -m "$mem")
+        # No random seeds in the DTB: the host device tree is measured, the same every boot.
+        qargs=(-M "virt,virtualization=on,gic-version=$gic,dtb-randomness=off" -cpu "$cpu" -smp "$cpus" -m "$mem")
         ;;
     zcu102)
         [ -n "$mem" ] || mem=2G
@@ -133,7 +166,11 @@ qemu=${qemu10:-qemu-system-aarch64}
 if [ -z "$dtb" ]; then
     dtb=$work/host.dtb
     case "$machine" in
-        virt) qemu-system-aarch64 "${qargs[@]}" "${common[@]}" -machine dumpdtb="$work/base.dtb" >/dev/null 2>&1 ;;
+        virt)
+            tpm_up
+            qemu-system-aarch64 "${qargs[@]}" "${common[@]}" ${tpm_args[@]+"${tpm_args[@]}"} \
+                -machine dumpdtb="$work/base.dtb" >/dev/null 2>&1
+            ;;
         zcu102) dtc -q -I dts -O dtb -o "$work/base.dtb" platforms/xlnx-zcu102/qemu-zcu102.dts ;;
         raspi3b) dtc -q -I dts -O dtb -o "$work/base.dtb" platforms/rpi4/qemu-raspi3b.dts ;;
         raspi4b)
@@ -168,8 +205,13 @@ else
     [ "$machine$console" != raspi4bmini ] || serial=(-serial null -serial mon:stdio)
 fi
 
-cmd=("$qemu" "${qargs[@]}" "${common[@]}" "${serial[@]}" "${boot[@]}" "${loaders[@]}"
-    -kernel "$image" -dtb "$dtb")
+tpm_up
+cmd=("$qemu" "${qargs[@]}" "${common[@]}" ${tpm_args[@]+"${tpm_args[@]}"} "${serial[@]}" "${boot[@]}"
+    "${loaders[@]}" -kernel "$image" -dtb "$dtb")
+if [ -n "$dump_dtb" ]; then
+    "${cmd[@]}" -machine dumpdtb="$dump_dtb" >/dev/null 2>&1 </dev/null
+    exit 0
+fi
 if [ "$dry" -eq 1 ]; then
     printf '%q ' "${cmd[@]}"; echo
     exit 0

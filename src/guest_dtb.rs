@@ -78,7 +78,8 @@ impl core::fmt::Display for AdditionError {
 const GENERATED: [&str; 8] =
     ["chosen", "cpus", "memory", "psci", "interrupt-controller", "timer", "uart", "hypervisor"];
 /// `/chosen` properties the hypervisor writes.
-const CHOSEN_OWN: [&str; 4] = ["bootargs", "stdout-path", "linux,initrd-start", "linux,initrd-end"];
+const CHOSEN_OWN: [&str; 5] =
+    ["bootargs", "stdout-path", "linux,initrd-start", "linux,initrd-end", "hyperlaunch,event-log"];
 
 impl DtAddition {
     /// Parses and checks a "PATH\0NAME\0VALUE" buffer.

@@ -21,6 +21,7 @@ pub mod hypercall;
 pub mod image;
 pub mod launch;
 pub mod logger;
+pub mod measure;
 pub mod memmap;
 pub mod mmio;
 pub mod pgtable;

@@ -32,7 +32,7 @@ pub fn launch(
     frames: Frames,
     online_cpus: usize,
     (gic_desc, uart_desc): (Option<crate::platform::Gic>, Option<&crate::platform::Uart>),
-    host_dtb: &'static [u8],
+    (host_dtb, event_log): (&'static [u8], &[u8]),
     boot_modules: Vec<Range>,
 ) -> (usize, LoadStats) {
     let m = machine::machine();
@@ -50,6 +50,7 @@ pub fn launch(
     let console = uart_desc.map(|u| u.base);
     let host = HostFacts {
         dtb: host_dtb,
+        event_log,
         assigned: crate::hv::setup::assigned(m, cfg, &all),
         reserved: all,
         gic_version: gic_desc.map_or(3, |g| g.version()),

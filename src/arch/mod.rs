@@ -13,6 +13,7 @@ pub mod gic;
 pub mod gich;
 pub mod heap;
 pub mod machine;
+pub mod measure;
 pub mod mmu;
 pub mod power;
 pub mod psci;

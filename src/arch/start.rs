@@ -13,7 +13,7 @@ use crate::fdt::Fdt;
 use crate::frames::Frames;
 use crate::hvmap::{self, ImageRanges};
 use crate::memmap::{Range, Use};
-use crate::pgtable::{Format, PageTables};
+use crate::pgtable::{Format, MemType, PageTables, Perms};
 use crate::platform::{self, Conduit, EnableMethod, Platform};
 
 /// The host DTB in memory, as a slice of its declared size.
@@ -106,6 +106,17 @@ extern "C" fn primary_main(dtb_pa: u64, load_base: u64) -> ! {
         if let Err(e) = pt.map(&mut store, m.range.start, m.range.start, m.range.size(), m.mem, m.perms) {
             fatal(format_args!("EL2 map of {}: {e}", m.range));
         }
+    }
+    // The TPM's locality-0 registers, for the measured launch (checked again, with a
+    // message, once there is a heap).
+    let tpm_map = match crate::measure::tpm_window(&fdt) {
+        Some(Ok(r)) if !plat.memory.ram.iter().any(|b| b.overlaps(&r)) => Some(r),
+        _ => None,
+    };
+    if let Some(t) = tpm_map
+        && let Err(e) = pt.map(&mut store, t.start, t.start, t.size(), MemType::Device, Perms::RW)
+    {
+        fatal(format_args!("EL2 map of the TPM at {t}: {e}"));
     }
     cpu::publish_mpidrs(&plat);
     mmu::enable(pt.root(), ps);
@@ -234,9 +245,20 @@ extern "C" fn primary_main(dtb_pa: u64, load_base: u64) -> ! {
             "GICv2 host without virtualization extensions (no GICH/GICV in its device tree): domains get no virtual interrupt controller (their interrupts, timer included, are not delivered: bare-metal guests run, Linux does not)"
         );
     }
+    let tpm = crate::measure::find_tpm(&fdt).and_then(|t| match t {
+        Some(r) if tpm_map != Some(r) => Err(alloc::format!("TPM registers at {r} lie in RAM")),
+        other => Ok(other),
+    });
+    let event_log = super::measure::launch(&cfg, dtb, tpm);
     let boot_modules = plat.modules.iter().collect();
-    let (running, stats) =
-        build::launch(&cfg, frames, cpu::online(), (plat.gic, plat.uart.as_ref()), dtb, boot_modules);
+    let (running, stats) = build::launch(
+        &cfg,
+        frames,
+        cpu::online(),
+        (plat.gic, plat.uart.as_ref()),
+        (dtb, &event_log),
+        boot_modules,
+    );
     let launch_us = timer::ticks_to_us(timer::ticks() - t_entry);
     if running == 0 {
         halt("no domain could be built");

@@ -74,6 +74,8 @@ pub enum ErrorKind {
     StaticMemMismatch { static_kib: u64, memory_kib: u64 },
     /// Static memory claimed by two domains, or overlapping reserved memory or a module.
     StaticMemOverlap { range: Range, other: String },
+    /// `measured-launch = "required"` on a host without a TPM the hypervisor can drive.
+    NoTpm(String),
 }
 
 impl ErrorKind {
@@ -101,6 +103,7 @@ impl ErrorKind {
             ErrorKind::DirectMapNeedsStaticMem => "direct-map-needs-static-mem",
             ErrorKind::StaticMemMismatch { .. } => "static-mem-mismatch",
             ErrorKind::StaticMemOverlap { .. } => "static-mem-overlap",
+            ErrorKind::NoTpm(_) => "no-tpm",
         }
     }
 }
@@ -161,6 +164,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::StaticMemOverlap { range, other } => {
                 write!(f, "static memory {range} overlaps {other}")
             }
+            ErrorKind::NoTpm(why) => write!(f, "measured-launch = \"required\" but {why}"),
         }
     }
 }

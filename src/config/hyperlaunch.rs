@@ -16,6 +16,7 @@ pub(super) fn parse(fdt: &Fdt<'_>, hv: &Node<'_>) -> props::Result<LaunchConfig>
         domains: Vec::new(),
         hypervisor_modules: Vec::new(),
         console_switch: true,
+        measure: crate::measure::Policy::Optional,
         boot_timeout_ms: super::DEFAULT_BOOT_TIMEOUT_MS,
         notes: Vec::new(),
     };
@@ -43,6 +44,17 @@ pub(super) fn parse(fdt: &Fdt<'_>, hv: &Node<'_>) -> props::Result<LaunchConfig>
                     ));
                 }
                 None => {}
+            },
+            "measured-launch" => match props::str_prop(hv, "measured-launch")? {
+                Some("required") => cfg.measure = crate::measure::Policy::Required,
+                Some("optional") | None => {}
+                Some(other) => {
+                    return Err(props::bad_value(
+                        hv,
+                        "measured-launch",
+                        format!("'{other}': expected \"required\" or \"optional\""),
+                    ));
+                }
             },
             other => notes.push(Note { node: path(hv), what: format!("unknown property '{other}' ignored") }),
         }

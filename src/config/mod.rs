@@ -11,8 +11,9 @@ mod props;
 mod validate;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
+use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
@@ -250,6 +251,9 @@ pub struct LaunchConfig {
     /// How long the Boot Domain may run before launch goes on without it (ms;
     /// `/chosen/hypervisor/boot-timeout-ms`, ours).
     pub boot_timeout_ms: u32,
+    /// Whether the launch stops when the TPM cannot record it (`measured-launch =
+    /// "required"`, ours); the event log is produced either way.
+    pub measure: crate::measure::Policy,
     /// Unknown nodes and properties that were ignored.
     pub notes: Vec<Note>,
 }
@@ -339,6 +343,16 @@ pub fn parse(fdt: &Fdt<'_>, host: &HostFacts) -> Result<LaunchConfig, ConfigErro
         };
     validate::assign_domids(&mut cfg)?;
     validate::validate(&cfg, host)?;
+    if cfg.measure == crate::measure::Policy::Required {
+        let why = match crate::measure::find_tpm(fdt) {
+            Ok(Some(_)) => None,
+            Ok(None) => Some(String::from("the host device tree has no TPM (tcg,tpm-tis-mmio)")),
+            Err(e) => Some(format!("its TPM is unusable: {e}")),
+        };
+        if let Some(why) = why {
+            return Err(ConfigError::new("/chosen/hypervisor", ErrorKind::NoTpm(why)));
+        }
+    }
     Ok(cfg)
 }
 

@@ -84,6 +84,11 @@ impl Plan {
                 .push(format!("boot domain: {} runs first (time limit {} ms)", b.domid, cfg.boot_timeout_ms)),
             None => out.push(String::from("boot domain: none (straight to launch finalization)")),
         }
+        if cfg.measure == crate::measure::Policy::Required {
+            out.push(String::from(
+                "measured launch: required (no domain starts unless the TPM records the launch)",
+            ));
+        }
         match cfg.console_domain() {
             Some((d, true)) => out.push(format!("console: domain {}", d.domid)),
             Some((d, false)) => out.push(format!("console: domain {} (first with a virtual UART)", d.domid)),

@@ -128,6 +128,15 @@ fn err(blob: &[u8]) -> ConfigError {
 
 const P: &str = "/chosen/hypervisor";
 
+/// Two domains sharing one kernel (0x4900_0000) and one ramdisk (0x4b00_0000), for other
+/// modules' tests.
+pub(crate) fn two_linux_domains_blob() -> Vec<u8> {
+    let ramdisk = n("module@4b000000")
+        .p("compatible", V::Str("module,ramdisk"))
+        .p("module-addr", V::Cells(vec![0x4b00_0000, 0x10_0000]));
+    host(lcm(vec![dom(1).c(ramdisk.clone()), dom(2).c(ramdisk)]))
+}
+
 #[test]
 fn hyperlaunch_domain_properties() {
     let d1 = dom(1)
@@ -306,6 +315,48 @@ fn classic_dom0_from_chosen() {
     // 16 MiB of slack, rounded down to 2 MiB.
     let free: u64 = (1024 << 20) - (32 << 20) - 4096 - (64 << 20) - (16 << 20);
     assert_eq!(cfg2.domains[0].memory_kib, (free & !((2 << 20) - 1)) / 1024);
+}
+
+#[test]
+fn measured_launch_policy() {
+    let cfg = parse(&host(lcm(vec![dom(1)]))).unwrap();
+    assert_eq!(cfg.measure, crate::measure::Policy::Optional);
+    assert!(!Plan::lines(&cfg).iter().any(|l| l.starts_with("measured launch")));
+    let req = |v| {
+        let mut c = lcm(vec![dom(1)]);
+        c.kids[0] = c.kids[0].clone().p("measured-launch", V::Str(v));
+        host(c)
+    };
+    // Required without a TPM: refused, naming the missing TPM.
+    let e = err(&req("required"));
+    assert_eq!((e.node.as_str(), e.name()), (P, "no-tpm"));
+    assert!(e.to_string().contains("has no TPM (tcg,tpm-tis-mmio)"), "{e}");
+    // With one (on a bus, as QEMU virt puts it): accepted, and in the plan.
+    let with_tpm = |tpm_reg: Vec<u32>| {
+        let mut c = lcm(vec![dom(1)]);
+        c.kids[0] = c.kids[0].clone().p("measured-launch", V::Str("required"));
+        let bus = n("platform-bus@c000000")
+            .p("compatible", V::Strs(vec!["qemu,platform", "simple-bus"]))
+            .p("#address-cells", V::U32(1))
+            .p("#size-cells", V::U32(1))
+            .p("ranges", V::Cells(vec![0, 0, 0xc00_0000, 0x200_0000]))
+            .c(n("tpm_tis@0").p("compatible", V::Str("tcg,tpm-tis-mmio")).p("reg", V::Cells(tpm_reg)));
+        host_with(c, Some(bus))
+    };
+    let blob = with_tpm(vec![0, 0x5000]);
+    let cfg = parse(&blob).unwrap();
+    assert_eq!(cfg.measure, crate::measure::Policy::Required);
+    assert!(Plan::lines(&cfg).iter().any(|l| l.starts_with("measured launch: required")));
+    let fdt = crate::fdt::Fdt::new(&blob).unwrap();
+    assert_eq!(crate::measure::find_tpm(&fdt), Ok(Range::at(0xc00_0000, 0x1000)));
+    // A TPM whose registers are not a page-aligned window is no TPM.
+    let e = err(&with_tpm(vec![0x10, 0x5000]));
+    assert_eq!(e.name(), "no-tpm");
+    assert!(e.to_string().contains("not a page-aligned 4 KiB window"), "{e}");
+    assert_eq!(parse(&req("optional")).unwrap().measure, crate::measure::Policy::Optional);
+    let e = err(&req("yes"));
+    assert_eq!((e.node.as_str(), e.name()), (P, "bad-value"));
+    assert!(e.to_string().contains("'yes': expected \"required\" or \"optional\""), "{e}");
 }
 
 #[test]

@@ -73,6 +73,9 @@ impl fmt::Display for BuildError {
 pub struct HostFacts<'a> {
     /// The host device tree.
     pub dtb: &'a [u8],
+    /// The launch's event log (binary), given to the Boot Domain and to domains with the
+    /// Control or Hardware permission as `/chosen/hyperlaunch,event-log`; empty: none.
+    pub event_log: &'a [u8],
     /// Memory the loader gave (boot modules) or the configuration reserved (static
     /// memory), which domains are built from.
     pub reserved: Vec<HostMem>,
@@ -388,7 +391,7 @@ fn prepare_in(
         vuart: cfg.vuart,
         gic_version,
         failures: Vec::new(),
-        additions: Vec::new(),
+        additions: crate::measure::for_domain(cfg, host.event_log).into_iter().collect(),
         store: link.as_ref().map(|l| l.role.clone()),
         devices: g.nodes.clone(),
     };

@@ -9,7 +9,7 @@ use alloc::vec::Vec;
 use super::build::{BuildError, HostFacts, build};
 use super::fake::{BASE, Fake, MIB, mem};
 use super::pool::Pool;
-use crate::config::{DomainConfig, Module, ModuleKind};
+use crate::config::{DomainConfig, Module, ModuleKind, Permissions};
 use crate::frames::Frames;
 use crate::guest::{GuestMap, RAM0_BASE};
 use crate::memmap::Range;
@@ -68,6 +68,7 @@ fn config(kernel: Range, memory_kib: u64) -> DomainConfig {
 fn facts(b: &Bench) -> HostFacts<'static> {
     HostFacts {
         dtb: &[],
+        event_log: b"LOG",
         reserved: b.reserved.clone(),
         assigned: vec![],
         gic_version: 3,
@@ -101,12 +102,33 @@ fn a_built_domain_has_its_kernel_device_tree_and_tables() {
     let fdt = crate::fdt::Fdt::new(&dtb[..crate::fdt::Fdt::peek_total_size(&dtb).unwrap()]).unwrap();
     let chosen = fdt.find("/chosen").unwrap();
     assert_eq!(chosen.property("bootargs").and_then(|p| p.as_str()), Some("console=ttyAMA0"));
+    assert!(chosen.property("hyperlaunch,event-log").is_none(), "no role that verifies the launch");
     // Memory taken: the RAM and the stage-2 tables.
     let tables = parts.tables.len() as u64 * 4096;
     assert!(tables >= 3 * 4096, "root, level 2 and the kernel's level 3");
     assert_eq!(b.pool.free_bytes(), free - 4 * MIB - tables);
     let root = parts.vttbr & crate::pgtable::OA_MASK;
     assert!(parts.tables.iter().any(|t| t.start() == root));
+}
+
+#[test]
+fn domains_that_verify_the_launch_get_the_event_log() {
+    let mut b = bench();
+    let host = facts(&b);
+    let mut load = vec![0u32; 4];
+    let mut cfg = config(Range { start: KERNEL, end: KERNEL + KERNEL_LEN }, 4096);
+    cfg.permissions = Permissions(Permissions::CONTROL);
+    let (parts, _) = build(&*b.fake, &cfg, 1, &mut b.pool, &mut load, &host, None).unwrap();
+    let ram = parts.ram.host(RAM0_BASE, 4 * MIB).unwrap();
+    let dtb = b.fake.peek(ram.start() + (parts.entry.1 - RAM0_BASE), 4096);
+    let fdt = crate::fdt::Fdt::new(&dtb[..crate::fdt::Fdt::peek_total_size(&dtb).unwrap()]).unwrap();
+    let log = fdt.find("/chosen").unwrap().property("hyperlaunch,event-log").map(|p| p.value);
+    assert_eq!(log, Some(&b"LOG"[..]));
+    // A Boot Domain cannot write the log into another domain's tree.
+    assert_eq!(
+        crate::guest_dtb::DtAddition::parse(b"/chosen\0hyperlaunch,event-log\0forged"),
+        Err(crate::guest_dtb::AdditionError::Name)
+    );
 }
 
 #[test]

@@ -92,5 +92,24 @@ else
     fail "nothing-to-launch" "exit $status: $(cat "$work/none.out")"
 fi
 
+# hlcheck --measure names a module the configuration needs but was not given, and one that
+# does not fit the range the configuration declares.
+merge tests/lcm/guests/measured.dts "$work/measured.dtb"
+head -c 4096 /dev/zero >"$work/small.bin"
+out=$(bash scripts/hlcheck --measure "$work/measured.dtb" --module 0x49000000="$work/small.bin" 2>&1); status=$?
+if [ "$status" -eq 1 ] && grep -q '^error: hyperlaunch DOM1 kernel: no --module 0x50000000=FILE given for it$' <<<"$out"; then
+    pass "measure-missing-module"
+else
+    fail "measure-missing-module" "exit $status: $out"
+fi
+head -c $((0x100001)) /dev/zero >"$work/big.bin"
+out=$(bash scripts/hlcheck --measure "$work/measured.dtb" --module 0x50000000="$work/small.bin" \
+    --module 0x53000000="$work/small.bin" --module 0x49000000="$work/big.bin" 2>&1); status=$?
+if [ "$status" -eq 1 ] && grep -q '^error: hyperlaunch DOM2 kernel: .*/big.bin is 1048577 bytes, larger than the 0x100000 bytes the configuration declares at 0x49000000$' <<<"$out"; then
+    pass "measure-module-too-large"
+else
+    fail "measure-module-too-large" "exit $status: $out"
+fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -1,5 +1,8 @@
 //! `hlcheck HOST.DTB`: reads a host device tree the way hyperlaunch does at boot, and prints
 //! the boot path and launch plan (exit 0) or the first configuration error (exit 1).
+//! `hlcheck --measure ...` predicts the measured launch (see `measure.rs`).
+
+mod measure;
 
 use std::process::ExitCode;
 
@@ -11,19 +14,23 @@ use hyperlaunch::platform::Platform;
 
 const USAGE: &str = "usage: hlcheck [--roles] HOST.DTB\n  \
     prints the launch plan of a host device tree (exit 0), or `error: <node>: <problem>` (exit 1)\n  \
-    --roles  print only `domid permissions functions` per domain";
+    --roles  print only `domid permissions functions` per domain\n\
+    usage: ";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().is_some_and(|a| a == "--measure") {
+        return measure::main(&args[1..]);
+    }
     let (roles, file) = match args.as_slice() {
         [f] if !f.starts_with('-') => (false, f),
         [flag, f] if flag == "--roles" && !f.starts_with('-') => (true, f),
         [h] if h == "-h" || h == "--help" => {
-            println!("{USAGE}");
+            println!("{USAGE}{}", measure::USAGE);
             return ExitCode::SUCCESS;
         }
         _ => {
-            eprintln!("{USAGE}");
+            eprintln!("{USAGE}{}", measure::USAGE);
             return ExitCode::from(2);
         }
     };
@@ -56,6 +63,18 @@ fn main() -> ExitCode {
                 println!("{line}");
             }
             hardware_lines(&blob, &platform, &cfg);
+            if let Ok(fdt) = Fdt::new(&blob) {
+                println!(
+                    "measured launch: {}; PCR{} configuration, PCR{} images (hlcheck --measure predicts them)",
+                    match hyperlaunch::measure::find_tpm(&fdt) {
+                        Ok(Some(r)) => format!("TPM at {:#x}", r.start),
+                        Ok(None) => "no TPM, event log only".to_string(),
+                        Err(e) => format!("TPM unusable ({e}), event log only"),
+                    },
+                    hyperlaunch::measure::PCR_CONFIG,
+                    hyperlaunch::measure::PCR_IMAGES
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
