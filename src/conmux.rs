@@ -26,6 +26,31 @@ pub enum Emit {
     Dropped { domid: u16, bytes: u64 },
 }
 
+/// A domain's line as the console shows it: printable text (well-formed UTF-8) and tabs as
+/// they are; every control character (the C0 set but tab, DEL, the C1 set) and every byte
+/// of malformed UTF-8 as `\xNN`. No guest can move the terminal's cursor, forge a `(HL)` or
+/// `DOMn:` line, or make the terminal answer a query into the console domain's input.
+pub fn shown(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len());
+    let escape = |out: &mut Vec<u8>, b: u8| {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        out.extend_from_slice(&[b'\\', b'x', HEX[(b >> 4) as usize], HEX[(b & 0xf) as usize]]);
+    };
+    for chunk in raw.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            let mut buf = [0u8; 4];
+            let bytes = c.encode_utf8(&mut buf).as_bytes();
+            if c.is_control() && c != '\t' {
+                bytes.iter().for_each(|&b| escape(&mut out, b));
+            } else {
+                out.extend_from_slice(bytes);
+            }
+        }
+        chunk.invalid().iter().for_each(|&b| escape(&mut out, b));
+    }
+    out
+}
+
 /// What an input byte does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Input {
@@ -99,7 +124,7 @@ impl Mux {
         o.window_bytes += 1;
         o.last_us = now;
         if let Some(bytes) = o.line.push(byte) {
-            out.push(Emit::Line { domid, bytes });
+            out.push(Emit::Line { domid, bytes: shown(&bytes) });
         }
     }
 
@@ -107,7 +132,7 @@ impl Mux {
     pub fn flush_quiet(&mut self, now: u64, out: &mut Vec<Emit>) {
         for o in &mut self.outs {
             if !o.line.is_empty() && now.saturating_sub(o.last_us) >= QUIET_US {
-                out.push(Emit::Line { domid: o.domid, bytes: o.line.take() });
+                out.push(Emit::Line { domid: o.domid, bytes: shown(&o.line.take()) });
             }
             if o.dropped > 0 && now.saturating_sub(o.window_start) >= WINDOW_US {
                 out.push(Emit::Dropped { domid: o.domid, bytes: o.dropped });
@@ -120,7 +145,7 @@ impl Mux {
     pub fn flush_domain(&mut self, domid: u16, out: &mut Vec<Emit>) {
         if let Some(o) = self.outs.iter_mut().find(|o| o.domid == domid) {
             if !o.line.is_empty() {
-                out.push(Emit::Line { domid, bytes: o.line.take() });
+                out.push(Emit::Line { domid, bytes: shown(&o.line.take()) });
             }
             if o.dropped > 0 {
                 out.push(Emit::Dropped { domid, bytes: o.dropped });
@@ -212,6 +237,22 @@ mod tests {
         assert_eq!(feed(&mut m, 2, b"wor", 0), vec![]);
         assert_eq!(feed(&mut m, 1, b"lo\n", 1), vec![line(1, "hello")]);
         assert_eq!(feed(&mut m, 2, b"ld\r\n", 1), vec![line(2, "world")]);
+    }
+
+    #[test]
+    fn control_characters_are_shown_escaped() {
+        // A cursor move and a forged hypervisor line, a terminal query, NUL and DEL.
+        assert_eq!(shown(b"\x1b[1A\x1b[2K(HL) FATAL: forged"), b"\\x1b[1A\\x1b[2K(HL) FATAL: forged");
+        assert_eq!(shown(b"a\x1b[6nb\x00\x7f"), b"a\\x1b[6nb\\x00\\x7f");
+        // Tabs, backspaces and bells: tab kept, the others escaped.
+        assert_eq!(shown(b"a\tb\x08\x07"), b"a\tb\\x08\\x07");
+        // UTF-8 text as it is; the C1 CSI raw (malformed UTF-8) or encoded, escaped.
+        assert_eq!(shown("25 \u{b5}s \u{2713}".as_bytes()), "25 \u{b5}s \u{2713}".as_bytes());
+        assert_eq!(shown(b"x\x9b2Jy"), b"x\\x9b2Jy");
+        assert_eq!(shown("x\u{9b}y".as_bytes()), b"x\\xc2\\x9by");
+        // Through the multiplexer: the line written is the escaped one.
+        let mut m = Mux::new(&[1], Some(1), true);
+        assert_eq!(feed(&mut m, 1, b"\x1b]0;title\x07ok\n", 0), [line(1, "\\x1b]0;title\\x07ok")]);
     }
 
     #[test]

@@ -24,30 +24,45 @@ pub struct ImageRanges {
 /// Most mappings the hypervisor's map holds.
 pub const MAX_MAPPINGS: usize = 96;
 
+/// The host needs more identity mappings than the hypervisor's list holds (RAM banks,
+/// spin-table mailboxes, devices, and the pieces the image splits them into).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooManyMappings;
+
+impl core::fmt::Display for TooManyMappings {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "host device tree: more than {MAX_MAPPINGS} ranges for the hypervisor's own map")
+    }
+}
+
 /// The list of identity mappings, with no overlaps and every range page aligned.
+#[allow(clippy::type_complexity)]
 pub fn hypervisor_mappings(
     p: &Platform,
     image: ImageRanges,
     dtb: Range,
-) -> ([Option<Mapping>; MAX_MAPPINGS], usize) {
+) -> Result<([Option<Mapping>; MAX_MAPPINGS], usize), TooManyMappings> {
     let mut out = [None; MAX_MAPPINGS];
     let mut n = 0;
+    let mut full = false;
     let mut covered: RegionSet<MAX_MAPPINGS> = RegionSet::new();
     let mut push = |r: Range, mem: MemType, perms: Perms, covered: &mut RegionSet<MAX_MAPPINGS>| {
         let r = r.page_outer();
         // Parts already mapped (a device page shared with another) are skipped.
         let mut pieces: RegionSet<8> = RegionSet::new();
-        let _ = pieces.add(r);
+        full |= pieces.add(r).is_err();
         for c in covered.iter() {
-            let _ = pieces.remove(c);
+            full |= pieces.remove(c).is_err();
         }
         for piece in pieces.iter() {
             if n < MAX_MAPPINGS {
                 out[n] = Some(Mapping { range: piece, mem, perms });
                 n += 1;
+            } else {
+                full = true;
             }
         }
-        let _ = covered.add(r);
+        full |= covered.add(r).is_err();
     };
     push(image.text, MemType::Normal, Perms::RX, &mut covered);
     push(image.rodata, MemType::Normal, Perms::RO, &mut covered);
@@ -88,7 +103,7 @@ pub fn hypervisor_mappings(
         }
         None => {}
     }
-    (out, n)
+    if full { Err(TooManyMappings) } else { Ok((out, n)) }
 }
 
 #[cfg(test)]
@@ -119,7 +134,8 @@ mod tests {
             rodata: Range { start: 0x4023_0000, end: 0x4023_4000 },
             data: Range { start: 0x4023_4000, end: 0x402c_0000 },
         };
-        let (maps, n) = hypervisor_mappings(&p, image, Range { start: 0x4800_0000, end: 0x4800_2000 });
+        let (maps, n) =
+            hypervisor_mappings(&p, image, Range { start: 0x4800_0000, end: 0x4800_2000 }).unwrap();
         let maps: Vec<Mapping> = maps[..n].iter().map(|m| m.unwrap()).collect();
         for (i, a) in maps.iter().enumerate() {
             for b in &maps[i + 1..] {

@@ -162,6 +162,12 @@ pub enum SysReg {
     /// An EL1 TLB invalidation (trapped by HCR_EL2.TTLB): its operation, the same for the
     /// inner shareable and the local form.
     Tlbi(TlbiOp),
+    /// The PMU (trapped by MDCR_EL2.TPM/TPMCR), self-hosted debug and trace registers (op0
+    /// 2: trapped by MDCR_EL2.TDA/TDOSA/TDRA and CPTR_EL2.TTA) and ACTLR_EL1 (HCR_EL2.TACR):
+    /// read as zero, writes ignored, so that no domain counts events, sets a breakpoint or
+    /// locks the OS lock for another on the same CPU, or changes the CPU's implementation
+    /// defined behaviour.
+    RazWi,
     Other,
 }
 
@@ -202,6 +208,11 @@ impl SysRegAccess {
             (3, 0, 12, 11, 5) => SysReg::IccSgi1r,
             (3, 0, 12, 11, 6 | 7) => SysReg::IccOtherSgi,
             (3, 3, 14, 2, 0..=2) => SysReg::CntpTimer,
+            // PMCR..PMUSERENR, PMOVSSET (CRn 9, CRm 12-14); PMEVCNTR/PMEVTYPER, PMCCFILTR
+            // (CRn 14, CRm 8-15); PMINTENSET/CLR_EL1.
+            (3, 3, 9, 12..=14, _) | (3, 3, 14, 8..=15, _) | (3, 0, 9, 14, 1 | 2) => SysReg::RazWi,
+            (2, _, _, _, _) => SysReg::RazWi,
+            (3, 0, 1, 0, 1) => SysReg::RazWi,
             (1, 0, 8, 3 | 7, op2) => match op2 {
                 0 => SysReg::Tlbi(TlbiOp::All),
                 1 => SysReg::Tlbi(TlbiOp::Va),
@@ -280,6 +291,29 @@ mod tests {
         let a = SysRegAccess::decode((1 << 20) | (8 << 10) | (31 << 5) | (7 << 1));
         assert_eq!(a.which(), SysReg::Tlbi(TlbiOp::All));
         assert_eq!(SysRegAccess::decode((1 << 20) | (4 << 17) | (8 << 10) | (3 << 1)).which(), SysReg::Other);
+        let enc = |op0: u32, op1: u32, crn: u32, crm: u32, op2: u32| {
+            SysRegAccess::decode((op0 << 20) | (op2 << 17) | (op1 << 14) | (crn << 10) | (crm << 1)).which()
+        };
+        // PMU: PMCR_EL0, PMCCNTR_EL0, PMUSERENR_EL0, PMEVCNTR5_EL0, PMCCFILTR_EL0, PMINTENSET_EL1.
+        for r in [
+            (3, 3, 9, 12, 0),
+            (3, 3, 9, 13, 0),
+            (3, 3, 9, 14, 0),
+            (3, 3, 14, 8, 5),
+            (3, 3, 14, 15, 7),
+            (3, 0, 9, 14, 1),
+        ] {
+            assert_eq!(enc(r.0, r.1, r.2, r.3, r.4), SysReg::RazWi, "{r:?}");
+        }
+        // Debug: MDSCR_EL1, DBGBVR0_EL1, OSLAR_EL1, MDCCSR_EL0; ACTLR_EL1.
+        for r in [(2, 0, 0, 2, 2), (2, 0, 0, 0, 4), (2, 0, 1, 0, 4), (2, 3, 0, 1, 0), (3, 0, 1, 0, 1)] {
+            assert_eq!(enc(r.0, r.1, r.2, r.3, r.4), SysReg::RazWi, "{r:?}");
+        }
+        // Implementation defined registers (HCR_EL2.TIDCP: CRn 11 and 15) are undefined, as
+        // are ACTLR's neighbours SCTLR and CPACR (not trapped: never seen here).
+        assert_eq!(enc(3, 1, 15, 2, 0), SysReg::Other);
+        assert_eq!(enc(3, 0, 11, 0, 0), SysReg::Other);
+        assert_eq!(enc(3, 0, 1, 0, 0), SysReg::Other);
     }
 
     #[test]

@@ -55,6 +55,7 @@ pub fn launch(
         reserved: all,
         gic_version: gic_desc.map_or(3, |g| g.version()),
         pa_bits: el2::pa_bits().0,
+        vmid_bits: el2::vmid_bits(),
         console,
         // Direct-mapped domains find the emulated GIC and UART where the host's are.
         host_map: GuestMap::host(gic_desc, console),

@@ -8,8 +8,16 @@ use super::boot::SCTLR_EL2_RES1;
 
 /// HCR_EL2.RW: EL1 runs AArch64.
 const HCR_RW: u64 = 1 << 31;
-/// CPTR_EL2 with only its RES1 bits: FP/SIMD not trapped; SVE and SME trapped.
-const CPTR_EL2_VALUE: u64 = 0x33ff;
+/// CPTR_EL2: its RES1 bits (FP/SIMD not trapped; SVE and SME trapped) and TTA (bit 20):
+/// EL0/EL1 accesses to trace registers trap.
+const CPTR_EL2_VALUE: u64 = 0x33ff | (1 << 20);
+/// MDCR_EL2 traps: TPMCR (5), TPM (6) (the PMU), TDA (9), TDOSA (10), TDRA (11)
+/// (self-hosted debug registers, the OS lock, MDRAR). Guests read them as zero and their
+/// writes are ignored: no domain counts events, sets a breakpoint or locks the OS lock on a
+/// CPU another domain shares.
+const MDCR_TRAPS: u64 = (1 << 5) | (1 << 6) | (1 << 9) | (1 << 10) | (1 << 11);
+/// MDCR_EL2.HPMD (FEAT_PMUv3p1): no event counting at EL2.
+const MDCR_HPMD: u64 = 1 << 17;
 /// CNTHCTL_EL2: EL1 may read the physical counter; its physical timer traps (guests
 /// have the virtual one).
 const CNTHCTL_EL1PCTEN: u64 = 0b01;
@@ -24,11 +32,13 @@ pub fn init_cpu_registers(cpu: usize) {
     DAIF.set(0b1111 << 6);
     HCR_EL2.set(HCR_RW);
     CPTR_EL2.set(CPTR_EL2_VALUE);
-    // MDCR_EL2.HPMN: EL1 sees every counter the PMU has.
+    // MDCR_EL2.HPMN: every counter the PMU has (none reachable: the PMU traps).
     let pmcr: u64;
     // SAFETY: reading PMCR_EL0 at EL2 has no side effects.
     unsafe { asm!("mrs {}, pmcr_el0", out(reg) pmcr, options(nomem, nostack, preserves_flags)) };
-    MDCR_EL2.set((pmcr >> 11) & 0x1f);
+    let pmu_ver = (ID_AA64DFR0_EL1.get() >> 8) & 0xf;
+    let hpmd = if (4..0xf).contains(&pmu_ver) { MDCR_HPMD } else { 0 };
+    MDCR_EL2.set(((pmcr >> 11) & 0x1f) | MDCR_TRAPS | hpmd);
     CNTHCTL_EL2.set(CNTHCTL_EL1PCTEN);
     CNTVOFF_EL2.set(0);
     CNTHP_CTL_EL2.set(0);
@@ -66,6 +76,12 @@ pub fn mpidr() -> u64 {
 }
 
 /// Physical address bits the CPU implements (ID_AA64MMFR0_EL1.PARange), capped at 48.
+/// The VMID width: 16 bits where ID_AA64MMFR1_EL1.VMIDBits says so (VTCR_EL2.VS is then
+/// set), else 8.
+pub fn vmid_bits() -> u32 {
+    if ID_AA64MMFR1_EL1.get() >> 4 & 0xf == 0b0010 { 16 } else { 8 }
+}
+
 pub fn pa_bits() -> (u32, u64) {
     let range = ID_AA64MMFR0_EL1.get() & 0xf;
     let bits = match range {

@@ -75,6 +75,7 @@ pub fn init(desc: &Gic, cpu_count: usize) -> Result<GicInfo, GicInitError> {
         PhysGic::V2(g) => GicInfo { version: 2, spis: g.typer().num_irqs().saturating_sub(32) },
     };
     *GIC.lock() = Some(gic);
+    SPIS.store(info.spis, core::sync::atomic::Ordering::Relaxed);
     enable_kick(0);
     Ok(info)
 }
@@ -209,10 +210,17 @@ pub const HYP_TIMER: u32 = 26;
 pub const SLICE_PPI: u32 = 30;
 
 static GICD_V2: Mutex<Option<u64>> = Mutex::new(None);
+/// The SPIs the distributor implements (its TYPER).
+static SPIS: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
 
 /// Routes a shared peripheral interrupt to CPU `cpu` and enables it (a device interrupt
 /// forwarded to the domain whose vCPU runs there).
 pub fn route_spi(intid: u32, cpu: usize) {
+    let spis = SPIS.load(core::sync::atomic::Ordering::Relaxed);
+    if intid < 32 || intid - 32 >= spis {
+        log::warn!("INTID {intid} is not one of the GIC's {spis} SPIs: not routed");
+        return;
+    }
     let id = IntId::spi(intid - 32);
     let mpidr = super::boot::CPU_MPIDRS.get(cpu).map(|m| m.load(core::sync::atomic::Ordering::Relaxed));
     match GIC.lock().as_mut() {

@@ -2,11 +2,13 @@
 //! walk from level 1, 4 KiB granule), and reading and replacing a live descriptor.
 
 /// VTCR_EL2: T0SZ 25 (39-bit IPA), SL0 = 1 (start at level 1), inner/outer write-back
-/// walks, inner shareable, 4 KiB granule, output size `ps` (TCR PS encoding), 8-bit VMID.
-pub fn vtcr(ps: u64) -> u64 {
+/// walks, inner shareable, 4 KiB granule, output size `ps` (TCR PS encoding), and 16-bit
+/// VMIDs (VS) when the CPU has them.
+pub fn vtcr(ps: u64, vmid_bits: u32) -> u64 {
     const RES1: u64 = 1 << 31;
     let t0sz = 64 - u64::from(crate::guest::IPA_BITS);
-    RES1 | t0sz | (1 << 6) | (0b01 << 8) | (0b01 << 10) | (0b11 << 12) | (ps << 16)
+    let vs = if vmid_bits == 16 { 1 << 19 } else { 0 };
+    RES1 | t0sz | (1 << 6) | (0b01 << 8) | (0b01 << 10) | (0b11 << 12) | (ps << 16) | vs
 }
 
 /// Reads a stage-2 descriptor (in a table of a running domain).

@@ -101,7 +101,10 @@ extern "C" fn primary_main(dtb_pa: u64, load_base: u64) -> ! {
         data: Range { start: img.rodata_end, end: img.end },
     };
     let dtb_range = Range::at(dtb_pa, dtb.len() as u64).unwrap_or_default();
-    let (maps, n) = hvmap::hypervisor_mappings(&plat, ranges, dtb_range);
+    let (maps, n) = match hvmap::hypervisor_mappings(&plat, ranges, dtb_range) {
+        Ok(m) => m,
+        Err(e) => fatal(format_args!("{e}")),
+    };
     for m in maps[..n].iter().flatten() {
         if let Err(e) = pt.map(&mut store, m.range.start, m.range.start, m.range.size(), m.mem, m.perms) {
             fatal(format_args!("EL2 map of {}: {e}", m.range));

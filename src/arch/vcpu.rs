@@ -100,7 +100,8 @@ const _: () = assert!(core::mem::offset_of!(GuestRegs, pc) == 248);
 const _: () = assert!(core::mem::offset_of!(GuestRegs, pstate) == 256);
 
 /// HCR_EL2 while a guest runs: stage 2 on, physical IRQ/FIQ/SError to EL2, SMC and WFI
-/// trapped, set/way cache operations trapped, barriers inner shareable, EL1 AArch64.
+/// trapped, set/way cache operations, implementation defined registers and ACTLR_EL1
+/// trapped, barriers inner shareable, EL1 AArch64.
 const HCR_GUEST: u64 = (1 << 0) // VM
     | (1 << 1) // SWIO
     | (1 << 2) // PTW
@@ -111,6 +112,8 @@ const HCR_GUEST: u64 = (1 << 0) // VM
     | (1 << 10) // BSU: inner shareable
     | (1 << 13) // TWI
     | (1 << 19) // TSC
+    | (1 << 20) // TIDCP: implementation defined registers (undefined to guests)
+    | (1 << 21) // TACR: ACTLR_EL1 (reads as zero)
     | (1 << 22) // TSW
     | (1 << 31); // RW
 /// HCR_EL2.TTLB: EL1 TLB maintenance traps (for domains whose vCPUs share one CPU, whose
@@ -155,7 +158,7 @@ pub fn run(sys: &System, dom: &Domain, index: usize, start: Option<(u64, u64)>) 
         gic::lrs::reset(nr_lrs);
     }
     context::restore(&ctx, vgic);
-    VTCR_EL2.set(stage2::vtcr(super::el2::pa_bits().1));
+    VTCR_EL2.set(stage2::vtcr(super::el2::pa_bits().1, super::el2::vmid_bits()));
     VTTBR_EL2.set(dom.vttbr);
     VMPIDR_EL2.set(guest::vcpu_mpidr(index as u32));
     CNTVOFF_EL2.set(dom.cntvoff);

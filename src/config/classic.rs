@@ -91,11 +91,11 @@ pub(super) fn dom0(
     d.cpus = match option(xen_args, "dom0_max_vcpus") {
         Some(v) => {
             let max = v.rsplit('-').next().unwrap_or(v);
-            max.parse::<u32>().ok().filter(|&n| n > 0).ok_or_else(|| {
+            max.parse::<u32>().ok().filter(|&n| n > 0 && n <= super::MAX_VCPUS).ok_or_else(|| {
                 props::bad_value(
                     chosen,
                     "xen,xen-bootargs",
-                    alloc::format!("dom0_max_vcpus={v} is not a count"),
+                    alloc::format!("dom0_max_vcpus={v} is not a count from 1 to {}", super::MAX_VCPUS),
                 )
             })?
         }

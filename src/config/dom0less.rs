@@ -20,7 +20,7 @@ pub(super) fn parse(fdt: &Fdt<'_>, chosen: &Node<'_>, host: &HostFacts) -> props
     }
     if classic::find(fdt).is_some() {
         // A dom0 without dom0_mem= takes what the other domains leave.
-        let taken: u64 = domains.iter().map(|d| d.memory_kib * 1024).sum();
+        let taken = domains.iter().fold(0u64, |t, d| t.saturating_add(d.memory_kib.saturating_mul(1024)));
         let rest = HostFacts { free_bytes: host.free_bytes.saturating_sub(taken), ..host.clone() };
         domains.insert(0, classic::dom0(fdt, chosen, &rest, &mut notes)?);
     }

@@ -294,6 +294,12 @@ pub fn option<'a>(args: &'a str, key: &str) -> Option<&'a str> {
     args.split_whitespace().filter_map(|a| a.strip_prefix(key)?.strip_prefix('=')).next_back()
 }
 
+/// The most memory a domain may be given (KiB): 1 PiB, far beyond any machine, and small
+/// enough that sums of domains and byte counts never overflow.
+pub const MAX_MEMORY_KIB: u64 = 1 << 40;
+/// The most vCPUs a domain may have (the width of a domain's vCPU masks).
+pub const MAX_VCPUS: u32 = 64;
+
 /// Default Boot Domain time limit.
 pub const DEFAULT_BOOT_TIMEOUT_MS: u32 = 30_000;
 

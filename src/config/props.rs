@@ -183,6 +183,13 @@ pub(super) fn domain(
     if d.memory_kib == 0 {
         return Err(bad_value(node, "memory", "a domain needs some memory (the value is in KiB)".into()));
     }
+    if d.memory_kib > super::MAX_MEMORY_KIB {
+        return Err(bad_value(
+            node,
+            "memory",
+            format!("{} KiB is more than the 2^40 KiB (1 PiB) a domain may have", d.memory_kib),
+        ));
+    }
     d.cpus = match (u32_prop(node, "cpus")?, style) {
         (Some(n), _) => n,
         (None, Style::Hyperlaunch) => 1,
@@ -190,8 +197,12 @@ pub(super) fn domain(
             return Err(ConfigError::new(path(node), ErrorKind::MissingProperty("cpus")));
         }
     };
-    if d.cpus == 0 || d.cpus > 64 {
-        return Err(bad_value(node, "cpus", format!("{} vCPUs; 1 to 64 are supported", d.cpus)));
+    if d.cpus == 0 || d.cpus > super::MAX_VCPUS {
+        return Err(bad_value(
+            node,
+            "cpus",
+            format!("{} vCPUs; 1 to {} are supported", d.cpus, super::MAX_VCPUS),
+        ));
     }
     d.bootargs = str_prop(node, "bootargs")?.map(String::from);
     match style {

@@ -566,6 +566,33 @@ fn error_out_of_memory() {
     assert_eq!(e.node, format!("{P}/domain@2"));
 }
 
+#[test]
+fn error_memory_and_vcpu_bounds() {
+    // Two domains of 2^63 KiB used to wrap the sum of memory (and KiB to bytes): each is
+    // refused, as are 2^40 + 1 KiB; 2^40 KiB is only more than this host has.
+    let mem = |kib: u64| dom(1).p("memory", V::Cells(vec![(kib >> 32) as u32, kib as u32]));
+    for kib in [1u64 << 63, (1 << 40) + 1] {
+        let e = err(&host(lcm(vec![mem(kib), dom(2).p("memory", V::Cells(vec![1 << 31, 0]))])));
+        assert_eq!((e.name(), e.node.as_str()), ("bad-value", "/chosen/hypervisor/domain@1"), "{kib}: {e}");
+        assert!(e.to_string().contains("more than the 2^40 KiB (1 PiB) a domain may have"), "{e}");
+    }
+    assert_eq!(err(&host(lcm(vec![mem(1 << 40)]))).name(), "out-of-memory");
+    // dom0_max_vcpus: 1 to 64 (a domain's vCPU masks are 64 bits wide).
+    let dom0 = |vcpus: &'static str| {
+        n("chosen")
+            .p("#address-cells", V::U32(2))
+            .p("#size-cells", V::U32(1))
+            .p("xen,xen-bootargs", V::Str(vcpus))
+            .c(mb_kernel(0x4900_0000))
+    };
+    assert_eq!(parse(&host(dom0("dom0_max_vcpus=64"))).unwrap().domains[0].cpus, 64);
+    for bad in ["dom0_max_vcpus=65", "dom0_max_vcpus=1-4294967295", "dom0_max_vcpus=0", "dom0_max_vcpus=2-"] {
+        let e = err(&host(dom0(bad)));
+        assert_eq!(e.name(), "bad-value", "{bad}");
+        assert!(e.to_string().contains("is not a count from 1 to 64"), "{bad}: {e}");
+    }
+}
+
 fn vcpu(id: u32, cpus: &'static str) -> N {
     n(&format!("vcpu{id}"))
         .p("compatible", V::Str("xen,vcpu"))

@@ -97,7 +97,11 @@ pub(super) fn validate(cfg: &LaunchConfig, host: &HostFacts) -> Result<()> {
     modules(cfg, host)?;
     static_memory(cfg, host)?;
     // Domains with static memory bring their own.
-    let needed: u64 = cfg.domains.iter().filter(|d| d.static_mem.is_empty()).map(|d| d.memory_kib).sum();
+    let needed = cfg
+        .domains
+        .iter()
+        .filter(|d| d.static_mem.is_empty())
+        .fold(0u64, |t, d| t.saturating_add(d.memory_kib));
     let free = host.free_bytes / 1024;
     if needed > free {
         let last = cfg.domains.last().map(|d| d.node.as_str()).unwrap_or("/chosen");

@@ -46,6 +46,10 @@ pub enum BuildError {
     Map(crate::pgtable::MapError),
     /// Its partial device tree (`module,device-tree`) is malformed.
     Passthrough(String),
+    /// Every VMID the CPU has is taken (`bits`: its VMID width).
+    NoVmid {
+        bits: u32,
+    },
 }
 
 impl fmt::Display for BuildError {
@@ -65,6 +69,11 @@ impl fmt::Display for BuildError {
             BuildError::Layout(e) => write!(f, "{e}"),
             BuildError::Dtb(e) => write!(f, "could not write the guest device tree: {e}"),
             BuildError::Map(e) => write!(f, "stage 2: {e}"),
+            BuildError::NoVmid { bits } => write!(
+                f,
+                "no VMID left: the CPU has {bits}-bit VMIDs, for {} domains at most",
+                (1u32 << bits) - 1
+            ),
         }
     }
 }
@@ -89,6 +98,8 @@ pub struct HostFacts<'a> {
     pub console: Option<u64>,
     /// The host's GIC and UART addresses, for direct-mapped domains.
     pub host_map: GuestMap,
+    /// The CPU's VMID width (8 or 16 bits): VMIDs 1 to 2^bits - 1 are handed out.
+    pub vmid_bits: u32,
     /// GICv2 hosts: the hardware virtual CPU interface (GICV, 8 KiB), mapped where a
     /// domain finds its GIC CPU interface.
     pub gicv: Option<u64>,
@@ -112,6 +123,9 @@ pub fn build(
     host: &HostFacts,
     link: Option<StoreLink>,
 ) -> Result<(Parts, LoadStats), BuildError> {
+    if vmid == 0 || u32::from(vmid) >= 1 << host.vmid_bits.min(16) {
+        return Err(BuildError::NoVmid { bits: host.vmid_bits });
+    }
     let mut load = cpu_load.to_vec();
     let pcpus = crate::sched::place(cfg.cpus, &cfg.affinity, &mut load).map_err(BuildError::Place)?;
     let kernel = Kernel::find(m, cfg, pool, host)?;

@@ -76,6 +76,7 @@ fn facts(b: &Bench) -> HostFacts<'static> {
         console: None,
         host_map: GuestMap::XEN,
         gicv: None,
+        vmid_bits: 8,
     }
 }
 
@@ -168,4 +169,26 @@ fn a_domain_that_fails_gives_back_everything() {
         Err(BuildError::Passthrough(_))
     ));
     assert_eq!(b.pool.free_bytes(), free);
+}
+
+#[test]
+fn vmids_beyond_the_cpus_width_are_refused() {
+    let mut b = bench();
+    let mut host = facts(&b);
+    let free = b.pool.free_bytes();
+    let mut load = vec![0u32; 4];
+    let cfg = config(Range { start: KERNEL, end: KERNEL + KERNEL_LEN }, 4096);
+    // 8-bit VMIDs: the 256th domain would share VMID 0 with nobody and wrap onto others.
+    for vmid in [256u16, 0, u16::MAX] {
+        let e = build(&*b.fake, &cfg, vmid, &mut b.pool, &mut load, &host, None).err().unwrap();
+        assert!(matches!(e, BuildError::NoVmid { bits: 8 }), "VMID {vmid}: {e}");
+        assert_eq!(e.to_string(), "no VMID left: the CPU has 8-bit VMIDs, for 255 domains at most");
+        assert_eq!(b.pool.free_bytes(), free);
+    }
+    let (parts, _) = build(&*b.fake, &cfg, 255, &mut b.pool, &mut load, &host, None).unwrap();
+    assert_eq!(parts.vttbr >> 48, 255);
+    // 16-bit VMIDs: 256 fits.
+    host.vmid_bits = 16;
+    let (parts, _) = build(&*b.fake, &cfg, 256, &mut b.pool, &mut load, &host, None).unwrap();
+    assert_eq!(parts.vttbr >> 48, 256);
 }

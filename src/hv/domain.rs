@@ -116,7 +116,14 @@ pub enum ConfigError {
     },
     /// Its device tree lies outside its RAM.
     DtbOutsideRam,
+    /// More additions, or more bytes of them, than a domain's tree may take.
+    Quota,
 }
+
+/// The most properties a Boot Domain may add to one domain's device tree, and their most
+/// bytes in all: each addition writes the whole tree again, so both are bounded.
+pub const MAX_ADDITIONS: usize = 64;
+pub const MAX_ADDITION_BYTES: usize = 64 * 1024;
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -129,6 +136,11 @@ impl fmt::Display for ConfigError {
                 write!(f, "the device tree would outgrow its place ({size} bytes, room for {room})")
             }
             ConfigError::DtbOutsideRam => f.write_str("the device tree lies outside RAM"),
+            ConfigError::Quota => write!(
+                f,
+                "over the quota of {MAX_ADDITIONS} added properties and {} KiB of them per domain",
+                MAX_ADDITION_BYTES / 1024
+            ),
         }
     }
 }
@@ -405,6 +417,10 @@ impl Domain {
         let mut spec = self.dtb.lock();
         let mut new = spec.clone();
         change.apply(&mut new);
+        let bytes: usize = new.additions.iter().map(|a| a.path.len() + a.name.len() + a.value.len()).sum();
+        if new.additions.len() > spec.additions.len().max(MAX_ADDITIONS) || bytes > MAX_ADDITION_BYTES {
+            return Err(ConfigError::Quota);
+        }
         let blob =
             new.blob(self.id, (self.permissions, self.functions), self.map).map_err(ConfigError::Dtb)?;
         let size = blob.len() as u64;

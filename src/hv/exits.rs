@@ -262,7 +262,7 @@ impl System {
                 ExitCounts::count(&dom.exits.tlbi);
                 Outcome::Tlbi { op, xt: regs.get(a.reg) }
             }
-            SysReg::CntpTimer => {
+            SysReg::CntpTimer | SysReg::RazWi => {
                 if a.read {
                     regs.set(a.reg, 0);
                 }

@@ -85,7 +85,8 @@ pub fn build_all(
     let mut stats = LoadStats::default();
     for (i, d) in cfg.domains.iter().enumerate() {
         let link = super::assign::store_link(store.as_ref(), &rings, d.domid);
-        match build::build(m, d, (i + 1) as u16, &mut pool, &mut cpu_load, host, link) {
+        let vmid = u16::try_from(i + 1).unwrap_or(0);
+        match build::build(m, d, vmid, &mut pool, &mut cpu_load, host, link) {
             Ok((parts, loaded)) => {
                 stats.copied += loaded.copied;
                 stats.scrub_us += loaded.scrub_us;

@@ -240,6 +240,41 @@ fn guest_buffers_are_read_once() {
 }
 
 #[test]
+fn boot_domain_additions_are_bounded() {
+    use super::domain::{MAX_ADDITION_BYTES, MAX_ADDITIONS};
+    let s = system(boot_system, Some(9), Some(4));
+    s.sys.start();
+    let buf = ram_of(9) + 0x3000;
+    let add = |name: &str, len: usize| {
+        let mut b = alloc::format!("/chosen\0{name}\0").into_bytes();
+        b.resize(b.len() + len, b'v');
+        s.fake.poke(buf, &b);
+        s.call(9, Call::SetDtProperty { domid: 2, src: GUEST_RAM + 0x3000, len: b.len() as u64 })
+    };
+    for i in 0..MAX_ADDITIONS {
+        assert_eq!(add(&alloc::format!("hl,p{i}"), 8), hc::SUCCESS, "addition {i}");
+    }
+    assert_eq!(add("hl,one-more", 8), hc::INVALID, "over the count");
+    assert_eq!(add("hl,p3", 16), hc::SUCCESS, "replacing one is not one more");
+    let adds = s.d(2).dtb_spec().additions;
+    assert_eq!(adds.len(), MAX_ADDITIONS);
+    assert!(!adds.iter().any(|a| a.name == "hl,one-more"));
+    // Bytes: a few large properties replacing small ones reach the byte quota first.
+    let mut refused = None;
+    for i in 0..MAX_ADDITIONS {
+        if add(&alloc::format!("hl,p{i}"), 4000) == hc::INVALID {
+            refused = Some(i);
+            break;
+        }
+    }
+    let total: usize =
+        s.d(2).dtb_spec().additions.iter().map(|a| a.path.len() + a.name.len() + a.value.len()).sum();
+    assert!(refused.is_some() && total <= MAX_ADDITION_BYTES, "refused at {refused:?}, {total} bytes");
+    let why = alloc::format!("{}", super::domain::ConfigError::Quota);
+    assert_eq!(why, "over the quota of 64 added properties and 64 KiB of them per domain");
+}
+
+#[test]
 fn affinity_onto_a_busy_cpu_makes_it_share() {
     // DOM3 runs alone on CPU 2; the Boot Domain moves paused DOM2's vCPU there: CPU 2 is
     // kicked and now shared, so its vCPU arms the slice and yields in WFI.

@@ -105,6 +105,9 @@ pub enum PlatformError {
     /// A `/reserved-memory` child whose `reg` cannot be read: handing out memory the
     /// firmware may own is worse than not starting.
     BadReservedMemory,
+    /// The console UART's interrupt is not an SPI the GIC architecture has (a PPI, or an
+    /// SPI at INTID 1020 or above).
+    UartIrq(u32),
 }
 
 impl fmt::Display for PlatformError {
@@ -117,6 +120,10 @@ impl fmt::Display for PlatformError {
             PlatformError::BadReservedMemory => {
                 write!(f, "host device tree: a /reserved-memory node has a malformed reg")
             }
+            PlatformError::UartIrq(i) => write!(
+                f,
+                "host device tree: the console UART's interrupt is INTID {i}, not a shared peripheral interrupt (SPI 0-987, INTID 32-1019)"
+            ),
         }
     }
 }
@@ -219,6 +226,9 @@ impl Platform {
         p.uart = read_stdout_uart(fdt);
         if p.uart.is_none() {
             p.warn(Warning::NoUart);
+        }
+        if let Some(i) = p.uart.and_then(|u| u.irq).filter(|i| !(32..1020).contains(i)) {
+            return Err(PlatformError::UartIrq(i));
         }
         Ok(p)
     }
@@ -463,8 +473,8 @@ pub fn read_stdout_uart(fdt: &Fdt<'_>) -> Option<Uart> {
     let irq = node.property("interrupts").and_then(|p| {
         let mut c = p.cells()?;
         match (c.next()?, c.next()?) {
-            (0, n) => Some(32 + n),
-            (1, n) => Some(16 + n),
+            (0, n) => Some(n.saturating_add(32)),
+            (1, n) => Some(n.saturating_add(16)),
             _ => None,
         }
     });

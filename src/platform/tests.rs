@@ -217,3 +217,26 @@ fn no_memory_is_an_error() {
     let fdt = Fdt::new(&blob).unwrap();
     assert_eq!(Platform::from_fdt(&fdt, None).unwrap_err(), PlatformError::NoMemory);
 }
+
+/// `qemu_like()` with the UART's `interrupts` cells replaced.
+fn with_uart_irq(cells: [u32; 3]) -> Vec<u8> {
+    let mut blob = qemu_like();
+    let old: Vec<u8> = [0u32, 1, 4].iter().flat_map(|c| c.to_be_bytes()).collect();
+    let at = blob.windows(12).position(|w| w == old.as_slice()).unwrap();
+    let new: Vec<u8> = cells.iter().flat_map(|c| c.to_be_bytes()).collect();
+    blob[at..at + 12].copy_from_slice(&new);
+    blob
+}
+
+#[test]
+fn console_uart_interrupt_must_be_an_spi() {
+    let read = |cells| Platform::from_fdt(&Fdt::new(&with_uart_irq(cells)).unwrap(), None).map(|p| p.uart);
+    assert_eq!(read([0, 1, 4]).unwrap().unwrap().irq, Some(33));
+    assert_eq!(read([0, 987, 4]).unwrap().unwrap().irq, Some(1019));
+    // A PPI, the first INTID past the SPIs, and one that would wrap: named errors.
+    assert_eq!(read([1, 5, 4]), Err(PlatformError::UartIrq(21)));
+    assert_eq!(read([0, 988, 4]), Err(PlatformError::UartIrq(1020)));
+    assert_eq!(read([0, u32::MAX, 4]), Err(PlatformError::UartIrq(u32::MAX)));
+    let e = read([1, 5, 4]).unwrap_err().to_string();
+    assert!(e.contains("console UART's interrupt is INTID 21, not a shared peripheral interrupt"), "{e}");
+}

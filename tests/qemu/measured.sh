@@ -115,3 +115,22 @@ t_measured_launch_required() {
     refuse 'measure:|DOM1'
     done_test
 }
+
+t_measured_launch_tpm_fails() {
+    # Required, and the TPM node points at a device that is no TPM (QEMU virt's PL061 GPIO
+    # controller): the TPM driver gives up in bounded time, the launch stops before any
+    # domain is built, and the error names the TPM and the command.
+    local dtb
+    dtb=$(virt_dtb)
+    fdtput -c "$dtb" /tpm@9030000
+    fdtput -t s "$dtb" /tpm@9030000 compatible tcg,tpm-tis-mmio
+    fdtput -t x "$dtb" /tpm@9030000 reg 0 0x9030000 0 0x1000
+    bash scripts/merge-lcm.sh "$dtb" dts/invalid/measured-launch-without-tpm.dts "$work/tpm-fails.dtb"
+    boot measured-launch-tpm-fails --module 0x49000000=$TESTGUEST --dtb "$work/tpm-fails.dtb"
+    expect_exit 0
+    expect 'plan: measured launch: required' \
+        'ERROR error: measured launch is required \(measured-launch = "required"\), but TPM at 0x9030000: TPM2_Startup: no TPM answers at its address$' \
+        '^\(HL\) stopping: measured launch failed'
+    refuse 'DOM1|built'
+    done_test
+}

@@ -31,6 +31,7 @@
 //!   hl.peek=A,B       read the 32-bit registers at A, B... and print their values
 //!   hl.canary=A       print the 64-bit word of its RAM at A, then write a canary there
 //!   hl.cntp           read, write, read again the physical timer's registers
+//!   hl.pmu-debug      read, write, read again PMU and self-hosted debug registers
 //!   hl.cow            print a word of its own image's data, then write a canary there
 //!   hl.cow-read       print that word only
 //!   hl.quiet          print nothing (for a domain without a UART)
@@ -42,6 +43,8 @@
 #[path = "../../../src/fdt/mod.rs"]
 #[allow(dead_code, unused_imports)]
 mod fdt;
+
+mod hostile;
 
 use core::arch::{asm, global_asm};
 use core::fmt::{self, Write};
@@ -197,14 +200,18 @@ impl Write for Uart {
 static UART_LOCK: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
 macro_rules! println {
+    () => {
+        $crate::println!("")
+    };
     ($($t:tt)*) => {{
-        while UART_LOCK.swap(true, Ordering::Acquire) {
+        while $crate::UART_LOCK.swap(true, core::sync::atomic::Ordering::Acquire) {
             core::hint::spin_loop();
         }
-        let _ = writeln!(Uart, $($t)*);
-        UART_LOCK.store(false, Ordering::Release);
+        let _ = core::fmt::Write::write_fmt(&mut $crate::Uart, format_args!("{}\n", format_args!($($t)*)));
+        $crate::UART_LOCK.store(false, core::sync::atomic::Ordering::Release);
     }};
 }
+pub(crate) use println;
 
 fn hvc(fid: u32, a1: u64, a2: u64, a3: u64) -> i64 {
     let mut x0 = u64::from(fid);
@@ -828,6 +835,8 @@ extern "C" fn guest_main(dtb: u64) -> ! {
                 )
             };
             println!("{name}: CNTP CTL/CVAL/TVAL after writing 1/0x12345678/100000 read {}", cntp());
+        } else if arg == "hl.pmu-debug" {
+            hostile::pmu_debug(name);
         } else if arg == "hl.cow" || arg == "hl.cow-read" {
             // The kernel's data word as this domain sees it (the tests judge it: it must be
             // the image's own value, whatever a sibling or an earlier run wrote); hl.cow then
