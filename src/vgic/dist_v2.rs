@@ -124,8 +124,12 @@ impl VGic {
         let mut kick = 0;
         for (t, c) in self.cpus.iter_mut().enumerate().take(V2_MAX_CPUS) {
             if targets & (1 << t) != 0 {
+                // Only a new pending state wakes the target (a flood costs the sender).
+                let before = c.private[sgi].sgi_sources();
                 c.private[sgi].give_source(vcpu as u8);
-                kick |= 1 << t;
+                if c.private[sgi].sgi_sources() != before {
+                    kick |= 1 << t;
+                }
             }
         }
         kick

@@ -79,6 +79,10 @@ impl VGic {
     /// Returns the vCPUs (bitmask) to wake.
     pub fn raise(&mut self, vcpu: usize, intid: u32) -> u64 {
         match self.irq_mut(vcpu, intid) {
+            // Already pending: whoever must see it was woken when it became pending, and
+            // raising it again changes nothing (a flood of SGIs or doorbells costs the
+            // sender's exits, not the target CPU's).
+            Some(irq) if irq.pending => 0,
             Some(irq) => {
                 irq.pending = true;
                 self.kick_for(vcpu, intid)

@@ -149,6 +149,25 @@ fn sgi_targets_list_and_broadcast() {
 }
 
 #[test]
+fn a_flood_of_sgis_wakes_the_target_once_per_delivery() {
+    let mut g = linux_like(2);
+    // The first SGI 3 to vCPU 1 wakes it; the next thousand, still pending, do not.
+    assert_eq!(g.sgi1r(0, (3 << 24) | 0b10), 0b10);
+    for _ in 0..1000 {
+        assert_eq!(g.sgi1r(0, (3 << 24) | 0b10), 0);
+    }
+    // Once vCPU 1 has taken it (flushed into a list register and acknowledged), the next
+    // one wakes it again; another SGI number is a new pending state too.
+    let f = g.flush(1, 4);
+    g.sync(1, &f, &[None]);
+    assert_eq!(g.sgi1r(0, (3 << 24) | 0b10), 0b10);
+    assert_eq!(g.sgi1r(0, (4 << 24) | 0b10), 0b10);
+    // The same for a doorbell SPI raised by the hypervisor.
+    assert_eq!(g.raise(0, 40), 1);
+    assert_eq!(g.raise(0, 40), 0);
+}
+
+#[test]
 fn vcpu_affinities_match_sgi_decode() {
     assert_eq!(vcpu_mpidr(0), 0x8000_0000);
     assert_eq!(vcpu_mpidr(3), 0x8000_0003);

@@ -196,6 +196,17 @@ fn disabling_an_active_interrupt_keeps_it_until_deactivated() {
 }
 
 #[test]
+fn a_flood_of_sgis_wakes_the_target_once_per_source() {
+    let mut g = linux_like(3);
+    assert_eq!(sgir(&mut g, 1, 0, 0b1, 3), 0b1);
+    for _ in 0..1000 {
+        assert_eq!(sgir(&mut g, 1, 0, 0b1, 3), 0, "already pending from vCPU 1");
+    }
+    // Another source is a new pending state: it wakes the target.
+    assert_eq!(sgir(&mut g, 2, 0, 0b1, 3), 0b1);
+}
+
+#[test]
 fn sgir_filters_and_sources_reach_the_list_registers() {
     let mut g = linux_like(4);
     // vCPU 1 to the list {0, 2} (and vCPU 5, which does not exist).
