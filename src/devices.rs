@@ -71,6 +71,8 @@ pub struct Passthrough {
     pub regs: Vec<(u64, u64, u64)>,
     /// `xen,path`: the host node, whose interrupts are forwarded.
     pub host_path: Option<String>,
+    /// `xen,force-assign-without-iommu`: given although no IOMMU confines its DMA.
+    pub force_without_iommu: bool,
 }
 
 /// Reads a partial device tree: every child of its `/passthrough` node. Errors name the
@@ -118,7 +120,13 @@ pub fn parse_partial(blob: &[u8]) -> Result<Vec<Passthrough>, String> {
         if !props.iter().any(|(n, _)| n == "reg") {
             props.push((String::from("reg"), reg));
         }
-        out.push(Passthrough { node: CopiedNode { name: node.name().to_string(), props }, regs, host_path });
+        let force_without_iommu = node.property("xen,force-assign-without-iommu").is_some();
+        out.push(Passthrough {
+            node: CopiedNode { name: node.name().to_string(), props },
+            regs,
+            host_path,
+            force_without_iommu,
+        });
     }
     Ok(out)
 }

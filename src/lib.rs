@@ -7,6 +7,7 @@
 
 extern crate alloc;
 
+pub mod claims;
 pub mod config;
 pub mod conmux;
 pub mod devices;

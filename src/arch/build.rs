@@ -48,10 +48,12 @@ pub fn launch(
     let mut all = modules.clone();
     all.extend(cfg.domains.iter().flat_map(|d| d.static_mem.iter().map(|&r| reserved(r))));
     let console = uart_desc.map(|u| u.base);
+    let claims = crate::hv::setup::claims(m, cfg, &all, host_dtb);
     let host = HostFacts {
         dtb: host_dtb,
         event_log,
-        assigned: crate::hv::setup::assigned(m, cfg, &all),
+        assigned: claims.assigned,
+        refused: claims.refused,
         reserved: all,
         gic_version: gic_desc.map_or(3, |g| g.version()),
         pa_bits: el2::pa_bits().0,

@@ -90,6 +90,8 @@ pub struct HostFacts<'a> {
     pub reserved: Vec<HostMem>,
     /// Host MMIO ranges partial device trees give away, by domain.
     pub assigned: Vec<(u16, Range)>,
+    /// Domains whose partial device tree claims what it may not, and why.
+    pub refused: Vec<(u16, String)>,
     /// GIC version guests are given (the host's).
     pub gic_version: u32,
     /// Physical address bits (stage-2 output size).
@@ -290,6 +292,9 @@ fn given(
         HostDevices::default()
     };
     // Devices its partial device tree gives it.
+    if let Some((_, why)) = host.refused.iter().find(|(d, _)| *d == cfg.domid) {
+        return Err(BuildError::Passthrough(why.clone()));
+    }
     let passthrough = match &cfg.device_tree {
         Some(dt) => {
             let mem = host.mem(dt.range)?;

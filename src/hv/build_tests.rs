@@ -71,6 +71,7 @@ fn facts(b: &Bench) -> HostFacts<'static> {
         event_log: b"LOG",
         reserved: b.reserved.clone(),
         assigned: vec![],
+        refused: vec![],
         gic_version: 3,
         pa_bits: 40,
         console: None,
@@ -157,6 +158,13 @@ fn a_domain_that_fails_gives_back_everything() {
         assert_eq!(b.pool.free_bytes(), free, "after {e}");
         assert_eq!(load, [0, 0, 0, 0], "no CPU taken after {e}");
     }
+    // A domain whose partial device tree claims what it may not: refused, by name.
+    let mut refusing = facts(&b);
+    refusing.refused = vec![(1, String::from("/passthrough/x@0: xen,reg overlaps RAM"))];
+    let cfg = config(Range { start: KERNEL, end: KERNEL + KERNEL_LEN }, 4096);
+    let e = build(&*b.fake, &cfg, 1, &mut b.pool, &mut load, &refusing, None).err().unwrap();
+    assert_eq!(e.to_string(), "partial device tree: /passthrough/x@0: xen,reg overlaps RAM");
+    assert_eq!(b.pool.free_bytes(), free);
     // A partial device tree that is no device tree: the RAM taken is given back.
     let mut cfg = config(Range { start: KERNEL, end: KERNEL + KERNEL_LEN }, 4096);
     cfg.device_tree = Some(Module {

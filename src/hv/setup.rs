@@ -14,7 +14,6 @@ use super::ram::LoadStats;
 use super::system::Setup;
 use crate::config::LaunchConfig;
 use crate::launch::Failure;
-use crate::memmap::Range;
 
 /// What the launch starts from, and what building the domains cost.
 pub struct Built {
@@ -24,10 +23,16 @@ pub struct Built {
     pub with_uart: Vec<u16>,
 }
 
-/// Host MMIO ranges that partial device trees give to domains (the hardware domain does
-/// not get them).
-pub fn assigned(m: &dyn Machine, cfg: &LaunchConfig, reserved: &[HostMem]) -> Vec<(u16, Range)> {
-    let mut out = Vec::new();
+/// The devices partial device trees give to domains, checked against the host device tree
+/// and each other (`crate::claims`): what is given, and the domains refused. Devices given
+/// without an IOMMU are warned of.
+pub fn claims(
+    m: &dyn Machine,
+    cfg: &LaunchConfig,
+    reserved: &[HostMem],
+    host_dtb: &[u8],
+) -> crate::claims::Claims {
+    let mut all = Vec::new();
     for d in &cfg.domains {
         let Some(mem) = d
             .device_tree
@@ -38,13 +43,18 @@ pub fn assigned(m: &dyn Machine, cfg: &LaunchConfig, reserved: &[HostMem]) -> Ve
         };
         let mut blob = alloc::vec![0u8; mem.len() as usize];
         m.read(mem, &mut blob);
+        // A partial device tree that does not parse fails that domain's build, by name.
         if let Ok(list) = crate::devices::parse_partial(&blob) {
-            for (pa, size, _) in list.iter().flat_map(|p| p.regs.iter().copied()) {
-                out.push((d.domid, Range { start: pa, end: pa + size }));
-            }
+            all.push((d.domid, list));
         }
     }
-    out
+    let c = crate::claims::check(host_dtb, &all);
+    for (domid, node) in &c.unprotected {
+        log::warn!(
+            "DOM{domid}: {node} given without an IOMMU (xen,force-assign-without-iommu): its DMA can reach any memory"
+        );
+    }
+    c
 }
 
 /// Builds every domain of `cfg` on `cpus` CPUs from memory in `pool`.

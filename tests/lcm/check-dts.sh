@@ -111,5 +111,25 @@ else
     fail "measure-module-too-large" "exit $status: $out"
 fi
 
+# A partial device tree given with --module is checked as at boot: the GPIO controller is
+# given; pointed at the console UART by xen,path, it is refused by name.
+merge tests/lcm/guests/passthrough.dts "$work/pt.dtb"
+dtc -q -I dts -O dtb -o "$work/gpio.dtb" tests/lcm/partial/gpio.dts
+sed 's|xen,path = "/pl061@9030000";|xen,path = "/pl011@9000000";|' tests/lcm/partial/gpio.dts |
+    dtc -q -I dts -O dtb -o "$work/gpio-console.dtb" -
+out=$(bash scripts/hlcheck "$work/pt.dtb" --module 0x4c000000="$work/gpio.dtb" 2>&1); status=$?
+if [ "$status" -eq 0 ] && grep -q '^passthrough: domain 2 gets \[0x9030000, 0x9031000)$' <<<"$out" &&
+    grep -q '^warning: DOM2: /passthrough/pl061@9030000 given without an IOMMU' <<<"$out"; then
+    pass "passthrough-given"
+else
+    fail "passthrough-given" "exit $status: $out"
+fi
+out=$(bash scripts/hlcheck "$work/pt.dtb" --module 0x4c000000="$work/gpio-console.dtb" 2>&1); status=$?
+if [ "$status" -eq 1 ] && grep -q "^error: /chosen/hypervisor/domain@2: partial device tree: /passthrough/pl061@9030000: xen,path /pl011@9000000 is the hypervisor's console UART \[passthrough\]$" <<<"$out"; then
+    pass "passthrough-console-refused"
+else
+    fail "passthrough-console-refused" "exit $status: $out"
+fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

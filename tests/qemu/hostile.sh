@@ -14,3 +14,45 @@ t_hostile_pmu_debug() {
     refuse 'NOTICE|FATAL|PANIC|ERROR'
     done_test
 }
+
+t_hostile_passthrough_claims() {
+    # Partial device trees that claim what no domain may have: the hypervisor's own RAM,
+    # the console UART's interrupt by xen,path, a device another domain has, a device with
+    # no word about its DMA. Each such domain is not built, the error naming the rule; the
+    # domain beside it runs.
+    local bad why_re
+    for bad in ram console twice no-iommu; do
+        case $bad in
+            ram)
+                sed 's|xen,reg = <0x0 0x9030000 0x0 0x1000 0x0 0x9030000>;|xen,reg = <0x0 0x40200000 0x0 0x1000 0x0 0x9030000>;|' \
+                    tests/lcm/partial/gpio.dts >"$work/bad.dts"
+                why_re='xen,reg \[0x40200000, 0x40201000\) overlaps RAM at \[0x40000000, 0x80000000\)' ;;
+            console)
+                sed 's|xen,path = "/pl061@9030000";|xen,path = "/pl011@9000000";|' tests/lcm/partial/gpio.dts >"$work/bad.dts"
+                why_re='xen,path /pl011@9000000 is the hypervisor.s console UART' ;;
+            twice)
+                # DOM1 is given the GPIO controller by a partial device tree of its own too
+                # (below): the second claim, DOM2's, is refused.
+                cp tests/lcm/partial/gpio.dts "$work/bad.dts"
+                why_re='xen,reg \[0x9030000, 0x9031000\) overlaps \[0x9030000, 0x9031000\), given to DOM1' ;;
+            no-iommu)
+                sed '/xen,force-assign-without-iommu;/d' tests/lcm/partial/gpio.dts >"$work/bad.dts"
+                why_re='the hypervisor programs no IOMMU, so a device.s DMA is not confined: give it only with xen,force-assign-without-iommu' ;;
+        esac
+        dtc -q -I dts -O dtb -o "$work/bad.dtb" "$work/bad.dts"
+        dtc -q -I dts -O dtb -o "$work/gpio.dtb" tests/lcm/partial/gpio.dts
+        # DOM1 (no Hardware permission here) runs beside it; with "twice" it owns the GPIO.
+        sed -e 's|permissions = <0x2>;.*$||' -e 's|hl.name=hw hl.probe=0x9030000,0x40200000 hl.off|hl.name=neighbour hl.off|' \
+            tests/lcm/guests/passthrough.dts >"$work/claims.dts"
+        if [ "$bad" = twice ]; then
+            sed -i 's|\(bootargs = "hl.name=neighbour hl.off";\)|\1\n\t\t\t};\n\t\t\tmodule@4d000000 {\n\t\t\t\tcompatible = "module,device-tree";\n\t\t\t\tmodule-addr = <0x4d000000 0x1000>;|' "$work/claims.dts"
+        fi
+        boot "hostile-claims-$bad" --module 0x49000000=$TESTGUEST --module 0x4c000000="$work/bad.dtb" \
+            --module 0x4d000000="$work/gpio.dtb" "$work/claims.dts"
+        expect_exit 0
+        expect "ERROR error: /chosen/hypervisor/domain@2: domain 2 not built: partial device tree: /passthrough/pl061@9030000: $why_re\$" \
+            '^DOM1: hello from neighbour' 'INFO  all domains have stopped'
+        refuse '^DOM2:|FATAL|PANIC'
+        done_test
+    done
+}

@@ -3,6 +3,7 @@
 //! `hlcheck --measure ...` predicts the measured launch (see `measure.rs`).
 
 mod measure;
+mod passthrough;
 
 use std::process::ExitCode;
 
@@ -12,9 +13,11 @@ use hyperlaunch::fdt::Fdt;
 use hyperlaunch::guest::GuestMap;
 use hyperlaunch::platform::Platform;
 
-const USAGE: &str = "usage: hlcheck [--roles] HOST.DTB\n  \
+const USAGE: &str = "usage: hlcheck [--roles] HOST.DTB [--module ADDR=FILE]...\n  \
     prints the launch plan of a host device tree (exit 0), or `error: <node>: <problem>` (exit 1)\n  \
-    --roles  print only `domid permissions functions` per domain\n\
+    --roles   print only `domid permissions functions` per domain\n  \
+    --module  a partial device tree (module,device-tree) the configuration names at ADDR,\n            \
+    read from FILE and checked as at boot (what it may claim, and against the others)\n\
     usage: ";
 
 fn main() -> ExitCode {
@@ -22,19 +25,34 @@ fn main() -> ExitCode {
     if args.first().is_some_and(|a| a == "--measure") {
         return measure::main(&args[1..]);
     }
-    let (roles, file) = match args.as_slice() {
-        [f] if !f.starts_with('-') => (false, f),
-        [flag, f] if flag == "--roles" && !f.starts_with('-') => (true, f),
-        [h] if h == "-h" || h == "--help" => {
-            println!("{USAGE}{}", measure::USAGE);
-            return ExitCode::SUCCESS;
+    let (mut roles, mut file, mut modules) = (false, None, Vec::new());
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "-h" | "--help" => {
+                println!("{USAGE}{}", measure::USAGE);
+                return ExitCode::SUCCESS;
+            }
+            "--roles" => roles = true,
+            "--module" => match it.next().and_then(|m| measure::parse_module(m)) {
+                Some(m) => modules.push(m),
+                None => {
+                    eprintln!("hlcheck: --module wants ADDR=FILE\n{USAGE}{}", measure::USAGE);
+                    return ExitCode::from(2);
+                }
+            },
+            f if !f.starts_with('-') && file.is_none() => file = Some(f.to_string()),
+            _ => {
+                eprintln!("{USAGE}{}", measure::USAGE);
+                return ExitCode::from(2);
+            }
         }
-        _ => {
-            eprintln!("{USAGE}{}", measure::USAGE);
-            return ExitCode::from(2);
-        }
+    }
+    let Some(file) = file else {
+        eprintln!("{USAGE}{}", measure::USAGE);
+        return ExitCode::from(2);
     };
-    let blob = match std::fs::read(file) {
+    let blob = match std::fs::read(&file) {
         Ok(b) => b,
         Err(e) => {
             println!("error: {file}: cannot read: {e}");
@@ -61,6 +79,9 @@ fn main() -> ExitCode {
             }
             for line in Plan::lines(&cfg) {
                 println!("{line}");
+            }
+            if !passthrough::check(&blob, &cfg, &modules) {
+                return ExitCode::from(1);
             }
             hardware_lines(&blob, &platform, &cfg);
             if let Ok(fdt) = Fdt::new(&blob) {

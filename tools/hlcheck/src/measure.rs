@@ -26,6 +26,12 @@ fn parse_addr(s: &str) -> Option<u64> {
     }
 }
 
+/// `ADDR=FILE` as (address, file).
+pub fn parse_module(m: &str) -> Option<(u64, String)> {
+    let (addr, file) = m.split_once('=')?;
+    Some((parse_addr(addr)?, file.to_string()))
+}
+
 fn args(list: &[String]) -> Result<Args, String> {
     let mut a = Args { dtb: String::new(), modules: Vec::new(), log: None };
     let mut it = list.iter();

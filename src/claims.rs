@@ -1,0 +1,126 @@
+//! The devices partial device trees give away, checked against the host before any domain
+//! is built: `xen,reg` may only name device memory the hypervisor does not keep (not RAM:
+//! the hypervisor's, a domain's or a module's; not the GIC; not the console UART), no two
+//! domains may claim the same page or SPI, `xen,path` must name a host node that is not the
+//! console UART or the GIC, and, since the hypervisor programs no IOMMU, a device given to
+//! a domain must say `xen,force-assign-without-iommu` (its DMA is not confined). A domain
+//! whose claims break a rule is not built; the others are.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::devices::Passthrough;
+use crate::fdt::Fdt;
+use crate::memmap::Range;
+use crate::platform::{Gic, Platform};
+
+/// What the checks decided.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Claims {
+    /// Host MMIO ranges given, by domain (the hardware domain does not get them).
+    pub assigned: Vec<(u16, Range)>,
+    /// Domains whose partial device tree is refused, and why (the first rule broken).
+    pub refused: Vec<(u16, String)>,
+    /// Devices given without an IOMMU: (domain, node), for a loud warning.
+    pub unprotected: Vec<(u16, String)>,
+}
+
+/// The host ranges no `xen,reg` may touch, with what they are.
+fn kept(p: &Platform) -> Vec<(Range, &'static str)> {
+    let mut out: Vec<(Range, &'static str)> = p.memory.ram.iter().map(|r| (r, "RAM")).collect();
+    let gic = |a: u64, s: u64| Range::at(a, s).map(|r| (r, "the interrupt controller"));
+    match p.gic {
+        Some(Gic::V3 { gicd, gicr, gicr_size }) => {
+            out.extend(gic(gicd, 0x1_0000));
+            out.extend(gic(gicr, gicr_size));
+        }
+        Some(Gic::V2 { gicd, gicc, gicc_size, gich, gicv }) => {
+            out.extend(gic(gicd, 0x1000));
+            out.extend(gic(gicc, gicc_size.max(0x2000)));
+            out.extend(gich.and_then(|h| gic(h, 0x2000)));
+            out.extend(gicv.and_then(|v| gic(v, 0x2000)));
+        }
+        None => {}
+    }
+    if let Some(u) = p.uart {
+        out.extend(
+            Range::at(u.base & !0xfff, u.size.max(0x1000)).map(|r| (r, "the hypervisor's console UART")),
+        );
+    }
+    out
+}
+
+/// Checks every domain's claims (`claims`, in configuration order) against the host device
+/// tree `host_dtb`.
+pub fn check(host_dtb: &[u8], claims: &[(u16, Vec<Passthrough>)]) -> Claims {
+    let mut out = Claims::default();
+    let Ok(fdt) = Fdt::new(host_dtb) else { return out };
+    let Ok(p) = Platform::from_fdt(&fdt, None) else { return out };
+    let kept = kept(&p);
+    let console = crate::platform::read_stdout_uart(&fdt).map(|u| u.base);
+    let mut spis: Vec<(u32, u16)> = Vec::new();
+    for (domid, list) in claims {
+        let mut mine: Vec<(u16, Range)> = Vec::new();
+        let mut my_spis: Vec<(u32, u16)> = Vec::new();
+        let verdict = (|| -> Result<(), String> {
+            for dev in list {
+                let name = &dev.node.name;
+                for &(pa, size, _) in &dev.regs {
+                    let r =
+                        Range::at(pa, size).ok_or_else(|| format!("/passthrough/{name}: xen,reg wraps"))?;
+                    if let Some((k, what)) = kept.iter().find(|(k, _)| k.overlaps(&r)) {
+                        return Err(format!("/passthrough/{name}: xen,reg {r} overlaps {what} at {k}"));
+                    }
+                    if let Some((other, o)) = out.assigned.iter().find(|(d, o)| d != domid && o.overlaps(&r))
+                    {
+                        return Err(format!(
+                            "/passthrough/{name}: xen,reg {r} overlaps {o}, given to DOM{other}"
+                        ));
+                    }
+                    mine.push((*domid, r));
+                }
+                let Some(path) = dev.host_path.as_deref() else { continue };
+                let node = fdt.find(path).ok_or_else(|| {
+                    format!("/passthrough/{name}: xen,path {path}: no such node in the host device tree")
+                })?;
+                if node.property("interrupt-controller").is_some() {
+                    return Err(format!("/passthrough/{name}: xen,path {path} is the interrupt controller"));
+                }
+                let base = fdt.reg(&node).and_then(|mut r| r.next()).map(|(a, _)| a);
+                if base.is_some() && base == console {
+                    return Err(format!(
+                        "/passthrough/{name}: xen,path {path} is the hypervisor's console UART"
+                    ));
+                }
+                for spi in crate::devices::host_spis(&fdt, path) {
+                    if let Some((_, other)) = spis.iter().find(|(s, d)| *s == spi && d != domid) {
+                        return Err(format!(
+                            "/passthrough/{name}: xen,path {path}: INTID {spi} is given to DOM{other}"
+                        ));
+                    }
+                    my_spis.push((spi, *domid));
+                }
+                if !dev.force_without_iommu {
+                    return Err(format!(
+                        "/passthrough/{name}: the hypervisor programs no IOMMU, so a device's DMA is not confined: give it only with xen,force-assign-without-iommu"
+                    ));
+                }
+            }
+            Ok(())
+        })();
+        match verdict {
+            Ok(()) => {
+                out.assigned.extend(mine);
+                spis.extend(my_spis);
+                out.unprotected
+                    .extend(list.iter().map(|d| (*domid, format!("/passthrough/{}", d.node.name))));
+            }
+            Err(why) => out.refused.push((*domid, why)),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;
