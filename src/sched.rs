@@ -36,7 +36,12 @@ impl fmt::Display for PlaceError {
 /// Picks a physical CPU for each of `vcpus` vCPUs. `load[c]` is how many vCPUs CPU `c`
 /// already runs (one entry per online CPU); it is updated only when placement succeeds.
 /// Pinned vCPUs are placed first, so that unpinned ones do not crowd their CPUs.
-pub fn place(vcpus: u32, affinity: &[VcpuAffinity], load: &mut [u32]) -> Result<Vec<usize>, PlaceError> {
+pub fn place(
+    vcpus: u32,
+    affinity: &[VcpuAffinity],
+    load: &mut [u32],
+    online: u64,
+) -> Result<Vec<usize>, PlaceError> {
     if load.is_empty() {
         return Err(PlaceError::NoCpus);
     }
@@ -44,8 +49,9 @@ pub fn place(vcpus: u32, affinity: &[VcpuAffinity], load: &mut [u32]) -> Result<
     let mut own = alloc::vec![0u32; l.len()];
     let mut out = alloc::vec![usize::MAX; vcpus as usize];
     let take = |mask: u64, l: &mut [u32], own: &mut [u32]| -> Option<usize> {
-        let c =
-            (0..l.len()).filter(|&c| c < 64 && mask & (1 << c) != 0).min_by_key(|&c| (l[c], own[c], c))?;
+        let c = (0..l.len())
+            .filter(|&c| c < 64 && mask & online & (1 << c) != 0)
+            .min_by_key(|&c| (l[c], own[c], c))?;
         l[c] += 1;
         own[c] += 1;
         Some(c)
@@ -131,8 +137,8 @@ mod tests {
     #[test]
     fn one_vcpu_per_cpu_while_cpus_last() {
         let mut load = vec![0; 4];
-        assert_eq!(place(2, &[], &mut load), Ok(vec![0, 1]));
-        assert_eq!(place(1, &[], &mut load), Ok(vec![2]));
+        assert_eq!(place(2, &[], &mut load, u64::MAX), Ok(vec![0, 1]));
+        assert_eq!(place(1, &[], &mut load, u64::MAX), Ok(vec![2]));
         assert_eq!(load, [1, 1, 1, 0]);
     }
 
@@ -140,37 +146,55 @@ mod tests {
     fn pinned_vcpus_go_first() {
         let mut load = vec![0; 4];
         let aff = [VcpuAffinity { vcpu: 1, cpus: 0b0001 }, VcpuAffinity { vcpu: 0, cpus: 0b1100 }];
-        assert_eq!(place(3, &aff, &mut load), Ok(vec![2, 0, 1]));
+        assert_eq!(place(3, &aff, &mut load, u64::MAX), Ok(vec![2, 0, 1]));
         assert_eq!(load, [1, 1, 1, 0]);
     }
 
     #[test]
     fn more_vcpus_than_cpus_share_the_least_loaded() {
         let mut load = vec![0; 2];
-        assert_eq!(place(1, &[], &mut load), Ok(vec![0]));
+        assert_eq!(place(1, &[], &mut load, u64::MAX), Ok(vec![0]));
         // A 3-vCPU domain: its vCPUs spread before doubling up, on the emptier CPU first.
-        assert_eq!(place(3, &[], &mut load), Ok(vec![1, 0, 1]));
+        assert_eq!(place(3, &[], &mut load, u64::MAX), Ok(vec![1, 0, 1]));
         assert_eq!(load, [2, 2]);
     }
 
     #[test]
     fn a_domains_vcpus_avoid_each_other_at_equal_load() {
         let mut load = vec![1, 1, 0];
-        assert_eq!(place(2, &[], &mut load), Ok(vec![2, 0]));
+        assert_eq!(place(2, &[], &mut load, u64::MAX), Ok(vec![2, 0]));
         assert_eq!(load, [2, 1, 1]);
+    }
+
+    #[test]
+    fn a_cpu_that_did_not_come_online_gets_no_vcpu() {
+        // CPU 1 of 4 did not start: vCPUs go to 0, 2 and 3 (by index, not by count).
+        let mut load = vec![0, 0, 0, 0];
+        assert_eq!(place(3, &[], &mut load, 0b1101), Ok(vec![0, 2, 3]));
+        assert_eq!(load, [1, 0, 1, 1]);
+        // Pinned to it alone: refused; to it or CPU 3: CPU 3.
+        let aff = [VcpuAffinity { vcpu: 0, cpus: 0b10 }];
+        assert_eq!(place(1, &aff, &mut load, 0b1101), Err(PlaceError::AffinityOffline { vcpu: 0, mask: 2 }));
+        let aff = [VcpuAffinity { vcpu: 0, cpus: 0b1010 }];
+        assert_eq!(place(1, &aff, &mut load, 0b1101), Ok(vec![3]));
+        // Nothing online at all (impossible, but no panic).
+        assert_eq!(place(1, &[], &mut load, 0), Err(PlaceError::NoCpus));
     }
 
     #[test]
     fn affinity_to_a_cpu_that_is_not_online_is_an_error_and_changes_nothing() {
         let mut load = vec![0, 0];
         let aff = [VcpuAffinity { vcpu: 0, cpus: 0b100 }];
-        assert_eq!(place(1, &aff, &mut load), Err(PlaceError::AffinityOffline { vcpu: 0, mask: 4 }));
+        assert_eq!(
+            place(1, &aff, &mut load, u64::MAX),
+            Err(PlaceError::AffinityOffline { vcpu: 0, mask: 4 })
+        );
         assert_eq!(load, [0, 0]);
-        assert_eq!(place(1, &[], &mut []), Err(PlaceError::NoCpus));
+        assert_eq!(place(1, &[], &mut [], u64::MAX), Err(PlaceError::NoCpus));
         // Pinned vCPUs share a busy CPU rather than fail.
         let aff = [VcpuAffinity { vcpu: 0, cpus: 0b1 }];
         load[0] = 3;
-        assert_eq!(place(1, &aff, &mut load), Ok(vec![0]));
+        assert_eq!(place(1, &aff, &mut load, u64::MAX), Ok(vec![0]));
     }
 
     #[test]

@@ -30,13 +30,12 @@ fn reserved(r: Range) -> HostMem {
 pub fn launch(
     cfg: &LaunchConfig,
     frames: Frames,
-    online_cpus: usize,
+    cpus: usize,
     (gic_desc, uart_desc): (Option<crate::platform::Gic>, Option<&crate::platform::Uart>),
     (host_dtb, event_log): (&'static [u8], &[u8]),
     boot_modules: Vec<Range>,
 ) -> (usize, LoadStats) {
     let m = machine::machine();
-    machine::set_cpus(online_cpus);
     // SAFETY: the frame allocator holds the RAM left once the image, its tables, heap and
     // stacks, the DTB, the boot modules and every reserved range were taken out at boot.
     let pool = unsafe { Pool::new(frames) };
@@ -58,13 +57,13 @@ pub fn launch(
         gic_version: gic_desc.map_or(3, |g| g.version()),
         pa_bits: el2::pa_bits().0,
         vmid_bits: el2::vmid_bits(),
+        online: super::cpu::online_mask(),
         console,
         // Direct-mapped domains find the emulated GIC and UART where the host's are.
         host_map: GuestMap::host(gic_desc, console),
         gicv: gic::gicv_frame(gic_desc),
     };
-    let built =
-        crate::hv::setup::build_all(m, cfg, pool, &host, (online_cpus, gic::has_vgic()), (dtb, modules));
+    let built = crate::hv::setup::build_all(m, cfg, pool, &host, (cpus, gic::has_vgic()), (dtb, modules));
     let n = built.setup.domains.len();
     let console_domain = built.setup.console;
     let sys = machine::publish(System::new(Arc::new(machine::ArchMachine), built.setup));

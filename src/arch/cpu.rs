@@ -1,13 +1,14 @@
 //! Secondary CPUs: starting them (PSCI CPU_ON or spin table), their first Rust code, and
 //! the idle loop every CPU without work sits in.
 
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use super::{boot, cache, el2, gic, mmu, psci};
 use crate::platform::{EnableMethod, Platform};
 
 /// CPUs that have reached their idle loop, the boot CPU included.
-static ONLINE: AtomicUsize = AtomicUsize::new(1);
+/// Bit n: CPU n reached its idle loop (the boot CPU, 0, from the start).
+static ONLINE: AtomicU64 = AtomicU64::new(1);
 
 /// Why a CPU did not start.
 #[derive(Debug, Clone, Copy)]
@@ -31,7 +32,6 @@ pub fn publish_mpidrs(p: &Platform) {
 /// Starts CPU `index` and waits (up to 100 ms) for it to reach its idle loop.
 pub fn start(p: &Platform, index: usize) -> Result<(), StartError> {
     let cpu = p.cpus()[index];
-    let before = ONLINE.load(Ordering::Acquire);
     // Everything a starting CPU reads with its caches off must be in memory.
     let table = &boot::CPU_MPIDRS;
     cache::clean_invalidate_range(table.as_ptr() as u64, core::mem::size_of_val(table) as u64);
@@ -59,7 +59,7 @@ pub fn start(p: &Platform, index: usize) -> Result<(), StartError> {
         }
         EnableMethod::None => return Err(StartError::NoMethod),
     }
-    if super::timer::wait_until(100_000, || ONLINE.load(Ordering::Acquire) > before) {
+    if super::timer::wait_until(100_000, || ONLINE.load(Ordering::Acquire) & (1 << index) != 0) {
         Ok(())
     } else {
         Err(StartError::Timeout)
@@ -68,6 +68,12 @@ pub fn start(p: &Platform, index: usize) -> Result<(), StartError> {
 
 /// CPUs online now.
 pub fn online() -> usize {
+    ONLINE.load(Ordering::Acquire).count_ones() as usize
+}
+
+/// Which CPUs are online (bit n: CPU n). A CPU that did not start in time is never placed
+/// a vCPU, even if it comes up later.
+pub fn online_mask() -> u64 {
     ONLINE.load(Ordering::Acquire)
 }
 
@@ -76,7 +82,7 @@ extern "C" fn secondary_main(index: usize) -> ! {
     el2::init_cpu_registers(index);
     mmu::enable_secondary();
     gic::init_secondary(index);
-    ONLINE.fetch_add(1, Ordering::AcqRel);
+    ONLINE.fetch_or(1 << (index & 63), Ordering::AcqRel);
     log::debug!("CPU {index} online (MPIDR {:#x})", el2::mpidr());
     super::vcpu::schedule()
 }

@@ -2,8 +2,6 @@
 //! clock, power off, the console and physical memory; and the one `System` every CPU
 //! calls into once domains exist.
 
-use core::sync::atomic::{AtomicUsize, Ordering};
-
 use spin::Once;
 
 use super::{cache, console, el2, gic, power, stage2, timer};
@@ -13,19 +11,12 @@ use crate::hv::system::System;
 /// The machine; it holds no state of its own.
 pub struct ArchMachine;
 
-/// CPUs online once domains exist.
-static CPUS: AtomicUsize = AtomicUsize::new(1);
 static MACHINE: ArchMachine = ArchMachine;
 static SYSTEM: Once<System> = Once::new();
 
 /// The machine.
 pub fn machine() -> &'static ArchMachine {
     &MACHINE
-}
-
-/// `cpus` CPUs are online (they do not change once domains exist).
-pub fn set_cpus(cpus: usize) {
-    CPUS.store(cpus, Ordering::Release);
 }
 
 /// The run-time core, once domains exist.
@@ -47,8 +38,8 @@ impl Machine for ArchMachine {
         el2::cpu_index()
     }
 
-    fn online_cpus(&self) -> usize {
-        CPUS.load(Ordering::Acquire)
+    fn cpu_online(&self, cpu: usize) -> bool {
+        super::cpu::online_mask() & (1u64 << (cpu & 63)) != 0 && cpu < 64
     }
 
     fn kick(&self, cpu: usize) {

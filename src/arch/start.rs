@@ -257,7 +257,7 @@ extern "C" fn primary_main(dtb_pa: u64, load_base: u64) -> ! {
     let (running, stats) = build::launch(
         &cfg,
         frames,
-        cpu::online(),
+        plat.cpu_count,
         (plat.gic, plat.uart.as_ref()),
         (dtb, &event_log),
         boot_modules,

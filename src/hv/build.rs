@@ -102,6 +102,8 @@ pub struct HostFacts<'a> {
     pub host_map: GuestMap,
     /// The CPU's VMID width (8 or 16 bits): VMIDs 1 to 2^bits - 1 are handed out.
     pub vmid_bits: u32,
+    /// The CPUs online (bit n: CPU n): vCPUs are placed on these only.
+    pub online: u64,
     /// GICv2 hosts: the hardware virtual CPU interface (GICV, 8 KiB), mapped where a
     /// domain finds its GIC CPU interface.
     pub gicv: Option<u64>,
@@ -129,7 +131,8 @@ pub fn build(
         return Err(BuildError::NoVmid { bits: host.vmid_bits });
     }
     let mut load = cpu_load.to_vec();
-    let pcpus = crate::sched::place(cfg.cpus, &cfg.affinity, &mut load).map_err(BuildError::Place)?;
+    let pcpus =
+        crate::sched::place(cfg.cpus, &cfg.affinity, &mut load, host.online).map_err(BuildError::Place)?;
     let kernel = Kernel::find(m, cfg, pool, host)?;
     let result = prepare(m, cfg, pool, host, &kernel, pcpus, link).map(|p| p.commit(m, vmid, cfg, &kernel));
     kernel.release(pool);

@@ -78,6 +78,7 @@ fn facts(b: &Bench) -> HostFacts<'static> {
         host_map: GuestMap::XEN,
         gicv: None,
         vmid_bits: 8,
+        online: u64::MAX,
     }
 }
 

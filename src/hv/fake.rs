@@ -120,8 +120,8 @@ impl Machine for Fake {
     fn cpu(&self) -> usize {
         self.cpu.load(Ordering::Relaxed)
     }
-    fn online_cpus(&self) -> usize {
-        self.cpus
+    fn cpu_online(&self, cpu: usize) -> bool {
+        cpu < self.cpus
     }
     fn kick(&self, cpu: usize) {
         self.ops.lock().push(Op::Kick(cpu));

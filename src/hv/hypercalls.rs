@@ -236,7 +236,7 @@ impl System {
             Some(ConfigError::NotPaused(life.state()))
         } else if vcpu as usize >= target.vcpus.len() {
             Some(ConfigError::NoSuchVcpu)
-        } else if cpu as usize >= self.m().online_cpus() || cpu as usize >= self.queues() {
+        } else if !self.m().cpu_online(cpu as usize) || cpu as usize >= self.queues() {
             Some(ConfigError::NoSuchCpu)
         } else {
             self.move_vcpu(target, vcpu as usize, cpu as usize);

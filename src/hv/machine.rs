@@ -67,8 +67,8 @@ pub enum ConsoleEvent {
 pub trait Machine: Send + Sync {
     /// The index of the physical CPU this runs on.
     fn cpu(&self) -> usize;
-    /// Physical CPUs online.
-    fn online_cpus(&self) -> usize;
+    /// Physical CPU `cpu` is online (it started, and runs vCPUs).
+    fn cpu_online(&self, cpu: usize) -> bool;
     /// Interrupts physical CPU `cpu`: it leaves its guest or its WFI and looks at its
     /// state again.
     fn kick(&self, cpu: usize);

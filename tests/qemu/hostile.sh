@@ -56,3 +56,21 @@ t_hostile_passthrough_claims() {
         done_test
     done
 }
+
+t_cpu_offline_placement() {
+    # CPU 1 never starts (its enable-method is a spin table QEMU virt does not implement):
+    # the three domains' vCPUs go to CPUs 0, 2 and 3, none to the CPU that is not online.
+    local dtb
+    dtb=$(virt_dtb)
+    fdtput -t s "$dtb" /cpus/cpu@1 enable-method spin-table
+    fdtput -t x "$dtb" /cpus/cpu@1 cpu-release-addr 0 0x7fff0000
+    bash scripts/merge-lcm.sh "$dtb" tests/lcm/guests/demo.dts "$work/offline.dtb"
+    boot cpu-offline-placement --module 0x49000000=$TESTGUEST --dtb "$work/offline.dtb"
+    expect_exit 0
+    expect 'WARN  CPU 1 \(MPIDR 0x1, spin-table\) did not start' 'INFO  3 of 4 CPUs online'
+    expect 'INFO  DOM1: built: 1 vCPU\(s\) on CPU\(s\) \[0\]'
+    expect 'INFO  DOM2: built: 2 vCPU\(s\) on CPU\(s\) \[2, 3\]'
+    expect 'INFO  DOM3: built: 1 vCPU\(s\) on CPU\(s\) \[0\]' 'INFO  all domains have stopped'
+    refuse 'CPU\(s\) \[[0-9, ]*1[],]|FATAL|PANIC|ERROR'
+    done_test
+}
