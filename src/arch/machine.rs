@@ -89,16 +89,19 @@ impl Machine for ArchMachine {
         let n = data.len().min(dst.len() as usize) as u64;
         // SAFETY: as for `read`: `dst` is owned and mapped, `n` bytes stay inside both.
         unsafe { cache::copy(dst.start(), data.as_ptr() as u64, n) };
+        cache::clean_range(dst.start(), n);
     }
 
     fn zero(&self, dst: HostMem) {
         // SAFETY: `dst` is memory the hypervisor owns, identity mapped (HostMem's obligation).
         unsafe { cache::zero(dst.start(), dst.len()) };
+        cache::clean_range(dst.start(), dst.len());
     }
 
     fn copy(&self, dst: HostMem, src: HostMem) {
         // SAFETY: both are owned and mapped; the length is the shorter one's.
         unsafe { cache::copy(dst.start(), src.start(), dst.len().min(src.len())) };
+        cache::clean_range(dst.start(), dst.len().min(src.len()));
     }
 
     fn with_slices(&self, src: HostMem, dst: HostMem, f: &mut dyn FnMut(&[u8], &mut [u8])) {
@@ -115,6 +118,7 @@ impl Machine for ArchMachine {
             )
         };
         f(s, d);
+        cache::clean_range(dst.start(), dst.len());
     }
 
     fn read_entry(&self, entry: HostMem) -> u64 {
