@@ -13,6 +13,8 @@ pub struct Access {
     pub sign_extend: bool,
     /// The register is 64-bit (else the upper half is cleared).
     pub sixty_four: bool,
+    /// The length of the instruction (4, or 2 for a 16-bit T32 one from AArch32 EL0).
+    pub step: u8,
 }
 
 /// Why the guest exited.
@@ -25,8 +27,13 @@ pub enum Exit {
     Smc {
         imm: u16,
     },
-    Wfi,
-    Wfe,
+    /// WFI, `step` bytes long (4, or 2 for a 16-bit T32 one from AArch32 EL0).
+    Wfi {
+        step: u8,
+    },
+    Wfe {
+        step: u8,
+    },
     /// A stage-2 data abort at `ipa` (`access` when the syndrome describes it); `perm`
     /// when it is a permission fault (the page is mapped, but not for this access).
     DataAbort {
@@ -49,7 +56,7 @@ pub enum Exit {
     SError {
         esr: u64,
     },
-    /// From AArch32 or an exception class not handled.
+    /// An exception class not handled (an AArch32 coprocessor access included).
     Other {
         ec: u8,
         esr: u64,
@@ -74,20 +81,26 @@ pub fn fault_ipa(far: u64, hpfar: u64) -> u64 {
 
 impl Exit {
     /// Decodes an exit taken through lower-EL vector entry `vector` (8 sync, 9 IRQ,
-    /// 10 FIQ, 11 SError from AArch64; 12..15 from AArch32).
+    /// 10 FIQ, 11 SError from AArch64; 12..15 the same from AArch32, a guest's EL0).
     pub fn decode(vector: u64, esr: u64, far: u64, hpfar: u64) -> Exit {
         let ec = (esr >> 26) as u8 & 0x3f;
         match vector {
-            9 => return Exit::Irq,
-            10 => return Exit::Fiq,
-            11 => return Exit::SError { esr },
-            8 => {}
+            9 | 13 => return Exit::Irq,
+            10 | 14 => return Exit::Fiq,
+            11 | 15 => return Exit::SError { esr },
+            8 | 12 => {}
             _ => return Exit::Other { ec, esr },
         }
         let iss = (esr & 0x1ff_ffff) as u32;
+        // ESR.IL: a 32-bit instruction, else a 16-bit T32 one.
+        let step = if esr & (1 << 25) != 0 { 4 } else { 2 };
+        let from32 = vector == 12;
         match ec {
-            ec::WFX if iss & 1 == 0 => Exit::Wfi,
-            ec::WFX => Exit::Wfe,
+            ec::WFX if iss & 1 == 0 => Exit::Wfi { step },
+            ec::WFX => Exit::Wfe { step },
+            // HVC, SMC and MSR/MRS have other classes from AArch32 (whose EL0 cannot use
+            // them anyway); its coprocessor accesses fall to Other.
+            ec::HVC64 | ec::SMC64 | ec::SYS64 if from32 => Exit::Other { ec, esr },
             ec::HVC64 => Exit::Hvc { imm: iss as u16 },
             ec::SMC64 => Exit::Smc { imm: iss as u16 },
             ec::SYS64 => Exit::SysReg { iss },
@@ -100,6 +113,7 @@ impl Exit {
                     reg: ((iss >> 16) & 0x1f) as u8,
                     sign_extend: iss & (1 << 21) != 0,
                     sixty_four: iss & (1 << 15) != 0,
+                    step,
                 });
                 // DFSC 0b0011xx: permission fault at some level.
                 let perm = iss & 0x3c == 0x0c;
@@ -131,8 +145,12 @@ pub fn undefined_esr() -> u64 {
 }
 
 /// Offset in VBAR_EL1 of the synchronous vector for an exception taken from a guest whose
-/// PSTATE was `spsr` (EL1 with SP_EL1: 0x200; EL1 with SP_EL0: 0; EL0: 0x400).
+/// PSTATE was `spsr` (EL1 with SP_EL1: 0x200; EL1 with SP_EL0: 0; AArch64 EL0: 0x400;
+/// AArch32 EL0: 0x600).
 pub fn sync_vector_offset(spsr: u64) -> u64 {
+    if spsr & 0x10 != 0 {
+        return 0x600;
+    }
     match spsr & 0xf {
         0b0101 => 0x200,
         0b0100 => 0x000,
@@ -245,7 +263,14 @@ mod tests {
                 ipa: 0x2200_0004,
                 va: 0x2200_0004,
                 write: true,
-                access: Some(Access { write: true, size: 4, reg: 1, sign_extend: false, sixty_four: false }),
+                access: Some(Access {
+                    write: true,
+                    size: 4,
+                    reg: 1,
+                    sign_extend: false,
+                    sixty_four: false,
+                    step: 4
+                }),
                 perm: false,
             }
         );
@@ -255,10 +280,17 @@ mod tests {
     fn decodes_calls_and_wfx() {
         assert_eq!(Exit::decode(8, (0x16 << 26) | (1 << 25), 0, 0), Exit::Hvc { imm: 0 });
         assert_eq!(Exit::decode(8, (0x17 << 26) | (1 << 25) | 5, 0, 0), Exit::Smc { imm: 5 });
-        assert_eq!(Exit::decode(8, (0x01 << 26) | (1 << 25), 0, 0), Exit::Wfi);
-        assert_eq!(Exit::decode(8, (0x01 << 26) | (1 << 25) | 1, 0, 0), Exit::Wfe);
+        assert_eq!(Exit::decode(8, (0x01 << 26) | (1 << 25), 0, 0), Exit::Wfi { step: 4 });
+        assert_eq!(Exit::decode(8, (0x01 << 26) | (1 << 25) | 1, 0, 0), Exit::Wfe { step: 4 });
         assert_eq!(Exit::decode(9, 0, 0, 0), Exit::Irq);
-        assert!(matches!(Exit::decode(12, 0x1234, 0, 0), Exit::Other { .. }));
+        // From AArch32 EL0: interrupts as from AArch64, a 16-bit WFI is 2 bytes, a
+        // coprocessor access (MRC p15, EC 0x03) and an impossible MSR class are Other.
+        assert_eq!(Exit::decode(13, 0, 0, 0), Exit::Irq);
+        assert_eq!(Exit::decode(15, 0xbf00_0000, 0, 0), Exit::SError { esr: 0xbf00_0000 });
+        assert_eq!(Exit::decode(12, 0x01 << 26, 0, 0), Exit::Wfi { step: 2 });
+        assert_eq!(Exit::decode(12, (0x01 << 26) | (1 << 25), 0, 0), Exit::Wfi { step: 4 });
+        assert!(matches!(Exit::decode(12, (0x03 << 26) | (1 << 25), 0, 0), Exit::Other { ec: 3, .. }));
+        assert!(matches!(Exit::decode(12, 0x18 << 26, 0, 0), Exit::Other { ec: 0x18, .. }));
         // No valid syndrome: the access is unknown but the address is.
         let e = Exit::decode(8, (0x24 << 26) | 0x07, 0x123, 0x5_0000 << 4);
         assert_eq!(
@@ -325,5 +357,8 @@ mod tests {
         assert_eq!(sync_vector_offset(0x3c5), 0x200);
         assert_eq!(sync_vector_offset(0x3c4), 0);
         assert_eq!(sync_vector_offset(0x0), 0x400);
+        // AArch32 User (M 0x10) and its Thumb state.
+        assert_eq!(sync_vector_offset(0x10), 0x600);
+        assert_eq!(sync_vector_offset(0x30), 0x600);
     }
 }

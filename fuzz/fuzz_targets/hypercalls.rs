@@ -115,6 +115,7 @@ fn run(data: &[u8]) -> Option<()> {
                     reg,
                     sign_extend: false,
                     sixty_four: size == 8,
+                    step: if op & 0x10 == 0 { 4 } else { 2 },
                 });
                 Some(Exit::DataAbort {
                     ipa: base + offset,
@@ -138,7 +139,7 @@ fn run(data: &[u8]) -> Option<()> {
                 None
             }
             _ => {
-                Some([Exit::Wfi, Exit::Wfe, Exit::Irq, Exit::SError { esr: 0 }][usize::from(input.u8()?) % 4])
+                Some([Exit::Wfi { step: 4 }, Exit::Wfe { step: 2 }, Exit::Irq, Exit::SError { esr: 0 }][usize::from(input.u8()?) % 4])
             }
         };
         if let Some(e) = exit {

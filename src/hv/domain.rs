@@ -120,6 +120,12 @@ pub enum ConfigError {
     Quota,
 }
 
+/// A domain restarts (its RAM scrubbed and its images copied again, on the CPU it ran on)
+/// at most this often: a guest looping on SYSTEM_RESET, or a Control domain on
+/// DOMCTL_RESTART, would otherwise keep that CPU busy for the others.
+pub const RESTARTS_PER_WINDOW: u32 = 5;
+pub const RESTART_WINDOW_US: u64 = 10_000_000;
+
 /// The most properties a Boot Domain may add to one domain's device tree, and their most
 /// bytes in all: each addition writes the whole tree again, so both are bounded.
 pub const MAX_ADDITIONS: usize = 64;
@@ -188,6 +194,8 @@ pub struct Domain {
     pub cntvoff: u64,
     life: Mutex<Life>,
     notices: AtomicU32,
+    /// Its restarts in the current window: (window start µs, count).
+    restarts: Mutex<(u64, u32)>,
     /// Where vCPU 0 starts (kernel entry, device tree).
     pub entry: (u64, u64),
     pub ram: Ram,
@@ -227,6 +235,7 @@ impl Domain {
             cntvoff: p.cntvoff,
             life: Mutex::new(Life::new()),
             notices: AtomicU32::new(0),
+            restarts: Mutex::new((0, 0)),
             entry: p.entry,
             ram: p.ram,
             tables: p.tables,
@@ -433,6 +442,19 @@ impl Domain {
         }
         *spec = new;
         Ok(())
+    }
+
+    /// Counts a restart at `now_us`; false when it would be one too many in the window.
+    pub fn restart_allowed(&self, now_us: u64) -> bool {
+        let mut r = self.restarts.lock();
+        if now_us.saturating_sub(r.0) >= RESTART_WINDOW_US || r.1 == 0 {
+            *r = (now_us, 0);
+        }
+        if r.1 >= RESTARTS_PER_WINDOW {
+            return false;
+        }
+        r.1 += 1;
+        true
     }
 
     /// Where its ramdisk lies in the guest.

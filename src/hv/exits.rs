@@ -118,8 +118,8 @@ impl System {
                 regs.pc += 4;
                 self.call(dom, vi, regs)
             }
-            Exit::Wfi => {
-                regs.pc += 4;
+            Exit::Wfi { step } => {
+                regs.pc += u64::from(step);
                 // Wait only when nothing is pending for it; on a shared CPU it gives the
                 // CPU to the others instead.
                 if dom.vgic.lock().has_pending(vi) {
@@ -131,8 +131,8 @@ impl System {
                     Outcome::Wait
                 }
             }
-            Exit::Wfe => {
-                regs.pc += 4;
+            Exit::Wfe { step } => {
+                regs.pc += u64::from(step);
                 Outcome::Resume
             }
             Exit::DataAbort { ipa, write, perm, .. } if dom.cow_fault(self.m(), ipa, write, perm) => {
@@ -170,7 +170,7 @@ impl System {
         let c = &dom.exits;
         ExitCounts::count(match exit {
             Exit::Hvc { .. } | Exit::Smc { .. } => &c.call,
-            Exit::Wfi | Exit::Wfe => &c.wfi,
+            Exit::Wfi { .. } | Exit::Wfe { .. } => &c.wfi,
             Exit::DataAbort { ipa, .. } => match dom.mmio.find(*ipa) {
                 Some((Device::Uart, _)) => &c.uart,
                 Some(_) => &c.gic,
@@ -220,7 +220,7 @@ impl System {
                         }
                     }
                 }
-                regs.pc += 4;
+                regs.pc += u64::from(a.step);
                 Outcome::Resume
             }
             (Some(a), Some((Device::Uart, offset))) => {
@@ -230,7 +230,7 @@ impl System {
                     let v = dom.uart_access(self.m(), offset, None);
                     regs.set(a.reg, u64::from(v));
                 }
-                regs.pc += 4;
+                regs.pc += u64::from(a.step);
                 Outcome::Resume
             }
             (None, Some((dev, _))) => {

@@ -87,12 +87,14 @@ pub enum StopReason {
     /// Reclaimed by the launch (the Boot Domain after done; an unused standby Recovery
     /// Domain).
     Reclaimed,
+    /// PSCI SYSTEM_RESET more often than restarts are allowed: stopped instead.
+    ResetLoop,
 }
 
 impl StopReason {
     /// A crash (before finalization, a launch failure).
     pub fn crashed(self) -> bool {
-        self == StopReason::SError
+        matches!(self, StopReason::SError | StopReason::ResetLoop)
     }
 }
 
@@ -104,6 +106,12 @@ impl fmt::Display for StopReason {
             StopReason::SError => f.write_str("SError"),
             StopReason::Destroyed { by } => write!(f, "destroyed by DOM{by}"),
             StopReason::Reclaimed => f.write_str("reclaimed"),
+            StopReason::ResetLoop => write!(
+                f,
+                "SYSTEM_RESET loop: more than {} restarts in {} s",
+                super::domain::RESTARTS_PER_WINDOW,
+                super::domain::RESTART_WINDOW_US / 1_000_000
+            ),
         }
     }
 }

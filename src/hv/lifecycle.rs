@@ -27,6 +27,8 @@ pub enum RestartError {
     KernelUnpacked,
     /// Its boot modules were freed at finalization.
     ModulesFreed,
+    /// It restarted too often lately.
+    TooFrequent,
 }
 
 impl fmt::Display for RestartError {
@@ -41,6 +43,12 @@ impl fmt::Display for RestartError {
             RestartError::State(r) => write!(f, "{r}"),
             RestartError::KernelUnpacked => f.write_str("its kernel was unpacked at build and is gone"),
             RestartError::ModulesFreed => f.write_str("its boot modules were freed at finalization"),
+            RestartError::TooFrequent => write!(
+                f,
+                "it restarted {} times in the last {} s already",
+                super::domain::RESTARTS_PER_WINDOW,
+                super::domain::RESTART_WINDOW_US / 1_000_000
+            ),
         }
     }
 }
@@ -100,6 +108,10 @@ impl System {
 
     /// PSCI SYSTEM_RESET: `d` is rebuilt once its vCPUs are off their CPUs.
     pub fn reset(&self, d: &Domain) {
+        if !d.restart_allowed(self.m().now_us()) {
+            self.stop(d, StopReason::ResetLoop);
+            return;
+        }
         if d.life().apply(Event::Reset).is_ok() {
             self.stopped(d, StopReason::SystemReset);
         }
@@ -162,6 +174,9 @@ impl System {
             return Err(RestartError::State(Refused::Illegal { from, event: Event::BeginRestart }));
         }
         self.check_restartable(d)?;
+        if !d.restart_allowed(self.m().now_us()) {
+            return Err(RestartError::TooFrequent);
+        }
         d.life().apply(Event::BeginRestart).map_err(RestartError::State)?;
         self.rebuild(d)
     }

@@ -292,7 +292,7 @@ fn affinity_onto_a_busy_cpu_makes_it_share() {
     // The occupant's WFI with nothing pending now gives the CPU up.
     let mut regs = GuestRegs::default();
     assert_eq!(
-        s.sys.handle_exit(s.d(3), 0, Exit::Wfi, &mut regs, s.sys.cpu_shared(2)),
+        s.sys.handle_exit(s.d(3), 0, Exit::Wfi { step: 4 }, &mut regs, s.sys.cpu_shared(2)),
         Outcome::Leave(End::Yield)
     );
     s.sys.leave(s.d(3), 0, End::Yield);
@@ -388,7 +388,7 @@ fn exits_become_outcomes() {
     );
     assert_eq!(regs.pc, 0x1000, "the access is not skipped");
     // A byte to its UART reaches the console.
-    let access = Access { write: true, size: 4, reg: 3, sign_extend: false, sixty_four: false };
+    let access = Access { write: true, size: 4, reg: 3, sign_extend: false, sixty_four: false, step: 4 };
     regs.x[3] = u64::from(b'h');
     let uart = crate::guest::GuestMap::XEN.vuart;
     let tx = Exit::DataAbort { ipa: uart, va: 0, write: true, access: Some(access), perm: false };
@@ -406,12 +406,16 @@ fn exits_become_outcomes() {
         Outcome::Inject { esr: crate::trap::undefined_esr(), far: 0 }
     );
     // WFI: waits alone on its CPU, yields a shared one, returns at once with an interrupt.
-    assert_eq!(s.sys.handle_exit(d, 0, Exit::Wfi, &mut regs, false), Outcome::Wait);
-    assert_eq!(s.sys.handle_exit(d, 0, Exit::Wfi, &mut regs, true), Outcome::Leave(End::Yield));
+    // A 16-bit WFI (AArch32 EL0, T32) is stepped over by 2 bytes.
+    let pc = regs.pc;
+    assert_eq!(s.sys.handle_exit(d, 0, Exit::Wfi { step: 2 }, &mut regs, false), Outcome::Wait);
+    assert_eq!(regs.pc, pc + 2);
+    assert_eq!(s.sys.handle_exit(d, 0, Exit::Wfi { step: 4 }, &mut regs, false), Outcome::Wait);
+    assert_eq!(s.sys.handle_exit(d, 0, Exit::Wfi { step: 4 }, &mut regs, true), Outcome::Leave(End::Yield));
     d.raise(&*s.fake, crate::vgic::PRIVATE + 5);
     let _ = d.vgic.lock().dist_access(0, 0, 4, Some(3)); // distributor on
     let _ = d.vgic.lock().dist_access(0, 0x104, 4, Some(1 << 5)); // ISENABLER1: SPI 37
-    assert_eq!(s.sys.handle_exit(d, 0, Exit::Wfi, &mut regs, false), Outcome::Resume);
+    assert_eq!(s.sys.handle_exit(d, 0, Exit::Wfi { step: 4 }, &mut regs, false), Outcome::Resume);
     // PSCI: CPU_ON of a vCPU it does not have; an unknown SMCCC call.
     assert_eq!(s.hvc(1, 0, [0xc400_0003, 0x101, 0, 0]).1.x[0] as i64, crate::psci::INVALID_PARAMETERS);
     assert_eq!(s.hvc(1, 0, [0x8400_0050, 0, 0, 0]).1.x[0] as i64, crate::psci::NOT_SUPPORTED);
@@ -514,4 +518,36 @@ fn an_sgi_flood_kicks_the_target_cpu_once() {
     }
     let kicks = s.fake.ops().iter().filter(|o| **o == Op::Kick(1)).count();
     assert_eq!(kicks, 1, "{:?}", s.fake.ops());
+}
+
+#[test]
+fn restart_loops_are_stopped() {
+    // A guest looping on SYSTEM_RESET is rebuilt five times in ten seconds; the sixth
+    // stops it for good. A Control domain's RESTARTs count against the same limit.
+    use super::domain::{RESTART_WINDOW_US, RESTARTS_PER_WINDOW};
+    use super::life::StopReason;
+    use core::sync::atomic::Ordering;
+    let s =
+        system(|f| vec![domain(f, 1, &[0], 0, 0, true), domain(f, 2, &[1], CONTROL, 0, false)], None, None);
+    s.sys.start();
+    s.enter(2);
+    for i in 0..RESTARTS_PER_WINDOW {
+        s.fake.now.store(u64::from(i) * 1000, Ordering::Relaxed);
+        s.enter(1);
+        s.hvc(1, 0, [SYSTEM_RESET, 0, 0, 0]);
+        s.sys.leave(s.d(1), 0, End::DomainStopped);
+        assert_eq!(s.d(1).state(), State::Running, "restart {i} allowed");
+    }
+    s.enter(1);
+    let (o, _) = s.hvc(1, 0, [SYSTEM_RESET, 0, 0, 0]);
+    assert_eq!(o, Outcome::Leave(End::DomainStopped));
+    s.sys.leave(s.d(1), 0, End::DomainStopped);
+    assert_eq!(s.d(1).state(), State::Stopped, "the sixth reset in the window stops it");
+    assert_eq!(s.d(1).life().stop_reason(), Some(StopReason::ResetLoop));
+    // Still inside the window, the Control domain cannot restart it either...
+    assert_eq!(s.call(2, Call::DomctlRestart { domid: 1 }), hc::INVALID);
+    // ...once the window has passed, it can.
+    s.fake.now.store(RESTART_WINDOW_US + 5000, Ordering::Relaxed);
+    assert_eq!(s.call(2, Call::DomctlRestart { domid: 1 }), hc::SUCCESS);
+    assert_eq!(s.d(1).state(), State::Running);
 }
