@@ -29,6 +29,7 @@ pub mod pgtable;
 pub mod platform;
 pub mod psci;
 pub mod sched;
+pub mod spectre;
 pub mod store;
 pub mod trap;
 pub mod vgic;

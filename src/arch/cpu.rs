@@ -81,6 +81,7 @@ pub fn online_mask() -> u64 {
 extern "C" fn secondary_main(index: usize) -> ! {
     el2::init_cpu_registers(index);
     mmu::enable_secondary();
+    super::exceptions::mitigate(None);
     gic::init_secondary(index);
     ONLINE.fetch_or(1 << (index & 63), Ordering::AcqRel);
     log::debug!("CPU {index} online (MPIDR {:#x})", el2::mpidr());

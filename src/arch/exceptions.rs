@@ -3,6 +3,8 @@
 
 use core::fmt;
 
+use core::sync::atomic::{AtomicU64, Ordering};
+
 use aarch64_cpu::registers::*;
 
 /// Registers saved on exception entry.
@@ -30,11 +32,31 @@ core::arch::global_asm!(
     .endm
 
     // From a guest: back to the run loop (see vcpu.rs) with the vector number in x1.
+    // First, on cores that need it, what the guest trained is made harmless before any
+    // indirect branch: the branch history overwritten by a loop of taken branches
+    // (Spectre-BHB), then the firmware's branch-predictor invalidation (Spectre-v2,
+    // SMCCC_ARCH_WORKAROUND_1, which may clobber x0-x3).
     .macro gentry kind
     .balign 0x80
-    sub     sp, sp, #16
+    sub     sp, sp, #32
     stp     x0, x1, [sp]
-    mov     x1, #\kind
+    adrp    x0, {bhb}
+    ldr     x0, [x0, :lo12:{bhb}]
+    cbz     x0, 3f
+1:  b       2f
+2:  subs    x0, x0, #1
+    b.ne    1b
+    dsb     nsh
+    isb
+3:  adrp    x0, {wa1}
+    ldr     x0, [x0, :lo12:{wa1}]
+    cbz     x0, 4f
+    stp     x2, x3, [sp, #16]
+    mov     w0, #0x8000
+    movk    w0, #0x8000, lsl #16
+    smc     #0
+    ldp     x2, x3, [sp, #16]
+4:  mov     x1, #\kind
     b       guest_exit
     .endm
 
@@ -87,7 +109,33 @@ el2_trap_common:
     b       1b
 "#,
     frame = const FRAME_SIZE,
+    bhb = sym BHB_LOOP,
+    wa1 = sym BP_FIRMWARE,
 );
+
+/// Taken branches the guest-exit vectors run to overwrite the branch history (0: none),
+/// the largest any CPU needs.
+static BHB_LOOP: AtomicU64 = AtomicU64::new(0);
+/// 1: the guest-exit vectors call the firmware's SMCCC_ARCH_WORKAROUND_1.
+static BP_FIRMWARE: AtomicU64 = AtomicU64::new(0);
+
+/// The firmware offers SMCCC_ARCH_WORKAROUND_1 (learnt by the boot CPU).
+static FIRMWARE_WA1: AtomicU64 = AtomicU64::new(0);
+
+/// Applies this CPU's Spectre mitigations to the guest-exit vectors (with the MMU on). The
+/// boot CPU says whether the firmware offers SMCCC_ARCH_WORKAROUND_1 (`Some`); the others
+/// reuse its answer. Returns what this CPU needs.
+pub fn mitigate(firmware_wa1: Option<bool>) -> crate::spectre::Mitigation {
+    if let Some(f) = firmware_wa1 {
+        FIRMWARE_WA1.store(u64::from(f), Ordering::Release);
+    }
+    let m = crate::spectre::for_cpu(MIDR_EL1.get(), ID_AA64MMFR1_EL1.get(), ID_AA64PFR0_EL1.get());
+    BHB_LOOP.fetch_max(u64::from(m.bhb_loop), Ordering::AcqRel);
+    if m.bp_firmware && FIRMWARE_WA1.load(Ordering::Acquire) != 0 {
+        BP_FIRMWARE.store(1, Ordering::Release);
+    }
+    m
+}
 
 const KINDS: [&str; 4] = ["synchronous", "IRQ", "FIQ", "SError"];
 const ORIGINS: [&str; 4] = ["EL2 (SP_EL0)", "EL2", "EL1 (AArch64)", "EL1 (AArch32)"];

@@ -33,6 +33,16 @@ pub fn call(conduit: Conduit, fid: u32, a1: u64, a2: u64, a3: u64) -> i64 {
     x0 as i64
 }
 
+/// The firmware implements SMCCC 1.1 or later and SMCCC_ARCH_WORKAROUND_1 (a
+/// branch-predictor invalidation for cores that need one on each guest exit).
+pub fn has_arch_workaround_1(conduit: Conduit) -> bool {
+    const SMCCC_VERSION: u32 = 0x8000_0000;
+    const SMCCC_ARCH_FEATURES: u32 = 0x8000_0001;
+    const ARCH_WORKAROUND_1: u64 = 0x8000_8000;
+    let v = call(conduit, SMCCC_VERSION, 0, 0, 0);
+    v >= 0x1_0001 && call(conduit, SMCCC_ARCH_FEATURES, ARCH_WORKAROUND_1, 0, 0) == 0
+}
+
 /// PSCI version as (major, minor).
 pub fn version(conduit: Conduit) -> (u32, u32) {
     let v = call(conduit, PSCI_VERSION, 0, 0, 0) as u32;

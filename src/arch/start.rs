@@ -161,6 +161,23 @@ extern "C" fn primary_main(dtb_pa: u64, load_base: u64) -> ! {
         let (maj, min) = psci::version(c);
         info!("PSCI {maj}.{min} via {}", if c == Conduit::Smc { "SMC" } else { "HVC" });
     }
+    // Branch-predictor hardening on guest exit (before the other CPUs start).
+    let wa1 = plat.psci == Some(Conduit::Smc) && psci::has_arch_workaround_1(Conduit::Smc);
+    let m = super::exceptions::mitigate(Some(wa1));
+    if m.bhb_loop > 0 || m.bp_firmware {
+        info!(
+            "Spectre: branch history cleared on guest exit ({} taken branches); {}",
+            m.bhb_loop,
+            match (m.bp_firmware, wa1) {
+                (false, _) => "no branch-predictor invalidation needed",
+                (true, true) =>
+                    "branch predictor invalidated by the firmware on guest exit (SMCCC_ARCH_WORKAROUND_1)",
+                (true, false) => {
+                    "branch predictor NOT invalidated on guest exit: the firmware offers no SMCCC_ARCH_WORKAROUND_1"
+                }
+            }
+        );
+    }
     match plat.uart {
         Some(u) => info!("console: {:?} UART at {:#x}", u.kind, u.base),
         None => warn!("no console UART: output is lost"),

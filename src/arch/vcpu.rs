@@ -55,10 +55,10 @@ guest_entry:
     eret
 
     .global guest_exit
-// Entered from a lower-EL vector: guest x0/x1 at [sp], vector number in x1, and the
-// guest_entry frame above them.
+// Entered from a lower-EL vector: guest x0/x1 at [sp] (in a 32-byte frame), vector number
+// in x1, and the guest_entry frame above them.
 guest_exit:
-    ldr     x0, [sp, #16]
+    ldr     x0, [sp, #32]
     stp     x2, x3, [x0, #16]
     stp     x4, x5, [x0, #32]
     stp     x6, x7, [x0, #48]
@@ -79,7 +79,7 @@ guest_exit:
     mrs     x2, elr_el2
     mrs     x3, spsr_el2
     stp     x2, x3, [x0, #248]
-    add     sp, sp, #16
+    add     sp, sp, #32
     mov     x0, x1
     ldp     x19, x20, [sp, #16]
     ldp     x21, x22, [sp, #32]
