@@ -76,6 +76,12 @@ pub fn init(desc: &Gic, cpu_count: usize) -> Result<GicInfo, GicInitError> {
     };
     *GIC.lock() = Some(gic);
     SPIS.store(info.spis, core::sync::atomic::Ordering::Relaxed);
+    GICD.store(
+        match *desc {
+            Gic::V3 { gicd, .. } | Gic::V2 { gicd, .. } => gicd,
+        },
+        core::sync::atomic::Ordering::Relaxed,
+    );
     enable_kick(0);
     Ok(info)
 }
@@ -210,6 +216,8 @@ pub const HYP_TIMER: u32 = 26;
 pub const SLICE_PPI: u32 = 30;
 
 static GICD_V2: Mutex<Option<u64>> = Mutex::new(None);
+/// The distributor's base address (both versions).
+static GICD: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 /// The SPIs the distributor implements (its TYPER).
 static SPIS: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
 
@@ -242,6 +250,20 @@ pub fn route_spi(intid: u32, cpu: usize) {
         }
         None => {}
     }
+}
+
+/// Deactivates SPI `intid` at the distributor (GICD_ICACTIVER<n>, the same offset in both
+/// versions).
+pub fn deactivate_spi(intid: u32) {
+    let spis = SPIS.load(core::sync::atomic::Ordering::Relaxed);
+    let base = GICD.load(core::sync::atomic::Ordering::Relaxed);
+    if base == 0 || intid < 32 || intid - 32 >= spis {
+        return;
+    }
+    let reg = base + 0x380 + u64::from(intid / 32) * 4;
+    // SAFETY: GICD_ICACTIVER<n> of the distributor the driver owns, mapped as device
+    // memory; writing one bit deactivates only that interrupt.
+    unsafe { core::ptr::write_volatile(reg as *mut u32, 1 << (intid % 32)) };
 }
 
 /// Sets up a secondary CPU's interface (and, on GICv3, wakes its redistributor).

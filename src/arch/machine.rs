@@ -50,6 +50,10 @@ impl Machine for ArchMachine {
         gic::route_spi(intid, cpu);
     }
 
+    fn deactivate_spi(&self, intid: u32) {
+        gic::deactivate_spi(intid);
+    }
+
     fn now_us(&self) -> u64 {
         timer::uptime_us()
     }

@@ -387,7 +387,12 @@ impl Domain {
     }
 
     /// Devices and vCPUs as new, for a restart; its console input is dropped.
-    pub(super) fn reset_devices(&self) {
+    pub(super) fn reset_devices(&self, m: &dyn Machine) {
+        // A device interrupt it left active (taken, never finished) would not be delivered
+        // to it again: deactivated at the distributor.
+        for &id in &self.forwarded {
+            m.deactivate_spi(id);
+        }
         let top = self.vgic.lock().limit();
         let spis = top - crate::vgic::PRIVATE;
         let mut g = if self.dtb.lock().gic_version == 2 {

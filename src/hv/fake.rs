@@ -33,6 +33,7 @@ pub const BASE: u64 = 0x8000_0000;
 pub enum Op {
     Kick(usize),
     RouteSpi(u32, usize),
+    DeactivateSpi(u32),
     PowerOff(String),
     Console(ConsoleEvent),
     Deadline(Option<u64>),
@@ -129,6 +130,9 @@ impl Machine for Fake {
     fn route_spi(&self, intid: u32, cpu: usize) {
         self.ops.lock().push(Op::RouteSpi(intid, cpu));
     }
+    fn deactivate_spi(&self, intid: u32) {
+        self.ops.lock().push(Op::DeactivateSpi(intid));
+    }
     fn now_us(&self) -> u64 {
         self.now.load(Ordering::Relaxed)
     }
@@ -209,6 +213,11 @@ pub fn ram_of(id: u16) -> u64 {
 /// A domain with 1 MiB of RAM at guest 0x4000_0000, vCPUs on `pcpus`, its kernel the
 /// shared module (copied at build; `cow`: its first 16 KiB mapped from the module).
 pub fn domain(fake: &Fake, id: u16, pcpus: &[usize], perms: u32, funcs: u32, cow: bool) -> Domain {
+    Domain::new(parts(fake, id, pcpus, perms, funcs, cow))
+}
+
+/// What [`domain`] is built from, for a test to change first.
+pub fn parts(fake: &Fake, id: u16, pcpus: &[usize], perms: u32, funcs: u32, cow: bool) -> Parts {
     let ram = Ram { chunks: vec![(mem(ram_of(id), DOM_RAM), GUEST_RAM)], owned: true };
     let cow = cow.then(|| {
         let table = TABLES + u64::from(id) * 4096;
@@ -223,7 +232,7 @@ pub fn domain(fake: &Fake, id: u16, pcpus: &[usize], perms: u32, funcs: u32, cow
             0x4c3,
         )
     });
-    Domain::new(Parts {
+    Parts {
         id,
         node: alloc::format!("/chosen/hypervisor/dom{id}"),
         permissions: Permissions(perms),
@@ -269,7 +278,7 @@ pub fn domain(fake: &Fake, id: u16, pcpus: &[usize], perms: u32, funcs: u32, cow
         map: crate::guest::GuestMap::XEN,
         forwarded: vec![],
         local_tlb: pcpus.windows(2).all(|w| w[0] == w[1]),
-    })
+    }
 }
 
 /// A fake machine and the system running on it.

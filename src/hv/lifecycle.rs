@@ -146,6 +146,9 @@ impl System {
     /// Scrubs and gives back `d`'s memory (it is `Reclaimed`: none of its vCPUs runs).
     fn reclaim(&self, d: &Domain) {
         let m = self.m();
+        for &id in &d.forwarded {
+            m.deactivate_spi(id);
+        }
         let mut pool = self.pool.lock();
         let before = pool.free_bytes();
         for &(mem, _) in &d.ram.chunks {
@@ -224,7 +227,7 @@ impl System {
         if let Err(e) = d.write_dtb(m, DtChange::Same) {
             warn!("DOM{}: device tree not written again: {e}", d.id);
         }
-        d.reset_devices();
+        d.reset_devices(m);
         let was_stopped = d.life().stop_reason().is_some();
         let _ = d.life().apply(Event::EndRestart);
         if was_stopped {

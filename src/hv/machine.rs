@@ -76,6 +76,9 @@ pub trait Machine: Send + Sync {
     fn kick(&self, cpu: usize);
     /// Delivers physical SPI `intid` to CPU `cpu`.
     fn route_spi(&self, intid: u32, cpu: usize);
+    /// Deactivates physical SPI `intid` at the distributor (one a stopped guest left
+    /// active, through its hardware link, would never be delivered again).
+    fn deactivate_spi(&self, intid: u32);
     /// Microseconds since the hypervisor started.
     fn now_us(&self) -> u64;
     /// The physical counter (CNTPCT): a domain's virtual counter starts from it.

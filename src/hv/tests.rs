@@ -551,3 +551,29 @@ fn restart_loops_are_stopped() {
     assert_eq!(s.call(2, Call::DomctlRestart { domid: 1 }), hc::SUCCESS);
     assert_eq!(s.d(1).state(), State::Running);
 }
+
+#[test]
+fn a_restart_deactivates_its_device_interrupts_and_keeps_forwarding_them() {
+    // DOM1 owns a device with SPI 40 (HW-linked); it resets while the interrupt is active
+    // (taken, never finished): the SPI is deactivated at the distributor before it runs
+    // again, and is still forwarded to it after.
+    let s = system(
+        |f| {
+            let mut p = super::fake::parts(f, 1, &[0], 0, 0, true);
+            p.forwarded = vec![40];
+            p.vgic.forward(40);
+            vec![Domain::new(p)]
+        },
+        None,
+        None,
+    );
+    s.sys.start();
+    s.enter(1);
+    assert!(s.sys.forward_irq(40));
+    s.fake.clear_ops();
+    s.hvc(1, 0, [SYSTEM_RESET, 0, 0, 0]);
+    s.sys.leave(s.d(1), 0, End::DomainStopped);
+    assert_eq!(s.d(1).state(), State::Running, "rebuilt");
+    assert!(s.fake.ops().contains(&Op::DeactivateSpi(40)), "{:?}", s.fake.ops());
+    assert!(s.sys.forward_irq(40), "still its interrupt after the restart");
+}
