@@ -74,3 +74,35 @@ t_cpu_offline_placement() {
     refuse 'CPU\(s\) \[[0-9, ]*1[],]|FATAL|PANIC|ERROR'
     done_test
 }
+
+t_hostile_suite() {
+    # A hostile domain attacks every guest interface in rounds (HOSTILE_SECONDS, default
+    # 30; a long soak with e.g. HOSTILE_SECONDS=3600) while a Linux victim on one of its
+    # CPUs beats once a second: the victim keeps beating (no gap over 5 s, scaled), the
+    # attacker gets refusals and faults, never an effect, and the hypervisor stays up.
+    local secs=${HOSTILE_SECONDS:-30}
+    sed "s/hl.hostile=30/hl.hostile=$secs/" tests/lcm/guests/hostile-linux.dts >"$work/hostile.dts"
+    TIMEOUT=$((secs + 150)) boot hostile-suite --module 0x49000000=$TESTGUEST "${LINUX[@]}" "$work/hostile.dts"
+    expect_exit 0
+    expect '^DOM2: attacker: hostile: start$' '^DOM2: attacker: hostile: round 1: calls by HVC: [0-9]+ made: '
+    expect '^DOM2: attacker: hostile: round 1: pair and writeback accesses: 12 faulted, 0 WENT THROUGH$' \
+        '^DOM2: attacker: hostile: round 1: 14 of 14 accesses outside its memory refused$' \
+        '^DOM2: attacker: hostile: round 1: 20000 SGIs sent; store doorbells 20000 made: 0 succeeded'
+    expect '^DOM1: HL-HEARTBEAT victim 1 at ' '^DOM1: HL-HEARTBEAT victim 8 at ' 'INFO  DOM1: stopped \(SYSTEM_OFF\)'
+    expect '^DOM2: attacker: hostile: done after [0-9]+ round\(s\)$' 'INFO  all domains have stopped'
+    # The attack overlapped the heartbeat: an attacker line between the first and last beat.
+    if [ -z "$why" ] && ! sed -n '/HL-HEARTBEAT victim 1 /,/HL-HEARTBEAT victim 8 /p' "$log" | grep -q 'attacker: hostile: round'; then
+        why="no attack round ran while the victim was beating"
+    fi
+    # No gap between beats over 5 s (times SMOKE_SCALE), by the victim's own uptime.
+    if [ -z "$why" ]; then
+        local gap
+        gap=$(sed -n 's/^DOM1: HL-HEARTBEAT victim [0-9]* at \([0-9.]*\) s$/\1/p' "$log" |
+            awk -v s="$SMOKE_SCALE" 'NR > 1 && $1 - p > m { m = $1 - p } { p = $1 } END { print (m > 5 * s) ? "gap " m " s" : "" }')
+        [ -z "$gap" ] || why="the victim's heartbeat stalled: $gap"
+    fi
+    # What the attacks got, for the record.
+    grep -a -E '^DOM2: attacker: hostile: round 1: ' "$log" | sed 's/^/  /' >"$logs/hostile-suite.summary"
+    refuse 'FATAL|PANIC|ERROR|[1-9][0-9]* WENT THROUGH|LEAKED|STILL RUNNING'
+    done_test
+}

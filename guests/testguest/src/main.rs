@@ -32,6 +32,9 @@
 //!   hl.canary=A       print the 64-bit word of its RAM at A, then write a canary there
 //!   hl.cntp           read, write, read again the physical timer's registers
 //!   hl.pmu-debug      read, write, read again PMU and self-hosted debug registers
+//!   hl.hostile=S      attack every guest interface (calls, emulated devices of every size
+//!                     and form, addresses not given, SGI and doorbell floods) in rounds
+//!                     for S seconds, printing what each attack got
 //!   hl.cow            print a word of its own image's data, then write a canary there
 //!   hl.cow-read       print that word only
 //!   hl.quiet          print nothing (for a domain without a UART)
@@ -837,6 +840,8 @@ extern "C" fn guest_main(dtb: u64) -> ! {
             println!("{name}: CNTP CTL/CVAL/TVAL after writing 1/0x12345678/100000 read {}", cntp());
         } else if arg == "hl.pmu-debug" {
             hostile::pmu_debug(name);
+        } else if let Some(s) = arg.strip_prefix("hl.hostile=").and_then(parse_u64) {
+            hostile::attack(name, s, (base, mem), cpus);
         } else if arg == "hl.cow" || arg == "hl.cow-read" {
             // The kernel's data word as this domain sees it (the tests judge it: it must be
             // the image's own value, whatever a sibling or an earlier run wrote); hl.cow then
