@@ -6,7 +6,6 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::fmt;
 
 use log::info;
 
@@ -24,59 +23,7 @@ use crate::image::ImageHeader;
 use crate::memmap::Range;
 use crate::pgtable::{Format, MemType, PageTables, Perms};
 
-/// Why a domain could not be built.
-#[derive(Debug)]
-pub enum BuildError {
-    Place(crate::sched::PlaceError),
-    Unsupported(&'static str),
-    /// A boot module it names is not one the loader gave.
-    NoModule(Range),
-    Gzip(crate::gzip::GzipError),
-    GzipSize {
-        size: usize,
-        ram: u64,
-    },
-    NoMemory {
-        bytes: u64,
-    },
-    Kernel(crate::image::ImageError),
-    Layout(guest::LayoutError),
-    /// vm-fdt could not write its device tree.
-    Dtb(vm_fdt::Error),
-    Map(crate::pgtable::MapError),
-    /// Its partial device tree (`module,device-tree`) is malformed.
-    Passthrough(String),
-    /// Every VMID the CPU has is taken (`bits`: its VMID width).
-    NoVmid {
-        bits: u32,
-    },
-}
-
-impl fmt::Display for BuildError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BuildError::Place(e) => write!(f, "{e}"),
-            BuildError::Passthrough(e) => write!(f, "partial device tree: {e}"),
-            BuildError::Unsupported(what) => write!(f, "{what} is not supported yet"),
-            BuildError::NoModule(r) => write!(f, "module {:#x}..{:#x} is not a boot module", r.start, r.end),
-            BuildError::Gzip(e) => write!(f, "kernel: {e}"),
-            BuildError::GzipSize { size, ram } => write!(
-                f,
-                "kernel: the gzip trailer gives {size} bytes, more than the domain's {ram} bytes of RAM (truncated or corrupt stream)"
-            ),
-            BuildError::NoMemory { bytes } => write!(f, "no {} KiB of free RAM left", bytes >> 10),
-            BuildError::Kernel(e) => write!(f, "kernel: {e}"),
-            BuildError::Layout(e) => write!(f, "{e}"),
-            BuildError::Dtb(e) => write!(f, "could not write the guest device tree: {e}"),
-            BuildError::Map(e) => write!(f, "stage 2: {e}"),
-            BuildError::NoVmid { bits } => write!(
-                f,
-                "no VMID left: the CPU has {bits}-bit VMIDs, for {} domains at most",
-                (1u32 << bits) - 1
-            ),
-        }
-    }
-}
+pub use super::build_error::BuildError;
 
 /// What every domain's build needs to know of the host.
 pub struct HostFacts<'a> {

@@ -6,6 +6,7 @@
 
 pub mod assign;
 pub mod build;
+pub mod build_error;
 pub mod cow;
 pub mod domain;
 pub mod exits;
