@@ -54,9 +54,14 @@ fn kept(p: &Platform) -> Vec<(Range, &'static str)> {
 /// Checks every domain's claims (`claims`, in configuration order) against the host device
 /// tree `host_dtb`.
 pub fn check(host_dtb: &[u8], claims: &[(u16, Vec<Passthrough>)]) -> Claims {
+    check_with_ram(host_dtb, claims, None)
+}
+
+/// As [`check`], with `ram` for a device tree whose `/memory` the firmware fills.
+pub fn check_with_ram(host_dtb: &[u8], claims: &[(u16, Vec<Passthrough>)], ram: Option<Range>) -> Claims {
     let mut out = Claims::default();
     let Ok(fdt) = Fdt::new(host_dtb) else { return out };
-    let Ok(p) = Platform::from_fdt(&fdt, None) else { return out };
+    let Ok(p) = Platform::from_fdt_with_ram(&fdt, None, ram) else { return out };
     let kept = kept(&p);
     let console = crate::platform::read_stdout_uart(&fdt).map(|u| u.base);
     let mut spis: Vec<(u32, u16)> = Vec::new();

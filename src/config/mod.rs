@@ -365,9 +365,14 @@ pub fn parse(fdt: &Fdt<'_>, host: &HostFacts) -> Result<LaunchConfig, ConfigErro
 /// Parses a whole host DTB blob as the hypervisor would: the entry point for the host
 /// checker and the fuzzer. Free RAM is counted less the hypervisor's heap.
 pub fn parse_blob(blob: &[u8]) -> Result<(Platform, LaunchConfig), ConfigError> {
+    parse_blob_with_ram(blob, None)
+}
+
+/// As [`parse_blob`], with `ram` for a device tree whose `/memory` the firmware fills.
+pub fn parse_blob_with_ram(blob: &[u8], ram: Option<Range>) -> Result<(Platform, LaunchConfig), ConfigError> {
     let fdt = Fdt::new(blob).map_err(|e| ConfigError::new("/", ErrorKind::Fdt(e)))?;
-    let platform =
-        Platform::from_fdt(&fdt, None).map_err(|e| ConfigError::new("/", ErrorKind::Platform(e)))?;
+    let platform = Platform::from_fdt_with_ram(&fdt, None, ram)
+        .map_err(|e| ConfigError::new("/", ErrorKind::Platform(e)))?;
     let free = platform.memory.free().map(|f| f.total()).unwrap_or(0);
     let host = HostFacts::from_platform(&platform, crate::memmap::hypervisor_heap_size(free));
     let cfg = parse(&fdt, &host)?;

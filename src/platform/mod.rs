@@ -108,17 +108,25 @@ pub enum PlatformError {
     /// The console UART's interrupt is not an SPI the GIC architecture has (a PPI, or an
     /// SPI at INTID 1020 or above).
     UartIrq(u32),
+    /// The interrupt controller's node cannot be used, and why.
+    BadGic(&'static str),
 }
 
 impl fmt::Display for PlatformError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PlatformError::Fdt(e) => write!(f, "host device tree: {e}"),
-            PlatformError::NoMemory => write!(f, "host device tree: no memory node"),
+            PlatformError::NoMemory => write!(
+                f,
+                "host device tree: no memory node with a size (a board whose firmware fills /memory at boot: check with hlcheck --ram SIZE)"
+            ),
             PlatformError::TooManyRegions => write!(f, "host device tree: too many memory ranges"),
             PlatformError::NoCpus => write!(f, "host device tree: no CPU in /cpus"),
             PlatformError::BadReservedMemory => {
                 write!(f, "host device tree: a /reserved-memory node has a malformed reg")
+            }
+            PlatformError::BadGic(why) => {
+                write!(f, "host device tree: the interrupt controller's node: {why}")
             }
             PlatformError::UartIrq(i) => write!(
                 f,
@@ -202,6 +210,17 @@ impl Platform {
     /// Reads a host DTB. When `dtb_addr` says where the DTB itself lies, its range is
     /// reserved too (a DTB read from a file on the host lies nowhere).
     pub fn from_fdt(fdt: &Fdt<'_>, dtb_addr: Option<u64>) -> Result<Platform, PlatformError> {
+        Self::from_fdt_with_ram(fdt, dtb_addr, None)
+    }
+
+    /// As [`Platform::from_fdt`], with `ram` standing in for RAM the device tree leaves to
+    /// the firmware to fill (a `/memory` node of size 0, as the Raspberry Pi 4's board DTB
+    /// has): for checking such a DTB on the host.
+    pub fn from_fdt_with_ram(
+        fdt: &Fdt<'_>,
+        dtb_addr: Option<u64>,
+        ram: Option<Range>,
+    ) -> Result<Platform, PlatformError> {
         let mut p = Platform {
             cpus: [Cpu { mpidr: 0, method: EnableMethod::None }; MAX_CPUS],
             cpu_count: 0,
@@ -212,14 +231,14 @@ impl Platform {
             modules: Default::default(),
             warnings: [None; 8],
         };
-        p.read_memory(fdt)?;
+        p.read_memory(fdt, ram)?;
         if let Some(r) = dtb_addr.and_then(|a| Range::at(a, fdt.total_size() as u64)) {
             p.memory.reserve(r, Use::DeviceTree)?;
         }
         p.read_modules(fdt)?;
         p.psci = read_psci(fdt);
         p.read_cpus(fdt)?;
-        p.gic = read_gic(fdt);
+        p.gic = read_gic(fdt)?;
         if p.gic.is_none() {
             p.warn(Warning::NoGic);
         }
@@ -233,7 +252,7 @@ impl Platform {
         Ok(p)
     }
 
-    fn read_memory(&mut self, fdt: &Fdt<'_>) -> Result<(), PlatformError> {
+    fn read_memory(&mut self, fdt: &Fdt<'_>, fill: Option<Range>) -> Result<(), PlatformError> {
         for node in fdt.root().children() {
             let is_memory = node.property("device_type").and_then(|p| p.as_str()) == Some("memory");
             if !is_memory || !node.is_enabled() {
@@ -245,6 +264,11 @@ impl Platform {
                     self.memory.add_ram(r)?;
                 }
             }
+        }
+        if self.memory.ram.is_empty()
+            && let Some(r) = fill
+        {
+            self.memory.add_ram(r)?;
         }
         if self.memory.ram.is_empty() {
             return Err(PlatformError::NoMemory);
@@ -419,39 +443,54 @@ pub fn read_psci(fdt: &Fdt<'_>) -> Option<Conduit> {
     }
 }
 
-fn first_regs<const N: usize>(fdt: &Fdt<'_>, node: &Node<'_>) -> Option<[(u64, u64); N]> {
+/// The first `N` entries of a node's `reg` (missing ones as (0, 0)), and how many it has.
+fn first_regs<const N: usize>(fdt: &Fdt<'_>, node: &Node<'_>) -> Option<([(u64, u64); N], usize)> {
     let mut out = [(0, 0); N];
     let mut n = 0;
     for (i, r) in fdt.reg(node)?.enumerate().take(N) {
         out[i] = r;
         n += 1;
     }
-    (n > 0).then_some(out)
+    Some((out, n))
 }
 
-fn read_gic(fdt: &Fdt<'_>) -> Option<Gic> {
+/// The interrupt controller. A GIC node whose registers cannot be used is an error, not a
+/// machine without a GIC: the hypervisor would program address 0.
+fn read_gic(fdt: &Fdt<'_>) -> Result<Option<Gic>, PlatformError> {
     for node in fdt.all_nodes() {
         if !node.is_enabled() || node.property("interrupt-controller").is_none() {
             continue;
         }
         if node.is_compatible("arm,gic-v3") {
-            let r = first_regs::<2>(fdt, &node)?;
-            return Some(Gic::V3 { gicd: r[0].0, gicr: r[1].0, gicr_size: r[1].1 });
+            let (r, n) =
+                first_regs::<2>(fdt, &node).ok_or(PlatformError::BadGic("its reg cannot be read"))?;
+            if n < 2 || r[0].1 == 0 || r[1].1 == 0 {
+                return Err(PlatformError::BadGic(
+                    "a GICv3 needs its distributor and redistributor regions in reg",
+                ));
+            }
+            return Ok(Some(Gic::V3 { gicd: r[0].0, gicr: r[1].0, gicr_size: r[1].1 }));
         }
         const V2: [&str; 4] = ["arm,gic-400", "arm,cortex-a15-gic", "arm,cortex-a7-gic", "arm,gic-v2"];
         if V2.iter().any(|c| node.is_compatible(c)) {
-            let r = first_regs::<4>(fdt, &node)?;
+            let (r, n) =
+                first_regs::<4>(fdt, &node).ok_or(PlatformError::BadGic("its reg cannot be read"))?;
+            if n < 2 || r[0].1 == 0 || r[1].1 == 0 {
+                return Err(PlatformError::BadGic(
+                    "a GICv2 needs its distributor and CPU interface regions in reg",
+                ));
+            }
             let opt = |x: (u64, u64)| (x.1 != 0).then_some(x.0);
-            return Some(Gic::V2 {
+            return Ok(Some(Gic::V2 {
                 gicd: r[0].0,
                 gicc: r[1].0,
                 gicc_size: r[1].1,
                 gich: opt(r[2]),
                 gicv: opt(r[3]),
-            });
+            }));
         }
     }
-    None
+    Ok(None)
 }
 
 pub fn read_stdout_uart(fdt: &Fdt<'_>) -> Option<Uart> {

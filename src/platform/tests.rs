@@ -240,3 +240,20 @@ fn console_uart_interrupt_must_be_an_spi() {
     let e = read([1, 5, 4]).unwrap_err().to_string();
     assert!(e.contains("console UART's interrupt is INTID 21, not a shared peripheral interrupt"), "{e}");
 }
+
+#[test]
+fn a_gic_node_that_cannot_be_used_is_named() {
+    // QEMU virt's GICv3 with its redistributor region's size 0 (as a one-entry reg reads).
+    let mut blob = qemu_like();
+    let old: Vec<u8> = [0x80a_0000u64, 0xf6_0000].iter().flat_map(|c| c.to_be_bytes()).collect();
+    let at = blob.windows(16).position(|w| w == old.as_slice()).unwrap();
+    blob[at + 8..at + 16].copy_from_slice(&0u64.to_be_bytes());
+    let e = Platform::from_fdt(&Fdt::new(&blob).unwrap(), None).err().unwrap();
+    assert_eq!(e, PlatformError::BadGic("a GICv3 needs its distributor and redistributor regions in reg"));
+    assert!(e.to_string().starts_with("host device tree: the interrupt controller's node: "), "{e}");
+    // Unchanged, it reads.
+    assert!(matches!(
+        Platform::from_fdt(&Fdt::new(&qemu_like()).unwrap(), None).unwrap().gic,
+        Some(Gic::V3 { .. })
+    ));
+}

@@ -131,5 +131,22 @@ else
     fail "passthrough-console-refused" "exit $status: $out"
 fi
 
+# A board DTB whose firmware fills /memory at boot (size 0, as the Raspberry Pi 4's): named
+# error without --ram, the plan with it.
+merge tests/lcm/guests/demo.dts "$work/nomem.dtb"
+fdtput -t x "$work/nomem.dtb" /memory@40000000 reg 0 0x40000000 0 0
+out=$(bash scripts/hlcheck "$work/nomem.dtb" 2>&1); status=$?
+if [ "$status" -eq 1 ] && grep -q '^error: /: host device tree: no memory node with a size (a board whose firmware fills /memory at boot: check with hlcheck --ram SIZE) \[bad-platform\]$' <<<"$out"; then
+    pass "firmware-filled-memory"
+else
+    fail "firmware-filled-memory" "exit $status: $out"
+fi
+out=$(bash scripts/hlcheck --ram 1G@0x40000000 "$work/nomem.dtb" 2>&1); status=$?
+if [ "$status" -eq 0 ] && grep -q '^host: 4 CPU(s), 1024 MiB RAM' <<<"$out" && grep -q '^domain 3 ' <<<"$out"; then
+    pass "firmware-filled-memory-ram"
+else
+    fail "firmware-filled-memory-ram" "exit $status: $out"
+fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

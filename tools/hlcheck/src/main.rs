@@ -13,9 +13,11 @@ use hyperlaunch::fdt::Fdt;
 use hyperlaunch::guest::GuestMap;
 use hyperlaunch::platform::Platform;
 
-const USAGE: &str = "usage: hlcheck [--roles] HOST.DTB [--module ADDR=FILE]...\n  \
+const USAGE: &str = "usage: hlcheck [--roles] [--ram SIZE[@BASE]] HOST.DTB [--module ADDR=FILE]...\n  \
     prints the launch plan of a host device tree (exit 0), or `error: <node>: <problem>` (exit 1)\n  \
     --roles   print only `domid permissions functions` per domain\n  \
+    --ram     RAM for a board DTB whose /memory the firmware fills at boot (the Raspberry\n            \
+    Pi 4's: reg = <0 0 0>), e.g. --ram 960M or --ram 4G@0 (K, M, G; hex or decimal)\n  \
     --module  a partial device tree (module,device-tree) the configuration names at ADDR,\n            \
     read from FILE and checked as at boot (what it may claim, and against the others)\n\
     usage: ";
@@ -25,7 +27,7 @@ fn main() -> ExitCode {
     if args.first().is_some_and(|a| a == "--measure") {
         return measure::main(&args[1..]);
     }
-    let (mut roles, mut file, mut modules) = (false, None, Vec::new());
+    let (mut roles, mut file, mut modules, mut ram) = (false, None, Vec::new(), None);
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -34,6 +36,16 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             "--roles" => roles = true,
+            "--ram" => match it.next().and_then(|r| parse_ram(r)) {
+                Some(r) => ram = Some(r),
+                None => {
+                    eprintln!(
+                        "hlcheck: --ram wants SIZE[@BASE], e.g. 960M or 4G@0\n{USAGE}{}",
+                        measure::USAGE
+                    );
+                    return ExitCode::from(2);
+                }
+            },
             "--module" => match it.next().and_then(|m| measure::parse_module(m)) {
                 Some(m) => modules.push(m),
                 None => {
@@ -59,7 +71,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match config::parse_blob(&blob) {
+    match config::parse_blob_with_ram(&blob, ram) {
         Ok((platform, cfg)) => {
             if roles {
                 for d in &cfg.domains {
@@ -80,7 +92,7 @@ fn main() -> ExitCode {
             for line in Plan::lines(&cfg) {
                 println!("{line}");
             }
-            if !passthrough::check(&blob, &cfg, &modules) {
+            if !passthrough::check(&blob, &cfg, &modules, ram) {
                 return ExitCode::from(1);
             }
             hardware_lines(&blob, &platform, &cfg);
@@ -127,4 +139,27 @@ fn hardware_lines(blob: &[u8], platform: &Platform, cfg: &LaunchConfig) {
     for (path, why) in &h.skipped {
         println!("hardware: {path} not given: {why}");
     }
+}
+
+/// `SIZE[@BASE]` (K, M, G suffixes; hex with 0x) as the RAM range it names.
+fn parse_ram(s: &str) -> Option<hyperlaunch::memmap::Range> {
+    let num = |t: &str| -> Option<u64> {
+        let (digits, shift) = match t.as_bytes().last()? {
+            b'K' | b'k' => (&t[..t.len() - 1], 10),
+            b'M' | b'm' => (&t[..t.len() - 1], 20),
+            b'G' | b'g' => (&t[..t.len() - 1], 30),
+            _ => (t, 0),
+        };
+        let v = match digits.strip_prefix("0x") {
+            Some(h) => u64::from_str_radix(h, 16).ok()?,
+            None => digits.parse().ok()?,
+        };
+        v.checked_mul(1 << shift)
+    };
+    let (size, base) = match s.split_once('@') {
+        Some((a, b)) => (num(a)?, num(b)?),
+        None => (num(s)?, 0),
+    };
+    (size > 0).then_some(())?;
+    hyperlaunch::memmap::Range::at(base, size)
 }

@@ -8,7 +8,12 @@ use hyperlaunch::devices;
 /// Prints what the partial device trees give, or why a domain's is refused (then false:
 /// the launch would not build that domain). A domain whose partial device tree was not
 /// given is noted.
-pub fn check(host_dtb: &[u8], cfg: &LaunchConfig, modules: &[(u64, String)]) -> bool {
+pub fn check(
+    host_dtb: &[u8],
+    cfg: &LaunchConfig,
+    modules: &[(u64, String)],
+    ram: Option<hyperlaunch::memmap::Range>,
+) -> bool {
     let mut ok = true;
     let mut all = Vec::new();
     for d in &cfg.domains {
@@ -31,7 +36,7 @@ pub fn check(host_dtb: &[u8], cfg: &LaunchConfig, modules: &[(u64, String)]) -> 
             }
         }
     }
-    let c = claims::check(host_dtb, &all);
+    let c = claims::check_with_ram(host_dtb, &all, ram);
     for (domid, why) in &c.refused {
         let node = cfg.domains.iter().find(|d| d.domid == *domid).map_or("?", |d| d.node.as_str());
         println!("error: {node}: partial device tree: {why} [passthrough]");
