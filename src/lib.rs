@@ -25,6 +25,7 @@ pub mod logger;
 pub mod measure;
 pub mod memmap;
 pub mod mmio;
+pub mod outq;
 pub mod pgtable;
 pub mod platform;
 pub mod psci;

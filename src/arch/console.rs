@@ -1,5 +1,7 @@
-//! The physical console: one lock around the UART so that lines never interleave, the
-//! `log` backend connected to it, and an emergency path for fatal errors.
+//! The physical console: whole lines into one output queue (so that they never interleave,
+//! and no writer waits for a slow UART), drained as the UART takes bytes (now, and on the
+//! hypervisor timer while bytes wait); the `log` backend connected to it, and an emergency
+//! path for fatal errors that writes everything out, waiting.
 
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -15,16 +17,45 @@ struct HwConsole {
 }
 
 static CONSOLE: HwConsole = HwConsole { uart: Mutex::new(None) };
+/// Lines waiting for the UART (lock order: this, then the UART).
+static OUTQ: Mutex<crate::outq::OutQueue<{ 64 * 1024 }>> = Mutex::new(crate::outq::OutQueue::new());
+/// How soon a queue the UART could not take is drained again (µs).
+const DRAIN_US: u64 = 1000;
 static LOGGER: Logger = Logger::new();
 /// Set once the MMU is on: before that, only the boot CPU runs and locks (exclusive
 /// accesses to device memory) are avoided.
 static LOCKS_USABLE: AtomicBool = AtomicBool::new(false);
 
+/// Queues one line, written by `f`, then gives the UART what it takes.
+fn queue_line(f: impl FnOnce(&mut crate::outq::OutQueue<{ 64 * 1024 }>)) {
+    {
+        let mut q = OUTQ.lock();
+        q.begin_line();
+        f(&mut q);
+        q.end_line();
+    }
+    drain();
+}
+
+/// Gives the UART the queued bytes it has room for; while some wait, the hypervisor timer
+/// comes back for them.
+pub fn drain() {
+    let pending = {
+        let mut q = OUTQ.lock();
+        if let Some(u) = CONSOLE.uart.lock().as_mut() {
+            q.drain(|b| u.try_putc(b));
+        }
+        !q.is_empty()
+    };
+    let at = pending.then(|| super::timer::uptime_us() + DRAIN_US);
+    super::timer::set_deadline(super::timer::Deadline::Drain, at);
+}
+
 impl Console for HwConsole {
     fn write_line(&self, line: fmt::Arguments<'_>) {
-        if let Some(u) = self.uart.lock().as_mut() {
-            let _ = u.write_fmt(line);
-        }
+        queue_line(|q| {
+            let _ = q.write_fmt(line);
+        });
     }
 
     fn uptime_us(&self) -> u64 {
@@ -34,11 +65,13 @@ impl Console for HwConsole {
 
 /// One line of a domain's console output, prefixed `DOMn: `.
 pub fn domain_line(domid: u16, line: &[u8]) {
-    if let Some(u) = CONSOLE.uart.lock().as_mut() {
-        let _ = write!(u, "DOM{domid}: ");
-        u.write_bytes(line);
-        u.write_bytes(b"\n");
-    }
+    queue_line(|q| {
+        let _ = write!(q, "DOM{domid}: ");
+        for &b in line {
+            q.push(b);
+        }
+        q.push(b'\n');
+    });
 }
 
 /// Writes a message before the MMU is on (no lock; only the boot CPU runs).
@@ -57,25 +90,45 @@ pub fn init(desc: Option<&Uart>, level: log::LevelFilter) {
     log::set_max_level(level);
 }
 
-/// Writes a fatal message even if the lock is held (by a CPU that faulted inside it).
+/// Writes a fatal message even if a lock is held (by a CPU that faulted inside it): what
+/// the queue holds first, then the message, waiting for the UART.
 pub fn emergency_write(args: fmt::Arguments<'_>) {
     if !LOCKS_USABLE.load(Ordering::Acquire) {
         return;
     }
     // Wait a little for a CPU that is mid-line, then write regardless.
+    let mut q = None;
     for _ in 0..1_000_000 {
-        if let Some(mut g) = CONSOLE.uart.try_lock() {
-            if let Some(u) = g.as_mut() {
-                let _ = u.write_fmt(args);
-            }
-            return;
+        if let Some(g) = OUTQ.try_lock() {
+            q = Some(g);
+            break;
         }
         core::hint::spin_loop();
     }
-    // SAFETY: the holder of the lock is stuck (it faulted); forcing the lock open risks at
-    // worst interleaved characters on the console, which is better than printing nothing.
-    unsafe { CONSOLE.uart.force_unlock() };
-    if let Some(u) = CONSOLE.uart.lock().as_mut() {
+    let mut u = None;
+    for _ in 0..1_000_000 {
+        if let Some(g) = CONSOLE.uart.try_lock() {
+            u = Some(g);
+            break;
+        }
+        core::hint::spin_loop();
+    }
+    let mut u = match u {
+        Some(g) => g,
+        None => {
+            // SAFETY: the holder of the lock is stuck (it faulted); forcing the lock open
+            // risks at worst interleaved characters on the console, better than nothing.
+            unsafe { CONSOLE.uart.force_unlock() };
+            CONSOLE.uart.lock()
+        }
+    };
+    if let Some(u) = u.as_mut() {
+        if let Some(q) = q.as_mut() {
+            q.drain(|b| {
+                u.putc(b);
+                true
+            });
+        }
         let _ = u.write_fmt(args);
     }
 }
@@ -168,8 +221,10 @@ pub fn domain_restarted(domid: u16) {
     }
 }
 
-/// The hypervisor timer fired: partial lines quiet for long enough are written.
+/// The hypervisor timer fired: partial lines quiet for long enough are written, and what
+/// the UART could not take before is given to it.
 pub fn flush_quiet() {
+    drain();
     let mut emits = alloc::vec::Vec::new();
     let deadline = {
         let mut m = MUX.lock();

@@ -57,11 +57,14 @@ pub fn disarm_hyp_timer() {
 /// hypervisor timer is armed for the earlier.
 static LAUNCH_DEADLINE: AtomicU64 = AtomicU64::new(0);
 static CONSOLE_DEADLINE: AtomicU64 = AtomicU64::new(0);
+static DRAIN_DEADLINE: AtomicU64 = AtomicU64::new(0);
 
 /// Whose deadline changes.
 pub enum Deadline {
     Launch,
     Console,
+    /// The console's output queue still holds bytes the UART had no room for.
+    Drain,
 }
 
 /// Sets a deadline (`None`: no longer one) and arms this CPU's hypervisor timer for the
@@ -70,9 +73,10 @@ pub fn set_deadline(which: Deadline, at_us: Option<u64>) {
     let d = match which {
         Deadline::Launch => &LAUNCH_DEADLINE,
         Deadline::Console => &CONSOLE_DEADLINE,
+        Deadline::Drain => &DRAIN_DEADLINE,
     };
     d.store(at_us.unwrap_or(0), Ordering::Release);
-    let next = [&LAUNCH_DEADLINE, &CONSOLE_DEADLINE]
+    let next = [&LAUNCH_DEADLINE, &CONSOLE_DEADLINE, &DRAIN_DEADLINE]
         .iter()
         .map(|d| d.load(Ordering::Acquire))
         .filter(|&d| d != 0)

@@ -104,6 +104,27 @@ impl PhysUart {
         }
     }
 
+    /// Writes one byte if the transmitter has room for it (false: it is full).
+    pub fn try_putc(&mut self, c: u8) -> bool {
+        match self {
+            PhysUart::Pl011(u) => u.try_putchar(c),
+            PhysUart::Cadence(r) => {
+                if r.sr.get() & CDNS_SR_TXFULL != 0 {
+                    return false;
+                }
+                r.fifo.set(u32::from(c));
+                true
+            }
+            PhysUart::Mini(r) => {
+                if r.lsr.get() & MINI_LSR_THRE == 0 {
+                    return false;
+                }
+                r.io.set(u32::from(c));
+                true
+            }
+        }
+    }
+
     /// A received byte, if one waits.
     pub fn getc(&mut self) -> Option<u8> {
         match self {
