@@ -373,7 +373,7 @@ t_lcm_module_over_image() {
     sed 's/0x4c000000 0x100000/0x40280000 0x100000/' dts/static-standard.dts >"$work/over-image.dts"
     boot lcm-module-over-image "$work/over-image.dts"
     expect_exit 0
-    expect 'ERROR error: /chosen/hypervisor/domain@0/module@4c000000: module \[0x40280000, 0x40380000\) overlaps the hypervisor image at \[0x40200000, 0x402[0-9a-f]{5}\)' \
+    expect 'ERROR error: /chosen/hypervisor/domain@0/module@4c000000: module \[0x40280000, 0x40380000\) overlaps the hypervisor image at \[0x40200000, 0x40[2-9a-f][0-9a-f]{5}\)' \
         '^\(HL\) stopping: invalid launch configuration; powering off'
     done_test
 }
