@@ -58,6 +58,7 @@ pub fn launch(
         pa_bits: el2::pa_bits().0,
         vmid_bits: el2::vmid_bits(),
         online: super::cpu::online_mask(),
+        gic_spis: gic::spi_count(),
         console,
         // Direct-mapped domains find the emulated GIC and UART where the host's are.
         host_map: GuestMap::host(gic_desc, console),

@@ -252,6 +252,11 @@ pub fn route_spi(intid: u32, cpu: usize) {
     }
 }
 
+/// SPIs the distributor implements (0 before `init`).
+pub fn spi_count() -> u32 {
+    SPIS.load(core::sync::atomic::Ordering::Relaxed)
+}
+
 /// Deactivates SPI `intid` at the distributor (GICD_ICACTIVER<n>, the same offset in both
 /// versions).
 pub fn deactivate_spi(intid: u32) {

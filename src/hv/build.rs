@@ -51,6 +51,8 @@ pub struct HostFacts<'a> {
     pub vmid_bits: u32,
     /// The CPUs online (bit n: CPU n): vCPUs are placed on these only.
     pub online: u64,
+    /// SPIs the host's GIC implements (0: not known): a device's SPI beyond them is refused.
+    pub gic_spis: u32,
     /// GICv2 hosts: the hardware virtual CPU interface (GICV, 8 KiB), mapped where a
     /// domain finds its GIC CPU interface.
     pub gicv: Option<u64>,
@@ -260,6 +262,15 @@ fn given(
         .filter_map(|p| p.host_path.as_deref())
         .flat_map(|path| host_fdt.as_ref().map(|f| crate::devices::host_spis(f, path)).unwrap_or_default())
         .collect();
+    // An SPI the host's GIC does not have could never be delivered: refused by name.
+    let beyond = |id: u32| host.gic_spis != 0 && id >= 32 + host.gic_spis;
+    if let Some(id) = pt_spis.iter().copied().find(|&id| beyond(id)) {
+        return Err(BuildError::Passthrough(alloc::format!(
+            "INTID {id} is beyond the host GIC's {} SPIs (INTID 32 to {})",
+            host.gic_spis,
+            31 + host.gic_spis
+        )));
+    }
     if !passthrough.is_empty() {
         info!(
             "DOM{}: {} device(s) from its partial device tree ({} SPIs forwarded)",
@@ -275,7 +286,13 @@ fn given(
         .chain(hw.providers.iter().cloned())
         .chain(passthrough.iter().map(|p| p.node.clone()))
         .collect();
-    let spis = hw.devices.iter().flat_map(|d| d.spis.iter().copied()).chain(pt_spis).collect();
+    let spis = hw
+        .devices
+        .iter()
+        .flat_map(|d| d.spis.iter().copied())
+        .filter(|&id| !beyond(id))
+        .chain(pt_spis)
+        .collect();
     Ok(Given { hw, passthrough, nodes, spis })
 }
 

@@ -79,6 +79,7 @@ fn facts(b: &Bench) -> HostFacts<'static> {
         gicv: None,
         vmid_bits: 8,
         online: u64::MAX,
+        gic_spis: 0,
     }
 }
 
@@ -200,4 +201,58 @@ fn vmids_beyond_the_cpus_width_are_refused() {
     host.vmid_bits = 16;
     let (parts, _) = build(&*b.fake, &cfg, 256, &mut b.pool, &mut load, &host, None).unwrap();
     assert_eq!(parts.vttbr >> 48, 256);
+}
+
+#[test]
+fn a_device_interrupt_the_host_gic_does_not_have_is_refused() {
+    use vm_fdt::FdtWriter;
+    // The host: a GPIO controller with SPI 7 (INTID 39). The domain's partial device tree
+    // gives it that controller, on a host whose GIC has only 4 SPIs (INTID 32 to 35).
+    let mut w = FdtWriter::new().unwrap();
+    let root = w.begin_node("").unwrap();
+    w.property_u32("#address-cells", 2).unwrap();
+    w.property_u32("#size-cells", 2).unwrap();
+    let n = w.begin_node("pl061@9030000").unwrap();
+    w.property_array_u64("reg", &[0x903_0000, 0x1000]).unwrap();
+    w.property_array_u32("interrupts", &[0, 7, 4]).unwrap();
+    w.end_node(n).unwrap();
+    w.end_node(root).unwrap();
+    let host_dtb = w.finish().unwrap();
+    let mut w = FdtWriter::new().unwrap();
+    let root = w.begin_node("").unwrap();
+    let pt = w.begin_node("passthrough").unwrap();
+    w.property_u32("#address-cells", 2).unwrap();
+    w.property_u32("#size-cells", 2).unwrap();
+    let n = w.begin_node("gpio@9030000").unwrap();
+    w.property_array_u32("xen,reg", &[0, 0x903_0000, 0, 0x1000, 0, 0x903_0000]).unwrap();
+    w.property_string("xen,path", "/pl061@9030000").unwrap();
+    w.end_node(n).unwrap();
+    w.end_node(pt).unwrap();
+    w.end_node(root).unwrap();
+    let partial = w.finish().unwrap();
+    let mut b = bench();
+    const PARTIAL: u64 = BASE + 0x3_0000;
+    b.fake.poke(PARTIAL, &partial);
+    b.reserved.push(mem(PARTIAL, 0x1000));
+    let mut host = facts(&b);
+    host.dtb = alloc::boxed::Box::leak(host_dtb.into_boxed_slice());
+    let mut cfg = config(Range { start: KERNEL, end: KERNEL + KERNEL_LEN }, 4096);
+    cfg.device_tree = Some(Module {
+        kind: ModuleKind::DeviceTree,
+        range: Range { start: PARTIAL, end: PARTIAL + 0x1000 },
+        node: String::new(),
+    });
+    let free = b.pool.free_bytes();
+    let mut load = vec![0u32; 4];
+    host.gic_spis = 4;
+    let e = build(&*b.fake, &cfg, 1, &mut b.pool, &mut load, &host, None).err().unwrap();
+    assert_eq!(
+        e.to_string(),
+        "partial device tree: INTID 39 is beyond the host GIC's 4 SPIs (INTID 32 to 35)"
+    );
+    assert_eq!(b.pool.free_bytes(), free);
+    // With a GIC of 32 SPIs it is given and forwarded.
+    host.gic_spis = 32;
+    let (parts, _) = build(&*b.fake, &cfg, 1, &mut b.pool, &mut load, &host, None).unwrap();
+    assert_eq!(parts.forwarded, [39]);
 }
