@@ -106,3 +106,28 @@ t_hostile_suite() {
     refuse 'FATAL|PANIC|ERROR|[1-9][0-9]* WENT THROUGH|LEAKED|STILL RUNNING'
     done_test
 }
+
+t_hostile_boot_domain_flood() {
+    # A Boot Domain adding 80 distinct properties to one paused domain: the first 64 are
+    # taken, every later one refused by name (INVALID), and the launch goes on.
+    sed 's|module-addr = <0x4a000000 0x200>;|module-addr = <0x4a000000 0x1000>;|' tests/lcm/guests/boot.dts >"$work/flood.dts"
+    local i
+    {
+        for i in $(seq 1 80); do echo "prop 3 /chosen hl,p$i v"; done
+        echo '3 2'
+    } >"$work/flood-order"
+    boot hostile-boot-domain-flood --cpus 5 --module 0x49000000=$TESTGUEST --module 0x4a000000="$work/flood-order" \
+        --module 0x4b000000=$TESTGUEST "$work/flood.dts"
+    expect_exit 0
+    expect '^DOM32757: boot: property /chosen/hl,p64 of DOM3 -> 0$' '^DOM32757: boot: property /chosen/hl,p65 of DOM3 -> -2$' \
+        '^DOM32757: boot: property /chosen/hl,p80 of DOM3 -> -2$' 'INFO  launch: DOM3 unpaused' 'INFO  all domains have stopped'
+    expect 'NOTICE: DOM32757: device tree property /chosen/hl,p65 \(2 bytes\) for DOM3 refused: over the quota of 64 added properties and 64 KiB of them per domain'
+    if [ -z "$why" ]; then
+        local ok bad
+        ok=$(grep -c -E '^DOM32757: boot: property /chosen/hl,p[0-9]+ of DOM3 -> 0$' "$log")
+        bad=$(grep -c -E '^DOM32757: boot: property /chosen/hl,p[0-9]+ of DOM3 -> -2$' "$log")
+        [ "$ok:$bad" = "64:16" ] || why="$ok properties taken and $bad refused, expected 64 and 16"
+    fi
+    refuse 'FATAL|PANIC'
+    done_test
+}
