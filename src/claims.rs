@@ -29,19 +29,10 @@ pub struct Claims {
 /// The host ranges no `xen,reg` may touch, with what they are.
 fn kept(p: &Platform) -> Vec<(Range, &'static str)> {
     let mut out: Vec<(Range, &'static str)> = p.memory.ram.iter().map(|r| (r, "RAM")).collect();
-    let gic = |a: u64, s: u64| Range::at(a, s).map(|r| (r, "the interrupt controller"));
-    match p.gic {
-        Some(Gic::V3 { gicd, gicr, gicr_size }) => {
-            out.extend(gic(gicd, 0x1_0000));
-            out.extend(gic(gicr, gicr_size));
-        }
-        Some(Gic::V2 { gicd, gicc, gicc_size, gich, gicv }) => {
-            out.extend(gic(gicd, 0x1000));
-            out.extend(gic(gicc, gicc_size.max(0x2000)));
-            out.extend(gich.and_then(|h| gic(h, 0x2000)));
-            out.extend(gicv.and_then(|v| gic(v, 0x2000)));
-        }
-        None => {}
+    const GIC: &str = "the interrupt controller";
+    out.extend(p.gic.iter().flat_map(|g| g.frames()).map(|r| (r, GIC)));
+    if let Some(Gic::V2 { gicv: Some(v), .. }) = p.gic {
+        out.extend(Range::at(v, 0x2000).map(|r| (r, GIC)));
     }
     if let Some(u) = p.uart {
         out.extend(

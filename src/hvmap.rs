@@ -3,7 +3,7 @@
 
 use crate::memmap::{PAGE_SIZE, Range, RegionSet};
 use crate::pgtable::{MemType, Perms};
-use crate::platform::{EnableMethod, Gic, Platform};
+use crate::platform::{EnableMethod, Platform};
 
 /// One identity mapping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,24 +84,8 @@ pub fn hypervisor_mappings(
     {
         push(r, MemType::Device, Perms::RW, &mut covered);
     }
-    match p.gic {
-        Some(Gic::V3 { gicd, gicr, gicr_size }) => {
-            push(Range::at(gicd, 0x1_0000).unwrap_or_default(), MemType::Device, Perms::RW, &mut covered);
-            push(Range::at(gicr, gicr_size).unwrap_or_default(), MemType::Device, Perms::RW, &mut covered);
-        }
-        Some(Gic::V2 { gicd, gicc, gicc_size, gich, .. }) => {
-            push(Range::at(gicd, 0x1000).unwrap_or_default(), MemType::Device, Perms::RW, &mut covered);
-            push(
-                Range::at(gicc, gicc_size.max(0x2000)).unwrap_or_default(),
-                MemType::Device,
-                Perms::RW,
-                &mut covered,
-            );
-            if let Some(h) = gich {
-                push(Range::at(h, 0x2000).unwrap_or_default(), MemType::Device, Perms::RW, &mut covered);
-            }
-        }
-        None => {}
+    for r in p.gic.iter().flat_map(|g| g.frames()) {
+        push(r, MemType::Device, Perms::RW, &mut covered);
     }
     if full { Err(TooManyMappings) } else { Ok((out, n)) }
 }
@@ -109,7 +93,7 @@ pub fn hypervisor_mappings(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::platform::{Conduit, Cpu, MAX_CPUS, Uart, UartKind};
+    use crate::platform::{Conduit, Cpu, Gic, MAX_CPUS, Uart, UartKind};
 
     fn platform() -> Platform {
         let mut memory = crate::memmap::MemoryMap::default();

@@ -10,19 +10,25 @@ fn dcache_line() -> u64 {
     4 << ((ctr >> 16) & 0xf)
 }
 
-/// Cleans and invalidates `[start, start + len)` to the point of coherency, so that an
-/// observer with its caches off (a CPU not yet started, a DMA master) sees what was written.
-pub fn clean_invalidate_range(start: u64, len: u64) {
+/// Runs `op` on the address of every cache line of `[start, start + len)`, then waits for
+/// the maintenance to complete.
+fn each_line(start: u64, len: u64, op: impl Fn(u64)) {
     let line = dcache_line();
     let mut a = start & !(line - 1);
     while a < start + len {
-        // SAFETY: DC CIVAC on a mapped address only writes back and drops cache lines; it
-        // changes no memory contents as seen by this CPU.
-        unsafe { asm!("dc civac, {}", in(reg) a, options(nostack, preserves_flags)) };
+        op(a);
         a += line;
     }
     // SAFETY: barriers have no memory-safety effects.
     unsafe { asm!("dsb sy", options(nostack, preserves_flags)) };
+}
+
+/// Cleans and invalidates `[start, start + len)` to the point of coherency, so that an
+/// observer with its caches off (a CPU not yet started, a DMA master) sees what was written.
+pub fn clean_invalidate_range(start: u64, len: u64) {
+    // SAFETY: DC CIVAC on a mapped address only writes back and drops cache lines; it
+    // changes no memory contents as seen by this CPU.
+    each_line(start, len, |a| unsafe { asm!("dc civac, {}", in(reg) a, options(nostack, preserves_flags)) });
 }
 
 /// Cleans `[start, start + len)` to the point of coherency: memory holds what the caches
@@ -30,16 +36,9 @@ pub fn clean_invalidate_range(start: u64, len: u64) {
 /// hypervisor wrote (its image, its device tree, zeros where another domain's data was),
 /// never stale DRAM.
 pub fn clean_range(start: u64, len: u64) {
-    let line = dcache_line();
-    let mut a = start & !(line - 1);
-    while a < start + len {
-        // SAFETY: DC CVAC on a mapped address only writes back a cache line; it changes no
-        // memory contents as seen by this CPU.
-        unsafe { asm!("dc cvac, {}", in(reg) a, options(nostack, preserves_flags)) };
-        a += line;
-    }
-    // SAFETY: barriers have no memory-safety effects.
-    unsafe { asm!("dsb sy", options(nostack, preserves_flags)) };
+    // SAFETY: DC CVAC on a mapped address only writes back a cache line; it changes no
+    // memory contents as seen by this CPU.
+    each_line(start, len, |a| unsafe { asm!("dc cvac, {}", in(reg) a, options(nostack, preserves_flags)) });
 }
 
 /// The DC ZVA block size in bytes, or `None` where DC ZVA is prohibited.

@@ -83,7 +83,7 @@ pub fn launch(cfg: &LaunchConfig, dtb: &[u8], tpm: Result<Option<Range>, alloc::
     );
     let expected = measure::replay(&log.events);
     let required = cfg.measure == Policy::Required;
-    let tpm_found = tpm.clone();
+    let absent = matches!(tpm, Ok(None));
     let failure = match tpm {
         Err(why) => Some(alloc::format!("host device tree: {why}")),
         Ok(None) => Some(alloc::string::String::from("the host device tree has no TPM (tcg,tpm-tis-mmio)")),
@@ -108,7 +108,6 @@ pub fn launch(cfg: &LaunchConfig, dtb: &[u8], tpm: Result<Option<Range>, alloc::
         }
     };
     if let Some(why) = failure {
-        let absent = matches!(tpm_found, Ok(None));
         for (pcr, v) in &expected {
             info!("measure: event log: PCR{pcr} = {}", measure::hex(v));
         }

@@ -52,7 +52,8 @@ impl fmt::Display for FdtError {
     }
 }
 
-fn be32(buf: &[u8], off: usize) -> Option<u32> {
+/// The big-endian 32-bit word at `off` of `buf`, if it lies inside.
+pub(crate) fn be32(buf: &[u8], off: usize) -> Option<u32> {
     let b = buf.get(off..off.checked_add(4)?)?;
     Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }

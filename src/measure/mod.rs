@@ -152,9 +152,10 @@ pub fn replay(events: &[log::Event]) -> [(u32, Digest); 2] {
 
 /// Lower-case hex of a digest.
 pub fn hex(d: &[u8]) -> String {
+    use core::fmt::Write;
     let mut s = String::with_capacity(d.len() * 2);
     for b in d {
-        s.push_str(&format!("{b:02x}"));
+        let _ = write!(s, "{b:02x}");
     }
     s
 }

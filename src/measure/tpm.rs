@@ -6,6 +6,7 @@ use alloc::vec::Vec;
 
 use super::Digest;
 use super::log::ALG_SHA256;
+use crate::fdt::be32;
 
 const ST_NO_SESSIONS: u16 = 0x8001;
 const ST_SESSIONS: u16 = 0x8002;
@@ -90,10 +91,6 @@ pub fn pcr_read(pcrs: &[u32]) -> Vec<u8> {
     b.push(3);
     b.extend_from_slice(&select(pcrs));
     command(ST_NO_SESSIONS, CC_PCR_READ, &b)
-}
-
-fn be32(b: &[u8], off: usize) -> Option<u32> {
-    Some(u32::from_be_bytes(b.get(off..off + 4)?.try_into().ok()?))
 }
 
 fn be16(b: &[u8], off: usize) -> Option<u16> {

@@ -49,6 +49,23 @@ impl Gic {
             Gic::V3 { .. } => 3,
         }
     }
+
+    /// The register frames the hypervisor drives: the distributor and redistributors
+    /// (GICv3); the distributor, CPU interface (at least 8 KiB) and virtual interface
+    /// control (GICv2). A GICv2's virtual CPU interface (GICV) is the guests', not here.
+    pub fn frames(&self) -> impl Iterator<Item = Range> {
+        let f = match *self {
+            Gic::V3 { gicd, gicr, gicr_size } => {
+                [Range::at(gicd, 0x1_0000), Range::at(gicr, gicr_size), None]
+            }
+            Gic::V2 { gicd, gicc, gicc_size, gich, .. } => [
+                Range::at(gicd, 0x1000),
+                Range::at(gicc, gicc_size.max(0x2000)),
+                gich.and_then(|h| Range::at(h, 0x2000)),
+            ],
+        };
+        f.into_iter().flatten()
+    }
 }
 
 /// Kinds of UART the hypervisor can drive.
