@@ -18,6 +18,12 @@ pub const GICR_BASE: u64 = 0x0302_0000;
 /// Virtual UART (`arm,sbsa-uart` / `arm,pl011`), 4 KiB.
 pub const VUART_BASE: u64 = 0x2200_0000;
 pub const VUART_SIZE: u64 = 0x1000;
+/// The control device's registers (`hyperlaunch,control-v1`), 4 KiB.
+pub const CONTROL_REGS: u64 = 0x2280_0000;
+pub const CONTROL_REGS_SIZE: u64 = 0x1000;
+/// A Control domain's control window: memory it writes images into, 1 MiB.
+pub const CONTROL_WINDOW: u64 = 0x2600_0000;
+pub const CONTROL_WINDOW_SIZE: u64 = 0x10_0000;
 /// Where a domain's emulated GIC and UART are: Xen's dom0less layout, or, for a
 /// direct-mapped domain, the host's own addresses (as Xen's dom0 sees them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -39,6 +39,9 @@ pub struct GuestDtb<'a> {
     pub devices: &'a [crate::devices::CopiedNode],
     /// Where its emulated GIC and UART are.
     pub map: guest::GuestMap,
+    /// The control device: its registers' address and its control window (address, size;
+    /// a domain without Control has none).
+    pub control: Option<(u64, Option<(u64, u64)>)>,
 }
 
 /// A property a Boot Domain adds to a paused domain's device tree (extended
@@ -136,6 +139,16 @@ impl GuestDtb<'_> {
             self.uart(&mut w)?;
         }
         self.hypervisor(&mut w)?;
+        if let Some((regs, window)) = self.control {
+            let n = w.begin_node(&format!("hyperlaunch-control@{regs:x}"))?;
+            w.property_string("compatible", "hyperlaunch,control-v1")?;
+            let mut reg = alloc::vec![regs, guest::CONTROL_REGS_SIZE];
+            if let Some((at, size)) = window {
+                reg.extend([at, size]);
+            }
+            w.property_array_u64("reg", &reg)?;
+            w.end_node(n)?;
+        }
         self.added_nodes(&mut w)?;
         for d in self.devices {
             let n = w.begin_node(&d.name)?;
@@ -316,6 +329,7 @@ mod tests {
             store: None,
             devices: &[],
             map: guest::GuestMap::XEN,
+            control: None,
         }
         .build()
         .unwrap()
@@ -372,6 +386,7 @@ mod tests {
             store: None,
             devices: &[],
             map: guest::GuestMap::XEN,
+            control: None,
         };
         let blob = g.build().unwrap();
         let fdt = Fdt::new(&blob).unwrap();
@@ -409,6 +424,7 @@ mod tests {
                 store: role,
                 devices: &[],
                 map: guest::GuestMap::XEN,
+                control: None,
             }
             .build()
             .unwrap()
@@ -455,6 +471,7 @@ mod tests {
             store: None,
             devices: core::slice::from_ref(&rtc),
             map,
+            control: None,
         };
         let blob = g.build().unwrap();
         let fdt = Fdt::new(&blob).unwrap();
@@ -538,6 +555,7 @@ mod tests {
             store: None,
             devices: &[],
             map: guest::GuestMap::XEN,
+            control: None,
         };
         let blob = g.build().unwrap();
         let fdt = Fdt::new(&blob).unwrap();

@@ -74,6 +74,26 @@ pub enum Call {
     DomctlRestart {
         domid: u16,
     },
+    /// Control: memory for one part of a domain to create (`PART_*`).
+    Stage {
+        part: u64,
+        size: u64,
+    },
+    /// Control: the next `len` bytes of a staged part, from the caller's address `src`.
+    StageWrite {
+        part: u64,
+        offset: u64,
+        src: u64,
+        len: u64,
+    },
+    /// Control: create a domain from the staged parts; an error message goes to `msg`.
+    Create {
+        flags: u64,
+        msg: u64,
+        room: u64,
+    },
+    /// Control: free memory and domain slots.
+    Free,
     /// Ring the doorbell of the domain at the other end of a store connection.
     StoreNotify {
         domid: u16,
@@ -94,6 +114,9 @@ impl core::fmt::Display for Call {
             }
             Call::SetDtProperty { domid, src, len } => {
                 write!(f, "SetDtProperty {{ domid: {domid}, src: {src:#x}, len: {len} }}")
+            }
+            Call::StageWrite { part, offset, src, len } => {
+                write!(f, "StageWrite {{ part: {part}, offset: {offset:#x}, src: {src:#x}, len: {len:#x} }}")
             }
             ref other => write!(f, "{other:?}"),
         }
@@ -149,6 +172,10 @@ pub fn decode(x: [u64; 5]) -> Option<Call> {
                 Err(_) => Call::Unknown(fid),
             }
         }
+        HL_DOMCTL_STAGE => Call::Stage { part: x[1], size: x[2] },
+        HL_DOMCTL_STAGE_WRITE => Call::StageWrite { part: x[1], offset: x[2], src: x[3], len: x[4] },
+        HL_DOMCTL_CREATE => Call::Create { flags: x[1], msg: x[2], room: x[3] },
+        HL_DOMCTL_FREE => Call::Free,
         HL_STORE_NOTIFY => match u16::try_from(x[1]) {
             Ok(domid) => Call::StoreNotify { domid },
             Err(_) => Call::Unknown(fid),
@@ -177,7 +204,11 @@ pub fn allowed(call: &Call, caller: Caller) -> bool {
         | Call::DomctlPause { .. }
         | Call::DomctlUnpause { .. }
         | Call::DomctlDestroy { .. }
-        | Call::DomctlRestart { .. } => caller.control,
+        | Call::DomctlRestart { .. }
+        | Call::Stage { .. }
+        | Call::StageWrite { .. }
+        | Call::Create { .. }
+        | Call::Free => caller.control,
         Call::Size(_)
         | Call::Read { .. }
         | Call::Unpause { .. }

@@ -16,6 +16,8 @@ pub enum Device {
     GicRedist,
     /// The virtual GICv2 distributor (4 KiB; the CPU interface is the hardware's GICV).
     GicDistV2,
+    /// The control device: hyperlaunch's calls for a domain's user space.
+    Control,
 }
 
 /// Emulated devices of one domain.

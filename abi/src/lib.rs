@@ -37,6 +37,42 @@ pub const HL_DOMCTL_DESTROY: u32 = 0xc600_000d;
 /// x1: domid: rings the doorbell of the domain at the other end of a store connection.
 pub const HL_STORE_NOTIFY: u32 = 0xc600_000e;
 pub const HL_DOMCTL_RESTART: u32 = 0xc600_000f;
+/// Control: x1: part (`PART_*`), x2: size in bytes: memory for one image of a domain to
+/// create, in the hypervisor (replacing any earlier one; size 0 drops it).
+pub const HL_DOMCTL_STAGE: u32 = 0xc600_0010;
+/// Control: x1: part, x2: offset into it (= the bytes given so far), x3: guest address of
+/// the bytes (the caller's RAM or its control window), x4: length → bytes taken.
+pub const HL_DOMCTL_STAGE_WRITE: u32 = 0xc600_0011;
+/// Control: x1: flags (`CREATE_*`), x2: guest address for an error message, x3: its room
+/// → x1 the new domain's id. The staged parts are consumed either way.
+pub const HL_DOMCTL_CREATE: u32 = 0xc600_0012;
+/// Control: → x1 free memory in bytes, x2 domains that exist, x3 the most that can.
+pub const HL_DOMCTL_FREE: u32 = 0xc600_0013;
+
+/// The parts of a domain to create: its configuration (a DTB with one `xen,domain` node),
+/// its kernel (Image or gzip), its ramdisk, its partial device tree.
+pub const PART_CONFIG: u64 = 0;
+pub const PART_KERNEL: u64 = 1;
+pub const PART_RAMDISK: u64 = 2;
+pub const PART_DTB: u64 = 3;
+/// The new domain stays paused (HL_DOMCTL_UNPAUSE starts it).
+pub const CREATE_PAUSED: u64 = 1;
+/// Largest configuration blob.
+pub const MAX_CREATE_CONFIG: u64 = 64 * 1024;
+
+/// The control device's registers (MMIO conduit, for domains whose user space makes calls):
+/// 64-bit, at the `reg` of the guest device tree's `hyperlaunch,control-v1` node.
+/// ID reads `CTL_MAGIC`; X1..X4 are a call's arguments; writing the function id to CALL
+/// makes the call; R0..R3 hold its results (x0..x3). WINDOW/WINDOW_SIZE: the domain's
+/// control window (memory it writes images into), 0 without one.
+pub const CTL_ID: u64 = 0x00;
+pub const CTL_WINDOW: u64 = 0x08;
+pub const CTL_WINDOW_SIZE: u64 = 0x10;
+pub const CTL_X1: u64 = 0x20;
+pub const CTL_CALL: u64 = 0x40;
+pub const CTL_R0: u64 = 0x48;
+/// "HLCT", version 1.
+pub const CTL_MAGIC: u64 = 0x484c_4354_0000_0001;
 
 /// What HL_SIZE / HL_READ read: the launch configuration (the host device tree that holds
 /// the LCM), or the Boot Domain's own `module,config`.

@@ -73,7 +73,7 @@ impl Machine for ArchMachine {
     fn console_event(&self, e: ConsoleEvent) {
         match e {
             ConsoleEvent::Stopped(d) => console::domain_stopped(d),
-            ConsoleEvent::Restarted(d) => console::domain_restarted(d),
+            ConsoleEvent::Restarted(d) | ConsoleEvent::Added(d) => console::domain_restarted(d),
             ConsoleEvent::Input(d) => console::set_input(d),
         }
     }
@@ -141,5 +141,9 @@ impl Machine for ArchMachine {
         // SAFETY: a page descriptor of the domain whose vCPU runs here (the core calls it
         // from that vCPU's exit or hypercall), under the domain's copy-on-write lock.
         unsafe { stage2::replace_entry(entry.start(), new, ipa, local) };
+    }
+
+    fn flush_vmid(&self, vmid: u16) {
+        stage2::flush_vmid(vmid);
     }
 }

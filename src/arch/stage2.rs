@@ -62,3 +62,27 @@ pub unsafe fn replace_entry(entry: u64, new: u64, ipa: u64, local: bool) {
         core::arch::asm!("dsb ishst", "isb", options(nostack, preserves_flags));
     }
 }
+
+/// Every TLB entry of VMID `vmid` invalidated on every CPU (stage 2 and the combined
+/// stage 1): done with that VMID in VTTBR_EL2 for the moment of the invalidation, then the
+/// current one put back.
+pub fn flush_vmid(vmid: u16) {
+    // SAFETY: at EL2 no translation regime uses VTTBR_EL2 while this runs (it applies to
+    // EL1/EL0 only), and it is restored before the guest of this CPU runs again; TLB
+    // invalidation by VMID affects translations of that VMID only, which no running domain
+    // holds (it is being handed out).
+    unsafe {
+        core::arch::asm!(
+            "mrs {old}, vttbr_el2",
+            "msr vttbr_el2, {new}",
+            "isb",
+            "tlbi vmalls12e1is",
+            "dsb ish",
+            "msr vttbr_el2, {old}",
+            "isb",
+            old = out(reg) _,
+            new = in(reg) u64::from(vmid) << 48,
+            options(nostack, preserves_flags)
+        );
+    }
+}

@@ -321,7 +321,8 @@ pub fn schedule() -> ! {
             gic::handle_pending(idle_irq);
             continue;
         };
-        let dom = &sys.domains[di];
+        let Some(dom) = sys.domains.get(di) else { continue };
+        let dom = &*dom;
         if !sys.enter(dom) {
             continue;
         }

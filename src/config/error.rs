@@ -76,6 +76,8 @@ pub enum ErrorKind {
     StaticMemOverlap { range: Range, other: String },
     /// `measured-launch = "required"` on a host without a TPM the hypervisor can drive.
     NoTpm(String),
+    /// Something a domain created at run time cannot have (yet).
+    NotAtRunTime(&'static str),
 }
 
 impl ErrorKind {
@@ -104,6 +106,7 @@ impl ErrorKind {
             ErrorKind::StaticMemMismatch { .. } => "static-mem-mismatch",
             ErrorKind::StaticMemOverlap { .. } => "static-mem-overlap",
             ErrorKind::NoTpm(_) => "no-tpm",
+            ErrorKind::NotAtRunTime(_) => "not-at-run-time",
         }
     }
 }
@@ -165,6 +168,7 @@ impl fmt::Display for ErrorKind {
                 write!(f, "static memory {range} overlaps {other}")
             }
             ErrorKind::NoTpm(why) => write!(f, "measured-launch = \"required\" but {why}"),
+            ErrorKind::NotAtRunTime(what) => write!(f, "{what}: not for a domain created at run time"),
         }
     }
 }

@@ -8,6 +8,7 @@ mod error;
 mod hyperlaunch;
 mod plan;
 mod props;
+pub mod runtime;
 mod validate;
 
 #[cfg(test)]

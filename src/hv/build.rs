@@ -10,6 +10,7 @@ use alloc::vec::Vec;
 use log::info;
 
 use super::assign::{self, StoreLink};
+use super::build_map::stage2;
 use super::cow::Cow;
 use super::domain::{DtbSpec, Parts};
 use super::machine::{HostMem, Machine};
@@ -21,7 +22,6 @@ use crate::devices::{CopiedNode, HostDevices, Passthrough};
 use crate::guest::{self, GuestMap, Layout};
 use crate::image::ImageHeader;
 use crate::memmap::Range;
-use crate::pgtable::{Format, MemType, PageTables, Perms};
 
 pub use super::build_error::BuildError;
 
@@ -221,9 +221,9 @@ fn free_ram(ram: Ram, pool: &mut Pool) {
 
 /// What a domain is given besides RAM: host devices (a hardware domain), devices of its
 /// partial device tree, and the SPIs they raise.
-struct Given {
-    hw: HostDevices,
-    passthrough: Vec<Passthrough>,
+pub(super) struct Given {
+    pub(super) hw: HostDevices,
+    pub(super) passthrough: Vec<Passthrough>,
     nodes: Vec<CopiedNode>,
     spis: Vec<u32>,
 }
@@ -308,6 +308,8 @@ struct Prepared {
     ramdisk: Option<HostMem>,
     /// The Boot Domain's `module,config`.
     config: Option<HostMem>,
+    /// A Control domain's control window.
+    window: Option<HostMem>,
     root: u64,
     tables: Vec<(HostMem, alloc::boxed::Box<crate::pgtable::Table>)>,
     /// The shared kernel pages (guest range), their level-3 tables, and a writable page
@@ -333,10 +335,26 @@ fn prepare(
     } else {
         fixed_ram(&cfg.static_mem, direct, host)?
     };
-    match prepare_in(m, cfg, pool, host, kernel, (pcpus, ramdisk, link), &ram) {
-        Ok(p) => Ok(Prepared { ram, config, ..p }),
+    // A Control domain's control window (not for a direct-mapped one, whose guest map is
+    // the host's).
+    let window = if cfg.permissions.has(Permissions::CONTROL) && !direct {
+        match pool.alloc(guest::CONTROL_WINDOW_SIZE) {
+            Some(w) => Some(w),
+            None => {
+                free_ram(ram, pool);
+                return Err(BuildError::NoMemory { bytes: guest::CONTROL_WINDOW_SIZE });
+            }
+        }
+    } else {
+        None
+    };
+    match prepare_in(m, cfg, pool, host, kernel, (pcpus, ramdisk, link, window), &ram) {
+        Ok(p) => Ok(Prepared { ram, config, window, ..p }),
         Err(e) => {
             free_ram(ram, pool);
+            if let Some(w) = window {
+                pool.free(w);
+            }
             Err(e)
         }
     }
@@ -348,7 +366,7 @@ fn prepare_in(
     pool: &mut Pool,
     host: &HostFacts,
     kernel: &Kernel,
-    (pcpus, ramdisk, link): (Vec<usize>, Option<HostMem>, Option<StoreLink>),
+    (pcpus, ramdisk, link, window): (Vec<usize>, Option<HostMem>, Option<StoreLink>, Option<HostMem>),
     ram: &Ram,
 ) -> Result<Prepared, BuildError> {
     let gic_version = host.gic_version;
@@ -359,6 +377,9 @@ fn prepare_in(
     if link.is_some() {
         windows.push(Range { start: crate::store::CLIENT_RING, end: crate::store::WINDOW_END });
     }
+    // The control device, for domains on the Xen guest map.
+    let control =
+        (!cfg.direct_map).then(|| (guest::CONTROL_REGS, window.map(|w| (guest::CONTROL_WINDOW, w.len()))));
     if cfg.direct_map
         && banks.iter().any(|&(a, s)| windows.iter().any(|w| Range { start: a, end: a + s }.overlaps(w)))
     {
@@ -380,6 +401,7 @@ fn prepare_in(
         additions: crate::measure::for_domain(cfg, host.event_log).into_iter().collect(),
         store: link.as_ref().map(|l| l.role.clone()),
         devices: g.nodes.clone(),
+        control,
     };
     let write =
         |spec: &DtbSpec| spec.blob(cfg.domid, (cfg.permissions, cfg.functions), map).map_err(BuildError::Dtb);
@@ -408,7 +430,15 @@ fn prepare_in(
     let shared = Range { start: layout.kernel, end: layout.kernel + shared_len };
     let mut store = Staged::new(pool);
     let gicv = host.gicv.filter(|_| gic_version == 2).map(|pa| (map.gicc, pa));
-    match stage2(&mut store, host.pa_bits, ram, (shared, kernel.bytes.start()), (link.as_ref(), gicv), &g) {
+    let window = window.map(|w| (guest::CONTROL_WINDOW, w));
+    match stage2(
+        &mut store,
+        host.pa_bits,
+        ram,
+        (shared, kernel.bytes.start()),
+        (link.as_ref(), gicv, window),
+        &g,
+    ) {
         Ok((root, cow)) => Ok(Prepared {
             pcpus,
             ram: Ram { chunks: Vec::new(), owned: false },
@@ -419,6 +449,7 @@ fn prepare_in(
             spis: g.spis,
             ramdisk,
             config: None,
+            window: None,
             root,
             shared: cow.map(|(tables, attrs)| {
                 (shared, tables.iter().filter_map(|&t| store.page(t)).collect(), attrs)
@@ -432,66 +463,27 @@ fn prepare_in(
     }
 }
 
-/// The level-3 tables of shared kernel pages, and a writable page descriptor without its
-/// address.
-type SharedTables = (Vec<u64>, u64);
-
-/// Stages the domain's stage-2 tables: its RAM (but the shared kernel pages), store ring
-/// pages, the GICv2 virtual CPU interface, host devices, passthrough devices, and the
-/// shared kernel pages read-only.
-/// Returns the root and, when pages are shared, their level-3 tables and a writable page
-/// descriptor without its address.
-fn stage2(
-    store: &mut Staged,
-    pa_bits: u32,
-    ram: &Ram,
-    (shared, module_pa): (Range, u64),
-    (link, gicv): (Option<&StoreLink>, Option<(u64, u64)>),
-    g: &Given,
-) -> Result<(u64, Option<SharedTables>), BuildError> {
-    let mut pt = PageTables::new(store, Format::Stage2, 1, pa_bits).map_err(BuildError::Map)?;
-    for &(mem, ipa) in &ram.chunks {
-        for (a, b) in guest::uncovered(ipa, ipa + mem.len(), &[(shared.start, shared.size())]) {
-            pt.map(store, a, mem.start() + (a - ipa), b - a, MemType::Normal, Perms::RWX)
-                .map_err(BuildError::Map)?;
-        }
-    }
-    for &(ipa, pa) in link.map_or(&[][..], |l| &l.pages[..]) {
-        pt.map(store, ipa, pa, 4096, MemType::Normal, Perms::RW).map_err(BuildError::Map)?;
-    }
-    if let Some((ipa, pa)) = gicv {
-        pt.map(store, ipa, pa, 0x2000, MemType::Device, Perms::RW).map_err(BuildError::Map)?;
-    }
-    for r in g.hw.devices.iter().flat_map(|d| d.mmio.iter()) {
-        // Devices can share a page range with another of the same domain: map once.
-        if pt.translate(store, r.start).is_none() {
-            pt.map(store, r.start, r.start, r.size(), MemType::Device, Perms::RW).map_err(BuildError::Map)?;
-        }
-    }
-    for &(pa, size, ga) in g.passthrough.iter().flat_map(|p| p.regs.iter()) {
-        pt.map(store, ga, pa, size, MemType::Device, Perms::RW).map_err(BuildError::Map)?;
-    }
-    if shared.is_empty() {
-        return Ok((pt.root(), None));
-    }
-    pt.map_pages(store, shared.start, module_pa, shared.size(), MemType::Normal, Perms::RX)
-        .map_err(BuildError::Map)?;
-    let mut tables = Vec::new();
-    let mut at = shared.start & !0x1f_ffff;
-    while at < shared.end {
-        tables.push(
-            pt.page_table_of(store, at.max(shared.start)).ok_or(BuildError::Unsupported("no page table"))?,
-        );
-        at += 0x20_0000;
-    }
-    Ok((pt.root(), Some((tables, pt.page_desc(0, MemType::Normal, Perms::RWX)))))
-}
-
 impl Prepared {
     /// Writes the tables and the images: the domain exists (paused) from here on.
     fn commit(self, m: &dyn Machine, vmid: u16, cfg: &DomainConfig, kernel: &Kernel) -> (Parts, LoadStats) {
-        let Prepared { pcpus, ram, map, layout, dtb, spec, spis, ramdisk, config, root, tables, shared } =
-            self;
+        let Prepared {
+            pcpus,
+            ram,
+            map,
+            layout,
+            dtb,
+            spec,
+            spis,
+            ramdisk,
+            config,
+            window,
+            root,
+            tables,
+            shared,
+        } = self;
+        if let Some(w) = window {
+            m.zero(w);
+        }
         let tables = Staged::write(m, tables);
         let shared_len = shared.as_ref().map_or(0, |s| s.0.size());
         let cow = shared.map(|(ipa, t, attrs)| {
@@ -550,6 +542,12 @@ impl Prepared {
             let _ =
                 mmio.add(Range { start: map.gicr, end: map.gicr + gicr_len }, crate::mmio::Device::GicRedist);
         }
+        if spec.control.is_some() {
+            let _ = mmio.add(
+                Range { start: guest::CONTROL_REGS, end: guest::CONTROL_REGS + guest::CONTROL_REGS_SIZE },
+                crate::mmio::Device::Control,
+            );
+        }
         let top = spis.iter().max().map_or(0, |&m| m + 1 - 32).max(32);
         let mut vgic = if spec.gic_version == 2 {
             crate::vgic::VGic::new_v2(cfg.cpus as usize, top)
@@ -582,6 +580,7 @@ impl Prepared {
             ram,
             map,
             cow,
+            window: window.map(|w| (guest::CONTROL_WINDOW, w)),
         };
         (parts, loaded)
     }

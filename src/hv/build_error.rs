@@ -34,6 +34,25 @@ pub enum BuildError {
     },
 }
 
+impl BuildError {
+    /// A short name for the kind of failure (the rule a caller is told).
+    pub fn rule(&self) -> &'static str {
+        match self {
+            BuildError::Place(_) => "placement",
+            BuildError::Unsupported(_) => "not-supported",
+            BuildError::NoModule(_) => "no-module",
+            BuildError::Gzip(_) | BuildError::GzipSize { .. } => "corrupt-kernel",
+            BuildError::NoMemory { .. } => "out-of-memory",
+            BuildError::Kernel(_) => "bad-kernel",
+            BuildError::Layout(_) => "layout",
+            BuildError::Dtb(_) => "guest-dtb",
+            BuildError::Map(_) => "stage-2",
+            BuildError::Passthrough(_) => "passthrough",
+            BuildError::NoVmid { .. } => "no-vmid",
+        }
+    }
+}
+
 impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

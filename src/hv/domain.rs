@@ -43,6 +43,8 @@ pub struct DtbSpec {
     pub additions: Vec<DtAddition>,
     pub store: Option<crate::store::Role>,
     pub devices: Vec<crate::devices::CopiedNode>,
+    /// The control device (see `GuestDtb::control`).
+    pub control: Option<(u64, Option<(u64, u64)>)>,
 }
 
 impl DtbSpec {
@@ -69,6 +71,7 @@ impl DtbSpec {
             store: self.store.as_ref(),
             devices: &self.devices,
             map,
+            control: self.control,
         }
         .build()
     }
@@ -175,6 +178,8 @@ pub struct Parts {
     pub map: GuestMap,
     pub forwarded: Vec<u32>,
     pub local_tlb: bool,
+    /// A Control domain's control window: guest address and the memory behind it.
+    pub window: Option<(u64, HostMem)>,
 }
 
 pub struct Domain {
@@ -217,6 +222,13 @@ pub struct Domain {
     pub forwarded: Vec<u32>,
     /// All its vCPUs run on one CPU: its TLB invalidations trap and are done locally.
     pub local_tlb: AtomicBool,
+    /// A Control domain's control window (guest address, memory), which it writes the
+    /// images of domains to create into.
+    pub window: Option<(u64, HostMem)>,
+    /// Images it was created from (a domain created at run time), freed with it.
+    pub images: Mutex<Vec<HostMem>>,
+    /// Its control device's argument and result registers (X1..X4, R0..R3).
+    pub ctl: Mutex<[u64; 8]>,
 }
 
 impl Domain {
@@ -250,6 +262,9 @@ impl Domain {
             map: p.map,
             forwarded: p.forwarded,
             local_tlb: AtomicBool::new(p.local_tlb),
+            window: p.window,
+            images: Mutex::new(Vec::new()),
+            ctl: Mutex::new([0; 8]),
         }
     }
 

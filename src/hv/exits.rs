@@ -173,6 +173,7 @@ impl System {
             Exit::Wfi { .. } | Exit::Wfe { .. } => &c.wfi,
             Exit::DataAbort { ipa, .. } => match dom.mmio.find(*ipa) {
                 Some((Device::Uart, _)) => &c.uart,
+                Some((Device::Control, _)) => &c.call,
                 Some(_) => &c.gic,
                 None => &c.other,
             },
@@ -222,6 +223,14 @@ impl System {
                 }
                 regs.pc += u64::from(a.step);
                 Outcome::Resume
+            }
+            (Some(a), Some((Device::Control, offset))) => {
+                let read = self.control_access(dom, offset, a.size, a.write.then(|| regs.get(a.reg)));
+                if !a.write {
+                    regs.set(a.reg, read);
+                }
+                regs.pc += u64::from(a.step);
+                leave_for(dom.state()).map_or(Outcome::Resume, Outcome::Leave)
             }
             (Some(a), Some((Device::Uart, offset))) => {
                 if a.write {

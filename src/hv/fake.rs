@@ -38,6 +38,7 @@ pub enum Op {
     Console(ConsoleEvent),
     Deadline(Option<u64>),
     Replace { ipa: u64, local: bool },
+    FlushVmid(u16),
 }
 
 type Hook = Box<dyn FnMut(&mut [u8], HostMem) + Send>;
@@ -188,6 +189,10 @@ impl Machine for Fake {
         self.ram.lock()[r.start..r.start + 8].copy_from_slice(&new.to_le_bytes());
         self.ops.lock().push(Op::Replace { ipa, local });
     }
+
+    fn flush_vmid(&self, vmid: u16) {
+        self.ops.lock().push(Op::FlushVmid(vmid));
+    }
 }
 
 pub const MIB: u64 = 1 << 20;
@@ -250,6 +255,11 @@ pub fn parts(fake: &Fake, id: u16, pcpus: &[usize], perms: u32, funcs: u32, cow:
                 crate::mmio::Device::GicDist,
             );
             let _ = m.add(Range { start: g.gicr, end: gicr }, crate::mmio::Device::GicRedist);
+            let c = crate::guest::CONTROL_REGS;
+            let _ = m.add(
+                Range { start: c, end: c + crate::guest::CONTROL_REGS_SIZE },
+                crate::mmio::Device::Control,
+            );
             m
         },
         vgic: crate::vgic::VGic::new(pcpus.len(), 32),
@@ -272,12 +282,14 @@ pub fn parts(fake: &Fake, id: u16, pcpus: &[usize], perms: u32, funcs: u32, cow:
             additions: vec![],
             store: None,
             devices: vec![],
+            control: Some((crate::guest::CONTROL_REGS, None)),
         },
         dtb_room: 0x8000,
         cow,
         map: crate::guest::GuestMap::XEN,
         forwarded: vec![],
         local_tlb: pcpus.windows(2).all(|w| w[0] == w[1]),
+        window: None,
     }
 }
 
@@ -285,6 +297,8 @@ pub fn parts(fake: &Fake, id: u16, pcpus: &[usize], perms: u32, funcs: u32, cow:
 pub struct Sys {
     pub fake: Arc<Fake>,
     pub sys: System,
+    /// The initial domains, as the table held them at the start.
+    initial: Vec<Arc<Domain>>,
 }
 
 /// A system of `domains` (built by `make`), with a Boot Domain and standby Recovery Domain
@@ -300,7 +314,18 @@ pub fn system_with(
     (boot, standby): (Option<u16>, Option<u16>),
     failures: Vec<crate::launch::Failure>,
 ) -> Sys {
-    let fake = Fake::new(FAKE_RAM as usize, 4);
+    system_free(make, (boot, standby), failures, (0, None))
+}
+
+/// As [`system_with`], with `extra` bytes of free memory after the fixed layout and, with
+/// `env`, domain creation at run time.
+pub fn system_free(
+    make: impl FnOnce(&Fake) -> Vec<Domain>,
+    (boot, standby): (Option<u16>, Option<u16>),
+    failures: Vec<crate::launch::Failure>,
+    (extra, env): (u64, Option<super::create::RunEnv>),
+) -> Sys {
+    let fake = Fake::new((FAKE_RAM + extra) as usize, 4);
     let pattern: Vec<u8> = (0..MODULE_LEN).map(|i| (i % 251) as u8 + 1).collect();
     fake.poke(MODULE, &pattern);
     fake.poke(LCM, b"\xd0\x0d\xfe\xedLCM");
@@ -309,6 +334,9 @@ pub fn system_with(
     let mut frames = Frames::new();
     frames.add(Range { start: BASE, end: BASE + FAKE_RAM });
     assert_eq!(frames.alloc(FAKE_RAM), Some(BASE));
+    if extra > 0 {
+        frames.add(Range { start: BASE + FAKE_RAM, end: BASE + FAKE_RAM + extra });
+    }
     // SAFETY: the fake's frames are its byte vector, which nothing else uses.
     let pool = unsafe { Pool::new(frames) };
     let ids: Vec<(u16, u32)> = domains.iter().map(|d| (d.id, d.functions.0)).collect();
@@ -325,14 +353,16 @@ pub fn system_with(
         failures,
         boot_timeout_ms: 1000,
         forward_irqs: true,
+        env,
     };
     let sys = System::new(fake.clone(), setup);
-    Sys { fake, sys }
+    let initial = sys.domains.all();
+    Sys { fake, sys, initial }
 }
 
 impl Sys {
     pub fn d(&self, id: u16) -> &Domain {
-        self.sys.domain(id).unwrap()
+        self.initial.iter().find(|d| d.id == id).unwrap()
     }
 
     pub fn call(&self, caller: u16, call: Call) -> i64 {

@@ -2,6 +2,8 @@
 //! the permission table in `crate::hypercall`; guest buffers are copied once into the
 //! hypervisor's memory before they are checked and used.
 
+use alloc::sync::Arc;
+
 use log::info;
 
 use super::domain::{ConfigError, Domain, DtChange};
@@ -51,6 +53,10 @@ impl System {
             Call::DomctlDestroy { domid } => self.hc_destroy(dom, domid),
             Call::DomctlRestart { domid } => self.hc_restart(dom, domid),
             Call::StoreNotify { domid } => self.hc_store_notify(dom, domid),
+            Call::Stage { part, size } => self.hc_stage(dom, part, size),
+            Call::StageWrite { part, offset, src, len } => self.hc_stage_write(dom, part, offset, src, len),
+            Call::Create { flags, msg, room } => self.hc_create(dom, flags, msg, room),
+            Call::Free => self.hc_free(),
         }
     }
 
@@ -98,7 +104,7 @@ impl System {
     }
 
     fn hc_domain_info(&self, index: u64) -> Ret {
-        match self.domains.get(index as usize) {
+        match self.domains.all().get(index as usize) {
             Some(d) => [hc::SUCCESS as u64, u64::from(d.id), d.state().abi(), u64::from(d.functions.0)],
             None => ret(hc::INVALID),
         }
@@ -147,13 +153,13 @@ impl System {
 
     /// The target of extended configuration: a domain the launch still holds paused, and
     /// not the standby Recovery Domain (which only the hypervisor prepares).
-    fn config_target(&self, caller: &Domain, domid: u16, what: &str) -> Option<&Domain> {
+    fn config_target(&self, caller: &Domain, domid: u16, what: &str) -> Option<Arc<Domain>> {
         let standby = self.launch.lock().launch.standby();
         let target = self.domain(domid);
         let why = match target {
             None => "",
             Some(_) if standby == Some(domid) => " (it is the standby Recovery Domain)",
-            Some(t) if t.state() != State::Paused => " (it has started)",
+            Some(ref t) if t.state() != State::Paused => " (it has started)",
             Some(_) => return target,
         };
         caller.notice(format_args!("{what} for DOM{domid} refused: no such paused domain{why}"));
@@ -239,7 +245,7 @@ impl System {
         } else if !self.m().cpu_online(cpu as usize) || cpu as usize >= self.queues() {
             Some(ConfigError::NoSuchCpu)
         } else {
-            self.move_vcpu(target, vcpu as usize, cpu as usize);
+            self.move_vcpu(&target, vcpu as usize, cpu as usize);
             None
         };
         drop(life);
@@ -256,7 +262,7 @@ impl System {
     }
 
     /// The other domain a Control call is aimed at.
-    fn ctl_target(&self, caller: &Domain, domid: u16, what: &str) -> Option<&Domain> {
+    fn ctl_target(&self, caller: &Domain, domid: u16, what: &str) -> Option<Arc<Domain>> {
         match self.domain(domid) {
             None => caller.notice(format_args!("{what} of DOM{domid} refused: no such domain")),
             Some(d) if d.id == caller.id => {
@@ -282,7 +288,7 @@ impl System {
         let r = d.life().apply(event);
         match r {
             Ok(_) => {
-                then(d);
+                then(&d);
                 ret(hc::SUCCESS)
             }
             Err(e) => {
@@ -310,7 +316,7 @@ impl System {
 
     fn hc_destroy(&self, dom: &Domain, domid: u16) -> Ret {
         let Some(d) = self.ctl_target(dom, domid, "destroy") else { return ret(hc::INVALID) };
-        match self.destroy(d, StopReason::Destroyed { by: dom.id }) {
+        match self.destroy(&d, StopReason::Destroyed { by: dom.id }) {
             Ok(()) => ret(hc::SUCCESS),
             Err(e) => {
                 dom.notice(format_args!("destroy of DOM{domid} refused: {e}"));
@@ -321,7 +327,7 @@ impl System {
 
     fn hc_restart(&self, dom: &Domain, domid: u16) -> Ret {
         let Some(d) = self.ctl_target(dom, domid, "restart") else { return ret(hc::INVALID) };
-        match self.restart(d) {
+        match self.restart(&d) {
             Ok(()) => {
                 info!("DOM{domid}: restarted by DOM{}", dom.id);
                 ret(hc::SUCCESS)

@@ -145,10 +145,23 @@ impl System {
 
     /// Scrubs and gives back `d`'s memory (it is `Reclaimed`: none of its vCPUs runs).
     fn reclaim(&self, d: &Domain) {
-        let m = self.m();
         for &id in &d.forwarded {
-            m.deactivate_spi(id);
+            self.m().deactivate_spi(id);
         }
+        let (returned, free) = self.reclaim_memory(d);
+        info!(
+            "launch: DOM{} reclaimed: memory scrubbed, {} KiB returned; {} MiB free",
+            d.id,
+            returned >> 10,
+            free >> 20
+        );
+    }
+
+    /// Its RAM scrubbed and, with its tables, control window, created-from images and
+    /// anything it staged, given back. Returns the bytes returned and the bytes free.
+    pub(super) fn reclaim_memory(&self, d: &Domain) -> (u64, u64) {
+        let m = self.m();
+        let staged = self.unstage(d.id);
         let mut pool = self.pool.lock();
         let before = pool.free_bytes();
         for &(mem, _) in &d.ram.chunks {
@@ -160,13 +173,18 @@ impl System {
         for &t in &d.tables {
             pool.free(t);
         }
+        if let Some((_, w)) = d.window {
+            m.zero(w);
+            pool.free(w);
+        }
+        for mem in core::mem::take(&mut *d.images.lock()) {
+            pool.free(mem);
+        }
+        for p in staged.iter().flatten().flatten() {
+            pool.free(p.pages);
+        }
         let free = pool.free_bytes();
-        info!(
-            "launch: DOM{} reclaimed: memory scrubbed, {} KiB returned; {} MiB free",
-            d.id,
-            (free - before) >> 10,
-            free >> 20
-        );
+        (free - before, free)
     }
 
     /// Builds a stopped (not destroyed) or Control-paused domain again in its own memory
@@ -188,9 +206,15 @@ impl System {
         if d.kernel_src.is_none() {
             return Err(RestartError::KernelUnpacked);
         }
+        let images = d.images.lock();
         let mats = self.materials.lock();
-        let present =
-            |m: &Range| mats.boot.iter().chain(mats.kept.iter()).any(|k| k.at(m.start, m.size()).is_some());
+        let present = |m: &Range| {
+            mats.boot
+                .iter()
+                .chain(mats.kept.iter())
+                .chain(images.iter())
+                .any(|k| k.at(m.start, m.size()).is_some())
+        };
         if !d.modules.iter().all(present) {
             return Err(RestartError::ModulesFreed);
         }
@@ -257,7 +281,7 @@ impl System {
                 }
                 Action::Reclaim(id) => {
                     if let Some(d) = self.domain(id) {
-                        let _ = self.destroy(d, StopReason::Reclaimed);
+                        let _ = self.destroy(&d, StopReason::Reclaimed);
                     }
                 }
                 Action::FreeBootModules => self.free_boot_modules(),
@@ -275,6 +299,7 @@ impl System {
     fn free_boot_modules(&self) {
         let shared: Vec<Range> = self
             .domains
+            .all()
             .iter()
             .filter_map(|d| d.cow.as_ref())
             .map(|c| Range { start: c.module.start(), end: c.module.start() + c.ipa.size() })
@@ -317,7 +342,7 @@ impl System {
             error!("launch failed: DOM{domid}: {reason}");
         }
         let recovery = crate::config::Functions::RECOVERY;
-        for d in self.domains.iter().filter(|d| d.has_function(recovery)) {
+        for d in self.domains.all().iter().filter(|d| d.has_function(recovery)) {
             let life = d.life();
             if life.state() != State::Paused {
                 continue;

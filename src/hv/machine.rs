@@ -60,6 +60,8 @@ pub enum ConsoleEvent {
     Restarted(u16),
     /// Console input goes to the domain from now on.
     Input(u16),
+    /// A domain created at run time joins the console.
+    Added(u16),
 }
 
 /// The machine operations the core needs. Memory methods work on [`HostMem`] only and
@@ -109,4 +111,7 @@ pub trait Machine: Send + Sync {
     /// of the domain whose vCPU runs on this CPU, by `new`, break-before-make; `local`: every
     /// vCPU of that domain runs on this CPU, so only its TLB needs invalidating.
     fn replace_entry(&self, entry: HostMem, new: u64, ipa: u64, local: bool);
+    /// Invalidates every TLB entry of VMID `vmid` on every CPU (before the VMID is given
+    /// to a new domain).
+    fn flush_vmid(&self, vmid: u16);
 }

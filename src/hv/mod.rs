@@ -7,7 +7,10 @@
 pub mod assign;
 pub mod build;
 pub mod build_error;
+mod build_map;
+pub mod control;
 pub mod cow;
+pub mod create;
 pub mod domain;
 pub mod exits;
 pub mod guestmem;
@@ -19,10 +22,13 @@ pub mod pool;
 pub mod ram;
 pub mod setup;
 pub mod system;
+pub mod table;
 pub mod vcpu;
 
 #[cfg(test)]
 mod build_tests;
+#[cfg(test)]
+mod create_tests;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
 #[cfg(test)]

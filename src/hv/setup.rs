@@ -139,6 +139,7 @@ pub fn build_all(
         failures,
         boot_timeout_ms: cfg.boot_timeout_ms,
         forward_irqs,
+        env: Some(super::create::RunEnv::of(host)),
     };
     Built { setup, stats, with_uart }
 }

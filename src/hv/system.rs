@@ -12,6 +12,7 @@ use super::domain::Domain;
 use super::machine::{HostMem, Machine};
 use super::pool::Pool;
 use super::ram::LoadStats;
+use super::table::Domains;
 use crate::launch::{Failure, Launch};
 use crate::psci::Power;
 use crate::sched::RunQueue;
@@ -59,17 +60,19 @@ pub struct Setup {
     pub boot_timeout_ms: u32,
     /// Guests have a virtual GIC: device interrupts are forwarded.
     pub forward_irqs: bool,
+    /// What building a domain at run time needs (`None`: domains are not created).
+    pub env: Option<super::create::RunEnv>,
 }
 
 /// The run-time core.
 ///
-/// Lock order (take them in this order, never the reverse): the launch (`launch`) → a
-/// domain's `life` → its device-tree spec → run queues (by CPU index) → `frames` →
-/// `materials`. A domain's vGIC, UART, input queue, vCPU power and saved state, and its
+/// Lock order (take them in this order, never the reverse): `creating` → the launch
+/// (`launch`) → a domain's `life` → its device-tree spec → run queues (by CPU index) →
+/// a domain-table slot → `staging` → `pool` → `materials`. A domain's vGIC, UART, input queue, vCPU power and saved state, and its
 /// copy-on-write lock are leaves: nothing is taken while one is held.
 pub struct System {
     m: Arc<dyn Machine>,
-    pub domains: Vec<Domain>,
+    pub domains: Domains,
     runq: Vec<Mutex<RunQueue>>,
     /// Per CPU: its queue holds several vCPUs (kept with the queue, read at every exit).
     shared: Vec<AtomicBool>,
@@ -83,6 +86,11 @@ pub struct System {
     halting: AtomicBool,
     /// Scrubbing and copying done by restarts.
     pub(super) stats: Mutex<LoadStats>,
+    /// Run-time creation: what building needs, what Control domains staged, and the
+    /// lock that makes creations one at a time.
+    pub(super) env: Option<super::create::RunEnv>,
+    pub(super) staging: Mutex<Vec<super::create::Staging>>,
+    pub(super) creating: Mutex<()>,
 }
 
 impl System {
@@ -122,14 +130,17 @@ impl System {
             irq_owner,
             halting: AtomicBool::new(false),
             stats: Mutex::new(LoadStats::default()),
-            domains: s.domains,
+            env: s.env,
+            staging: Mutex::new(Vec::new()),
+            creating: Mutex::new(()),
+            domains: Domains::new(s.domains),
         }
     }
 
     /// Starts the launch sequence: device interrupts routed, the Boot Domain (or
     /// finalization) first.
     pub fn start(&self) {
-        for d in &self.domains {
+        for d in self.domains.all() {
             for &id in &d.forwarded {
                 if self.irq_owner.get(id as usize).is_some_and(|o| o.load(Ordering::Acquire) != 0) {
                     self.m.route_spi(id, d.vcpus[0].pcpu());
@@ -148,13 +159,13 @@ impl System {
         &*self.m
     }
 
-    pub fn domain(&self, domid: u16) -> Option<&Domain> {
-        self.domains.iter().find(|d| d.id == domid)
+    pub fn domain(&self, domid: u16) -> Option<Arc<Domain>> {
+        self.domains.find(domid)
     }
 
     /// A domain's position (its run-queue slots use it).
     pub fn index_of(&self, d: &Domain) -> usize {
-        self.domains.iter().position(|e| core::ptr::eq(e, d)).unwrap_or(usize::MAX)
+        self.domains.index_of(d)
     }
 
     /// Free memory in bytes.
@@ -190,6 +201,18 @@ impl System {
         };
         if became_shared {
             self.m.kick(cpu);
+        }
+    }
+
+    /// Takes `slot` off `cpu`'s queue (its domain is reclaimed: nothing runs it).
+    pub(super) fn drop_queued(&self, cpu: usize, slot: usize) {
+        self.dequeue(cpu, slot);
+    }
+
+    /// No interrupt is forwarded to the domain in slot `i` any more.
+    pub(super) fn forget_irqs(&self, i: usize) {
+        for o in &self.irq_owner {
+            let _ = o.compare_exchange(i + 1, 0, Ordering::AcqRel, Ordering::Acquire);
         }
     }
 
@@ -327,7 +350,7 @@ impl System {
 
     /// No domain is alive any more: the machine powers off (once).
     pub(super) fn power_off_if_all_stopped(&self) {
-        if self.domains.iter().any(|d| d.state().alive()) || self.halting.swap(true, Ordering::AcqRel) {
+        if self.domains.all().iter().any(|d| d.state().alive()) || self.halting.swap(true, Ordering::AcqRel) {
             return;
         }
         log::info!("all domains have stopped");
