@@ -42,6 +42,13 @@ if [ "$need_tc" -eq 1 ]; then
     echo "install-deps: rust toolchain $channel"
     rustup toolchain install
 fi
+# hlctl, the tool Linux Control domains run, is a static musl binary built with a pinned
+# stable toolchain (tools/hlctl/toolchain; the pinned nightly has no musl target).
+user_tc=$(cat tools/hlctl/toolchain)
+if ! rustup +"$user_tc" target list --installed 2>/dev/null | grep -q '^aarch64-unknown-linux-musl$'; then
+    echo "install-deps: rust $user_tc with aarch64-unknown-linux-musl (for hlctl)"
+    rustup toolchain install "$user_tc" --profile minimal --target aarch64-unknown-linux-musl
+fi
 # cargo-fuzz for scripts/fuzz.sh (libFuzzer on the configuration parser).
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
     echo "install-deps: cargo-fuzz"

@@ -110,9 +110,11 @@ if [ ! -s "$out/board/bcm2711-rpi-4-b.dtb" ] || [ ! -s "$out/board/zynqmp-zcu102
     rm -rf "$x"
 fi
 
-# The initramfs: rebuilt whenever its /init changes.
+# hlctl, the Control domain's tool (every domain has it; only Control domains may use it).
+hlctl=$(bash scripts/build-hlctl.sh | tail -n 1)
+# The initramfs: rebuilt whenever its /init, busybox or hlctl changes.
 if [ ! -s "$out/initramfs.cpio.gz" ] || [ guests/linux/init -nt "$out/initramfs.cpio.gz" ] ||
-    [ "$out/busybox" -nt "$out/initramfs.cpio.gz" ]; then
+    [ "$out/busybox" -nt "$out/initramfs.cpio.gz" ] || [ "$hlctl" -nt "$out/initramfs.cpio.gz" ]; then
     rm -f "$out/initramfs.cpio.gz"
     r=$(mktemp -d)
     mkdir -p "$r"/{bin,sbin,dev,proc,sys,tmp,etc}
@@ -121,6 +123,7 @@ if [ ! -s "$out/initramfs.cpio.gz" ] || [ guests/linux/init -nt "$out/initramfs.
         setsid cttyhack date wc free nproc; do
         ln -s busybox "$r/bin/$a"
     done
+    cp "$hlctl" "$r/bin/hlctl"
     cp guests/linux/init "$r/init"
     chmod 755 "$r/init"
     (cd "$r" && find . | sort | cpio -o -H newc --quiet -R 0:0 | gzip -9 -n) >"$out/initramfs.cpio.gz.tmp"

@@ -38,13 +38,15 @@ usage: scripts/run.sh [options] [LCM.dts]
                      for the measured launch
   --dump-dtb FILE    write the host DTB exactly as the machine hands it to the hypervisor
                      (after QEMU's own changes: what `hlcheck --measure` wants) and exit
+  --dynamic          the Dynamic demo (dts/dynamic-demo.dts): a Linux Control domain with a
+                     shell, hlctl and images in /dynamic to create domains from
   --dry-run          make the DTB (in a temporary directory that is kept) and print the
                      QEMU command instead of running it
 USAGE
 }
 
 machine=virt gic=3 cpus=4 mem="" cpu=cortex-a57 uboot=0 dtb="" timeout_s="" lcm="" dry=0 console=mini
-tpm=0 dump_dtb=""
+tpm=0 dump_dtb="" dynamic=0
 loaders=()
 modules=()
 bare=0
@@ -74,6 +76,7 @@ while [ $# -gt 0 ]; do
         --dry-run) dry=1; shift ;;
         --tpm) tpm=1; shift ;;
         --dump-dtb) dump_dtb=$2; shift 2 ;;
+        --dynamic) dynamic=1; shift ;;
         -h|--help) usage; exit 0 ;;
         -*) echo "run.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
         *) [ -z "$lcm" ] || { echo "run.sh: one LCM file at most" >&2; exit 2; }; lcm=$1; shift ;;
@@ -86,7 +89,12 @@ if ! command -v qemu-system-aarch64 >/dev/null || ! command -v dtc >/dev/null ||
     bash scripts/install-deps.sh >&2
 fi
 image=$(bash scripts/build.sh | tail -n 1)
-if [ -z "$lcm" ] && [ -z "$dtb" ] && [ "$bare" -eq 0 ]; then
+if [ "$dynamic" -eq 1 ]; then
+    [ -z "$lcm" ] && [ -z "$dtb" ] || { echo "run.sh: --dynamic brings its own LCM" >&2; exit 2; }
+    lcm=dts/dynamic-demo.dts
+    ramdisk=$(bash scripts/make-control-ramdisk.sh | tail -n 1)
+    modules+=("0x50000000=target/guests/linux.img" "0x53000000=$ramdisk")
+elif [ -z "$lcm" ] && [ -z "$dtb" ] && [ "$bare" -eq 0 ]; then
     lcm=dts/demo.dts
     guests=$(bash scripts/make-linux-guest.sh | tail -n 1)
     modules+=("0x50000000=$guests/linux.img" "0x53000000=$guests/initramfs.cpio.gz")

@@ -31,6 +31,9 @@ pub struct RunTimeFacts {
     /// Bytes of free memory.
     pub free_bytes: u64,
     pub existing: Vec<Existing>,
+    /// Ids of destroyed domains still listed (their slot not reused yet): not handed out
+    /// unasked, and given when asked for (the old entry goes).
+    pub retired: Vec<u16>,
 }
 
 /// Where the images that came with the request are (host addresses), if given.
@@ -198,7 +201,8 @@ fn domid(d: &DomainConfig, facts: &RunTimeFacts) -> Result<u16, ConfigError> {
         }
         return Ok(id as u16);
     }
-    let id = (1..=super::validate::MAX_DOMID).find(|&id| !taken(id)).unwrap_or(0);
+    let retired = |id: u32| facts.retired.iter().any(|&r| u32::from(r) == id);
+    let id = (1..=super::validate::MAX_DOMID).find(|&id| !taken(id) && !retired(id)).unwrap_or(0);
     Ok(id as u16)
 }
 

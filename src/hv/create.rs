@@ -281,6 +281,13 @@ impl System {
                 .filter(|d| d.state() != State::Reclaimed)
                 .map(|d| Existing { domid: d.id, permissions: d.permissions, functions: d.functions })
                 .collect(),
+            retired: self
+                .domains
+                .all()
+                .iter()
+                .filter(|d| d.state() == State::Reclaimed)
+                .map(|d| d.id)
+                .collect(),
         };
         let (cfg, notes) =
             runtime::parse_domain(&blob, images, &facts).map_err(|e| fail(e.name(), format!("{e}")))?;
@@ -290,7 +297,7 @@ impl System {
         let vmid = self.free_vmid(env.vmid_bits).ok_or_else(|| {
             fail("no-vmid", format!("every VMID of {} bits is held by a domain", env.vmid_bits))
         })?;
-        let di = self.free_slot().ok_or_else(|| {
+        let di = self.free_slot(cfg.domid).ok_or_else(|| {
             fail("no-slot", format!("{} domains exist, the most there can be", self.domains.capacity()))
         })?;
         let reserved: Vec<HostMem> = parts[1..].iter().flatten().map(|p| p.mem()).collect();
@@ -348,11 +355,15 @@ impl System {
         (1..=top).map(|v| v as u16).find(|v| !held.contains(v))
     }
 
-    /// A slot for a new domain: an empty one, or one whose domain was reclaimed (the run
-    /// queues forget it and its interrupts first).
-    fn free_slot(&self) -> Option<usize> {
+    /// A slot for new domain `domid`: the slot of a destroyed domain with that id (only one
+    /// domain of an id is listed), else an empty one or one whose domain was reclaimed (the
+    /// run queues forget it and its interrupts first).
+    fn free_slot(&self, domid: u16) -> Option<usize> {
         let reclaimed = |d: &Domain| d.state() == State::Reclaimed;
-        for i in self.domains.free_slots(reclaimed) {
+        let mut free = self.domains.free_slots(reclaimed);
+        let same = |&i: &usize| self.domains.get(i).is_some_and(|d| d.id == domid);
+        free.sort_by_key(|i| !same(i));
+        for i in free {
             self.forget_slot(i);
             if self.domains.vacate(i, reclaimed) {
                 return Some(i);

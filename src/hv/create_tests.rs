@@ -111,6 +111,10 @@ fn a_control_domain_creates_and_destroys_a_domain_and_free_memory_comes_back() {
     let before = free(&s);
     let id = create(&s, 1, &config(&[memory(4096)]), 0).unwrap();
     assert_eq!(id, 3, "the lowest free id");
+    assert_eq!(
+        create(&s, 1, &config(&[memory(4096), ("domid", 2u32.to_be_bytes().to_vec())]), 0),
+        Err(String::from("duplicate-domid: /guest: domid 2 is already used by DOM2, which exists"))
+    );
     let d = s.sys.domain(id).unwrap();
     assert_eq!(d.state(), State::Running);
     assert!(matches!(*d.vcpus[0].power.lock(), crate::psci::Power::Pending { .. }));
@@ -134,12 +138,26 @@ fn create_destroy_twenty_times_leaks_nothing_and_reuses_the_slot() {
     let before = free(&s);
     for i in 0..20 {
         let id = create(&s, 1, &config(&[memory(4096)]), 0).unwrap_or_else(|e| panic!("round {i}: {e}"));
-        assert_eq!(id, 3, "round {i}: the id is free again");
+        assert!(
+            id == 3 || id == 4,
+            "round {i}: DOM{id}: a destroyed domain's id is not reused while it is listed"
+        );
+        let ids: Vec<u16> = s.sys.domains.all().iter().map(|d| d.id).collect();
+        assert!(
+            ids.iter().enumerate().all(|(k, a)| !ids[..k].contains(a)),
+            "round {i}: one domain per id: {ids:?}"
+        );
         assert_eq!(s.call(1, Call::DomctlDestroy { domid: id }), hc::SUCCESS);
         assert_eq!(free(&s), before, "round {i}");
     }
     let r = s.sys.hypercall(s.d(1), Call::Free);
     assert_eq!(r[2], 2, "two domains exist: the reclaimed slots were reused");
+    // Asking for the id of a destroyed domain still listed: it gets it, the old entry goes.
+    let listed = s.sys.domains.all().iter().find(|d| d.state() == State::Reclaimed).map(|d| d.id).unwrap();
+    let id = create(&s, 1, &config(&[memory(4096), ("domid", u32::from(listed).to_be_bytes().to_vec())]), 0);
+    assert_eq!(id, Ok(listed));
+    assert_eq!(s.sys.domains.all().iter().filter(|d| d.id == listed).count(), 1);
+    assert_eq!(s.sys.domain(listed).unwrap().state(), State::Running);
 }
 
 #[test]
@@ -233,4 +251,18 @@ fn the_control_device_makes_the_same_calls_as_hvc() {
     dev(1, hc::CTL_CALL, Some(0x8400_0008));
     assert_eq!(dev(1, hc::CTL_R0, None) as i64, hc::NOT_SUPPORTED);
     assert_eq!(c.control_access(s.d(1), hc::CTL_ID, 4, None), 0);
+}
+
+#[test]
+fn a_stopped_created_domain_is_destroyed_and_its_memory_returned() {
+    let s = sys();
+    let before = free(&s);
+    let id = create(&s, 1, &config(&[memory(4096)]), 0).unwrap();
+    let d = s.sys.domain(id).unwrap();
+    s.sys.stop(&d, super::life::StopReason::SystemOff);
+    assert_eq!(d.state(), State::Stopped, "a stopped domain keeps its memory (for a restart)");
+    assert!(free(&s) < before);
+    assert_eq!(s.call(1, Call::DomctlDestroy { domid: id }), hc::SUCCESS);
+    assert_eq!(d.state(), State::Reclaimed);
+    assert_eq!(free(&s), before);
 }

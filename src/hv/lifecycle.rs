@@ -119,13 +119,13 @@ impl System {
 
     /// Destroys `d` for good (`why`: by a Control domain, or reclaimed by the launch): its
     /// memory is scrubbed and given back once its vCPUs are off their CPUs.
-    /// A Control domain destroys only a running or paused domain.
+    /// A Control domain destroys a running, paused (by Control) or stopped domain.
     pub fn destroy(&self, d: &Domain, why: StopReason) -> Result<(), Refused> {
         let was = {
             let mut life = d.life();
             let was = life.state();
             if matches!(why, StopReason::Destroyed { .. })
-                && !matches!(was, State::Running | State::CtlPaused)
+                && !matches!(was, State::Running | State::CtlPaused | State::Stopped)
             {
                 return Err(Refused::Illegal { from: was, event: Event::Destroy });
             }

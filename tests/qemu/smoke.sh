@@ -1016,7 +1016,7 @@ t_examples() {
     local stops
     for f in dts/*.dts; do
         name=example-$(basename "$f" .dts)
-        [ "$name" = example-demo ] && continue
+        case $name in example-demo | example-dynamic-demo) continue ;; esac
         bash scripts/merge-lcm.sh "$dtb" "$f" "$work/ex.dtb"
         # The test guests idle once done: the run stops when every domain that runs has
         # shown its last line (a Boot Domain: "boot: done"; a standby Recovery Domain
@@ -1083,6 +1083,7 @@ t_image_header() {
 
 . "$root/tests/qemu/measured.sh"
 . "$root/tests/qemu/hostile.sh"
+. "$root/tests/qemu/dynamic.sh"
 
 tests=(t_image_header t_virt_gicv3 t_virt_gicv2_a53 t_virt_max_2cpu t_virt_uboot t_zcu102 t_raspi3b_spin_table
     t_reserved_memory
@@ -1092,7 +1093,7 @@ tests=(t_image_header t_virt_gicv3 t_virt_gicv2_a53 t_virt_max_2cpu t_virt_uboot
     t_boot_domain_timeout t_examples t_linux_lcm t_linux_gicv2 t_linux_zcu102 t_linux_rpi4 t_rpi4_pl011 t_rpi4_console t_linux_one_cpu t_linux_dom0less t_linux_recovery t_linux_hardware t_linux_classic
     t_measured_launch t_measured_launch_no_tpm t_measured_launch_required t_measured_launch_tpm_fails
     t_hostile_pmu_debug t_hostile_passthrough_claims t_cpu_offline_placement t_hostile_suite
-    t_hostile_boot_domain_flood)
+    t_hostile_boot_domain_flood t_dynamic)
 for t in "${tests[@]}"; do
     if [ -z "$only" ] || [[ "$t" == *"$only"* ]]; then
         "$t"

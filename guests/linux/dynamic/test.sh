@@ -1,0 +1,46 @@
+#!/bin/sh
+# Dynamic mode from a Linux Control domain, as tests/qemu/dynamic.sh checks it: create a
+# Linux domain, wait for it to power off, destroy it (free memory as before), create and
+# destroy a small domain 20 times, and try an invalid configuration. Lines start HL-DYN.
+d=/dynamic
+say() { echo "HL-DYN $*"; }
+free_kib() { hlctl free | sed -n 's/^free memory: \([0-9]*\) KiB.*/\1/p'; }
+# Free memory once it stops changing (a destroyed domain's memory returns when its vCPUs
+# have left their CPUs).
+settled_free() {
+    a=$(free_kib); i=0
+    while [ $i -lt 20 ]; do sleep 1; b=$(free_kib); [ "$a" = "$b" ] && break; a=$b; i=$((i + 1)); done
+    echo "$a"
+}
+hlctl list | sed 's/^/HL-DYN list: /'
+before=$(settled_free)
+out=$(hlctl create $d/linux.dts --kernel $d/linux.gz --ramdisk $d/initramfs.cpio.gz 2>&1)
+say "create linux: rc $?: $out"
+id=$(echo "$out" | sed -n 's/^DOM\([0-9]*\) created.*/\1/p')
+hlctl list | sed 's/^/HL-DYN list: /'
+i=0
+while [ $i -lt 300 ]; do
+    st=$(hlctl info "$id" | sed -n 's/^state: //p')
+    [ "$st" = stopped ] && break
+    sleep 1
+    i=$((i + 1))
+done
+say "linux domain $id: $st"
+out=$(hlctl destroy "$id" 2>&1)
+say "destroy: rc $?: $out"
+after=$(settled_free)
+if [ "$before" = "$after" ]; then eq=equal; else eq=DIFFERENT; fi
+say "free before $before KiB, after destroy $after KiB: $eq"
+n=0
+while [ $n -lt 20 ]; do
+    out=$(hlctl create $d/testguest.dts --kernel $d/testguest.img 2>&1) || { say "loop $n: $out"; break; }
+    id=$(echo "$out" | sed -n 's/^DOM\([0-9]*\) created.*/\1/p')
+    out=$(hlctl destroy "$id" 2>&1) || { say "loop $n: $out"; break; }
+    n=$((n + 1))
+done
+after=$(settled_free)
+if [ "$before" = "$after" ]; then eq=equal; else eq=DIFFERENT; fi
+say "loop: $n creates and destroys; free $after KiB: $eq"
+out=$(hlctl create $d/bad.dts --kernel $d/testguest.img 2>&1)
+say "invalid: rc $?: $out"
+say "done"
