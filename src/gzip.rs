@@ -70,14 +70,28 @@ fn header_len(data: &[u8]) -> Result<usize, GzipError> {
     if off > data.len() { Err(GzipError::Truncated) } else { Ok(off) }
 }
 
-/// CRC-32 (IEEE 802.3), bit by bit: kernels are unpacked once.
+/// CRC-32 (IEEE 802.3) remainders of every byte value, computed at build time.
+const CRC_TABLE: [u32; 256] = {
+    let mut t = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut crc = i as u32;
+        let mut k = 0;
+        while k < 8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+            k += 1;
+        }
+        t[i] = crc;
+        i += 1;
+    }
+    t
+};
+
+/// CRC-32 (IEEE 802.3), a table lookup per byte.
 pub fn crc32(data: &[u8]) -> u32 {
     let mut crc = !0u32;
     for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
-        }
+        crc = CRC_TABLE[((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8);
     }
     !crc
 }

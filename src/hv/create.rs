@@ -95,6 +95,8 @@ impl Part {
 pub struct Staging {
     pub caller: u16,
     pub parts: [Option<Part>; PARTS],
+    /// When its first part was staged (µs of uptime).
+    pub since_us: u64,
 }
 
 /// Why a creation failed: the rule's name (as hlcheck names it) and what is wrong.
@@ -127,7 +129,7 @@ impl System {
         let i = match st.iter().position(|s| s.caller == dom.id) {
             Some(i) => i,
             None => {
-                st.push(Staging { caller: dom.id, ..Default::default() });
+                st.push(Staging { caller: dom.id, since_us: self.m().now_us(), ..Default::default() });
                 st.len() - 1
             }
         };
@@ -195,9 +197,15 @@ impl System {
 
     /// Drops what `caller` staged (it is gone, or its request ended).
     pub(super) fn unstage(&self, caller: u16) -> Option<[Option<Part>; PARTS]> {
+        self.unstage_timed(caller).map(|(p, _)| p)
+    }
+
+    /// As [`System::unstage`], with when staging began.
+    fn unstage_timed(&self, caller: u16) -> Option<([Option<Part>; PARTS], u64)> {
         let mut st = self.staging.lock();
         let i = st.iter().position(|s| s.caller == caller)?;
-        Some(st.swap_remove(i).parts)
+        let s = st.swap_remove(i);
+        Some((s.parts, s.since_us))
     }
 
     pub(super) fn free_parts(&self, parts: &[Option<Part>; PARTS]) {
@@ -213,9 +221,10 @@ impl System {
             self.env.ok_or_else(|| fail("not-supported", "this system does not create domains".into()))?;
         // One creation at a time: the slot and VMID it picks stay its own.
         let _one = self.creating.lock();
-        let parts =
-            self.unstage(dom.id).ok_or_else(|| fail("nothing-staged", "nothing was staged".into()))?;
-        let (cfg, built, copied, di) = match self.build_staged(dom, &parts, env) {
+        let t0 = self.m().now_us();
+        let (parts, since) =
+            self.unstage_timed(dom.id).ok_or_else(|| fail("nothing-staged", "nothing was staged".into()))?;
+        let (cfg, built, loaded, di) = match self.build_staged(dom, &parts, env) {
             Ok(b) => b,
             Err(e) => {
                 self.free_parts(&parts);
@@ -235,10 +244,14 @@ impl System {
             }
         };
         info!(
-            "{} created by DOM{}: {} KiB copied, {} MiB free",
+            "{} created by DOM{} in {} us ({} KiB copied in {} us, {} us scrubbing; its parts were staged over {} us); {} MiB free",
             runtime::describe(&cfg),
             dom.id,
-            copied >> 10,
+            self.m().now_us().saturating_sub(t0),
+            loaded.copied >> 10,
+            loaded.copy_us,
+            loaded.scrub_us,
+            t0.saturating_sub(since),
             self.free_bytes() >> 20
         );
         self.start_created(&d, di, paused);
@@ -252,7 +265,8 @@ impl System {
         caller: &Domain,
         parts: &[Option<Part>; PARTS],
         env: RunEnv,
-    ) -> Result<(crate::config::DomainConfig, super::domain::Parts, u64, usize), CreateError> {
+    ) -> Result<(crate::config::DomainConfig, super::domain::Parts, super::ram::LoadStats, usize), CreateError>
+    {
         let m = self.m();
         for (i, p) in parts.iter().enumerate() {
             if let Some(p) = p
@@ -310,7 +324,7 @@ impl System {
         };
         // A VMID that was used before may still have translations cached.
         m.flush_vmid(vmid);
-        Ok((cfg, built, loaded.copied, di))
+        Ok((cfg, built, loaded, di))
     }
 
     /// A built domain that never ran gives back what it took.

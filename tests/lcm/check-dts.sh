@@ -41,6 +41,7 @@ mode[dynamic-full-disaggregation]=Dynamic
 roles[dom0less]="1 none none|2 none none";                        mode[dom0less]=Static
 roles[classic]="$DOM0";                                           mode[classic]=Dynamic
 roles[demo]="1 none console|2 none none|3 none none";            mode[demo]=Static
+roles[dynamic-demo]="1 control console";                          mode[dynamic-demo]=Dynamic
 
 for f in dts/*.dts; do
     name=$(basename "$f" .dts)
