@@ -110,17 +110,32 @@ if [ ! -s "$out/board/bcm2711-rpi-4-b.dtb" ] || [ ! -s "$out/board/zynqmp-zcu102
     rm -rf "$x"
 fi
 
+# The kernel modules a network link needs (virtio-mmio, virtio-net and what it depends on),
+# from the same kernel package, loaded by /init when the domain has a virtio-mmio device.
+NET_MODULES="net/core/failover.ko drivers/net/net_failover.ko drivers/net/virtio_net.ko drivers/virtio/virtio_mmio.ko"
+if [ ! -d "$out/modules" ] || [ "$out/linux.version" -nt "$out/modules" ]; then
+    x=$(mktemp -d)
+    dpkg-deb -x "$(cached_deb "$kpkg" "$kver")" "$x"
+    rm -rf "$out/modules"
+    mkdir -p "$out/modules.tmp"
+    for m in $NET_MODULES; do cp "$x"/lib/modules/*/kernel/"$m" "$out/modules.tmp/"; done
+    rm -rf "$x"
+    mv "$out/modules.tmp" "$out/modules"
+fi
+
 # hlctl, the Control domain's tool (every domain has it; only Control domains may use it).
 hlctl=$(bash scripts/build-hlctl.sh | tail -n 1)
 # The initramfs: rebuilt whenever its /init, busybox or hlctl changes.
 if [ ! -s "$out/initramfs.cpio.gz" ] || [ guests/linux/init -nt "$out/initramfs.cpio.gz" ] ||
-    [ "$out/busybox" -nt "$out/initramfs.cpio.gz" ] || [ "$hlctl" -nt "$out/initramfs.cpio.gz" ]; then
+    [ "$out/busybox" -nt "$out/initramfs.cpio.gz" ] || [ "$hlctl" -nt "$out/initramfs.cpio.gz" ] ||
+    [ "$out/modules" -nt "$out/initramfs.cpio.gz" ]; then
     rm -f "$out/initramfs.cpio.gz"
     r=$(mktemp -d)
-    mkdir -p "$r"/{bin,sbin,dev,proc,sys,tmp,etc}
+    mkdir -p "$r"/{bin,sbin,dev,proc,sys,tmp,etc} "$r/lib/modules"
+    cp "$out"/modules/*.ko "$r/lib/modules/"
     cp "$out/busybox" "$r/bin/busybox"
     for a in sh ash cat echo ls mount poweroff reboot sleep grep sed awk head tr uname dmesg \
-        setsid cttyhack date wc free nproc; do
+        setsid cttyhack date wc free nproc insmod ip ping nc dd sha256sum od cut stat; do
         ln -s busybox "$r/bin/$a"
     done
     cp "$hlctl" "$r/bin/hlctl"

@@ -18,6 +18,11 @@ pub const GICR_BASE: u64 = 0x0302_0000;
 /// Virtual UART (`arm,sbsa-uart` / `arm,pl011`), 4 KiB.
 pub const VUART_BASE: u64 = 0x2200_0000;
 pub const VUART_SIZE: u64 = 0x1000;
+/// virtio-mmio transports of network links: 512 bytes each from here (Xen's guest
+/// virtio-mmio window), their interrupts SPI `VIRTIO_SPI` + n (level).
+pub const VIRTIO_BASE: u64 = 0x0200_0000;
+pub const VIRTIO_SPI: u32 = 32;
+
 /// The control device's registers (`hyperlaunch,control-v1`), 4 KiB.
 pub const CONTROL_REGS: u64 = 0x2280_0000;
 pub const CONTROL_REGS_SIZE: u64 = 0x1000;

@@ -42,6 +42,8 @@ pub struct GuestDtb<'a> {
     /// The control device: its registers' address and its control window (address, size;
     /// a domain without Control has none).
     pub control: Option<(u64, Option<(u64, u64)>)>,
+    /// virtio-mmio transports (address, SPI).
+    pub virtio: &'a [(u64, u32)],
 }
 
 /// A property a Boot Domain adds to a paused domain's device tree (extended
@@ -147,6 +149,14 @@ impl GuestDtb<'_> {
                 reg.extend([at, size]);
             }
             w.property_array_u64("reg", &reg)?;
+            w.end_node(n)?;
+        }
+        for &(at, spi) in self.virtio {
+            let n = w.begin_node(&format!("virtio_mmio@{at:x}"))?;
+            w.property_string("compatible", "virtio,mmio")?;
+            w.property_array_u64("reg", &[at, crate::virtio::mmio::WINDOW])?;
+            w.property_array_u32("interrupts", &[0, spi, 4])?;
+            w.property_null("dma-coherent")?;
             w.end_node(n)?;
         }
         self.added_nodes(&mut w)?;
@@ -330,6 +340,7 @@ mod tests {
             devices: &[],
             map: guest::GuestMap::XEN,
             control: None,
+            virtio: &[],
         }
         .build()
         .unwrap()
@@ -387,6 +398,7 @@ mod tests {
             devices: &[],
             map: guest::GuestMap::XEN,
             control: None,
+            virtio: &[],
         };
         let blob = g.build().unwrap();
         let fdt = Fdt::new(&blob).unwrap();
@@ -425,6 +437,7 @@ mod tests {
                 devices: &[],
                 map: guest::GuestMap::XEN,
                 control: None,
+                virtio: &[],
             }
             .build()
             .unwrap()
@@ -472,6 +485,7 @@ mod tests {
             devices: core::slice::from_ref(&rtc),
             map,
             control: None,
+            virtio: &[],
         };
         let blob = g.build().unwrap();
         let fdt = Fdt::new(&blob).unwrap();
@@ -556,6 +570,7 @@ mod tests {
             devices: &[],
             map: guest::GuestMap::XEN,
             control: None,
+            virtio: &[],
         };
         let blob = g.build().unwrap();
         let fdt = Fdt::new(&blob).unwrap();

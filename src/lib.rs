@@ -34,6 +34,7 @@ pub mod spectre;
 pub mod store;
 pub mod trap;
 pub mod vgic;
+pub mod virtio;
 pub mod vuart;
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]

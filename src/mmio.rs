@@ -18,6 +18,8 @@ pub enum Device {
     GicDistV2,
     /// The control device: hyperlaunch's calls for a domain's user space.
     Control,
+    /// The virtio-mmio transport of network link N.
+    Virtio(u8),
 }
 
 /// Emulated devices of one domain.

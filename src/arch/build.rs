@@ -63,6 +63,7 @@ pub fn launch(
         // Direct-mapped domains find the emulated GIC and UART where the host's are.
         host_map: GuestMap::host(gic_desc, console),
         gicv: gic::gicv_frame(gic_desc),
+        links: cfg.links.iter().map(|l| l.ends).collect(),
     };
     let built = crate::hv::setup::build_all(m, cfg, pool, &host, (cpus, gic::has_vgic()), (dtb, modules));
     let n = built.setup.domains.len();

@@ -108,6 +108,7 @@ pub(super) fn parse(fdt: &Fdt<'_>, chosen: &Node<'_>, host: &HostFacts) -> props
     let mut notes = Vec::new();
     let d = dom0(fdt, chosen, host, &mut notes)?;
     Ok(LaunchConfig {
+        links: Vec::new(),
         path: BootPath::Classic,
         domains: alloc::vec![d],
         hypervisor_modules: Vec::new(),

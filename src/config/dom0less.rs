@@ -25,6 +25,7 @@ pub(super) fn parse(fdt: &Fdt<'_>, chosen: &Node<'_>, host: &HostFacts) -> props
         domains.insert(0, classic::dom0(fdt, chosen, &rest, &mut notes)?);
     }
     Ok(LaunchConfig {
+        links: Vec::new(),
         path: BootPath::Dom0less,
         domains,
         hypervisor_modules: Vec::new(),

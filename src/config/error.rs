@@ -78,6 +78,8 @@ pub enum ErrorKind {
     NoTpm(String),
     /// Something a domain created at run time cannot have (yet).
     NotAtRunTime(&'static str),
+    /// A link names a domain the configuration does not have.
+    LinkEnd { domid: u16 },
 }
 
 impl ErrorKind {
@@ -107,6 +109,7 @@ impl ErrorKind {
             ErrorKind::StaticMemOverlap { .. } => "static-mem-overlap",
             ErrorKind::NoTpm(_) => "no-tpm",
             ErrorKind::NotAtRunTime(_) => "not-at-run-time",
+            ErrorKind::LinkEnd { .. } => "link-unknown-domain",
         }
     }
 }
@@ -169,6 +172,9 @@ impl fmt::Display for ErrorKind {
             }
             ErrorKind::NoTpm(why) => write!(f, "measured-launch = \"required\" but {why}"),
             ErrorKind::NotAtRunTime(what) => write!(f, "{what}: not for a domain created at run time"),
+            ErrorKind::LinkEnd { domid } => {
+                write!(f, "the link names domain {domid}, which is not configured")
+            }
         }
     }
 }

@@ -9,9 +9,37 @@ use super::props::{self, Style, path};
 use super::{BootPath, LaunchConfig, Module, ModuleKind, Note};
 use crate::fdt::{Fdt, Node};
 
+/// A `hyperlaunch,net-link` node: `domains = <A B>`.
+fn link(node: &Node<'_>) -> props::Result<super::LinkConfig> {
+    let p = node
+        .property("domains")
+        .ok_or_else(|| ConfigError::new(path(node), ErrorKind::MissingProperty("domains")))?;
+    let malformed = || {
+        ConfigError::new(
+            path(node),
+            ErrorKind::MalformedProperty { prop: "domains", why: "expected two domain ids (<A B>)" },
+        )
+    };
+    if p.value.len() != 8 {
+        return Err(malformed());
+    }
+    let id = |i: usize| u32::from_be_bytes([p.value[i], p.value[i + 1], p.value[i + 2], p.value[i + 3]]);
+    let ends =
+        [id(0), id(4)].map(|v| u16::try_from(v).ok().filter(|&v| u32::from(v) <= super::validate::MAX_DOMID));
+    match ends {
+        [Some(a), Some(b)] => Ok(super::LinkConfig { node: path(node), ends: [a, b] }),
+        _ => Err(props::bad_value(
+            node,
+            "domains",
+            alloc::format!("{:#x} and {:#x}: domain ids are 0 to 0x7fff", id(0), id(4)),
+        )),
+    }
+}
+
 pub(super) fn parse(fdt: &Fdt<'_>, hv: &Node<'_>) -> props::Result<LaunchConfig> {
     let mut notes = Vec::new();
     let mut cfg = LaunchConfig {
+        links: Vec::new(),
         path: BootPath::Hyperlaunch,
         domains: Vec::new(),
         hypervisor_modules: Vec::new(),
@@ -62,6 +90,8 @@ pub(super) fn parse(fdt: &Fdt<'_>, hv: &Node<'_>) -> props::Result<LaunchConfig>
     for child in hv.children() {
         if child.is_compatible("xen,domain") {
             cfg.domains.push(props::domain(fdt, &child, Style::Hyperlaunch, &mut notes)?);
+        } else if child.is_compatible("hyperlaunch,net-link") {
+            cfg.links.push(link(&child)?);
         } else if child.is_compatible("xen,config") {
             for m in child.children() {
                 if m.is_compatible("module,xsm-policy") || m.is_compatible("module,microcode") {

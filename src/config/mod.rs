@@ -255,11 +255,35 @@ pub struct LaunchConfig {
     /// Whether the launch stops when the TPM cannot record it (`measured-launch =
     /// "required"`, ours); the event log is produced either way.
     pub measure: crate::measure::Policy,
+    /// Network links between two domains (`hyperlaunch,net-link`, ours).
+    pub links: Vec<LinkConfig>,
     /// Unknown nodes and properties that were ignored.
     pub notes: Vec<Note>,
 }
 
+/// A point-to-point network link: a virtio-net device in each of two domains, frames
+/// moved between them by the hypervisor (docs/links.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkConfig {
+    /// Path of the node that describes it.
+    pub node: String,
+    /// The two domains' ids.
+    pub ends: [u16; 2],
+}
+
+/// The most links one domain may be an end of.
+pub const MAX_LINKS: usize = 4;
+
 impl LaunchConfig {
+    /// The links `domid` is an end of, in configuration order: (link index, the other end).
+    pub fn links_of(&self, domid: u16) -> Vec<(usize, u16)> {
+        self.links
+            .iter()
+            .enumerate()
+            .filter_map(|(k, l)| l.ends.iter().position(|&e| e == domid).map(|s| (k, l.ends[1 - s])))
+            .collect()
+    }
+
     /// Dynamic when some domain has the Control permission, else Static.
     pub fn is_dynamic(&self) -> bool {
         self.domains.iter().any(|d| d.permissions.has(Permissions::CONTROL))

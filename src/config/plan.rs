@@ -97,6 +97,9 @@ impl Plan {
         if !cfg.console_switch {
             out.push(String::from("console switching (Ctrl-A x3): disabled"));
         }
+        for l in &cfg.links {
+            out.push(format!("link: domain {} <-> domain {} (virtio-net, {})", l.ends[0], l.ends[1], l.node));
+        }
         let ids: Vec<(u16, u32)> = cfg.domains.iter().map(|d| (d.domid, d.functions.0)).collect();
         if let Some(p) = crate::store::Plan::new(&ids) {
             out.push(format!(

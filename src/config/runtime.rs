@@ -97,6 +97,7 @@ pub fn parse_domain(
     d.domid = domid(&d, facts)?;
     // The boot rules on this one domain: its kernel, vCPUs and CPUs, memory.
     let cfg = LaunchConfig {
+        links: Vec::new(),
         path: BootPath::Hyperlaunch,
         domains: alloc::vec![d],
         hypervisor_modules: Vec::new(),

@@ -96,6 +96,7 @@ pub(super) fn validate(cfg: &LaunchConfig, host: &HostFacts) -> Result<()> {
     }
     modules(cfg, host)?;
     static_memory(cfg, host)?;
+    links(cfg)?;
     // Domains with static memory bring their own.
     let needed = cfg
         .domains
@@ -135,6 +136,33 @@ fn roles(cfg: &LaunchConfig) -> Result<()> {
         && (b.permissions.0 != 0 || b.functions.0 != Functions::BOOT)
     {
         return Err(err(&b.node, ErrorKind::BootDomainPrivileged));
+    }
+    Ok(())
+}
+
+/// Each link joins two different configured domains, neither the Boot Domain nor a
+/// direct-mapped one, and no domain is an end of more than `MAX_LINKS`.
+fn links(cfg: &LaunchConfig) -> Result<()> {
+    for l in &cfg.links {
+        let bad = |why: String| err(&l.node, ErrorKind::BadValue { prop: "domains", why });
+        if l.ends[0] == l.ends[1] {
+            return Err(bad(format!("both ends are domain {}: a link joins two domains", l.ends[0])));
+        }
+        for id in l.ends {
+            let Some(d) = cfg.domains.iter().find(|d| d.domid == id) else {
+                return Err(err(&l.node, ErrorKind::LinkEnd { domid: id }));
+            };
+            if d.functions.has(Functions::BOOT) {
+                return Err(bad(format!("domain {id} is the Boot Domain, which runs only at launch")));
+            }
+            if d.direct_map {
+                return Err(bad(format!("domain {id} is direct-mapped (its guest map is the host's)")));
+            }
+            let n = cfg.links_of(id).len();
+            if n > super::MAX_LINKS {
+                return Err(bad(format!("domain {id} is an end of {n} links, at most {}", super::MAX_LINKS)));
+            }
+        }
     }
     Ok(())
 }

@@ -56,6 +56,8 @@ pub struct HostFacts<'a> {
     /// GICv2 hosts: the hardware virtual CPU interface (GICV, 8 KiB), mapped where a
     /// domain finds its GIC CPU interface.
     pub gicv: Option<u64>,
+    /// Network links (their two ends), in configuration order.
+    pub links: Vec<[u16; 2]>,
 }
 
 impl HostFacts<'_> {
@@ -83,7 +85,8 @@ pub fn build(
     let pcpus =
         crate::sched::place(cfg.cpus, &cfg.affinity, &mut load, host.online).map_err(BuildError::Place)?;
     let kernel = Kernel::find(m, cfg, pool, host)?;
-    let result = prepare(m, cfg, pool, host, &kernel, pcpus, link).map(|p| p.commit(m, vmid, cfg, &kernel));
+    let result = prepare(m, cfg, pool, host, &kernel, pcpus, link)
+        .map(|p| p.commit(m, (vmid, cfg), &kernel, &host.links));
     kernel.release(pool);
     if result.is_ok() {
         cpu_load.copy_from_slice(&load);
@@ -402,6 +405,16 @@ fn prepare_in(
         store: link.as_ref().map(|l| l.role.clone()),
         devices: g.nodes.clone(),
         control,
+        virtio: host
+            .links
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.contains(&cfg.domid))
+            .enumerate()
+            .map(|(n, _)| {
+                (guest::VIRTIO_BASE + n as u64 * crate::virtio::mmio::WINDOW, guest::VIRTIO_SPI + n as u32)
+            })
+            .collect(),
     };
     let write =
         |spec: &DtbSpec| spec.blob(cfg.domid, (cfg.permissions, cfg.functions), map).map_err(BuildError::Dtb);
@@ -465,7 +478,13 @@ fn prepare_in(
 
 impl Prepared {
     /// Writes the tables and the images: the domain exists (paused) from here on.
-    fn commit(self, m: &dyn Machine, vmid: u16, cfg: &DomainConfig, kernel: &Kernel) -> (Parts, LoadStats) {
+    fn commit(
+        self,
+        m: &dyn Machine,
+        (vmid, cfg): (u16, &DomainConfig),
+        kernel: &Kernel,
+        host_links: &[[u16; 2]],
+    ) -> (Parts, LoadStats) {
         let Prepared {
             pcpus,
             ram,
@@ -548,7 +567,16 @@ impl Prepared {
                 crate::mmio::Device::Control,
             );
         }
-        let top = spis.iter().max().map_or(0, |&m| m + 1 - 32).max(32);
+        let links: Vec<usize> =
+            host_links.iter().enumerate().filter(|(_, l)| l.contains(&cfg.domid)).map(|(k, _)| k).collect();
+        for (&(at, _), &k) in spec.virtio.iter().zip(&links) {
+            let _ = mmio.add(
+                Range { start: at, end: at + crate::virtio::mmio::WINDOW },
+                crate::mmio::Device::Virtio(k as u8),
+            );
+        }
+        let link_top = spec.virtio.iter().map(|&(_, spi)| spi + 1).max().unwrap_or(0);
+        let top = spis.iter().max().map_or(0, |&m| m + 1 - 32).max(32).max(link_top);
         let mut vgic = if spec.gic_version == 2 {
             crate::vgic::VGic::new_v2(cfg.cpus as usize, top)
         } else {

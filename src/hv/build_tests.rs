@@ -80,6 +80,7 @@ fn facts(b: &Bench) -> HostFacts<'static> {
         vmid_bits: 8,
         online: u64::MAX,
         gic_spis: 0,
+        links: vec![],
     }
 }
 

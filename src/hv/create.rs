@@ -70,6 +70,7 @@ impl RunEnv {
             online: self.online,
             gic_spis: self.gic_spis,
             gicv: self.gicv,
+            links: Vec::new(),
         }
     }
 }

@@ -45,6 +45,8 @@ pub struct DtbSpec {
     pub devices: Vec<crate::devices::CopiedNode>,
     /// The control device (see `GuestDtb::control`).
     pub control: Option<(u64, Option<(u64, u64)>)>,
+    /// virtio-mmio transports (address, SPI).
+    pub virtio: Vec<(u64, u32)>,
 }
 
 impl DtbSpec {
@@ -72,6 +74,7 @@ impl DtbSpec {
             devices: &self.devices,
             map,
             control: self.control,
+            virtio: &self.virtio,
         }
         .build()
     }

@@ -232,6 +232,15 @@ impl System {
                 regs.pc += u64::from(a.step);
                 leave_for(dom.state()).map_or(Outcome::Resume, Outcome::Leave)
             }
+            (Some(a), Some((Device::Virtio(k), offset))) => {
+                let read =
+                    self.link_access(dom, usize::from(k), (offset, a.size), a.write.then(|| regs.get(a.reg)));
+                if !a.write {
+                    regs.set(a.reg, read);
+                }
+                regs.pc += u64::from(a.step);
+                Outcome::Resume
+            }
             (Some(a), Some((Device::Uart, offset))) => {
                 if a.write {
                     dom.uart_access(self.m(), offset, Some(regs.get(a.reg) as u32));

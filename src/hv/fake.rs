@@ -283,6 +283,7 @@ pub fn parts(fake: &Fake, id: u16, pcpus: &[usize], perms: u32, funcs: u32, cow:
             store: None,
             devices: vec![],
             control: Some((crate::guest::CONTROL_REGS, None)),
+            virtio: vec![],
         },
         dtb_room: 0x8000,
         cow,
@@ -354,6 +355,7 @@ pub fn system_free(
         boot_timeout_ms: 1000,
         forward_irqs: true,
         env,
+        links: Vec::new(),
     };
     let sys = System::new(fake.clone(), setup);
     let initial = sys.domains.all();

@@ -162,6 +162,7 @@ impl System {
     pub(super) fn reclaim_memory(&self, d: &Domain) -> (u64, u64) {
         let m = self.m();
         let staged = self.unstage(d.id);
+        self.reset_link_ports(d.id);
         let mut pool = self.pool.lock();
         let before = pool.free_bytes();
         for &(mem, _) in &d.ram.chunks {
@@ -252,6 +253,7 @@ impl System {
             warn!("DOM{}: device tree not written again: {e}", d.id);
         }
         d.reset_devices(m);
+        self.reset_link_ports(d.id);
         let was_stopped = d.life().stop_reason().is_some();
         let _ = d.life().apply(Event::EndRestart);
         if was_stopped {

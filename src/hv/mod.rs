@@ -17,6 +17,7 @@ pub mod guestmem;
 pub mod hypercalls;
 pub mod life;
 pub mod lifecycle;
+pub mod links;
 pub mod machine;
 pub mod pool;
 pub mod ram;

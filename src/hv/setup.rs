@@ -140,6 +140,7 @@ pub fn build_all(
         boot_timeout_ms: cfg.boot_timeout_ms,
         forward_irqs,
         env: Some(super::create::RunEnv::of(host)),
+        links: host.links.clone(),
     };
     Built { setup, stats, with_uart }
 }

@@ -62,12 +62,14 @@ pub struct Setup {
     pub forward_irqs: bool,
     /// What building a domain at run time needs (`None`: domains are not created).
     pub env: Option<super::create::RunEnv>,
+    /// Network links (their two ends), in configuration order.
+    pub links: Vec<[u16; 2]>,
 }
 
 /// The run-time core.
 ///
 /// Lock order (take them in this order, never the reverse): `creating` → the launch
-/// (`launch`) → a domain's `life` → its device-tree spec → run queues (by CPU index) →
+/// (`launch`) → a domain's `life` → a link's ports → its device-tree spec → run queues (by CPU index) →
 /// a domain-table slot → `staging` → `pool` → `materials`. A domain's vGIC, UART, input queue, vCPU power and saved state, and its
 /// copy-on-write lock are leaves: nothing is taken while one is held.
 pub struct System {
@@ -91,6 +93,8 @@ pub struct System {
     pub(super) env: Option<super::create::RunEnv>,
     pub(super) staging: Mutex<Vec<super::create::Staging>>,
     pub(super) creating: Mutex<()>,
+    /// Network links between domains.
+    pub(super) links: Vec<super::links::NetLink>,
 }
 
 impl System {
@@ -133,6 +137,7 @@ impl System {
             env: s.env,
             staging: Mutex::new(Vec::new()),
             creating: Mutex::new(()),
+            links: s.links.iter().enumerate().map(|(k, &e)| super::links::NetLink::new(k, e)).collect(),
             domains: Domains::new(s.domains),
         }
     }

@@ -32,6 +32,7 @@
 //!   hl.canary=A       print the 64-bit word of its RAM at A, then write a canary there
 //!   hl.cntp           read, write, read again the physical timer's registers
 //!   hl.pmu-debug      read, write, read again PMU and self-hosted debug registers
+//!   hl.vnet-hostile   bad descriptors to the network link's device, then a proper ARP request
 //!   hl.hostile=S      attack every guest interface (calls, emulated devices of every size
 //!                     and form, addresses not given, SGI and doorbell floods) in rounds
 //!                     for S seconds, printing what each attack got
@@ -48,6 +49,7 @@
 mod fdt;
 
 mod hostile;
+mod vnet;
 
 use core::arch::{asm, global_asm};
 use core::fmt::{self, Write};
@@ -838,6 +840,8 @@ extern "C" fn guest_main(dtb: u64) -> ! {
                 )
             };
             println!("{name}: CNTP CTL/CVAL/TVAL after writing 1/0x12345678/100000 read {}", cntp());
+        } else if arg == "hl.vnet-hostile" {
+            vnet::hostile(name, (base, mem));
         } else if arg == "hl.pmu-debug" {
             hostile::pmu_debug(name);
         } else if let Some(s) = arg.strip_prefix("hl.hostile=").and_then(parse_u64) {
