@@ -15,6 +15,7 @@ pub mod domain;
 pub mod exits;
 pub mod guestmem;
 pub mod hypercalls;
+mod kernel;
 pub mod life;
 pub mod lifecycle;
 pub mod links;
