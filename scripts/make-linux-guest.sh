@@ -110,15 +110,17 @@ if [ ! -s "$out/board/bcm2711-rpi-4-b.dtb" ] || [ ! -s "$out/board/zynqmp-zcu102
     rm -rf "$x"
 fi
 
-# The kernel modules a network link needs (virtio-mmio, virtio-net and what it depends on),
-# from the same kernel package, loaded by /init when the domain has a virtio-mmio device.
-NET_MODULES="net/core/failover.ko drivers/net/net_failover.ko drivers/net/virtio_net.ko drivers/virtio/virtio_mmio.ko"
-if [ ! -d "$out/modules" ] || [ "$out/linux.version" -nt "$out/modules" ]; then
+# The kernel modules links need (virtio-mmio, virtio-net and what it depends on,
+# virtio-console), from the same kernel package, loaded by /init when the domain has a
+# virtio-mmio device.
+LINK_MODULES="net/core/failover.ko drivers/net/net_failover.ko drivers/net/virtio_net.ko drivers/char/virtio_console.ko drivers/virtio/virtio_mmio.ko"
+if [ ! -d "$out/modules" ] || [ "$out/linux.version" -nt "$out/modules" ] ||
+    [ "$(ls "$out/modules" | wc -l)" -ne "$(echo $LINK_MODULES | wc -w)" ]; then
     x=$(mktemp -d)
     dpkg-deb -x "$(cached_deb "$kpkg" "$kver")" "$x"
     rm -rf "$out/modules"
     mkdir -p "$out/modules.tmp"
-    for m in $NET_MODULES; do cp "$x"/lib/modules/*/kernel/"$m" "$out/modules.tmp/"; done
+    for m in $LINK_MODULES; do cp "$x"/lib/modules/*/kernel/"$m" "$out/modules.tmp/"; done
     rm -rf "$x"
     mv "$out/modules.tmp" "$out/modules"
 fi
@@ -135,7 +137,7 @@ if [ ! -s "$out/initramfs.cpio.gz" ] || [ guests/linux/init -nt "$out/initramfs.
     cp "$out"/modules/*.ko "$r/lib/modules/"
     cp "$out/busybox" "$r/bin/busybox"
     for a in sh ash cat echo ls mount poweroff reboot sleep grep sed awk head tr uname dmesg \
-        setsid cttyhack date wc free nproc insmod ip ping nc dd sha256sum od cut stat; do
+        setsid cttyhack date wc free nproc insmod ip ping nc dd sha256sum od cut stat devmem stty; do
         ln -s busybox "$r/bin/$a"
     done
     cp "$hlctl" "$r/bin/hlctl"

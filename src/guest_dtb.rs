@@ -44,6 +44,9 @@ pub struct GuestDtb<'a> {
     pub control: Option<(u64, Option<(u64, u64)>)>,
     /// virtio-mmio transports (address, SPI).
     pub virtio: &'a [(u64, u32)],
+    /// Static shared memory (guest address, size, `xen,shm-id`), described as Xen does:
+    /// `/reserved-memory/xen-shmem@ADDR`, not in `/memory`.
+    pub shm: &'a [(u64, u64, alloc::string::String)],
 }
 
 /// A property a Boot Domain adds to a paused domain's device tree (extended
@@ -134,6 +137,21 @@ impl GuestDtb<'_> {
         self.chosen(&mut w)?;
         self.cpus(&mut w)?;
         self.memory(&mut w)?;
+        if !self.shm.is_empty() {
+            let r = w.begin_node("reserved-memory")?;
+            w.property_u32("#address-cells", 2)?;
+            w.property_u32("#size-cells", 2)?;
+            w.property_null("ranges")?;
+            for (at, size, id) in self.shm {
+                let n = w.begin_node(&format!("xen-shmem@{at:x}"))?;
+                w.property_string("compatible", "xen,shared-memory-v1")?;
+                w.property_array_u64("reg", &[*at, *size])?;
+                w.property_string("xen,id", id)?;
+                w.property_u64("xen,offset", 0)?;
+                w.end_node(n)?;
+            }
+            w.end_node(r)?;
+        }
         self.psci(&mut w)?;
         self.gic(&mut w)?;
         self.timer(&mut w)?;
@@ -319,268 +337,5 @@ impl GuestDtb<'_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::fdt::Fdt;
-
-    fn sample(gic: u32) -> Vec<u8> {
-        GuestDtb {
-            domid: 3,
-            permissions: 2,
-            functions: 4,
-            cpus: 2,
-            ram: &[(0x4000_0000, 128 << 20)],
-            bootargs: Some("console=ttyAMA0"),
-            ramdisk: Some((0x4280_0000, 0x1000)),
-            vuart: true,
-            gic_version: gic,
-            failures: &[],
-            additions: &[],
-            store: None,
-            devices: &[],
-            map: guest::GuestMap::XEN,
-            control: None,
-            virtio: &[],
-        }
-        .build()
-        .unwrap()
-    }
-
-    #[test]
-    fn round_trip_through_the_reader() {
-        let blob = sample(3);
-        let fdt = Fdt::new(&blob).unwrap();
-        let chosen = fdt.find("/chosen").unwrap();
-        assert_eq!(chosen.property("bootargs").unwrap().as_str(), Some("console=ttyAMA0"));
-        assert_eq!(chosen.property("stdout-path").unwrap().as_str(), Some("/uart@22000000"));
-        assert_eq!(chosen.property("linux,initrd-end").unwrap().u64(), Some(0x4280_1000));
-        let cpus: Vec<u32> = fdt
-            .find("/cpus")
-            .unwrap()
-            .children()
-            .map(|c| c.property("reg").unwrap().u32().unwrap())
-            .collect();
-        assert_eq!(cpus, vec![0, 1]);
-        let mem = fdt.find("/memory").unwrap();
-        assert_eq!(fdt.reg(&mem).unwrap().collect::<Vec<_>>(), vec![(0x4000_0000, 128 << 20)]);
-        assert_eq!(fdt.find("/psci").unwrap().property("method").unwrap().as_str(), Some("hvc"));
-        let hv = fdt.find("/hypervisor").unwrap();
-        assert!(hv.is_compatible("hyperlaunch,hypervisor") && !hv.is_compatible("xen,xen"));
-        assert_eq!(hv.property("domid").unwrap().u32(), Some(3));
-        let uart = fdt.find("/uart@22000000").unwrap();
-        assert!(uart.is_compatible("arm,sbsa-uart"));
-        assert_eq!(uart.property("current-speed").unwrap().u32(), Some(115_200));
-        // The platform reader sees what a guest would: its UART, GIC and memory.
-        let p = crate::platform::Platform::from_fdt(&fdt, None).unwrap();
-        assert_eq!(p.uart.unwrap().base, 0x2200_0000);
-        assert_eq!(
-            p.gic,
-            Some(crate::platform::Gic::V3 { gicd: 0x0300_1000, gicr: 0x0302_0000, gicr_size: 0x4_0000 })
-        );
-        assert_eq!(p.psci, Some(crate::platform::Conduit::Hvc));
-    }
-
-    #[test]
-    fn gicv2_and_no_uart() {
-        let mut g = GuestDtb {
-            domid: 1,
-            permissions: 0,
-            functions: 0,
-            cpus: 1,
-            ram: &[(0x4000_0000, 32 << 20), (0x6000_0000, 32 << 20)],
-            bootargs: None,
-            ramdisk: None,
-            vuart: false,
-            gic_version: 2,
-            failures: &[],
-            additions: &[],
-            store: None,
-            devices: &[],
-            map: guest::GuestMap::XEN,
-            control: None,
-            virtio: &[],
-        };
-        let blob = g.build().unwrap();
-        let fdt = Fdt::new(&blob).unwrap();
-        assert!(fdt.find("/uart@22000000").is_none());
-        assert!(fdt.find("/chosen").unwrap().property("stdout-path").is_none());
-        assert!(fdt.all_nodes().any(|n| n.is_compatible("arm,cortex-a15-gic")));
-        let mem = fdt.find("/memory").unwrap();
-        assert_eq!(
-            fdt.reg(&mem).unwrap().collect::<Vec<_>>(),
-            vec![(0x4000_0000, 32 << 20), (0x6000_0000, 32 << 20)]
-        );
-        g.gic_version = 3;
-        assert_ne!(g.build().unwrap(), blob);
-        let _ = sample(2);
-    }
-
-    #[test]
-    fn store_nodes() {
-        use crate::store::Role;
-        let client = Role::Client { server: 5 };
-        let server = Role::Server { clients: alloc::vec![1, 3] };
-        let mk = |role| {
-            GuestDtb {
-                domid: 1,
-                permissions: 0,
-                functions: 0,
-                cpus: 1,
-                ram: &[(0x4000_0000, 32 << 20)],
-                bootargs: None,
-                ramdisk: None,
-                vuart: true,
-                gic_version: 3,
-                failures: &[],
-                additions: &[],
-                store: role,
-                devices: &[],
-                map: guest::GuestMap::XEN,
-                control: None,
-                virtio: &[],
-            }
-            .build()
-            .unwrap()
-        };
-        let blob = mk(Some(&client));
-        let fdt = Fdt::new(&blob).unwrap();
-        let st = fdt.find("/hypervisor/store").unwrap();
-        assert_eq!(st.property("peer").unwrap().u32(), Some(5));
-        assert_eq!(st.property("ring").unwrap().u64(), Some(0x2300_0000));
-        let blob = mk(Some(&server));
-        let fdt = Fdt::new(&blob).unwrap();
-        let c3 = fdt.find("/hypervisor/store-server/client@3").unwrap();
-        assert_eq!(c3.property("ring").unwrap().u64(), Some(0x2400_1000));
-        assert_eq!(c3.property("interrupts").unwrap().cells().unwrap().collect::<Vec<_>>(), [0, 3, 1]);
-        let blob = mk(None);
-        let fdt = Fdt::new(&blob).unwrap();
-        assert!(fdt.find("/hypervisor/store").is_none() && fdt.find("/hypervisor/store-server").is_none());
-    }
-
-    #[test]
-    fn device_nodes_and_host_addresses() {
-        use crate::devices::CopiedNode;
-        let rtc = CopiedNode {
-            name: "pl031@9010000".into(),
-            props: alloc::vec![
-                ("compatible".into(), b"arm,pl031\0arm,primecell\0".to_vec()),
-                ("reg".into(), [0x901_0000u64.to_be_bytes(), 0x1000u64.to_be_bytes()].concat()),
-                ("interrupts".into(), [0u32, 2, 4].iter().flat_map(|c| c.to_be_bytes()).collect()),
-            ],
-        };
-        let map = guest::GuestMap { gicd: 0x800_0000, gicr: 0x80a_0000, gicc: 0, vuart: 0x900_0000 };
-        let g = GuestDtb {
-            domid: 1,
-            permissions: 2,
-            functions: 0,
-            cpus: 2,
-            ram: &[(0x5800_0000, 128 << 20)],
-            bootargs: None,
-            ramdisk: None,
-            vuart: true,
-            gic_version: 3,
-            failures: &[],
-            additions: &[],
-            store: None,
-            devices: core::slice::from_ref(&rtc),
-            map,
-            control: None,
-            virtio: &[],
-        };
-        let blob = g.build().unwrap();
-        let fdt = Fdt::new(&blob).unwrap();
-        let n = fdt.find("/pl031@9010000").unwrap();
-        assert!(n.is_compatible("arm,pl031"));
-        assert_eq!(fdt.reg(&n).unwrap().collect::<Vec<_>>(), [(0x901_0000, 0x1000)]);
-        // Its interrupts go to the root's interrupt parent: the virtual GIC, at the host's
-        // address, as is the UART.
-        let gic = fdt.find("/interrupt-controller@8000000").unwrap();
-        assert_eq!(fdt.reg(&gic).unwrap().next(), Some((0x800_0000, 0x1_0000)));
-        assert_eq!(
-            fdt.root().property("interrupt-parent").unwrap().u32(),
-            gic.property("phandle").unwrap().u32()
-        );
-        assert_eq!(
-            fdt.find("/chosen").unwrap().property("stdout-path").unwrap().as_str(),
-            Some("/uart@9000000")
-        );
-    }
-
-    fn add(path: &str, name: &str, value: &[u8]) -> core::result::Result<DtAddition, AdditionError> {
-        let mut buf = Vec::new();
-        buf.extend_from_slice(path.as_bytes());
-        buf.push(0);
-        buf.extend_from_slice(name.as_bytes());
-        buf.push(0);
-        buf.extend_from_slice(value);
-        DtAddition::parse(&buf)
-    }
-
-    #[test]
-    fn additions_are_checked() {
-        assert!(add("/chosen", "hl,note", b"hi\0").is_ok());
-        assert!(add("/firmware", "compatible", b"vendor,fw\0").is_ok());
-        assert!(add("/reserved@1000", "size", &[0, 0, 0x10, 0]).is_ok());
-        assert_eq!(add("/chosen", "bootargs", b"x\0"), Err(AdditionError::Name));
-        assert_eq!(add("/chosen", "linux,initrd-start", &[0; 8]), Err(AdditionError::Name));
-        assert_eq!(add("/extra", "phandle", &[0, 0, 0, 1]), Err(AdditionError::Name));
-        assert_eq!(add("/extra", "", b""), Err(AdditionError::Name));
-        assert_eq!(add("/extra", "bad name", b""), Err(AdditionError::Name));
-        for p in [
-            "/cpus",
-            "/memory@40000000",
-            "/hypervisor",
-            "/interrupt-controller@3001000",
-            "/timer",
-            "/uart@22000000",
-            "/psci",
-        ] {
-            assert_eq!(add(p, "x", b""), Err(AdditionError::Path), "{p}");
-        }
-        for p in ["chosen", "/", "/a/b", "/@1", "/sp ace"] {
-            assert_eq!(add(p, "x", b""), Err(AdditionError::Path), "{p}");
-        }
-        assert_eq!(DtAddition::parse(b"/chosen\0only-two"), Err(AdditionError::Malformed));
-        assert_eq!(DtAddition::parse(&[b'/', 0xff, 0, b'x', 0]), Err(AdditionError::Malformed));
-        // An empty value (a boolean property) is fine.
-        assert_eq!(add("/chosen", "hl,flag", b"").unwrap().value, Vec::<u8>::new());
-    }
-
-    #[test]
-    fn additions_appear_in_the_tree() {
-        let additions = [
-            add("/chosen", "hl,note", b"hello\0").unwrap(),
-            add("/firmware", "compatible", b"vendor,fw\0").unwrap(),
-            add("/firmware", "version", &[0, 0, 0, 7]).unwrap(),
-            add("/other", "flag", b"").unwrap(),
-        ];
-        let g = GuestDtb {
-            domid: 2,
-            permissions: 0,
-            functions: 0,
-            cpus: 1,
-            ram: &[(0x4000_0000, 32 << 20)],
-            bootargs: Some("quiet"),
-            ramdisk: None,
-            vuart: true,
-            gic_version: 3,
-            failures: &[],
-            additions: &additions,
-            store: None,
-            devices: &[],
-            map: guest::GuestMap::XEN,
-            control: None,
-            virtio: &[],
-        };
-        let blob = g.build().unwrap();
-        let fdt = Fdt::new(&blob).unwrap();
-        let chosen = fdt.find("/chosen").unwrap();
-        assert_eq!(chosen.property("hl,note").unwrap().as_str(), Some("hello"));
-        assert_eq!(chosen.property("bootargs").unwrap().as_str(), Some("quiet"));
-        let fw = fdt.find("/firmware").unwrap();
-        assert!(fw.is_compatible("vendor,fw"));
-        assert_eq!(fw.property("version").unwrap().u32(), Some(7));
-        assert!(fdt.find("/other").unwrap().property("flag").is_some());
-        assert_eq!(fdt.root().children().filter(|n| n.name() == "firmware").count(), 1);
-    }
-}
+#[path = "guest_dtb_tests.rs"]
+mod tests;

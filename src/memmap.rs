@@ -221,6 +221,8 @@ pub enum Use {
     Module,
     /// Host memory a domain's `xen,static-mem` claims.
     StaticMem,
+    /// Static shared memory (`xen,shared-mem`) domains are given.
+    SharedMem,
 }
 
 impl Use {
@@ -232,6 +234,7 @@ impl Use {
             Use::DeviceTree => "host device tree",
             Use::Module => "boot module",
             Use::StaticMem => "domain's static memory",
+            Use::SharedMem => "static shared memory",
         }
     }
 }

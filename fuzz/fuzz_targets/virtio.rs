@@ -1,4 +1,4 @@
-//! Fuzzes a network link driven by two hostile drivers: each side's RAM (4 KiB pages of
+//! Fuzzes a link (network or console) driven by two hostile drivers: each side's RAM (4 KiB pages of
 //! descriptor tables, rings and buffers) comes from the input, and so does a sequence of
 //! register accesses to either side's virtio-mmio transport (queue set-up, notifies,
 //! status, interrupt acknowledgements). Nothing may panic, no access may leave a side's
@@ -8,7 +8,7 @@
 
 use std::cell::RefCell;
 
-use hyperlaunch::virtio::net::Link;
+use hyperlaunch::virtio::net::{Kind, Link};
 use hyperlaunch::virtio::queue::GuestMem;
 use libfuzzer_sys::fuzz_target;
 
@@ -46,7 +46,8 @@ fn run(data: &[u8]) -> Option<()> {
     };
     let (sa, sb) = seed.split_at(seed.len() / 2);
     let mems = [mk(sa), mk(sb)];
-    let mut link = Link::new([[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]]);
+    let kind = if seed.first().is_some_and(|b| b & 1 != 0) { Kind::Console } else { Kind::Net };
+    let mut link = Link::new(kind, [[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]]);
     let mut it = ops.iter().copied();
     loop {
         let op = it.next()?;

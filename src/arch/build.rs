@@ -18,9 +18,9 @@ use crate::memmap::Range;
 
 /// Memory the loader or the configuration set aside, as the core's memory.
 fn reserved(r: Range) -> HostMem {
-    // SAFETY: called for the boot modules, the host DTB and `xen,static-mem` ranges, which
-    // were validated to lie in RAM and reserved at boot (never handed to the frame
-    // allocator), and are identity mapped.
+    // SAFETY: called for the boot modules, the host DTB, `xen,static-mem` and static shared
+    // memory ranges, which were validated to lie in RAM and reserved at boot (never handed to
+    // the frame allocator), and are identity mapped.
     unsafe { HostMem::new(r.start, r.size()) }
 }
 
@@ -46,6 +46,12 @@ pub fn launch(
     let modules: Vec<HostMem> = boot_modules.iter().map(|&r| reserved(r)).collect();
     let mut all = modules.clone();
     all.extend(cfg.domains.iter().flat_map(|d| d.static_mem.iter().map(|&r| reserved(r))));
+    // Static shared memory, once per region.
+    let mut shm: Vec<crate::memmap::Range> =
+        cfg.domains.iter().flat_map(|d| d.shm.iter().map(|s| s.host)).collect();
+    shm.sort_by_key(|r| r.start);
+    shm.dedup();
+    all.extend(shm.into_iter().map(reserved));
     let console = uart_desc.map(|u| u.base);
     let claims = crate::hv::setup::claims(m, cfg, &all, host_dtb);
     let host = HostFacts {

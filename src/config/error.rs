@@ -80,6 +80,8 @@ pub enum ErrorKind {
     NotAtRunTime(&'static str),
     /// A link names a domain the configuration does not have.
     LinkEnd { domid: u16 },
+    /// A static shared-memory region that cannot be given as asked.
+    SharedMemory { id: String, why: String },
 }
 
 impl ErrorKind {
@@ -110,6 +112,7 @@ impl ErrorKind {
             ErrorKind::NoTpm(_) => "no-tpm",
             ErrorKind::NotAtRunTime(_) => "not-at-run-time",
             ErrorKind::LinkEnd { .. } => "link-unknown-domain",
+            ErrorKind::SharedMemory { .. } => "shared-memory",
         }
     }
 }
@@ -175,6 +178,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::LinkEnd { domid } => {
                 write!(f, "the link names domain {domid}, which is not configured")
             }
+            ErrorKind::SharedMemory { id, why } => write!(f, "shared memory '{id}': {why}"),
         }
     }
 }

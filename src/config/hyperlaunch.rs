@@ -9,8 +9,8 @@ use super::props::{self, Style, path};
 use super::{BootPath, LaunchConfig, Module, ModuleKind, Note};
 use crate::fdt::{Fdt, Node};
 
-/// A `hyperlaunch,net-link` node: `domains = <A B>`.
-fn link(node: &Node<'_>) -> props::Result<super::LinkConfig> {
+/// A `hyperlaunch,net-link` or `hyperlaunch,console-link` node: `domains = <A B>`.
+fn link(node: &Node<'_>, kind: crate::virtio::net::Kind) -> props::Result<super::LinkConfig> {
     let p = node
         .property("domains")
         .ok_or_else(|| ConfigError::new(path(node), ErrorKind::MissingProperty("domains")))?;
@@ -27,7 +27,7 @@ fn link(node: &Node<'_>) -> props::Result<super::LinkConfig> {
     let ends =
         [id(0), id(4)].map(|v| u16::try_from(v).ok().filter(|&v| u32::from(v) <= super::validate::MAX_DOMID));
     match ends {
-        [Some(a), Some(b)] => Ok(super::LinkConfig { node: path(node), ends: [a, b] }),
+        [Some(a), Some(b)] => Ok(super::LinkConfig { node: path(node), ends: [a, b], kind }),
         _ => Err(props::bad_value(
             node,
             "domains",
@@ -91,7 +91,9 @@ pub(super) fn parse(fdt: &Fdt<'_>, hv: &Node<'_>) -> props::Result<LaunchConfig>
         if child.is_compatible("xen,domain") {
             cfg.domains.push(props::domain(fdt, &child, Style::Hyperlaunch, &mut notes)?);
         } else if child.is_compatible("hyperlaunch,net-link") {
-            cfg.links.push(link(&child)?);
+            cfg.links.push(link(&child, crate::virtio::net::Kind::Net)?);
+        } else if child.is_compatible("hyperlaunch,console-link") {
+            cfg.links.push(link(&child, crate::virtio::net::Kind::Console)?);
         } else if child.is_compatible("xen,config") {
             for m in child.children() {
                 if m.is_compatible("module,xsm-policy") || m.is_compatible("module,microcode") {

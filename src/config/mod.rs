@@ -9,6 +9,7 @@ mod hyperlaunch;
 mod plan;
 mod props;
 pub mod runtime;
+pub mod shm;
 mod validate;
 
 #[cfg(test)]
@@ -189,6 +190,8 @@ pub struct DomainConfig {
     /// Host memory reserved for this domain (`xen,static-mem`).
     pub static_mem: Vec<Range>,
     pub affinity: Vec<VcpuAffinity>,
+    /// Static shared memory it is given (`xen,domain-shared-memory-v1`).
+    pub shm: Vec<shm::Shm>,
 }
 
 impl DomainConfig {
@@ -212,6 +215,7 @@ impl DomainConfig {
             direct_map: false,
             static_mem: Vec::new(),
             affinity: Vec::new(),
+            shm: Vec::new(),
         }
     }
 
@@ -255,20 +259,21 @@ pub struct LaunchConfig {
     /// Whether the launch stops when the TPM cannot record it (`measured-launch =
     /// "required"`, ours); the event log is produced either way.
     pub measure: crate::measure::Policy,
-    /// Network links between two domains (`hyperlaunch,net-link`, ours).
+    /// Links between two domains (`hyperlaunch,net-link`, `hyperlaunch,console-link`, ours).
     pub links: Vec<LinkConfig>,
     /// Unknown nodes and properties that were ignored.
     pub notes: Vec<Note>,
 }
 
-/// A point-to-point network link: a virtio-net device in each of two domains, frames
-/// moved between them by the hypervisor (docs/links.md).
+/// A point-to-point link: a virtio device (network card or console) in each of two
+/// domains, what one sends moved to the other by the hypervisor (docs/links.md).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkConfig {
     /// Path of the node that describes it.
     pub node: String,
     /// The two domains' ids.
     pub ends: [u16; 2],
+    pub kind: crate::virtio::net::Kind,
 }
 
 /// The most links one domain may be an end of.
@@ -352,7 +357,14 @@ impl HostFacts {
             reserved: p
                 .memory
                 .tagged()
-                .filter(|(_, u)| !matches!(u, crate::memmap::Use::Module | crate::memmap::Use::StaticMem))
+                .filter(|(_, u)| {
+                    !matches!(
+                        u,
+                        crate::memmap::Use::Module
+                            | crate::memmap::Use::StaticMem
+                            | crate::memmap::Use::SharedMem
+                    )
+                })
                 .map(|(r, u)| (r, u.name()))
                 .collect(),
             free_bytes: free.saturating_sub(hypervisor_bytes),

@@ -55,6 +55,14 @@ fn domain_lines(cfg: &LaunchConfig, d: &DomainConfig, out: &mut Vec<String>) {
     for r in &d.static_mem {
         out.push(format!("    static-mem  {r}"));
     }
+    for s in &d.shm {
+        let role = match s.role {
+            super::shm::Role::Owner => "owner",
+            super::shm::Role::Borrower => "borrower",
+            super::shm::Role::Unstated => "borrower; the hypervisor owns it",
+        };
+        out.push(format!("    shared memory \"{}\" {} at guest {:#x} ({role})", s.id, s.host, s.guest));
+    }
     for a in &d.affinity {
         out.push(format!("    vcpu {} on CPUs mask {:#x}", a.vcpu, a.cpus));
     }
@@ -98,7 +106,11 @@ impl Plan {
             out.push(String::from("console switching (Ctrl-A x3): disabled"));
         }
         for l in &cfg.links {
-            out.push(format!("link: domain {} <-> domain {} (virtio-net, {})", l.ends[0], l.ends[1], l.node));
+            let what = match l.kind {
+                crate::virtio::net::Kind::Net => "virtio-net",
+                crate::virtio::net::Kind::Console => "virtio-console",
+            };
+            out.push(format!("link: domain {} <-> domain {} ({what}, {})", l.ends[0], l.ends[1], l.node));
         }
         let ids: Vec<(u16, u32)> = cfg.domains.iter().map(|d| (d.domid, d.functions.0)).collect();
         if let Some(p) = crate::store::Plan::new(&ids) {

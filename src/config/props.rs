@@ -308,6 +308,8 @@ pub(super) fn domain(
                 d.bootargs = Some(args.into());
             }
             *slot = Some(module);
+        } else if child.is_compatible(super::shm::COMPATIBLE) {
+            d.shm.push(super::shm::parse(node, &child)?);
         } else if child.is_compatible("xen,vcpu") {
             let id = u32_prop(&child, "id")?
                 .ok_or_else(|| ConfigError::new(path(&child), ErrorKind::MissingProperty("id")))?;

@@ -172,6 +172,9 @@ fn run_time_rules(d: &DomainConfig, facts: &RunTimeFacts) -> Result<(), ConfigEr
     if !d.static_mem.is_empty() {
         return Err(err(d, ErrorKind::NotAtRunTime("xen,static-mem (memory comes from free memory)")));
     }
+    if !d.shm.is_empty() {
+        return Err(err(d, ErrorKind::NotAtRunTime("static shared memory (it is given at launch)")));
+    }
     if d.device_tree.is_some() {
         return Err(err(
             d,

@@ -593,3 +593,4 @@ fn vcpu(id: u32, cpus: &'static str) -> N {
 }
 
 mod limits;
+mod shared;

@@ -97,6 +97,7 @@ pub(super) fn validate(cfg: &LaunchConfig, host: &HostFacts) -> Result<()> {
     modules(cfg, host)?;
     static_memory(cfg, host)?;
     links(cfg)?;
+    super::shm::validate(cfg, host)?;
     // Domains with static memory bring their own.
     let needed = cfg
         .domains

@@ -328,6 +328,7 @@ fn prepare_in(
                 (guest::VIRTIO_BASE + n as u64 * crate::virtio::mmio::WINDOW, guest::VIRTIO_SPI + n as u32)
             })
             .collect(),
+        shm: cfg.shm.iter().map(|s| (s.guest, s.host.size(), s.id.clone())).collect(),
     };
     let write =
         |spec: &DtbSpec| spec.blob(cfg.domid, (cfg.permissions, cfg.functions), map).map_err(BuildError::Dtb);
@@ -357,12 +358,13 @@ fn prepare_in(
     let mut store = Staged::new(pool);
     let gicv = host.gicv.filter(|_| gic_version == 2).map(|pa| (map.gicc, pa));
     let window = window.map(|w| (guest::CONTROL_WINDOW, w));
+    let shm: Vec<(u64, u64, u64)> = cfg.shm.iter().map(|s| (s.guest, s.host.start, s.host.size())).collect();
     match stage2(
         &mut store,
         host.pa_bits,
         ram,
         (shared, kernel.bytes.start()),
-        (link.as_ref(), gicv, window),
+        (link.as_ref(), gicv, window, &shm),
         &g,
     ) {
         Ok((root, cow)) => Ok(Prepared {

@@ -14,8 +14,10 @@ use crate::memmap::Range;
 use crate::pgtable::{Format, MemType, PageTables, Perms};
 
 /// What stage 2 maps besides RAM and devices: store ring pages, the GICv2 virtual CPU
-/// interface (guest, host address), the control window (guest address, memory).
-pub(super) type Mapped<'a> = (Option<&'a StoreLink>, Option<(u64, u64)>, Option<(u64, HostMem)>);
+/// interface (guest, host address), the control window (guest address, memory), static
+/// shared memory (guest address, host address, size).
+pub(super) type Mapped<'a> =
+    (Option<&'a StoreLink>, Option<(u64, u64)>, Option<(u64, HostMem)>, &'a [(u64, u64, u64)]);
 
 /// The level-3 tables of shared kernel pages, and a writable page descriptor without its
 /// address.
@@ -31,7 +33,7 @@ pub(super) fn stage2(
     pa_bits: u32,
     ram: &Ram,
     (shared, module_pa): (Range, u64),
-    (link, gicv, window): Mapped<'_>,
+    (link, gicv, window, shm): Mapped<'_>,
     g: &Given,
 ) -> Result<(u64, Option<SharedTables>), BuildError> {
     let mut pt = PageTables::new(store, Format::Stage2, 1, pa_bits).map_err(BuildError::Map)?;
@@ -46,6 +48,9 @@ pub(super) fn stage2(
     }
     if let Some((ipa, pa)) = gicv {
         pt.map(store, ipa, pa, 0x2000, MemType::Device, Perms::RW).map_err(BuildError::Map)?;
+    }
+    for &(ipa, pa, size) in shm {
+        pt.map(store, ipa, pa, size, MemType::Normal, Perms::RW).map_err(BuildError::Map)?;
     }
     if let Some((ipa, w)) = window {
         pt.map(store, ipa, w.start(), w.len(), MemType::Normal, Perms::RW).map_err(BuildError::Map)?;

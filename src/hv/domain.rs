@@ -47,6 +47,8 @@ pub struct DtbSpec {
     pub control: Option<(u64, Option<(u64, u64)>)>,
     /// virtio-mmio transports (address, SPI).
     pub virtio: Vec<(u64, u32)>,
+    /// Static shared memory (guest address, size, id).
+    pub shm: Vec<(u64, u64, String)>,
 }
 
 impl DtbSpec {
@@ -75,6 +77,7 @@ impl DtbSpec {
             map,
             control: self.control,
             virtio: &self.virtio,
+            shm: &self.shm,
         }
         .build()
     }

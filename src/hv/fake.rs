@@ -284,6 +284,7 @@ pub fn parts(fake: &Fake, id: u16, pcpus: &[usize], perms: u32, funcs: u32, cow:
             devices: vec![],
             control: Some((crate::guest::CONTROL_REGS, None)),
             virtio: vec![],
+            shm: vec![],
         },
         dtb_room: 0x8000,
         cow,

@@ -12,7 +12,7 @@ use super::life::State;
 use super::machine::Machine;
 use super::ram::Src;
 use super::system::System;
-use crate::virtio::net::Link;
+use crate::virtio::net::{Kind, Link};
 use crate::virtio::queue::GuestMem;
 
 /// One link: its ends (domain ids) and its ports.
@@ -24,9 +24,9 @@ pub struct NetLink {
 impl NetLink {
     /// Link `k` between `ends`: each port's MAC is 02:48:4c (locally administered, "HL"),
     /// the link's index, and the domain id.
-    pub fn new(k: usize, ends: [u16; 2]) -> NetLink {
+    pub fn new(k: usize, (ends, kind): ([u16; 2], Kind)) -> NetLink {
         let mac = |id: u16| [0x02, 0x48, 0x4c, k as u8, (id >> 8) as u8, id as u8];
-        NetLink { ends, link: Mutex::new(Link::new([mac(ends[0]), mac(ends[1])])) }
+        NetLink { ends, link: Mutex::new(Link::new(kind, [mac(ends[0]), mac(ends[1])])) }
     }
 }
 
@@ -79,7 +79,7 @@ impl System {
             if let Some(e) = moved.failed[s] {
                 let who = if s == side { Some(dom) } else { peer.as_deref() };
                 if let Some(d) = who {
-                    d.notice(format_args!("link {k}: its virtio-net device failed (reset it): {e}"));
+                    d.notice(format_args!("link {k}: its virtio device failed (reset it): {e}"));
                 }
             }
             if !moved.interrupt[s] {
@@ -99,8 +99,8 @@ impl System {
         for nl in &self.links {
             if let Some(side) = nl.ends.iter().position(|&e| e == domid) {
                 let mut l = nl.link.lock();
-                let mac = l.ports[side].mac;
-                l.ports[side] = crate::virtio::net::Port::new(mac);
+                let (kind, mac) = (l.ports[side].kind, l.ports[side].mac);
+                l.ports[side] = crate::virtio::net::Port::new(kind, mac);
             }
         }
     }

@@ -89,6 +89,16 @@ pub fn build_all(
             }
         );
     }
+    // Static shared memory starts zeroed (once per region, before any domain runs).
+    let mut zeroed: Vec<crate::memmap::Range> = Vec::new();
+    for s in cfg.domains.iter().flat_map(|d| d.shm.iter()) {
+        if !zeroed.contains(&s.host)
+            && let Ok(mem) = host.mem(s.host)
+        {
+            m.zero(mem);
+            zeroed.push(s.host);
+        }
+    }
     let mut cpu_load: Vec<u32> = alloc::vec![0; cpus];
     let mut domains = Vec::new();
     let mut failures = Vec::new();
@@ -140,7 +150,7 @@ pub fn build_all(
         boot_timeout_ms: cfg.boot_timeout_ms,
         forward_irqs,
         env: Some(super::create::RunEnv::of(host)),
-        links: host.links.clone(),
+        links: cfg.links.iter().map(|l| (l.ends, l.kind)).collect(),
     };
     Built { setup, stats, with_uart }
 }

@@ -62,8 +62,8 @@ pub struct Setup {
     pub forward_irqs: bool,
     /// What building a domain at run time needs (`None`: domains are not created).
     pub env: Option<super::create::RunEnv>,
-    /// Network links (their two ends), in configuration order.
-    pub links: Vec<[u16; 2]>,
+    /// Links (their two ends and kind), in configuration order.
+    pub links: Vec<([u16; 2], crate::virtio::net::Kind)>,
 }
 
 /// The run-time core.
@@ -137,7 +137,7 @@ impl System {
             env: s.env,
             staging: Mutex::new(Vec::new()),
             creating: Mutex::new(()),
-            links: s.links.iter().enumerate().map(|(k, &e)| super::links::NetLink::new(k, e)).collect(),
+            links: s.links.iter().enumerate().map(|(k, &l)| super::links::NetLink::new(k, l)).collect(),
             domains: Domains::new(s.domains),
         }
     }

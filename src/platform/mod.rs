@@ -363,6 +363,19 @@ impl Platform {
                 }
             }
         }
+        // Static shared memory is never handed out either (checked with the configuration;
+        // a region several domains name is reserved once).
+        for node in chosen.descendants().filter(|n| n.is_compatible(crate::config::shm::COMPATIBLE)) {
+            let Some(domain) = fdt.parent(&node) else { continue };
+            let (ac, sc) = (domain.address_cells().unwrap_or(0), domain.size_cells().unwrap_or(0));
+            let parsed =
+                node.property("xen,shared-mem").and_then(|p| crate::config::shm::cells(p.value, ac, sc));
+            if let Some(r) = parsed.and_then(|(host, _, size)| Range::at(host, size))
+                && !self.memory.tagged().any(|(t, u)| t == r && u == Use::SharedMem)
+            {
+                self.memory.reserve(r, Use::SharedMem)?;
+            }
+        }
         let start = chosen.property("linux,initrd-start").and_then(|p| p.u64());
         let end = chosen.property("linux,initrd-end").and_then(|p| p.u64());
         if let (Some(s), Some(e)) = (start, end)

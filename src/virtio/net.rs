@@ -1,15 +1,41 @@
-//! A point-to-point network link: two virtio-net devices (virtio 1.x, section 5.1), one per
-//! domain, and the hypervisor moving each frame from one side's transmit queue into the
-//! other side's receive queue, copying between the two guests' RAM itself. Neither guest
-//! maps the other's memory. A frame with nowhere to go (the peer is not up, or has no
-//! receive buffer that fits) is dropped and counted; a side whose driver breaks the queue
-//! rules fails alone (DEVICE_NEEDS_RESET) until its driver resets it.
+//! A point-to-point link: two virtio devices, one per domain — network cards (virtio 1.x,
+//! section 5.1) or consoles (section 5.3, one port) — and the hypervisor moving what one
+//! side transmits into the other side's receive queue, copying between the two guests' RAM
+//! itself. Neither guest maps the other's memory. A network frame with nowhere to go (the
+//! peer is not up, or has no receive buffer that fits) is dropped and counted; console
+//! bytes fill as many receive buffers as they need, and what finds none is dropped. A side
+//! whose driver breaks the queue rules fails alone (DEVICE_NEEDS_RESET) until its driver
+//! resets it.
 
 use super::mmio::{Effect, INT_USED, Transport};
 use super::queue::{self, GuestMem, QueueError};
 
-/// virtio device id of a network card.
+/// virtio device ids: a network card, a console.
 pub const DEVICE_NET: u32 = 1;
+pub const DEVICE_CONSOLE: u32 = 3;
+
+/// What a link's devices are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Net,
+    Console,
+}
+
+impl Kind {
+    fn device_id(self) -> u32 {
+        match self {
+            Kind::Net => DEVICE_NET,
+            Kind::Console => DEVICE_CONSOLE,
+        }
+    }
+
+    fn features(self) -> u64 {
+        match self {
+            Kind::Net => F_MAC,
+            Kind::Console => 0,
+        }
+    }
+}
 /// VIRTIO_NET_F_MAC: the configuration space carries the MAC address.
 pub const F_MAC: u64 = 1 << 5;
 /// Queue 0 receives, queue 1 transmits.
@@ -20,9 +46,10 @@ pub const HDR: usize = 12;
 /// The most bytes one frame may carry (header, Ethernet header, 64 KiB payload).
 pub const MAX_FRAME: u64 = (HDR + 14 + 65535) as u64;
 
-/// One side: its transport, MAC, and what it sent and lost.
+/// One side: its transport, MAC (a network card's), and what it sent and lost.
 #[derive(Debug, Clone)]
 pub struct Port {
+    pub kind: Kind,
     pub t: Transport,
     pub mac: [u8; 6],
     pub sent: u64,
@@ -30,8 +57,17 @@ pub struct Port {
 }
 
 impl Port {
-    pub fn new(mac: [u8; 6]) -> Port {
-        Port { t: Transport::new(DEVICE_NET, F_MAC), mac, sent: 0, dropped: 0 }
+    pub fn new(kind: Kind, mac: [u8; 6]) -> Port {
+        Port { kind, t: Transport::new(kind.device_id(), kind.features()), mac, sent: 0, dropped: 0 }
+    }
+
+    /// Its configuration space: a network card's MAC; a console's size and port count
+    /// (zero: those features are not offered).
+    fn config(&self) -> &[u8] {
+        match self.kind {
+            Kind::Net => &self.mac,
+            Kind::Console => &[0; 8],
+        }
     }
 }
 
@@ -48,12 +84,13 @@ pub struct Moved {
 /// The link between two ports.
 #[derive(Debug, Clone)]
 pub struct Link {
+    pub kind: Kind,
     pub ports: [Port; 2],
 }
 
 impl Link {
-    pub fn new(macs: [[u8; 6]; 2]) -> Link {
-        Link { ports: [Port::new(macs[0]), Port::new(macs[1])] }
+    pub fn new(kind: Kind, macs: [[u8; 6]; 2]) -> Link {
+        Link { kind, ports: [Port::new(kind, macs[0]), Port::new(kind, macs[1])] }
     }
 
     /// A driver's access to side `side`'s registers; `mem` are the two sides' memories.
@@ -66,7 +103,7 @@ impl Link {
     ) -> (u64, Moved) {
         let p = &mut self.ports[side];
         let Some(v) = write else {
-            return (p.t.read(offset, size, &p.mac), Moved::default());
+            return (p.t.read(offset, size, p.config()), Moved::default());
         };
         let mut moved = Moved::default();
         match p.t.write(offset, size, v) {
@@ -105,8 +142,9 @@ impl Link {
                 break;
             }
             moved.interrupt[from] = true;
+            let header = if self.kind == Kind::Net { HDR } else { 1 };
             let mut frame = match frame {
-                Ok(f) if f.len() >= HDR => f,
+                Ok(f) if f.len() >= header => f,
                 Ok(_) => {
                     // Shorter than its header: not a frame.
                     self.ports[from].dropped += 1;
@@ -118,9 +156,14 @@ impl Link {
                     break;
                 }
             };
-            // One receive buffer per frame: num_buffers = 1.
-            frame[10..12].copy_from_slice(&1u16.to_le_bytes());
-            if self.deliver(to, &frame, mem[to], &mut moved) {
+            let delivered = if self.kind == Kind::Net {
+                // One receive buffer per frame: num_buffers = 1.
+                frame[10..12].copy_from_slice(&1u16.to_le_bytes());
+                self.deliver(to, &frame, mem[to], &mut moved)
+            } else {
+                self.deliver_bytes(to, &frame, mem[to], &mut moved)
+            };
+            if delivered {
                 self.ports[from].sent += 1;
                 moved.frames += 1;
             } else {
@@ -164,6 +207,44 @@ impl Link {
         }
         moved.interrupt[to] = true;
         written.is_some()
+    }
+
+    /// Console bytes into as many of side `to`'s receive buffers as they fill; false when
+    /// some found none (they are dropped).
+    fn deliver_bytes(&mut self, to: usize, mut bytes: &[u8], mem: &dyn GuestMem, moved: &mut Moved) -> bool {
+        if !self.ports[to].t.live() {
+            return false;
+        }
+        while !bytes.is_empty() {
+            let popped = self.ports[to].t.queues[RX].pop(mem, true, u64::from(u32::MAX));
+            let chain = match popped {
+                Ok(Some(c)) => c,
+                Ok(None) => return false,
+                Err(e) => {
+                    self.fail(to, e, moved);
+                    return false;
+                }
+            };
+            let n = (chain.total as usize).min(bytes.len());
+            let written = match queue::scatter(mem, &chain, &bytes[..n]) {
+                Ok(w) => w.unwrap_or(0),
+                Err(e) => {
+                    self.fail(to, e, moved);
+                    return false;
+                }
+            };
+            if let Err(e) = self.ports[to].t.queues[RX].push(mem, chain.head, written) {
+                self.fail(to, e, moved);
+                return false;
+            }
+            moved.interrupt[to] = true;
+            if n == 0 {
+                // A receive buffer of no bytes: nothing can be delivered into it.
+                return false;
+            }
+            bytes = &bytes[n..];
+        }
+        true
     }
 
     fn fail(&mut self, side: usize, e: QueueError, moved: &mut Moved) {

@@ -6,7 +6,7 @@ use alloc::vec::Vec;
 use core::cell::RefCell;
 
 use super::mmio::{self, DEVICE_NEEDS_RESET, DRIVER_OK, FEATURES_OK, INT_CONFIG, INT_USED};
-use super::net::{HDR, Link, RX, TX};
+use super::net::{HDR, Kind, Link, RX, TX};
 use super::queue::{GuestMem, QueueError};
 
 const BASE: u64 = 0x4000_0000;
@@ -143,7 +143,7 @@ fn used(ram: &Ram, q: usize, k: u16) -> (u32, u32) {
 
 fn pair() -> (Link, Ram, Ram) {
     let (a, b) = (Ram::new(), Ram::new());
-    let mut link = Link::new([[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]]);
+    let mut link = Link::new(Kind::Net, [[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]]);
     bring_up(&mut link, 0, [&a, &b]);
     bring_up(&mut link, 1, [&a, &b]);
     (link, a, b)
@@ -217,7 +217,7 @@ fn a_peer_that_never_reads_costs_dropped_frames_only() {
 #[test]
 fn a_peer_not_up_drops_and_nothing_is_touched() {
     let (a, b) = (Ram::new(), Ram::new());
-    let mut link = Link::new([[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]]);
+    let mut link = Link::new(Kind::Net, [[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]]);
     bring_up(&mut link, 0, [&a, &b]);
     send(&a, 0, b"anyone?");
     let before = b.get(BASE, SIZE);
@@ -300,4 +300,53 @@ fn an_available_index_far_ahead_fails_the_side() {
     link.access(0, (0x044, 4, Some(1)), [&a, &b]);
     link.access(0, (0x070, 4, Some(u64::from(DRIVER_OK))), [&a, &b]);
     assert_eq!(notify_tx(&mut link, 0, [&a, &b]).failed[0], Some(QueueError::RingOutside(0x12)));
+}
+
+#[test]
+fn a_console_link_carries_bytes_across_as_many_buffers_as_they_fill() {
+    let (a, b) = (Ram::new(), Ram::new());
+    let mut link = Link::new(Kind::Console, [[0; 6]; 2]);
+    for side in 0..2 {
+        link.access(side, (0x070, 4, Some(0)), [&a, &b]);
+        assert_eq!(link.access(side, (0x008, 4, None), [&a, &b]).0, 3, "a console");
+    }
+    // The console's driver negotiates VERSION_1 only.
+    for (side, _) in [(0usize, 0), (1, 0)] {
+        let mut w = |off: u64, v: u64| {
+            link.access(side, (off, 4, Some(v)), [&a, &b]);
+        };
+        w(0x070, 3);
+        w(0x024, 1);
+        w(0x020, 1);
+        w(0x070, 3 | u64::from(FEATURES_OK));
+        for q in [RX, TX] {
+            let (d, av, u) = rings(q);
+            w(0x030, q as u64);
+            w(0x038, u64::from(N));
+            w(0x080, d);
+            w(0x090, av);
+            w(0x0a0, u);
+            w(0x044, 1);
+        }
+        w(0x070, 3 | u64::from(FEATURES_OK | DRIVER_OK));
+    }
+    // Two small receive buffers on B; A writes 10 bytes: 8 and 2.
+    for i in 0..2u16 {
+        desc(&b, RX, i, (buf(RX, i), 8), true, None);
+        offer(&b, RX, i);
+    }
+    a.put(buf(TX, 0), b"0123456789");
+    desc(&a, TX, 0, (buf(TX, 0), 10), false, None);
+    offer(&a, TX, 0);
+    let m = notify_tx(&mut link, 0, [&a, &b]);
+    assert_eq!((m.frames, m.dropped), (1, 0));
+    assert_eq!((used(&b, RX, 0).1, used(&b, RX, 1).1), (8, 2));
+    assert_eq!(b.get(buf(RX, 0), 8), b"01234567");
+    assert_eq!(b.get(buf(RX, 1), 2), b"89");
+    // No buffer left: the next bytes are dropped, A's buffer comes back all the same.
+    a.put(buf(TX, 1), b"lost");
+    desc(&a, TX, 1, (buf(TX, 1), 4), false, None);
+    offer(&a, TX, 1);
+    assert_eq!(notify_tx(&mut link, 0, [&a, &b]).dropped, 1);
+    assert_eq!(a.u16(rings(TX).2 + 2), 2);
 }
