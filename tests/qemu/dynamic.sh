@@ -20,7 +20,7 @@ dynamic_dtb() {
         case $(fdtget "$dtb" "$ctl/$m" compatible) in
             module,kernel)
                 fdtput -t x "$dtb" "$ctl/$m" module-addr 0x50000000 "$(printf '%#x' "$(stat -c %s target/guests/linux.img)")"
-                fdtput -t s "$dtb" "$ctl/$m" bootargs "console=ttyAMA0 nokaslr hl.name=control hl.dynamic-test"
+                fdtput -t s "$dtb" "$ctl/$m" bootargs "console=ttyAMA0 nokaslr quiet hl.name=control hl.dynamic-test"
                 ;;
             module,ramdisk)
                 fdtput -t x "$dtb" "$ctl/$m" module-addr 0x53000000 "$(printf '%#x' "$(stat -c %s "$CONTROL_RAMDISK")")"
