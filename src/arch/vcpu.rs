@@ -99,9 +99,11 @@ unsafe extern "C" {
 const _: () = assert!(core::mem::offset_of!(GuestRegs, pc) == 248);
 const _: () = assert!(core::mem::offset_of!(GuestRegs, pstate) == 256);
 
-/// HCR_EL2 while a guest runs: stage 2 on, physical IRQ/FIQ/SError to EL2, SMC and WFI
-/// trapped, set/way cache operations, implementation defined registers and ACTLR_EL1
-/// trapped, barriers inner shareable, EL1 AArch64.
+/// HCR_EL2 while a guest runs: stage 2 on, physical IRQ/FIQ/SError to EL2, SMC trapped,
+/// set/way cache operations, implementation defined registers and ACTLR_EL1 trapped,
+/// barriers inner shareable, EL1 AArch64. WFI is trapped only on a CPU that time-slices
+/// several vCPUs (`HCR_TWI`): a vCPU alone on its CPU waits in WFI itself, and whatever
+/// wakes it (its timer, a kick, a device) is a physical interrupt that exits to EL2.
 const HCR_GUEST: u64 = (1 << 0) // VM
     | (1 << 1) // SWIO
     | (1 << 2) // PTW
@@ -110,12 +112,13 @@ const HCR_GUEST: u64 = (1 << 0) // VM
     | (1 << 5) // AMO
     | (1 << 9) // FB
     | (1 << 10) // BSU: inner shareable
-    | (1 << 13) // TWI
     | (1 << 19) // TSC
     | (1 << 20) // TIDCP: implementation defined registers (undefined to guests)
     | (1 << 21) // TACR: ACTLR_EL1 (reads as zero)
     | (1 << 22) // TSW
     | (1 << 31); // RW
+/// HCR_EL2.TWI: WFI traps (on a shared CPU, where a waiting vCPU gives the CPU away).
+const HCR_TWI: u64 = 1 << 13;
 /// HCR_EL2.TTLB: EL1 TLB maintenance traps (for domains whose vCPUs share one CPU, whose
 /// broadcast invalidations can be done locally).
 const HCR_TTLB: u64 = 1 << 25;
@@ -162,7 +165,12 @@ pub fn run(sys: &System, dom: &Domain, index: usize, start: Option<(u64, u64)>) 
     VTTBR_EL2.set(dom.vttbr);
     VMPIDR_EL2.set(guest::vcpu_mpidr(index as u32));
     CNTVOFF_EL2.set(dom.cntvoff);
-    HCR_EL2.set(if dom.local() { HCR_GUEST | HCR_TTLB } else { HCR_GUEST });
+    let hcr = if dom.local() { HCR_GUEST | HCR_TTLB } else { HCR_GUEST };
+    // Set before the TLB invalidation below (which covers stage 2 only with HCR_EL2.VM set),
+    // and again whenever the CPU starts or stops being shared.
+    let shared = sys.cpu_shared(me);
+    HCR_EL2.set(if shared { hcr | HCR_TWI } else { hcr });
+    let mut twi = Some(shared);
     if start.is_some() {
         // SAFETY: drops every stage-1/2 TLB entry of this VMID on this CPU's inner
         // shareable domain; nothing but translation caching is affected.
@@ -178,6 +186,10 @@ pub fn run(sys: &System, dom: &Domain, index: usize, start: Option<(u64, u64)>) 
         if shared && !sliced {
             arm_slice();
             sliced = true;
+        }
+        if twi != Some(shared) {
+            HCR_EL2.set(if shared { hcr | HCR_TWI } else { hcr });
+            twi = Some(shared);
         }
         let flushed = if vgic {
             let f = dom.vgic.lock().flush(index, nr_lrs);
