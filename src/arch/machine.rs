@@ -84,6 +84,10 @@ impl Machine for ArchMachine {
 
     fn read(&self, src: HostMem, buf: &mut [u8]) {
         let n = buf.len().min(src.len() as usize);
+        // What memory holds, whoever wrote it and however: a guest with its MMU off, or one
+        // writing through a device-memory mapping (a Control domain's window), writes past
+        // the caches, where a stale line of ours would hide it.
+        cache::clean_invalidate_range(src.start(), n as u64);
         // SAFETY: `src` is memory the hypervisor owns, identity mapped (HostMem's
         // obligation); `n` bytes stay inside it and inside `buf`.
         unsafe { core::ptr::copy_nonoverlapping(src.start() as *const u8, buf.as_mut_ptr(), n) };
@@ -103,6 +107,8 @@ impl Machine for ArchMachine {
     }
 
     fn copy(&self, dst: HostMem, src: HostMem) {
+        // The source as memory holds it (see `read`).
+        cache::clean_invalidate_range(src.start(), dst.len().min(src.len()));
         // SAFETY: both are owned and mapped; the length is the shorter one's.
         unsafe { cache::copy(dst.start(), src.start(), dst.len().min(src.len())) };
         cache::clean_range(dst.start(), dst.len().min(src.len()));

@@ -67,7 +67,9 @@ pub enum ConsoleEvent {
 /// The machine operations the core needs. Memory methods work on [`HostMem`] only and
 /// are given ranges that lie inside it (callers check with `HostMem::sub`). What `write`,
 /// `zero`, `copy` and `with_slices` write reaches memory itself, not only the caches: a
-/// guest that starts with its MMU off reads it, never stale data.
+/// guest that starts with its MMU off reads it, never stale data. What `read` and `copy`
+/// read is what memory holds, even when a guest wrote it past the caches (MMU off, or a
+/// device-memory mapping).
 pub trait Machine: Send + Sync {
     /// The index of the physical CPU this runs on.
     fn cpu(&self) -> usize;
