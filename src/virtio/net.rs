@@ -179,67 +179,62 @@ impl Link {
         moved
     }
 
-    /// Puts one frame into side `to`'s next receive buffer; false when dropped.
-    fn deliver(&mut self, to: usize, frame: &[u8], mem: &dyn GuestMem, moved: &mut Moved) -> bool {
+    /// Side `to`'s next receive buffer, if its driver is up and offered one (a queue error
+    /// fails that side).
+    fn next_rx(&mut self, to: usize, mem: &dyn GuestMem, moved: &mut Moved) -> Option<queue::Chain> {
         if !self.ports[to].t.live() {
-            return false;
+            return None;
         }
-        let popped = self.ports[to].t.queues[RX].pop(mem, true, u64::from(u32::MAX));
-        let chain = match popped {
-            Ok(Some(c)) => c,
-            Ok(None) => return false,
+        match self.ports[to].t.queues[RX].pop(mem, true, u64::from(u32::MAX)) {
+            Ok(c) => c,
             Err(e) => {
                 self.fail(to, e, moved);
-                return false;
+                None
             }
-        };
-        let written = match queue::scatter(mem, &chain, frame) {
-            Ok(w) => w,
+        }
+    }
+
+    /// Writes `bytes` (when they fit) into receive buffer `chain` of side `to` and gives it
+    /// back with the bytes written; the bytes written, or `None` on a queue error.
+    fn fill(
+        &mut self,
+        to: usize,
+        (chain, bytes): (&queue::Chain, &[u8]),
+        mem: &dyn GuestMem,
+        moved: &mut Moved,
+    ) -> Option<u32> {
+        let r = queue::scatter(mem, chain, bytes).and_then(|w| {
+            let n = w.unwrap_or(0);
+            self.ports[to].t.queues[RX].push(mem, chain.head, n).map(|()| n)
+        });
+        match r {
+            Ok(n) => {
+                moved.interrupt[to] = true;
+                Some(n)
+            }
             Err(e) => {
                 self.fail(to, e, moved);
-                return false;
+                None
             }
-        };
-        // A buffer too small for the frame goes back empty.
-        if let Err(e) = self.ports[to].t.queues[RX].push(mem, chain.head, written.unwrap_or(0)) {
-            self.fail(to, e, moved);
-            return false;
         }
-        moved.interrupt[to] = true;
-        written.is_some()
+    }
+
+    /// Puts one frame into side `to`'s next receive buffer; false when dropped (a buffer
+    /// too small for it goes back empty).
+    fn deliver(&mut self, to: usize, frame: &[u8], mem: &dyn GuestMem, moved: &mut Moved) -> bool {
+        let Some(chain) = self.next_rx(to, mem, moved) else { return false };
+        let fits = frame.len() as u64 <= chain.total;
+        self.fill(to, (&chain, frame), mem, moved).is_some() && fits
     }
 
     /// Console bytes into as many of side `to`'s receive buffers as they fill; false when
     /// some found none (they are dropped).
     fn deliver_bytes(&mut self, to: usize, mut bytes: &[u8], mem: &dyn GuestMem, moved: &mut Moved) -> bool {
-        if !self.ports[to].t.live() {
-            return false;
-        }
         while !bytes.is_empty() {
-            let popped = self.ports[to].t.queues[RX].pop(mem, true, u64::from(u32::MAX));
-            let chain = match popped {
-                Ok(Some(c)) => c,
-                Ok(None) => return false,
-                Err(e) => {
-                    self.fail(to, e, moved);
-                    return false;
-                }
-            };
+            let Some(chain) = self.next_rx(to, mem, moved) else { return false };
             let n = (chain.total as usize).min(bytes.len());
-            let written = match queue::scatter(mem, &chain, &bytes[..n]) {
-                Ok(w) => w.unwrap_or(0),
-                Err(e) => {
-                    self.fail(to, e, moved);
-                    return false;
-                }
-            };
-            if let Err(e) = self.ports[to].t.queues[RX].push(mem, chain.head, written) {
-                self.fail(to, e, moved);
-                return false;
-            }
-            moved.interrupt[to] = true;
-            if n == 0 {
-                // A receive buffer of no bytes: nothing can be delivered into it.
+            // A receive buffer of no bytes: nothing can be delivered into it.
+            if self.fill(to, (&chain, &bytes[..n]), mem, moved).is_none() || n == 0 {
                 return false;
             }
             bytes = &bytes[n..];
