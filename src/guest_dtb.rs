@@ -312,12 +312,14 @@ impl GuestDtb<'_> {
                 w.property_array_u32("interrupts", &[0, crate::store::CLIENT_SPI, 1])?;
                 w.end_node(c)?;
             }
-            Some(crate::store::Role::Server { clients }) => {
+            Some(crate::store::Role::Server { slots }) => {
                 let c = w.begin_node("store-server")?;
                 w.property_string("compatible", "hyperlaunch,store-server")?;
-                for (k, id) in clients.iter().enumerate() {
+                w.property_u32("slots", slots.len() as u32)?;
+                w.property_array_u32("interrupts", &[0, crate::store::CHANGED_SPI, 1])?;
+                for (k, id) in slots.iter().enumerate().filter_map(|(k, c)| Some((k, (*c)?))) {
                     let n = w.begin_node(&format!("client@{id}"))?;
-                    w.property_u32("peer", u32::from(*id))?;
+                    w.property_u32("peer", u32::from(id))?;
                     w.property_u64("ring", crate::store::Plan::server_ring(k))?;
                     w.property_array_u32("interrupts", &[0, crate::store::SERVER_SPI_BASE + k as u32, 1])?;
                     w.end_node(n)?;

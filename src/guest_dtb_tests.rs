@@ -145,7 +145,7 @@ fn links_control_device_and_shared_memory_nodes() {
 fn store_nodes() {
     use crate::store::Role;
     let client = Role::Client { server: 5 };
-    let server = Role::Server { clients: alloc::vec![1, 3] };
+    let server = Role::Server { slots: alloc::vec![Some(1), None, Some(3), None] };
     let mk = |role| {
         GuestDtb {
             domid: 1,
@@ -176,9 +176,13 @@ fn store_nodes() {
     assert_eq!(st.property("ring").unwrap().u64(), Some(0x2300_0000));
     let blob = mk(Some(&server));
     let fdt = Fdt::new(&blob).unwrap();
+    let srv = fdt.find("/hypervisor/store-server").unwrap();
+    assert_eq!(srv.property("slots").unwrap().u32(), Some(4));
+    assert_eq!(srv.property("interrupts").unwrap().cells().unwrap().collect::<Vec<_>>(), [0, 1, 1]);
+    assert_eq!(srv.children().count(), 2, "a node per slot that has a client");
     let c3 = fdt.find("/hypervisor/store-server/client@3").unwrap();
-    assert_eq!(c3.property("ring").unwrap().u64(), Some(0x2400_1000));
-    assert_eq!(c3.property("interrupts").unwrap().cells().unwrap().collect::<Vec<_>>(), [0, 3, 1]);
+    assert_eq!(c3.property("ring").unwrap().u64(), Some(0x2400_2000), "slot 2");
+    assert_eq!(c3.property("interrupts").unwrap().cells().unwrap().collect::<Vec<_>>(), [0, 4, 1]);
     let blob = mk(None);
     let fdt = Fdt::new(&blob).unwrap();
     assert!(fdt.find("/hypervisor/store").is_none() && fdt.find("/hypervisor/store-server").is_none());

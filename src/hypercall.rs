@@ -98,6 +98,10 @@ pub enum Call {
     StoreNotify {
         domid: u16,
     },
+    /// The store domain asks which domain holds a slot.
+    StoreClient {
+        slot: u64,
+    },
     /// In the range, but not a call this version knows.
     Unknown(u32),
 }
@@ -180,6 +184,7 @@ pub fn decode(x: [u64; 5]) -> Option<Call> {
             Ok(domid) => Call::StoreNotify { domid },
             Err(_) => Call::Unknown(fid),
         },
+        HL_STORE_CLIENT => Call::StoreClient { slot: x[1] },
         _ => Call::Unknown(fid),
     })
 }
@@ -218,7 +223,7 @@ pub fn allowed(call: &Call, caller: Caller) -> bool {
         | Call::SetDtProperty { .. } => caller.running_boot_domain,
         Call::FailureInfo { .. } => caller.recovery,
         // Whether the two ends are connected is the store plan's to say.
-        Call::StoreNotify { .. } => true,
+        Call::StoreNotify { .. } | Call::StoreClient { .. } => true,
     }
 }
 

@@ -2,6 +2,12 @@
 //! Boot Domain aside) gets one shared ring page with it and a doorbell interrupt in each
 //! direction. Which domains connect, where the pages appear in each guest, and who may ring
 //! whom; the layout inside the page is the store's business (docs/store-rings.md).
+//!
+//! The store has [`MAX_CLIENTS`] slots, each with its ring page, all mapped in the store
+//! domain from the launch on. The launch's clients take the first slots in configuration
+//! order; a domain created at run time takes the lowest free slot, and a destroyed
+//! domain's slot becomes free. The store learns of either through its "clients changed"
+//! interrupt and `HL_STORE_CLIENT`.
 
 use alloc::vec::Vec;
 
@@ -15,6 +21,11 @@ pub const SERVER_RINGS: u64 = 0x2400_0000;
 pub const CLIENT_SPI: u32 = 1;
 /// The store's doorbell from client slot k: SPI 2 + k (INTID 34 + k).
 pub const SERVER_SPI_BASE: u32 = 2;
+/// The store's "clients changed" interrupt: SPI 1 (INTID 33), raised when a slot is taken
+/// or freed at run time.
+pub const CHANGED_SPI: u32 = 1;
+// It is none of the doorbells and not the virtual UART's.
+const _: () = assert!(CHANGED_SPI < SERVER_SPI_BASE && CHANGED_SPI != crate::guest::VUART_SPI);
 /// Clients one store serves (the SPIs of a domain's 32).
 pub const MAX_CLIENTS: usize = 30;
 /// The guest address range the store windows may use.
@@ -24,7 +35,8 @@ pub const WINDOW_END: u64 = SERVER_RINGS + (MAX_CLIENTS as u64) * 4096;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     pub server: u16,
-    pub clients: Vec<u16>,
+    /// Slot k's client ([`MAX_CLIENTS`] slots).
+    pub slots: Vec<Option<u16>>,
     /// Domains left without a connection because the store has no slot left.
     pub unserved: Vec<u16>,
 }
@@ -35,8 +47,8 @@ pub enum Role {
     /// A client: its ring at [`CLIENT_RING`], doorbell SPI [`CLIENT_SPI`].
     Client { server: u16 },
     /// The store: client slot k's ring at `SERVER_RINGS + k * 4096`, its doorbell SPI
-    /// `SERVER_SPI_BASE + k`.
-    Server { clients: Vec<u16> },
+    /// `SERVER_SPI_BASE + k`; the slots' clients when the domain was built.
+    Server { slots: Vec<Option<u16>> },
 }
 
 impl Plan {
@@ -47,19 +59,44 @@ impl Plan {
         let mut clients: Vec<u16> =
             domains.iter().filter(|d| d.0 != server && d.1 & Functions::BOOT == 0).map(|d| d.0).collect();
         let unserved = if clients.len() > MAX_CLIENTS { clients.split_off(MAX_CLIENTS) } else { Vec::new() };
-        Some(Plan { server, clients, unserved })
+        let mut slots: Vec<Option<u16>> = clients.into_iter().map(Some).collect();
+        slots.resize(MAX_CLIENTS, None);
+        Some(Plan { server, slots, unserved })
+    }
+
+    /// The clients, in slot order.
+    pub fn clients(&self) -> Vec<u16> {
+        self.slots.iter().flatten().copied().collect()
     }
 
     pub fn slot(&self, domid: u16) -> Option<usize> {
-        self.clients.iter().position(|&c| c == domid)
+        self.slots.iter().position(|&c| c == Some(domid))
     }
 
     pub fn role(&self, domid: u16) -> Option<Role> {
         if domid == self.server {
-            Some(Role::Server { clients: self.clients.clone() })
+            Some(Role::Server { slots: self.slots.clone() })
         } else {
             self.slot(domid).map(|_| Role::Client { server: self.server })
         }
+    }
+
+    /// Domain `domid`, created at run time, takes the lowest free slot; `None` when it is
+    /// the store, already has one, or every slot is taken.
+    pub fn attach(&mut self, domid: u16) -> Option<usize> {
+        if domid == self.server || self.slot(domid).is_some() {
+            return None;
+        }
+        let k = self.slots.iter().position(Option::is_none)?;
+        self.slots[k] = Some(domid);
+        Some(k)
+    }
+
+    /// Domain `domid` is gone: its slot (if it had one) is free.
+    pub fn detach(&mut self, domid: u16) -> Option<usize> {
+        let k = self.slot(domid)?;
+        self.slots[k] = None;
+        Some(k)
     }
 
     /// Where the store sees slot `k`'s ring.
@@ -91,9 +128,11 @@ mod tests {
     fn everyone_but_the_boot_domain_connects() {
         let p = Plan::new(&[(0x7ff5, BOOT), (1, 0), (2, XS), (3, Functions::CONSOLE)]).unwrap();
         assert_eq!(p.server, 2);
-        assert_eq!(p.clients, [1, 3]);
+        assert_eq!(p.clients(), [1, 3]);
+        assert_eq!(p.slots.len(), MAX_CLIENTS);
         assert_eq!(p.role(1), Some(Role::Client { server: 2 }));
-        assert_eq!(p.role(2), Some(Role::Server { clients: vec![1, 3] }));
+        let Some(Role::Server { slots }) = p.role(2) else { panic!("DOM2 serves") };
+        assert_eq!(slots[..3], [Some(1), Some(3), None]);
         assert_eq!(p.role(0x7ff5), None);
         assert_eq!(Plan::server_ring(1), 0x2400_1000);
         assert!(Plan::new(&[(1, 0), (2, BOOT)]).is_none());
@@ -116,10 +155,31 @@ mod tests {
         let mut ds: Vec<(u16, u32)> = (1..=33).map(|i| (i, 0)).collect();
         ds.push((100, XS));
         let p = Plan::new(&ds).unwrap();
-        assert_eq!(p.clients.len(), MAX_CLIENTS);
+        assert_eq!(p.clients().len(), MAX_CLIENTS);
         assert_eq!(p.unserved, [31, 32, 33]);
         assert_eq!(p.role(31), None);
+        let mut p = p;
+        assert_eq!(p.attach(31), None, "every slot is taken");
+        assert_eq!(p.detach(5), Some(4));
+        assert_eq!(p.attach(31), Some(4), "a freed slot is taken again");
         assert!(Plan::server_ring(MAX_CLIENTS - 1) < WINDOW_END);
         assert!(SERVER_SPI_BASE + MAX_CLIENTS as u32 <= 32);
+    }
+
+    #[test]
+    fn run_time_clients_take_free_slots_and_give_them_back() {
+        let mut p = Plan::new(&[(1, XS), (2, 0)]).unwrap();
+        assert_eq!(p.attach(1), None, "the store is not its own client");
+        assert_eq!(p.attach(2), None, "DOM2 has its slot");
+        assert_eq!(p.attach(7), Some(1));
+        assert_eq!(p.attach(8), Some(2));
+        assert_eq!(p.doorbell(7, 1), Some((1, SERVER_SPI_BASE + 1)));
+        assert_eq!(p.doorbell(1, 8), Some((8, CLIENT_SPI)));
+        assert_eq!(p.detach(7), Some(1));
+        assert_eq!(p.detach(7), None);
+        assert_eq!(p.doorbell(7, 1), None, "a detached domain rings no one");
+        assert_eq!(p.doorbell(1, 7), None);
+        assert_eq!(p.attach(9), Some(1), "the lowest free slot");
+        assert_eq!(p.clients(), [2, 9, 8]);
     }
 }

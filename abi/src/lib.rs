@@ -48,6 +48,10 @@ pub const HL_DOMCTL_STAGE_WRITE: u32 = 0xc600_0011;
 pub const HL_DOMCTL_CREATE: u32 = 0xc600_0012;
 /// Control: → x1 free memory in bytes, x2 domains that exist, x3 the most that can.
 pub const HL_DOMCTL_FREE: u32 = 0xc600_0013;
+/// The store domain only: x1: slot → x1 the slot's client domid, or `STORE_SLOT_FREE`.
+pub const HL_STORE_CLIENT: u32 = 0xc600_0014;
+/// What HL_STORE_CLIENT gives for a slot without a client.
+pub const STORE_SLOT_FREE: u64 = 0xffff;
 
 /// The parts of a domain to create: its configuration (a DTB with one `xen,domain` node),
 /// its kernel (Image or gzip), its ramdisk, its partial device tree.

@@ -116,7 +116,8 @@ impl Plan {
         if let Some(p) = crate::store::Plan::new(&ids) {
             out.push(format!(
                 "store: domain {} serves {:?} (a ring page and doorbells each)",
-                p.server, p.clients
+                p.server,
+                p.clients()
             ));
             if !p.unserved.is_empty() {
                 out.push(format!("store: no slot left for {:?}", p.unserved));

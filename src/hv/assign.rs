@@ -50,9 +50,12 @@ pub fn hardware_devices(
     }
     match store {
         Some(crate::store::Role::Client { .. }) => own.push(crate::vgic::PRIVATE + crate::store::CLIENT_SPI),
-        Some(crate::store::Role::Server { clients }) => own.extend(
-            (0..clients.len() as u32).map(|k| crate::vgic::PRIVATE + crate::store::SERVER_SPI_BASE + k),
-        ),
+        Some(crate::store::Role::Server { slots }) => {
+            own.push(crate::vgic::PRIVATE + crate::store::CHANGED_SPI);
+            own.extend(
+                (0..slots.len() as u32).map(|k| crate::vgic::PRIVATE + crate::store::SERVER_SPI_BASE + k),
+            );
+        }
         None => {}
     }
     let (keep, clash): (Vec<_>, Vec<_>) =
@@ -82,7 +85,7 @@ pub fn store_link(plan: Option<&crate::store::Plan>, rings: &[u64], domid: u16) 
         crate::store::Role::Client { .. } => {
             alloc::vec![(crate::store::CLIENT_RING, *rings.get(plan.slot(domid)?)?)]
         }
-        crate::store::Role::Server { clients } => (0..clients.len().min(rings.len()))
+        crate::store::Role::Server { slots } => (0..slots.len().min(rings.len()))
             .map(|k| (crate::store::Plan::server_ring(k), rings[k]))
             .collect(),
     };

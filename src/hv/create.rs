@@ -256,6 +256,7 @@ impl System {
             self.free_bytes() >> 20
         );
         self.start_created(&d, di, paused);
+        self.store_joined(d.id);
         Ok(d.id)
     }
 
@@ -318,10 +319,22 @@ impl System {
         let reserved: Vec<HostMem> = parts[1..].iter().flatten().map(|p| p.mem()).collect();
         let host = env.facts(reserved);
         let mut load = self.cpu_load();
+        // A store connection when there is a store (and a slot for it).
+        let link = self.store_attach(cfg.domid);
+        if link.is_none()
+            && let Some(server) = self.store_server()
+        {
+            caller.notice(format_args!(
+                "create: DOM{} gets no store connection: every slot of DOM{server}'s store is taken",
+                cfg.domid
+            ));
+        }
         let (built, loaded) = {
             let mut pool = self.pool.lock();
-            build::build(m, &cfg, vmid, &mut pool, &mut load, &host, None)
-                .map_err(|e| fail(e.rule(), format!("{}: {e}", cfg.node)))?
+            build::build(m, &cfg, vmid, &mut pool, &mut load, &host, link).map_err(|e| {
+                self.store_detach(cfg.domid, false);
+                fail(e.rule(), format!("{}: {e}", cfg.node))
+            })?
         };
         // A VMID that was used before may still have translations cached.
         m.flush_vmid(vmid);

@@ -266,3 +266,62 @@ fn a_stopped_created_domain_is_destroyed_and_its_memory_returned() {
     assert_eq!(d.state(), State::Reclaimed);
     assert_eq!(free(&s), before);
 }
+
+#[test]
+fn a_created_domain_gets_a_store_slot_and_gives_it_back() {
+    // DOM1 holds Control, DOM5 is the store; DOM1 and DOM2 are its launch clients (slots 0, 1).
+    let s = system_free(
+        |f| {
+            alloc::vec![
+                super::domain::Domain::new(parts(f, 1, &[0], CONTROL, 0, false)),
+                super::domain::Domain::new(parts(f, 2, &[1], 0, 0, false)),
+                super::domain::Domain::new(parts(f, 5, &[2], 0, crate::config::Functions::XENSTORE, false)),
+            ]
+        },
+        (None, None),
+        Vec::new(),
+        (24 * MIB, Some(env())),
+    );
+    let pending = |id: u16, spi: u32| {
+        let intid = crate::vgic::PRIVATE + spi;
+        let d = s.sys.domain(id).unwrap();
+        let crate::vgic::Access::Done { value, .. } =
+            d.vgic.lock().dist_access(0, 0x200 + u64::from(intid / 32) * 4, 4, None)
+        else {
+            panic!("ISPENDR reads");
+        };
+        value & (1 << (intid % 32)) != 0
+    };
+    let clear = |id: u16, spi: u32| {
+        let intid = crate::vgic::PRIVATE + spi;
+        let d = s.sys.domain(id).unwrap();
+        let _ = d.vgic.lock().dist_access(0, 0x280 + u64::from(intid / 32) * 4, 4, Some(1 << (intid % 32)));
+    };
+    let slot = |k: u64| s.sys.hypercall(s.d(5), Call::StoreClient { slot: k });
+    assert_eq!(slot(0)[..2], [0, 1]);
+    assert_eq!(slot(1)[..2], [0, 2]);
+    assert_eq!(slot(2)[..2], [0, hc::STORE_SLOT_FREE]);
+    assert_eq!(slot(30)[0] as i64, hc::INVALID, "30 slots");
+    assert_eq!(s.call(2, Call::StoreClient { slot: 0 }), hc::DENIED, "only the store asks");
+    // Slot 2's page holds what an earlier client left: the new client finds it zero.
+    let page = s.sys.store_rings[2];
+    s.fake.poke(page.start(), &[0xaa; 64]);
+    let id = create(&s, 1, &config(&[memory(4096)]), 0).unwrap();
+    assert_eq!(s.fake.peek(page.start(), 64), [0; 64]);
+    assert_eq!(slot(2)[..2], [0, u64::from(id)]);
+    assert!(pending(5, crate::store::CHANGED_SPI), "the store is told");
+    clear(5, crate::store::CHANGED_SPI);
+    let new = s.sys.domain(id).unwrap();
+    assert_eq!(s.sys.hypercall(&new, Call::StoreNotify { domid: 5 })[0], 0);
+    assert!(pending(5, crate::store::SERVER_SPI_BASE + 2), "slot 2's doorbell");
+    assert_eq!(s.call(5, Call::StoreNotify { domid: id }), hc::SUCCESS);
+    assert!(pending(id, crate::store::CLIENT_SPI));
+    // Destroyed: the slot is free, the store told, the doorbells gone.
+    assert_eq!(s.call(1, Call::DomctlDestroy { domid: id }), hc::SUCCESS);
+    assert_eq!(slot(2)[..2], [0, hc::STORE_SLOT_FREE]);
+    assert!(pending(5, crate::store::CHANGED_SPI));
+    assert_eq!(s.call(5, Call::StoreNotify { domid: id }), hc::INVALID);
+    // A failed creation takes no slot.
+    assert!(create(&s, 1, &config(&[memory(64 * 1024)]), 0).is_err());
+    assert_eq!(slot(2)[..2], [0, hc::STORE_SLOT_FREE]);
+}

@@ -340,10 +340,17 @@ pub fn system_free(
         frames.add(Range { start: BASE + FAKE_RAM, end: BASE + FAKE_RAM + extra });
     }
     // SAFETY: the fake's frames are its byte vector, which nothing else uses.
-    let pool = unsafe { Pool::new(frames) };
+    let mut pool = unsafe { Pool::new(frames) };
     let ids: Vec<(u16, u32)> = domains.iter().map(|d| (d.id, d.functions.0)).collect();
+    let store = crate::store::Plan::new(&ids);
+    // Ring pages for the store's slots, when there is free memory for them.
+    let store_rings: Vec<HostMem> = match &store {
+        Some(p) if extra > 0 => p.slots.iter().filter_map(|_| pool.alloc(4096)).collect(),
+        _ => Vec::new(),
+    };
     let setup = Setup {
-        store: crate::store::Plan::new(&ids),
+        store,
+        store_rings,
         domains,
         cpus: 4,
         pool,

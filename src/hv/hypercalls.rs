@@ -53,6 +53,7 @@ impl System {
             Call::DomctlDestroy { domid } => self.hc_destroy(dom, domid),
             Call::DomctlRestart { domid } => self.hc_restart(dom, domid),
             Call::StoreNotify { domid } => self.hc_store_notify(dom, domid),
+            Call::StoreClient { slot } => self.hc_store_client(dom, slot),
             Call::Stage { part, size } => self.hc_stage(dom, part, size),
             Call::StageWrite { part, offset, src, len } => self.hc_stage_write(dom, part, offset, src, len),
             Call::Create { flags, msg, room } => self.hc_create(dom, flags, msg, room),
@@ -337,18 +338,5 @@ impl System {
                 ret(hc::INVALID)
             }
         }
-    }
-
-    fn hc_store_notify(&self, dom: &Domain, domid: u16) -> Ret {
-        let Some((peer, spi)) = self.store.as_ref().and_then(|p| p.doorbell(dom.id, domid)) else {
-            dom.notice(format_args!(
-                "store doorbell to DOM{domid} refused: no store connection between them"
-            ));
-            return ret(hc::INVALID);
-        };
-        if let Some(d) = self.domain(peer) {
-            d.raise(self.m(), crate::vgic::PRIVATE + spi);
-        }
-        ret(hc::SUCCESS)
     }
 }

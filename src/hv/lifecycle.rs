@@ -163,6 +163,7 @@ impl System {
         let m = self.m();
         let staged = self.unstage(d.id);
         self.reset_link_ports(d.id);
+        self.store_detach(d.id, true);
         let mut pool = self.pool.lock();
         let before = pool.free_bytes();
         for &(mem, _) in &d.ram.chunks {

@@ -23,6 +23,7 @@ pub mod machine;
 pub mod pool;
 pub mod ram;
 pub mod setup;
+mod stores;
 pub mod system;
 pub mod table;
 pub mod vcpu;

@@ -66,22 +66,31 @@ pub fn build_all(
     (cpus, forward_irqs): (usize, bool),
     (lcm, boot_modules): (HostMem, Vec<HostMem>),
 ) -> Built {
-    // Store connections: a zeroed ring page per client, made before any domain is built
-    // (both ends map it). They are never freed: the store domain maps them for good.
+    // Store connections: a zeroed ring page per slot, made before any domain is built
+    // (both ends map it; domains created later take the free slots). They are never freed:
+    // the store domain maps them for good.
     let ids: Vec<(u16, u32)> = cfg.domains.iter().map(|d| (d.domid, d.functions.0)).collect();
-    let store = crate::store::Plan::new(&ids);
-    let mut rings: Vec<u64> = Vec::new();
-    if let Some(p) = &store {
-        for _ in &p.clients {
+    let mut store = crate::store::Plan::new(&ids);
+    let mut rings: Vec<HostMem> = Vec::new();
+    if let Some(p) = &mut store {
+        for _ in &p.slots {
             let Some(page) = pool.alloc(4096) else { break };
             m.zero(page);
-            rings.push(page.start());
+            rings.push(page);
         }
+        // Without a page a slot cannot be used.
+        for s in p.slots.iter_mut().skip(rings.len()) {
+            if let Some(id) = s.take() {
+                p.unserved.push(id);
+            }
+        }
+        p.slots.truncate(rings.len());
         info!(
-            "store: DOM{} serves {} client(s) ({:?}){}",
+            "store: DOM{} serves {} client(s) ({:?}), {} slot(s) free{}",
             p.server,
-            rings.len(),
-            &p.clients[..rings.len()],
+            p.clients().len(),
+            p.clients(),
+            p.slots.iter().filter(|s| s.is_none()).count(),
             if p.unserved.is_empty() {
                 String::new()
             } else {
@@ -104,7 +113,8 @@ pub fn build_all(
     let mut failures = Vec::new();
     let mut stats = LoadStats::default();
     for (i, d) in cfg.domains.iter().enumerate() {
-        let link = super::assign::store_link(store.as_ref(), &rings, d.domid);
+        let pages: Vec<u64> = rings.iter().map(|r| r.start()).collect();
+        let link = super::assign::store_link(store.as_ref(), &pages, d.domid);
         let vmid = u16::try_from(i + 1).unwrap_or(0);
         match build::build(m, d, vmid, &mut pool, &mut cpu_load, host, link) {
             Ok((parts, loaded)) => {
@@ -143,6 +153,7 @@ pub fn build_all(
         lcm: Some(lcm),
         boot_modules,
         store,
+        store_rings: rings,
         boot,
         standby,
         console,

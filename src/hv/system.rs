@@ -52,6 +52,8 @@ pub struct Setup {
     pub lcm: Option<HostMem>,
     pub boot_modules: Vec<HostMem>,
     pub store: Option<crate::store::Plan>,
+    /// The store slots' ring pages, by slot.
+    pub store_rings: Vec<HostMem>,
     pub boot: Option<u16>,
     pub standby: Option<u16>,
     pub console: Option<u16>,
@@ -70,7 +72,7 @@ pub struct Setup {
 ///
 /// Lock order (take them in this order, never the reverse): `creating` → the launch
 /// (`launch`) → a domain's `life` → a link's ports → its device-tree spec → run queues (by CPU index) →
-/// a domain-table slot → `staging` → `pool` → `materials`. A domain's vGIC, UART, input queue, vCPU power and saved state, and its
+/// a domain-table slot → `staging` → `pool` → `materials`; the store plan is taken alone. A domain's vGIC, UART, input queue, vCPU power and saved state, and its
 /// copy-on-write lock are leaves: nothing is taken while one is held.
 pub struct System {
     m: Arc<dyn Machine>,
@@ -82,7 +84,10 @@ pub struct System {
     pub(super) pool: Mutex<Pool>,
     pub(super) materials: Mutex<Materials>,
     pub(super) lcm: Option<HostMem>,
-    pub(super) store: Option<crate::store::Plan>,
+    /// The store connections (slots change as domains are created and destroyed), and
+    /// each slot's ring page.
+    pub(super) store: Option<Mutex<crate::store::Plan>>,
+    pub(super) store_rings: Vec<HostMem>,
     /// Per INTID: the index + 1 of the domain whose device raises it, or 0.
     irq_owner: Vec<AtomicUsize>,
     halting: AtomicBool,
@@ -130,7 +135,8 @@ impl System {
                 freed: false,
             }),
             lcm: s.lcm,
-            store: s.store,
+            store: s.store.map(Mutex::new),
+            store_rings: s.store_rings,
             irq_owner,
             halting: AtomicBool::new(false),
             stats: Mutex::new(LoadStats::default()),

@@ -6,13 +6,24 @@
 # Debian's kernel (0x50000000), the control ramdisk (0x53000000), 256 MiB and the test's
 # command line; every other domain boots the test guest (0x49000000) as in t_examples.
 dynamic_dtb() {
-    local dtb=$work/dyn.dtb n ctl="" p m
+    local dtb=$work/dyn.dtb n ctl="" p m f
     qemu-system-aarch64 -M virt,virtualization=on,gic-version=3 -cpu cortex-a57 -smp 4 -m 2G \
         -nodefaults -display none -net none -machine dumpdtb="$work/virt2g.dtb" >/dev/null 2>&1
     bash scripts/merge-lcm.sh "$work/virt2g.dtb" "$1" "$dtb"
     for n in $(fdtget -l "$dtb" /chosen/hypervisor); do
         p=$(fdtget "$dtb" "/chosen/hypervisor/$n" permissions 2>/dev/null || echo 0)
         [ "$p" = 1 ] && ctl=/chosen/hypervisor/$n
+    done
+    # A store domain other than the Control domain serves its clients for good.
+    for n in $(fdtget -l "$dtb" /chosen/hypervisor); do
+        f=$(fdtget "$dtb" "/chosen/hypervisor/$n" functions 2>/dev/null || echo 0)
+        if [ $((f & 0x40000000)) != 0 ] && [ "/chosen/hypervisor/$n" != "$ctl" ]; then
+            for m in $(fdtget -l "$dtb" "/chosen/hypervisor/$n"); do
+                [ "$(fdtget "$dtb" "/chosen/hypervisor/$n/$m" compatible)" = module,kernel ] || continue
+                fdtput -t s "$dtb" "/chosen/hypervisor/$n/$m" bootargs \
+                    "$(fdtget "$dtb" "/chosen/hypervisor/$n/$m" bootargs) hl.store-serve"
+            done
+        fi
     done
     [ -n "$ctl" ] || { echo "dynamic_dtb: no Control domain in $1" >&2; return 1; }
     fdtput -t x "$dtb" "$ctl" memory 0 0x40000
@@ -54,6 +65,32 @@ t_dynamic() {
         expect "^DOM$c: HL-DYN linux domain $id: stopped\$" "^DOM$c: HL-DYN destroy: rc 0: DOM$id destroyed\$"
         expect "^DOM$c: HL-DYN free before ([0-9]+) KiB, after destroy \\1 KiB: equal\$"
         expect "^DOM$c: HL-DYN loop: 20 creates and destroys; free [0-9]+ KiB: equal\$"
+        if [ "$name" = dynamic-full-disaggregation ]; then
+            # The store (a test guest) serves a client created at run time, twice in one
+            # slot: the slot is given back at destroy and its page is zero for the next.
+            expect 'INFO  store: DOM[0-9]+ serves [0-9]+ client\(s\)'
+            st=$(sed -n 's/.*INFO  store: DOM\([0-9]*\) serves.*/\1/p' "$log" | head -n 1)
+            expect "^DOM$st: store-server: serving 30 slot\(s\)\$"
+            local r sid k k1=""
+            for r in 1 2; do
+                expect "^DOM$c: HL-DYN store client $r: rc 0: DOM[0-9]+ created\$"
+                sid=$(sed -n "s/^DOM$c: HL-DYN store client $r: rc 0: DOM\([0-9]*\) created\$/\1/p" "$log")
+                # Each side's lines in order (the two sides' lines interleave as they run).
+                expect "^DOM$sid: store: ring at 0x23000000, store is DOM$st\$" \
+                    "^DOM$sid: store: reply: ack hello from dynstore\$"
+                expect "^DOM$st: store-server: from DOM$sid at 0x24[0-9a-f]{3}000: hello from dynstore\$" \
+                    "^DOM$st: store-server: replied to DOM$sid, doorbell -> 0\$"
+                expect "^DOM$c: HL-DYN store client $r: destroy: rc 0: DOM$sid destroyed\$"
+                k=$(sed -n "s/^DOM$st: store-server: slot \([0-9]*\): DOM$sid\$/\1/p" "$log" | tail -n 1)
+                [ -n "$k$why" ] || why="store client $r (DOM$sid): the store never saw it join"
+                expect "^DOM$st: store-server: slot $k: free\$"
+                if [ "$r" = 1 ]; then k1=$k; fi
+            done
+            [ "$k" = "$k1" ] || [ -n "$why" ] || why="the second store client took slot $k, not the freed slot $k1"
+        else
+            # The Control domain is the store, or there is none: no client to create.
+            refuse "^DOM$c: HL-DYN store client"
+        fi
         expect "^DOM$c: HL-DYN invalid: rc 1: hlctl: refused: missing-property: /bad: missing required property 'memory'\$"
         expect "^DOM$c: HL-DYN done\$"
         refuse 'FATAL|PANIC|ERROR|DIFFERENT'

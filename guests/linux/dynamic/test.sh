@@ -1,7 +1,8 @@
 #!/bin/sh
 # Dynamic mode from a Linux Control domain, as tests/qemu/dynamic.sh checks it: create a
 # Linux domain, wait for it to power off, destroy it (free memory as before), create and
-# destroy a small domain 20 times, and try an invalid configuration. Lines start HL-DYN.
+# destroy a small domain 20 times, create a store client twice when there is a store, and
+# try an invalid configuration. Lines start HL-DYN.
 d=/dynamic
 say() { echo "HL-DYN $*"; }
 free_kib() { hlctl free | sed -n 's/^free memory: \([0-9]*\) KiB.*/\1/p'; }
@@ -41,6 +42,24 @@ done
 after=$(settled_free)
 if [ "$before" = "$after" ]; then eq=equal; else eq=DIFFERENT; fi
 say "loop: $n creates and destroys; free $after KiB: $eq"
+# A store client, twice (the second takes the slot the first gave back), when another
+# domain is the store.
+if [ -e /proc/device-tree/hypervisor/store ]; then
+    for round in 1 2; do
+        out=$(hlctl create $d/store.dts --kernel $d/testguest.img 2>&1)
+        say "store client $round: rc $?: $out"
+        id=$(echo "$out" | sed -n 's/^DOM\([0-9]*\) created.*/\1/p')
+        [ -n "$id" ] || break
+        i=0
+        while [ $i -lt 60 ]; do
+            [ "$(hlctl info "$id" | sed -n 's/^state: //p')" = stopped ] && break
+            sleep 1
+            i=$((i + 1))
+        done
+        out=$(hlctl destroy "$id" 2>&1)
+        say "store client $round: destroy: rc $?: $out"
+    done
+fi
 out=$(hlctl create $d/bad.dts --kernel $d/testguest.img 2>&1)
 say "invalid: rc $?: $out"
 say "done"

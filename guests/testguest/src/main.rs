@@ -24,6 +24,8 @@
 //!   hl.store-irq      the same, taking the store's doorbell as an interrupt
 //!   hl.ring=ID        ring DOMID's store doorbell (HL_STORE_NOTIFY)
 //!   hl.store-server   the store: answer each client's line on its ring
+//!   hl.store-serve    the store, for good: answer every client's lines as they come, and
+//!                     say when clients join or leave (it idles in WFI between)
 //!   hl.ctl=OPS        domain management: "l" list, "qD"/"pD"/"uD"/"dD"/"rD" query, pause,
 //!                     unpause, destroy, restart DOMD, "wMS" wait (comma-separated)
 //!   hl.recovery       list the domains whose launch failed
@@ -49,6 +51,7 @@
 mod fdt;
 
 mod hostile;
+mod store;
 mod vnet;
 
 use core::arch::{asm, global_asm};
@@ -470,56 +473,15 @@ fn control(ops: &str) {
     }
 }
 
-/// Ring page layout (docs/store-rings.md): requests 0..1024, responses 1024..2048, then
-/// the free-running u32 indices req_cons, req_prod, rsp_cons, rsp_prod.
-const REQ: u64 = 0;
-const RSP: u64 = 1024;
-const REQ_CONS: u64 = 2048;
-const REQ_PROD: u64 = 2052;
-const RSP_CONS: u64 = 2056;
-const RSP_PROD: u64 = 2060;
-
 fn rd32(a: u64) -> u32 {
-    // SAFETY: a word of a store ring page or the virtual GIC, mapped for this guest.
+    // SAFETY: a word of a store ring page, the virtual GIC or a device given to this
+    // guest, mapped for it.
     unsafe { core::ptr::read_volatile(a as *const u32) }
 }
 
 fn wr32(a: u64, v: u32) {
     // SAFETY: as above.
     unsafe { core::ptr::write_volatile(a as *mut u32, v) }
-}
-
-/// Appends `msg` to the queue at `ring + data` whose producer index is at `ring + prod`.
-fn ring_put(ring: u64, data: u64, prod: u64, msg: &[u8]) {
-    let p = rd32(ring + prod);
-    for (i, &b) in msg.iter().enumerate() {
-        let at = ring + data + u64::from((p + i as u32) & 1023);
-        // SAFETY: a byte of the ring page's queue.
-        unsafe { core::ptr::write_volatile(at as *mut u8, b) };
-    }
-    // SAFETY: a barrier: the bytes are visible before the index that publishes them.
-    unsafe { asm!("dmb ish", options(nostack)) };
-    wr32(ring + prod, p + msg.len() as u32);
-}
-
-/// Takes what the queue holds (waiting up to `ms` for something), into `buf`.
-fn ring_get(ring: u64, data: u64, cons: u64, prod: u64, ms: u64, buf: &mut [u8]) -> usize {
-    let (start, freq) = (counter(), frequency());
-    while rd32(ring + prod) == rd32(ring + cons) {
-        if counter() - start > ms * freq / 1000 {
-            return 0;
-        }
-        core::hint::spin_loop();
-    }
-    let (c, p) = (rd32(ring + cons), rd32(ring + prod));
-    let n = (p.wrapping_sub(c) as usize).min(buf.len());
-    for (i, b) in buf.iter_mut().enumerate().take(n) {
-        let at = ring + data + u64::from((c + i as u32) & 1023);
-        // SAFETY: a byte of the ring page's queue.
-        *b = unsafe { core::ptr::read_volatile(at as *const u8) };
-    }
-    wr32(ring + cons, c + n as u32);
-    n
 }
 
 /// Whether INTID `id` is pending at this domain's virtual distributor (GICD_ISPENDR).
@@ -581,70 +543,6 @@ fn wait_pending(id: u32, ms: u64) -> bool {
         core::hint::spin_loop();
     }
     true
-}
-
-fn store_client(name: &str, tree: &fdt::Fdt<'_>, take: bool) {
-    let Some(st) = tree.find("/hypervisor/store") else {
-        println!("store: no store connection");
-        return;
-    };
-    let ring = st.property("ring").and_then(|p| p.u64()).unwrap_or(0);
-    let peer = st.property("peer").and_then(|p| p.u32()).unwrap_or(0);
-    println!("store: ring at {ring:#x}, store is DOM{peer}");
-    let mut msg = [0u8; 64];
-    let text = b"hello from ";
-    msg[..text.len()].copy_from_slice(text);
-    let n = name.len().min(msg.len() - text.len());
-    msg[text.len()..text.len() + n].copy_from_slice(&name.as_bytes()[..n]);
-    // The store rings only in answer: nothing can be pending yet.
-    println!("store: doorbell interrupt pending before sending: {}", irq_pending(33));
-    if take {
-        irq_enable(33);
-    }
-    ring_put(ring, REQ, REQ_PROD, &msg[..text.len() + n]);
-    println!("store: sent, doorbell -> {}", hvc(HL_STORE_NOTIFY, u64::from(peer), 0, 0));
-    let mut buf = [0u8; 128];
-    let n = ring_get(ring, RSP, RSP_CONS, RSP_PROD, 5000, &mut buf);
-    println!("store: reply: {}", core::str::from_utf8(&buf[..n]).unwrap_or("?"));
-    if take {
-        match wait_taken(2000) {
-            Some(id) => println!("store: doorbell interrupt taken: INTID {id}"),
-            None => println!("store: doorbell interrupt not taken"),
-        }
-        println!("store: doorbell interrupt pending after it was taken: {}", irq_pending(33));
-    } else {
-        println!("store: doorbell interrupt pending: {}", wait_pending(33, 2000));
-    }
-    println!("store: ring the wrong domain -> {}", hvc(HL_STORE_NOTIFY, 0x7ff5, 0, 0));
-}
-
-fn store_server(tree: &fdt::Fdt<'_>) {
-    let Some(srv) = tree.find("/hypervisor/store-server") else {
-        println!("store-server: not the store");
-        return;
-    };
-    // Before its clients are started nothing can be pending (the test checks that this line
-    // comes before the launch starts them).
-    for c in srv.children() {
-        let peer = c.property("peer").and_then(|p| p.u32()).unwrap_or(0);
-        let spi = c.property("interrupts").and_then(|p| p.cells()).and_then(|mut i| i.nth(1)).unwrap_or(0);
-        println!("store-server: doorbell from DOM{peer} pending at start: {}", irq_pending(32 + spi));
-    }
-    for c in srv.children() {
-        let ring = c.property("ring").and_then(|p| p.u64()).unwrap_or(0);
-        let peer = c.property("peer").and_then(|p| p.u32()).unwrap_or(0);
-        let spi = c.property("interrupts").and_then(|p| p.cells()).and_then(|mut i| i.nth(1)).unwrap_or(0);
-        let mut buf = [0u8; 128];
-        let n = ring_get(ring, REQ, REQ_CONS, REQ_PROD, 8000, &mut buf);
-        let text = core::str::from_utf8(&buf[..n]).unwrap_or("?");
-        println!("store-server: from DOM{peer} at {ring:#x}: {text}");
-        println!("store-server: doorbell from DOM{peer} pending: {}", wait_pending(32 + spi, 2000));
-        let mut reply = [0u8; 132];
-        reply[..4].copy_from_slice(b"ack ");
-        reply[4..4 + n].copy_from_slice(&buf[..n]);
-        ring_put(ring, RSP, RSP_PROD, &reply[..4 + n]);
-        println!("store-server: replied, doorbell -> {}", hvc(HL_STORE_NOTIFY, u64::from(peer), 0, 0));
-    }
 }
 
 fn wait_ms(ms: u64) {
@@ -864,11 +762,13 @@ extern "C" fn guest_main(dtb: u64) -> ! {
         } else if let Some(ops) = arg.strip_prefix("hl.ctl=") {
             control(ops);
         } else if arg == "hl.store" || arg == "hl.store-irq" {
-            store_client(name, &tree, arg == "hl.store-irq");
+            store::client(name, &tree, arg == "hl.store-irq");
         } else if let Some(id) = arg.strip_prefix("hl.ring=").and_then(parse_u64) {
             println!("{name}: ring DOM{id} -> {}", hvc(HL_STORE_NOTIFY, id, 0, 0));
         } else if arg == "hl.store-server" {
-            store_server(&tree);
+            store::server(&tree);
+        } else if arg == "hl.store-serve" {
+            store::serve(&tree);
         } else if let Some(ms) = arg.strip_prefix("hl.echo-wait=").and_then(parse_u64) {
             ECHO_WAIT.store(ms, Ordering::Relaxed);
         } else if arg == "hl.echo" {
