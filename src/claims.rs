@@ -24,6 +24,8 @@ pub struct Claims {
     pub refused: Vec<(u16, String)>,
     /// Devices given without an IOMMU: (domain, node), for a loud warning.
     pub unprotected: Vec<(u16, String)>,
+    /// SPIs (INTIDs) given, by domain.
+    pub spis: Vec<(u32, u16)>,
 }
 
 /// The host ranges no `xen,reg` may touch, with what they are.
@@ -50,12 +52,31 @@ pub fn check(host_dtb: &[u8], claims: &[(u16, Vec<Passthrough>)]) -> Claims {
 
 /// As [`check`], with `ram` for a device tree whose `/memory` the firmware fills.
 pub fn check_with_ram(host_dtb: &[u8], claims: &[(u16, Vec<Passthrough>)], ram: Option<Range>) -> Claims {
-    let mut out = Claims::default();
-    let Ok(fdt) = Fdt::new(host_dtb) else { return out };
-    let Ok(p) = Platform::from_fdt_with_ram(&fdt, None, ram) else { return out };
+    check_held(host_dtb, &Held::default(), claims, ram)
+}
+
+/// What domains that already exist hold (a domain created at run time is checked against
+/// it): host MMIO ranges by domain, and SPIs (INTIDs) by domain.
+#[derive(Debug, Default, Clone)]
+pub struct Held {
+    pub mmio: Vec<(u16, Range)>,
+    pub spis: Vec<(u32, u16)>,
+}
+
+/// As [`check_with_ram`], with what existing domains hold: a claim on it is refused as a
+/// claim on another claim is. The result's `assigned` holds the new claims only.
+pub fn check_held(
+    host_dtb: &[u8],
+    held: &Held,
+    claims: &[(u16, Vec<Passthrough>)],
+    ram: Option<Range>,
+) -> Claims {
+    let mut out = Claims { assigned: held.mmio.clone(), ..Claims::default() };
+    let Ok(fdt) = Fdt::new(host_dtb) else { return Claims::default() };
+    let Ok(p) = Platform::from_fdt_with_ram(&fdt, None, ram) else { return Claims::default() };
     let kept = kept(&p);
     let console = crate::platform::read_stdout_uart(&fdt).map(|u| u.base);
-    let mut spis: Vec<(u32, u16)> = Vec::new();
+    let mut spis: Vec<(u32, u16)> = held.spis.clone();
     for (domid, list) in claims {
         let mut mine: Vec<(u16, Range)> = Vec::new();
         let mut my_spis: Vec<(u32, u16)> = Vec::new();
@@ -115,8 +136,10 @@ pub fn check_with_ram(host_dtb: &[u8], claims: &[(u16, Vec<Passthrough>)], ram: 
             Err(why) => out.refused.push((*domid, why)),
         }
     }
+    out.assigned.drain(..held.mmio.len());
+    out.spis = spis.split_off(held.spis.len());
     out
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -58,6 +58,7 @@ pub fn launch(
         dtb: host_dtb,
         event_log,
         assigned: claims.assigned,
+        assigned_spis: claims.spis,
         refused: claims.refused,
         reserved: all,
         gic_version: gic_desc.map_or(3, |g| g.version()),
@@ -70,6 +71,7 @@ pub fn launch(
         host_map: GuestMap::host(gic_desc, console),
         gicv: gic::gicv_frame(gic_desc),
         links: cfg.links.iter().map(|l| l.ends).collect(),
+        static_from_pool: false,
     };
     let built = crate::hv::setup::build_all(m, cfg, pool, &host, (cpus, gic::has_vgic()), (dtb, modules));
     let n = built.setup.domains.len();

@@ -252,6 +252,25 @@ pub fn route_spi(intid: u32, cpu: usize) {
     }
 }
 
+/// Disables SPI `intid` at the distributor (a device interrupt no domain owns any more:
+/// a level-triggered device left asserting it would otherwise interrupt forever).
+pub fn disable_spi(intid: u32) {
+    let spis = SPIS.load(core::sync::atomic::Ordering::Relaxed);
+    if intid < 32 || intid - 32 >= spis {
+        return;
+    }
+    let id = IntId::spi(intid - 32);
+    match GIC.lock().as_mut() {
+        Some(PhysGic::V3(g)) => {
+            let _ = g.enable_interrupt(id, None, false);
+        }
+        Some(PhysGic::V2(g)) => {
+            let _ = g.enable_interrupt(id, false);
+        }
+        None => {}
+    }
+}
+
 /// SPIs the distributor implements (0 before `init`).
 pub fn spi_count() -> u32 {
     SPIS.load(core::sync::atomic::Ordering::Relaxed)

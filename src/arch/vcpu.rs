@@ -307,6 +307,12 @@ fn common_irq(sys: Option<&System>, intid: u32) -> bool {
                 }
             });
         }
+        // A device interrupt no domain owns (its domain was destroyed): off until a new
+        // owner routes it again.
+        id @ 32..1020 => {
+            log::info!("INTID {id}: no domain owns it any more: disabled");
+            gic::disable_spi(id);
+        }
         // Anything else is a kick: its work is done by whoever reads the state it announces.
         _ => {}
     }

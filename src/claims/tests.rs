@@ -10,16 +10,22 @@ use crate::devices::CopiedNode;
 /// QEMU virt's shape: 1 GiB of RAM at 0x4000_0000, a GICv3, the PL011 console (SPI 1),
 /// an RTC (SPI 2), a GPIO controller (SPI 7), and a second GPIO sharing SPI 7.
 fn host() -> Vec<u8> {
+    host_with_ram(0x4000_0000, 0x4000_0000)
+}
+
+/// As [`host`], with RAM at `base` (`size` bytes).
+pub(crate) fn host_with_ram(base: u64, size: u64) -> Vec<u8> {
     let mut w = FdtWriter::new().unwrap();
     let root = w.begin_node("").unwrap();
     w.property_u32("#address-cells", 2).unwrap();
     w.property_u32("#size-cells", 2).unwrap();
+    w.property_u32("interrupt-parent", 1).unwrap();
     let n = w.begin_node("chosen").unwrap();
     w.property_string("stdout-path", "/pl011@9000000").unwrap();
     w.end_node(n).unwrap();
-    let n = w.begin_node("memory@40000000").unwrap();
+    let n = w.begin_node(&alloc::format!("memory@{base:x}")).unwrap();
     w.property_string("device_type", "memory").unwrap();
-    w.property_array_u64("reg", &[0x4000_0000, 0x4000_0000]).unwrap();
+    w.property_array_u64("reg", &[base, size]).unwrap();
     w.end_node(n).unwrap();
     let n = w.begin_node("psci").unwrap();
     w.property_string("compatible", "arm,psci-1.0").unwrap();
@@ -36,6 +42,7 @@ fn host() -> Vec<u8> {
     w.end_node(cpus).unwrap();
     let n = w.begin_node("intc@8000000").unwrap();
     w.property_string("compatible", "arm,gic-v3").unwrap();
+    w.property_u32("phandle", 1).unwrap();
     w.property_null("interrupt-controller").unwrap();
     w.property_array_u64("reg", &[0x800_0000, 0x1_0000, 0x80a_0000, 0xf6_0000]).unwrap();
     w.end_node(n).unwrap();
@@ -138,4 +145,24 @@ fn without_an_iommu_a_device_needs_force_assign() {
     assert!(why.contains("programs no IOMMU") && why.contains("xen,force-assign-without-iommu"), "{why}");
     // The other domain is not affected.
     assert_eq!(c.assigned, [(3, Range { start: 0x901_0000, end: 0x901_1000 })]);
+}
+
+#[test]
+fn a_claim_at_run_time_is_checked_against_what_existing_domains_hold() {
+    let held = Held { mmio: vec![(1, Range { start: 0x903_0000, end: 0x903_1000 })], spis: vec![(34, 1)] };
+    let c = check_held(&host(), &held, &[(5, vec![gpio(true)])], None);
+    let why = refused(&c, 5).unwrap();
+    assert!(why.contains("overlaps [0x9030000, 0x9031000), given to DOM1"), "{why}");
+    assert_eq!(c.assigned, [], "what is held is not given again");
+    // The RTC's SPI (INTID 34) is held by DOM1 through another device.
+    let rtc = dev("pl031@9010000", &[(0x901_0000, 0x1000)], Some("/pl031@9010000"), true);
+    let c = check_held(&host(), &Held { mmio: vec![], spis: vec![(34, 1)] }, &[(5, vec![rtc.clone()])], None);
+    assert_eq!(
+        refused(&c, 5),
+        Some("/passthrough/pl031@9010000: xen,path /pl031@9010000: INTID 34 is given to DOM1")
+    );
+    // Nothing held: given, and only the new claim is in `assigned`.
+    let c = check_held(&host(), &Held { mmio: held.mmio.clone(), spis: vec![] }, &[(5, vec![rtc])], None);
+    assert_eq!(c.refused, []);
+    assert_eq!(c.assigned, [(5, Range { start: 0x901_0000, end: 0x901_1000 })]);
 }

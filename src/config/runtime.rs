@@ -30,6 +30,11 @@ pub struct RunTimeFacts {
     pub cpus: usize,
     /// Bytes of free memory.
     pub free_bytes: u64,
+    /// The host's RAM (static memory must lie in it).
+    pub ram: Vec<Range>,
+    /// The host device tree was kept: devices can be given (a partial device tree, the
+    /// Hardware permission).
+    pub devices: bool,
     pub existing: Vec<Existing>,
     /// Ids of destroyed domains still listed (their slot not reused yet): not handed out
     /// unasked, and given when asked for (the old entry goes).
@@ -106,10 +111,10 @@ pub fn parse_domain(
         measure: crate::measure::Policy::Optional,
         notes: Vec::new(),
     };
-    // The images are in the hypervisor's memory: "RAM" for the module checks is exactly them.
+    // The images are in the hypervisor's memory, inside the host's RAM.
     let host = HostFacts {
         cpus: facts.cpus,
-        ram: cfg.domains[0].modules().map(|m| m.range).collect(),
+        ram: facts.ram.iter().copied().chain(cfg.domains[0].modules().map(|m| m.range)).collect(),
         reserved: Vec::new(),
         free_bytes: facts.free_bytes,
     };
@@ -159,26 +164,20 @@ fn run_time_rules(d: &DomainConfig, facts: &RunTimeFacts) -> Result<(), ConfigEr
         if let Some(e) = facts.existing.iter().find(|e| e.permissions.has(Permissions::HARDWARE)) {
             return Err(err(d, ErrorKind::DuplicateHardware { first: format!("DOM{}", e.domid) }));
         }
-        return Err(err(
-            d,
-            ErrorKind::NotAtRunTime(
-                "the hardware permission (the host device tree is not kept after launch)",
-            ),
-        ));
-    }
-    if d.direct_map {
-        return Err(err(d, ErrorKind::NotAtRunTime("direct-map")));
-    }
-    if !d.static_mem.is_empty() {
-        return Err(err(d, ErrorKind::NotAtRunTime("xen,static-mem (memory comes from free memory)")));
+        if !facts.devices {
+            return Err(err(
+                d,
+                ErrorKind::NotAtRunTime("the hardware permission (this system kept no host device tree)"),
+            ));
+        }
     }
     if !d.shm.is_empty() {
         return Err(err(d, ErrorKind::NotAtRunTime("static shared memory (it is given at launch)")));
     }
-    if d.device_tree.is_some() {
+    if d.device_tree.is_some() && !facts.devices {
         return Err(err(
             d,
-            ErrorKind::NotAtRunTime("a partial device tree (devices are given to domains at launch)"),
+            ErrorKind::NotAtRunTime("a partial device tree (this system kept no host device tree)"),
         ));
     }
     Ok(())

@@ -18,10 +18,13 @@ pub struct StoreLink {
     pub pages: Vec<(u64, u64)>,
 }
 
+/// What other domains were given: host MMIO ranges by domain, SPIs (INTIDs) by domain.
+pub type Claimed<'a> = (&'a [(u16, Range)], &'a [(u32, u16)]);
+
 /// The host devices a hardware domain gets, logged.
 pub fn hardware_devices(
     host_dtb: &[u8],
-    assigned: &[(u16, Range)],
+    (assigned, assigned_spis): Claimed<'_>,
     cfg: &DomainConfig,
     banks: &[(u64, u64)],
     windows: &[Range],
@@ -63,6 +66,15 @@ pub fn hardware_devices(
     h.devices = keep;
     for d in clash {
         h.skipped.push((d.path, "its SPI is one the domain's emulated devices use".into()));
+    }
+    // A device whose interrupt another domain's device raises too: that domain keeps it.
+    let other = |s: &u32| assigned_spis.iter().find(|(a, d)| a == s && *d != cfg.domid);
+    let (keep, clash): (Vec<_>, Vec<_>) =
+        h.devices.into_iter().partition(|d| !d.spis.iter().any(|s| other(s).is_some()));
+    h.devices = keep;
+    for d in clash {
+        let (spi, owner) = d.spis.iter().find_map(other).copied().unwrap_or_default();
+        h.skipped.push((d.path, alloc::format!("its interrupt INTID {spi} is given to DOM{owner}")));
     }
     info!(
         "DOM{}: hardware: {} host device(s) given ({} SPIs forwarded), {} clock provider(s) copied",

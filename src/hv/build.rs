@@ -37,6 +37,9 @@ pub struct HostFacts<'a> {
     pub reserved: Vec<HostMem>,
     /// Host MMIO ranges partial device trees give away, by domain.
     pub assigned: Vec<(u16, Range)>,
+    /// SPIs partial device trees give away (or domains that exist hold), by domain: a
+    /// hardware domain does not get a device that raises one.
+    pub assigned_spis: Vec<(u32, u16)>,
     /// Domains whose partial device tree claims what it may not, and why.
     pub refused: Vec<(u16, String)>,
     /// GIC version guests are given (the host's).
@@ -58,6 +61,9 @@ pub struct HostFacts<'a> {
     pub gicv: Option<u64>,
     /// Network links (their two ends), in configuration order.
     pub links: Vec<[u16; 2]>,
+    /// Static memory was taken from free memory (a domain created at run time): it is in
+    /// `reserved` as the runs it was taken in, and goes back to free memory with the domain.
+    pub static_from_pool: bool,
 }
 
 impl HostFacts<'_> {
@@ -121,9 +127,21 @@ fn fixed_ram(ranges: &[Range], direct: bool, host: &HostFacts) -> Result<Ram, Bu
     let mut ipa = guest::RAM0_BASE;
     let mut chunks = Vec::new();
     for r in ranges {
-        chunks.push((host.mem(*r)?, if direct { r.start } else { ipa }));
+        let at = if direct { r.start } else { ipa };
+        if host.static_from_pool {
+            // Taken from free memory at run time, in power-of-two runs: each a chunk.
+            let runs: Vec<HostMem> =
+                host.reserved.iter().filter(|m| m.start() >= r.start && m.end() <= r.end).copied().collect();
+            if runs.iter().map(|m| m.len()).sum::<u64>() != r.size() {
+                return Err(BuildError::NoModule(*r));
+            }
+            chunks.extend(runs.into_iter().map(|m| (m, at + (m.start() - r.start))));
+        } else {
+            chunks.push((host.mem(*r)?, at));
+        }
         ipa += r.size();
     }
+    // Not the build's to give back, even when taken from free memory: its taker's.
     Ok(Ram { chunks, owned: false })
 }
 
@@ -142,6 +160,8 @@ pub(super) struct Given {
     pub(super) passthrough: Vec<Passthrough>,
     nodes: Vec<CopiedNode>,
     spis: Vec<u32>,
+    /// Host MMIO ranges of its devices.
+    mmio: Vec<Range>,
 }
 
 fn given(
@@ -155,7 +175,8 @@ fn given(
     // address, its SPIs forwarded (not over the domain's RAM or emulated devices).
     let hw = if cfg.permissions.has(Permissions::HARDWARE) {
         let role = link.map(|l| &l.role);
-        assign::hardware_devices(host.dtb, &host.assigned, cfg, banks, windows, host.console, role)
+        let assigned = (&host.assigned[..], &host.assigned_spis[..]);
+        assign::hardware_devices(host.dtb, assigned, cfg, banks, windows, host.console, role)
     } else {
         HostDevices::default()
     };
@@ -209,7 +230,15 @@ fn given(
         .filter(|&id| !beyond(id))
         .chain(pt_spis)
         .collect();
-    Ok(Given { hw, passthrough, nodes, spis })
+    let mmio = hw
+        .devices
+        .iter()
+        .flat_map(|d| d.mmio.iter().copied())
+        .chain(
+            passthrough.iter().flat_map(|p| p.regs.iter().filter_map(|&(pa, size, _)| Range::at(pa, size))),
+        )
+        .collect();
+    Ok(Given { hw, passthrough, nodes, spis, mmio })
 }
 
 /// A domain prepared: everything taken, nothing written yet.
@@ -221,6 +250,7 @@ struct Prepared {
     dtb: Vec<u8>,
     spec: DtbSpec,
     spis: Vec<u32>,
+    devices: Vec<Range>,
     ramdisk: Option<HostMem>,
     /// The Boot Domain's `module,config`.
     config: Option<HostMem>,
@@ -375,6 +405,7 @@ fn prepare_in(
             dtb,
             spec,
             spis: g.spis,
+            devices: g.mmio,
             ramdisk,
             config: None,
             window: None,
@@ -408,6 +439,7 @@ impl Prepared {
             dtb,
             spec,
             spis,
+            devices,
             ramdisk,
             config,
             window,
@@ -441,7 +473,7 @@ impl Prepared {
             ram.size() >> 20,
             first_base,
             ram.chunks.len(),
-            match (cfg.direct_map, ram.owned) {
+            match (cfg.direct_map, cfg.static_mem.is_empty()) {
                 (true, false) => ", direct-mapped static memory",
                 (true, true) => ", direct-mapped",
                 (false, false) => ", static memory",
@@ -511,6 +543,7 @@ impl Prepared {
             mmio,
             vgic,
             forwarded: spis,
+            devices,
             cntvoff: m.counter(),
             entry: (layout.kernel, layout.dtb),
             tables,

@@ -71,6 +71,7 @@ fn facts(b: &Bench) -> HostFacts<'static> {
         event_log: b"LOG",
         reserved: b.reserved.clone(),
         assigned: vec![],
+        assigned_spis: vec![],
         refused: vec![],
         gic_version: 3,
         pa_bits: 40,
@@ -81,6 +82,7 @@ fn facts(b: &Bench) -> HostFacts<'static> {
         online: u64::MAX,
         gic_spis: 0,
         links: vec![],
+        static_from_pool: false,
     }
 }
 

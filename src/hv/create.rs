@@ -20,6 +20,7 @@ use super::system::{System, slot};
 use crate::config::runtime::{self, Existing, Images, RunTimeFacts};
 use crate::guest::GuestMap;
 use crate::hypercall as hc;
+use crate::memmap::Range;
 use crate::psci::Power;
 
 /// The parts a request may stage.
@@ -55,12 +56,16 @@ impl RunEnv {
         }
     }
 
-    fn facts<'a>(&self, reserved: Vec<HostMem>) -> HostFacts<'a> {
+    /// The facts a run-time build sees: `dtb` (the kept host device tree), the staged
+    /// images and static memory taken (`reserved`), and the devices domains hold, the new
+    /// one's included (`held`).
+    fn facts<'a>(&self, dtb: &'a [u8], reserved: Vec<HostMem>, held: crate::claims::Held) -> HostFacts<'a> {
         HostFacts {
-            dtb: &[],
+            dtb,
             event_log: &[],
             reserved,
-            assigned: Vec::new(),
+            assigned: held.mmio,
+            assigned_spis: held.spis,
             refused: Vec::new(),
             gic_version: self.gic_version,
             pa_bits: self.pa_bits,
@@ -71,7 +76,38 @@ impl RunEnv {
             gic_spis: self.gic_spis,
             gicv: self.gicv,
             links: Vec::new(),
+            static_from_pool: true,
         }
+    }
+}
+
+/// The host as domains created at run time see it: the used part of the host device tree,
+/// copied at launch (the original is given back at finalization), and the RAM it names.
+#[derive(Debug, Clone, Default)]
+pub struct RunHost {
+    pub dtb: Vec<u8>,
+    pub ram: Vec<Range>,
+}
+
+impl RunHost {
+    /// Copies what `dtb` uses (header, reservations, structure, strings: the totalsize a
+    /// firmware pads is left out). Empty if it is not a device tree.
+    pub fn of(dtb: &[u8]) -> RunHost {
+        let Ok(fdt) = crate::fdt::Fdt::new(dtb) else { return RunHost::default() };
+        let be = |at: usize| dtb.get(at..at + 4).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+        let used = [(8, 36), (12, 32)]
+            .iter()
+            .map(|&(off, size)| be(off) as usize + be(size) as usize)
+            .max()
+            .unwrap_or(0)
+            .max(40)
+            .min(dtb.len());
+        let ram = crate::platform::Platform::from_fdt(&fdt, None)
+            .map(|p| p.memory.ram.iter().collect())
+            .unwrap_or_default();
+        let mut copy = dtb[..used].to_vec();
+        copy[4..8].copy_from_slice(&(used as u32).to_be_bytes());
+        RunHost { dtb: copy, ram }
     }
 }
 
@@ -290,6 +326,8 @@ impl System {
         let facts = RunTimeFacts {
             cpus: self.queues(),
             free_bytes: self.free_bytes(),
+            ram: self.run_host.ram.clone(),
+            devices: !self.run_host.dtb.is_empty(),
             existing: self
                 .domains
                 .all()
@@ -310,14 +348,18 @@ impl System {
         for n in notes {
             caller.notice(format_args!("create: {n}"));
         }
+        let held = self.claim_devices(caller, &cfg, parts[3])?;
         let vmid = self.free_vmid(env.vmid_bits).ok_or_else(|| {
             fail("no-vmid", format!("every VMID of {} bits is held by a domain", env.vmid_bits))
         })?;
         let di = self.free_slot(cfg.domid).ok_or_else(|| {
             fail("no-slot", format!("{} domains exist, the most there can be", self.domains.capacity()))
         })?;
-        let reserved: Vec<HostMem> = parts[1..].iter().flatten().map(|p| p.mem()).collect();
-        let host = env.facts(reserved);
+        // Static memory: exactly its ranges, taken from free memory (all or nothing).
+        let taken = self.take_static(&cfg)?;
+        let mut reserved: Vec<HostMem> = parts[1..].iter().flatten().map(|p| p.mem()).collect();
+        reserved.extend_from_slice(&taken);
+        let host = env.facts(&self.run_host.dtb, reserved, held);
         let mut load = self.cpu_load();
         // A store connection when there is a store (and a slot for it).
         let link = self.store_attach(cfg.domid);
@@ -329,16 +371,94 @@ impl System {
                 cfg.domid
             ));
         }
-        let (built, loaded) = {
+        let (mut built, loaded) = {
             let mut pool = self.pool.lock();
-            build::build(m, &cfg, vmid, &mut pool, &mut load, &host, link).map_err(|e| {
-                self.store_detach(cfg.domid, false);
-                fail(e.rule(), format!("{}: {e}", cfg.node))
-            })?
+            match build::build(m, &cfg, vmid, &mut pool, &mut load, &host, link) {
+                Ok(b) => b,
+                Err(e) => {
+                    for t in taken {
+                        pool.free(t);
+                    }
+                    drop(pool);
+                    self.store_detach(cfg.domid, false);
+                    return Err(fail(e.rule(), format!("{}: {e}", cfg.node)));
+                }
+            }
         };
+        // Static memory taken from free memory goes back to it with the domain.
+        built.ram.owned = true;
         // A VMID that was used before may still have translations cached.
         m.flush_vmid(vmid);
         Ok((cfg, built, loaded, di))
+    }
+
+    /// The devices a domain to create asks for (its partial device tree), checked as at
+    /// launch against the host device tree and against what existing domains hold. Returns
+    /// what is held with the new claims (a hardware domain gets none of it).
+    fn claim_devices(
+        &self,
+        caller: &Domain,
+        cfg: &crate::config::DomainConfig,
+        dt: Option<Part>,
+    ) -> Result<crate::claims::Held, CreateError> {
+        let mut held = self.held_devices();
+        let Some(dt) = dt else { return Ok(held) };
+        if crate::fdt::Fdt::new(&self.run_host.dtb).is_err() {
+            return Err(fail("not-at-run-time", "this system kept no host device tree".into()));
+        }
+        let mut blob = alloc::vec![0u8; dt.len as usize];
+        self.m().read(dt.mem(), &mut blob);
+        let list = crate::devices::parse_partial(&blob)
+            .map_err(|e| fail("passthrough", format!("{}: partial device tree: {e}", cfg.node)))?;
+        let c = crate::claims::check_held(&self.run_host.dtb, &held, &[(cfg.domid, list)], None);
+        if let Some((_, why)) = c.refused.first() {
+            return Err(fail("passthrough", format!("{}: {why}", cfg.node)));
+        }
+        for (domid, node) in &c.unprotected {
+            log::warn!(
+                "DOM{domid}: {node} given without an IOMMU (xen,force-assign-without-iommu): its DMA can reach any memory"
+            );
+            caller.notice(format_args!(
+                "create: DOM{domid}: {node} given without an IOMMU: its DMA is not confined"
+            ));
+        }
+        held.mmio.extend(c.assigned);
+        held.spis.extend(c.spis);
+        Ok(held)
+    }
+
+    /// The host MMIO ranges and SPIs domains that exist hold.
+    fn held_devices(&self) -> crate::claims::Held {
+        let mut held = crate::claims::Held::default();
+        for d in self.domains.all().iter().filter(|d| d.state() != State::Reclaimed) {
+            held.mmio.extend(d.devices.iter().map(|&r| (d.id, r)));
+            held.spis.extend(d.forwarded.iter().map(|&s| (s, d.id)));
+        }
+        held
+    }
+
+    /// `cfg`'s static memory, taken from free memory in the runs the allocator keeps.
+    fn take_static(&self, cfg: &crate::config::DomainConfig) -> Result<Vec<HostMem>, CreateError> {
+        let mut pool = self.pool.lock();
+        let mut taken: Vec<HostMem> = Vec::new();
+        for r in &cfg.static_mem {
+            match pool.take(*r) {
+                Some(runs) => taken.extend(runs),
+                None => {
+                    for t in taken {
+                        pool.free(t);
+                    }
+                    return Err(fail(
+                        "static-mem-overlap",
+                        format!(
+                            "{}: static memory {r} is not free memory (a domain, a staged image or the hypervisor holds part of it)",
+                            cfg.node
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(taken)
     }
 
     /// A built domain that never ran gives back what it took.
@@ -354,6 +474,7 @@ impl System {
         for (vi, v) in d.vcpus.iter().enumerate() {
             self.enqueue(v.pcpu(), slot(di, vi));
         }
+        self.own_irqs(di, d);
         if d.mmio.find(d.map.vuart).is_some() {
             self.m().console_event(super::machine::ConsoleEvent::Added(d.id));
         }

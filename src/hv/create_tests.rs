@@ -11,13 +11,13 @@ use super::life::State;
 use crate::guest::{CONTROL_REGS, GuestMap};
 use crate::hypercall::{self as hc, Call};
 
-const CONTROL: u32 = crate::config::Permissions::CONTROL;
+pub(super) const CONTROL: u32 = crate::config::Permissions::CONTROL;
 /// Where the tests put request bytes in the caller's RAM (guest address).
-const BUF: u64 = crate::hv::fake::GUEST_RAM + 0x1_0000;
+pub(super) const BUF: u64 = crate::hv::fake::GUEST_RAM + 0x1_0000;
 /// The caller's RAM behind BUF.
-const BUF_PA: u64 = 0x1_0000;
+pub(super) const BUF_PA: u64 = 0x1_0000;
 
-fn env() -> RunEnv {
+pub(super) fn env() -> RunEnv {
     RunEnv {
         gic_version: 3,
         pa_bits: 40,
@@ -45,7 +45,7 @@ fn sys() -> Sys {
     )
 }
 
-fn kernel(len: usize) -> Vec<u8> {
+pub(super) fn kernel(len: usize) -> Vec<u8> {
     let mut k: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
     k[8..32].fill(0);
     k[16..24].copy_from_slice(&(len as u64).to_le_bytes());
@@ -54,7 +54,7 @@ fn kernel(len: usize) -> Vec<u8> {
 }
 
 /// A configuration DTB: one `xen,domain` node with `props` (name, value).
-fn config(props: &[(&str, Vec<u8>)]) -> Vec<u8> {
+pub(super) fn config(props: &[(&str, Vec<u8>)]) -> Vec<u8> {
     let mut w = vm_fdt::FdtWriter::new().unwrap();
     let root = w.begin_node("").unwrap();
     let n = w.begin_node("guest").unwrap();
@@ -67,12 +67,12 @@ fn config(props: &[(&str, Vec<u8>)]) -> Vec<u8> {
     w.finish().unwrap()
 }
 
-fn memory(kib: u64) -> (&'static str, Vec<u8>) {
+pub(super) fn memory(kib: u64) -> (&'static str, Vec<u8>) {
     ("memory", kib.to_be_bytes().to_vec())
 }
 
 /// `caller` stages `bytes` as `part` through its RAM, in pieces of at most 4 KiB.
-fn stage(s: &Sys, caller: u16, part: u64, bytes: &[u8]) -> i64 {
+pub(super) fn stage(s: &Sys, caller: u16, part: u64, bytes: &[u8]) -> i64 {
     let r = s.call(caller, Call::Stage { part, size: bytes.len() as u64 });
     if r != hc::SUCCESS {
         return r;
@@ -89,7 +89,7 @@ fn stage(s: &Sys, caller: u16, part: u64, bytes: &[u8]) -> i64 {
 }
 
 /// Creates from `cfg` and a 64 KiB kernel: the new domid, or the error message.
-fn create(s: &Sys, caller: u16, cfg: &[u8], flags: u64) -> Result<u16, String> {
+pub(super) fn create(s: &Sys, caller: u16, cfg: &[u8], flags: u64) -> Result<u16, String> {
     assert_eq!(stage(s, caller, hc::PART_CONFIG, cfg), hc::SUCCESS);
     assert_eq!(stage(s, caller, hc::PART_KERNEL, &kernel(0x1_0000)), hc::SUCCESS);
     let r = s.sys.hypercall(s.d(caller), Call::Create { flags, msg: BUF, room: 256 });
@@ -101,7 +101,7 @@ fn create(s: &Sys, caller: u16, cfg: &[u8], flags: u64) -> Result<u16, String> {
     Err(String::from_utf8_lossy(&raw[..raw.len().saturating_sub(1)]).into_owned())
 }
 
-fn free(s: &Sys) -> u64 {
+pub(super) fn free(s: &Sys) -> u64 {
     s.sys.free_bytes()
 }
 

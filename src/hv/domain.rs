@@ -183,6 +183,8 @@ pub struct Parts {
     pub cow: Option<Cow>,
     pub map: GuestMap,
     pub forwarded: Vec<u32>,
+    /// Host MMIO ranges of the devices it is given.
+    pub devices: Vec<Range>,
     pub local_tlb: bool,
     /// A Control domain's control window: guest address and the memory behind it.
     pub window: Option<(u64, HostMem)>,
@@ -226,6 +228,8 @@ pub struct Domain {
     pub map: GuestMap,
     /// Physical SPIs of its devices, forwarded to it.
     pub forwarded: Vec<u32>,
+    /// Host MMIO ranges of the devices it is given.
+    pub devices: Vec<Range>,
     /// All its vCPUs run on one CPU: its TLB invalidations trap and are done locally.
     pub local_tlb: AtomicBool,
     /// A Control domain's control window (guest address, memory), which it writes the
@@ -267,6 +271,7 @@ impl Domain {
             cow: p.cow,
             map: p.map,
             forwarded: p.forwarded,
+            devices: p.devices,
             local_tlb: AtomicBool::new(p.local_tlb),
             window: p.window,
             images: Mutex::new(Vec::new()),

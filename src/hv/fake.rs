@@ -290,6 +290,7 @@ pub fn parts(fake: &Fake, id: u16, pcpus: &[usize], perms: u32, funcs: u32, cow:
         cow,
         map: crate::guest::GuestMap::XEN,
         forwarded: vec![],
+        devices: vec![],
         local_tlb: pcpus.windows(2).all(|w| w[0] == w[1]),
         window: None,
     }
@@ -327,6 +328,16 @@ pub fn system_free(
     failures: Vec<crate::launch::Failure>,
     (extra, env): (u64, Option<super::create::RunEnv>),
 ) -> Sys {
+    system_run(make, (boot, standby), failures, (extra, env, Default::default()))
+}
+
+/// As [`system_free`], with the host device tree and RAM domains created at run time see.
+pub fn system_run(
+    make: impl FnOnce(&Fake) -> Vec<Domain>,
+    (boot, standby): (Option<u16>, Option<u16>),
+    failures: Vec<crate::launch::Failure>,
+    (extra, env, run_host): (u64, Option<super::create::RunEnv>, super::create::RunHost),
+) -> Sys {
     let fake = Fake::new((FAKE_RAM + extra) as usize, 4);
     let pattern: Vec<u8> = (0..MODULE_LEN).map(|i| (i % 251) as u8 + 1).collect();
     fake.poke(MODULE, &pattern);
@@ -363,6 +374,7 @@ pub fn system_free(
         boot_timeout_ms: 1000,
         forward_irqs: true,
         env,
+        run_host,
         links: Vec::new(),
     };
     let sys = System::new(fake.clone(), setup);

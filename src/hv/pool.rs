@@ -36,6 +36,15 @@ impl Pool {
         Some(unsafe { HostMem::new(pa, bytes) })
     }
 
+    /// Exactly `r`, if all of it is free (static memory of a domain created at run time):
+    /// the power-of-two runs it was taken in, each given back with [`Pool::free`].
+    pub fn take(&mut self, r: Range) -> Option<Vec<HostMem>> {
+        let blocks = self.frames.take(r)?;
+        // SAFETY: as in `alloc`: frames of this pool's allocator, just taken from it.
+        #[allow(unsafe_code)]
+        Some(blocks.into_iter().map(|b| unsafe { HostMem::new(b.start, b.size()) }).collect())
+    }
+
     /// Gives back memory from [`Pool::alloc`].
     pub fn free(&mut self, m: HostMem) {
         self.frames.dealloc(m.start(), m.len());

@@ -161,6 +161,12 @@ pub fn build_all(
         boot_timeout_ms: cfg.boot_timeout_ms,
         forward_irqs,
         env: Some(super::create::RunEnv::of(host)),
+        // Only a Dynamic system creates domains: only it keeps a copy of the device tree.
+        run_host: if cfg.domains.iter().any(|d| d.permissions.has(crate::config::Permissions::CONTROL)) {
+            super::create::RunHost::of(host.dtb)
+        } else {
+            Default::default()
+        },
         links: cfg.links.iter().map(|l| (l.ends, l.kind)).collect(),
     };
     Built { setup, stats, with_uart }

@@ -64,6 +64,8 @@ pub struct Setup {
     pub forward_irqs: bool,
     /// What building a domain at run time needs (`None`: domains are not created).
     pub env: Option<super::create::RunEnv>,
+    /// The host device tree and RAM, for domains created at run time.
+    pub run_host: super::create::RunHost,
     /// Links (their two ends and kind), in configuration order.
     pub links: Vec<([u16; 2], crate::virtio::net::Kind)>,
 }
@@ -96,6 +98,9 @@ pub struct System {
     /// Run-time creation: what building needs, what Control domains staged, and the
     /// lock that makes creations one at a time.
     pub(super) env: Option<super::create::RunEnv>,
+    pub(super) run_host: super::create::RunHost,
+    /// Guests have a virtual GIC: device interrupts are forwarded.
+    forward_irqs: bool,
     pub(super) staging: Mutex<Vec<super::create::Staging>>,
     pub(super) creating: Mutex<()>,
     /// Network links between domains.
@@ -141,6 +146,8 @@ impl System {
             halting: AtomicBool::new(false),
             stats: Mutex::new(LoadStats::default()),
             env: s.env,
+            run_host: s.run_host,
+            forward_irqs: s.forward_irqs,
             staging: Mutex::new(Vec::new()),
             creating: Mutex::new(()),
             links: s.links.iter().enumerate().map(|(k, &l)| super::links::NetLink::new(k, l)).collect(),
@@ -218,6 +225,22 @@ impl System {
     /// Takes `slot` off `cpu`'s queue (its domain is reclaimed: nothing runs it).
     pub(super) fn drop_queued(&self, cpu: usize, slot: usize) {
         self.dequeue(cpu, slot);
+    }
+
+    /// The device interrupts of domain `d`, in slot `i` and created at run time, are
+    /// forwarded to it, routed to its vCPU 0's CPU.
+    pub(super) fn own_irqs(&self, i: usize, d: &Domain) {
+        if !self.forward_irqs {
+            return;
+        }
+        for &id in &d.forwarded {
+            if let Some(o) = self.irq_owner.get(id as usize) {
+                o.store(i + 1, Ordering::Release);
+                // Left active by an earlier owner, it would never be delivered.
+                self.m.deactivate_spi(id);
+                self.m.route_spi(id, d.vcpus[0].pcpu());
+            }
+        }
     }
 
     /// No interrupt is forwarded to the domain in slot `i` any more.
@@ -322,6 +345,10 @@ impl System {
     pub fn forward_irq(&self, intid: u32) -> bool {
         let owner = self.irq_owner.get(intid as usize).map_or(0, |o| o.load(Ordering::Acquire));
         let Some(d) = self.domains.get(owner.wrapping_sub(1)) else { return false };
+        if d.state() == super::life::State::Reclaimed {
+            // Its owner is gone; the slot is not reused yet.
+            return false;
+        }
         let kick = d.vgic.lock().set_level(0, intid, true);
         d.kick(self.m(), kick);
         true

@@ -1,6 +1,8 @@
 # Dynamic mode smoke tests, sourced by smoke.sh (its helpers: boot, expect, refuse, ...):
-# in each of the design's three Dynamic configurations, a Linux Control domain creates a
-# Linux domain with hlctl, destroys it, and creates and destroys a small one 20 times.
+# in each of the design's three Dynamic configurations (and the demo's), a Linux Control
+# domain creates a Linux domain with hlctl, destroys it, creates and destroys a small one 20
+# times, a store client, domains with static memory, a passthrough device and the Hardware
+# permission.
 
 # dynamic_dtb EXAMPLE: the example LCM on QEMU virt with 2 GiB, its Control domain given
 # Debian's kernel (0x50000000), the control ramdisk (0x53000000), 256 MiB and the test's
@@ -91,6 +93,32 @@ t_dynamic() {
             # The Control domain is the store, or there is none: no client to create.
             refuse "^DOM$c: HL-DYN store client"
         fi
+        # Static memory from free memory, once at a time.
+        local stid pid hid
+        expect "^DOM$c: HL-DYN static: rc 0: DOM[0-9]+ created \(paused\)\$"
+        stid=$(sed -n "s/^DOM$c: HL-DYN static: rc 0: DOM\([0-9]*\) created (paused)\$/\1/p" "$log")
+        expect "INFO  DOM$stid: built: 1 vCPU\(s\) .*16 MiB at IPA 0x40000000 \(1 chunk\(s\), static memory\)" \
+            "^DOM$c: HL-DYN static again: rc 1: hlctl: refused: static-mem-overlap: /st: static memory \[0xb8000000, 0xb9000000\) is not free memory" \
+            "^DOM$c: HL-DYN static: destroy: rc 0: DOM$stid destroyed\$"
+        expect "^DOM$stid: st: tests done\$"
+        # A device by a partial device tree and a hardware domain: given where the launch
+        # has no hardware domain, refused by name where its hardware domain holds them.
+        if [ "$name" = dynamic-demo ]; then
+            expect "^DOM$c: HL-DYN passthrough: rc 0: DOM[0-9]+ created\$"
+            pid=$(sed -n "s/^DOM$c: HL-DYN passthrough: rc 0: DOM\([0-9]*\) created\$/\1/p" "$log")
+            expect "^DOM$pid: pt: peek 0x9030fe0 = 0x61\$" "^DOM$pid: pt: peek 0x9030fe4 = 0x10\$"
+            expect "^DOM$c: HL-DYN passthrough: destroy: rc 0: DOM$pid destroyed\$" \
+                "^DOM$c: HL-DYN hardware: rc 0: DOM[0-9]+ created\$"
+            hid=$(sed -n "s/^DOM$c: HL-DYN hardware: rc 0: DOM\([0-9]*\) created\$/\1/p" "$log")
+            expect "INFO  DOM$hid: hardware: [0-9]+ host device\(s\) given" \
+                "INFO  DOM$hid: built: .*direct-mapped"
+            expect "^DOM$hid: hw: peek 0x9030fe0 = 0x61\$"
+            expect "^DOM$c: HL-DYN hardware: destroy: rc 0: DOM$hid destroyed\$"
+        else
+            expect "^DOM$c: HL-DYN passthrough: rc 1: hlctl: refused: passthrough: /pt: /passthrough/pl061@9030000: xen,reg \[0x9030000, 0x9031000\) overlaps \[0x9030000, 0x9031000\), given to DOM[0-9]+\$" \
+                "^DOM$c: HL-DYN hardware: rc 1: hlctl: refused: duplicate-hardware: /hw: a second domain with the hardware permission \(the first is DOM[0-9]+\)\$"
+        fi
+        expect "^DOM$c: HL-DYN devices and static memory: free [0-9]+ KiB: equal\$"
         expect "^DOM$c: HL-DYN invalid: rc 1: hlctl: refused: missing-property: /bad: missing required property 'memory'\$"
         expect "^DOM$c: HL-DYN done\$"
         refuse 'FATAL|PANIC|ERROR|DIFFERENT'

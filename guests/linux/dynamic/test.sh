@@ -1,7 +1,8 @@
 #!/bin/sh
 # Dynamic mode from a Linux Control domain, as tests/qemu/dynamic.sh checks it: create a
 # Linux domain, wait for it to power off, destroy it (free memory as before), create and
-# destroy a small domain 20 times, create a store client twice when there is a store, and
+# destroy a small domain 20 times, create a store client twice when there is a store,
+# create domains with static memory, a passthrough device and the Hardware permission, and
 # try an invalid configuration. Lines start HL-DYN.
 d=/dynamic
 say() { echo "HL-DYN $*"; }
@@ -60,6 +61,47 @@ if [ -e /proc/device-tree/hypervisor/store ]; then
         say "store client $round: destroy: rc $?: $out"
     done
 fi
+# Create DOMAIN: runs "hlctl create ARGS", waits for the domain to stop, destroys it.
+# Prints its lines under NAME.
+run_once() {
+    name=$1; shift
+    out=$(hlctl create "$@" 2>&1)
+    say "$name: rc $?: $out"
+    id=$(echo "$out" | sed -n 's/^DOM\([0-9]*\) created.*/\1/p')
+    [ -n "$id" ] || return 0
+    i=0
+    while [ $i -lt 60 ]; do
+        [ "$(hlctl info "$id" | sed -n 's/^state: //p')" = stopped ] && break
+        sleep 1
+        i=$((i + 1))
+    done
+    out=$(hlctl destroy "$id" 2>&1)
+    say "$name: destroy: rc $?: $out"
+}
+# Static memory taken from free memory; the same range twice at once is refused.
+out=$(hlctl create $d/static.dts --kernel $d/testguest.img --paused 2>&1)
+say "static: rc $?: $out"
+sid=$(echo "$out" | sed -n 's/^DOM\([0-9]*\) created.*/\1/p')
+out=$(hlctl create $d/static.dts --kernel $d/testguest.img 2>&1)
+say "static again: rc $?: $out"
+if [ -n "$sid" ]; then
+    hlctl unpause "$sid" >/dev/null
+    i=0
+    while [ $i -lt 60 ]; do
+        [ "$(hlctl info "$sid" | sed -n 's/^state: //p')" = stopped ] && break
+        sleep 1
+        i=$((i + 1))
+    done
+    out=$(hlctl destroy "$sid" 2>&1)
+    say "static: destroy: rc $?: $out"
+fi
+# A device by a partial device tree, then a hardware domain (each refused where the
+# launch's hardware domain holds the device or the permission).
+run_once passthrough $d/passthrough.dts --kernel $d/testguest.img --dtb $d/gpio.dtb
+run_once hardware $d/hardware.dts --kernel $d/testguest.img
+after=$(settled_free)
+if [ "$before" = "$after" ]; then eq=equal; else eq=DIFFERENT; fi
+say "devices and static memory: free $after KiB: $eq"
 out=$(hlctl create $d/bad.dts --kernel $d/testguest.img 2>&1)
 say "invalid: rc $?: $out"
 say "done"
