@@ -312,11 +312,13 @@ impl GuestDtb<'_> {
                 w.property_array_u32("interrupts", &[0, crate::store::CLIENT_SPI, 1])?;
                 w.end_node(c)?;
             }
-            Some(crate::store::Role::Server { slots }) => {
+            Some(crate::store::Role::Server { slots, open }) => {
                 let c = w.begin_node("store-server")?;
                 w.property_string("compatible", "hyperlaunch,store-server")?;
-                w.property_u32("slots", slots.len() as u32)?;
-                w.property_array_u32("interrupts", &[0, crate::store::CHANGED_SPI, 1])?;
+                if *open {
+                    w.property_u32("slots", slots.len() as u32)?;
+                    w.property_array_u32("interrupts", &[0, crate::store::CHANGED_SPI, 1])?;
+                }
                 for (k, id) in slots.iter().enumerate().filter_map(|(k, c)| Some((k, (*c)?))) {
                     let n = w.begin_node(&format!("client@{id}"))?;
                     w.property_u32("peer", u32::from(id))?;

@@ -145,7 +145,7 @@ fn links_control_device_and_shared_memory_nodes() {
 fn store_nodes() {
     use crate::store::Role;
     let client = Role::Client { server: 5 };
-    let server = Role::Server { slots: alloc::vec![Some(1), None, Some(3), None] };
+    let server = Role::Server { slots: alloc::vec![Some(1), None, Some(3), None], open: true };
     let mk = |role| {
         GuestDtb {
             domid: 1,

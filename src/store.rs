@@ -39,6 +39,10 @@ pub struct Plan {
     pub slots: Vec<Option<u16>>,
     /// Domains left without a connection because the store has no slot left.
     pub unserved: Vec<u16>,
+    /// Domains created at run time may join. Not when the store domain is also the
+    /// hardware domain: its host devices' interrupts keep the SPIs the free slots' doorbells
+    /// and the "clients changed" interrupt would use.
+    pub open: bool,
 }
 
 /// What a domain's device tree and stage 2 get.
@@ -47,8 +51,10 @@ pub enum Role {
     /// A client: its ring at [`CLIENT_RING`], doorbell SPI [`CLIENT_SPI`].
     Client { server: u16 },
     /// The store: client slot k's ring at `SERVER_RINGS + k * 4096`, its doorbell SPI
-    /// `SERVER_SPI_BASE + k`; the slots' clients when the domain was built.
-    Server { slots: Vec<Option<u16>> },
+    /// `SERVER_SPI_BASE + k`; the slots' clients when the domain was built; whether domains
+    /// created at run time may join (then every slot's page is mapped and the "clients
+    /// changed" interrupt is its).
+    Server { slots: Vec<Option<u16>>, open: bool },
 }
 
 impl Plan {
@@ -61,7 +67,7 @@ impl Plan {
         let unserved = if clients.len() > MAX_CLIENTS { clients.split_off(MAX_CLIENTS) } else { Vec::new() };
         let mut slots: Vec<Option<u16>> = clients.into_iter().map(Some).collect();
         slots.resize(MAX_CLIENTS, None);
-        Some(Plan { server, slots, unserved })
+        Some(Plan { server, slots, unserved, open: true })
     }
 
     /// The clients, in slot order.
@@ -75,16 +81,16 @@ impl Plan {
 
     pub fn role(&self, domid: u16) -> Option<Role> {
         if domid == self.server {
-            Some(Role::Server { slots: self.slots.clone() })
+            Some(Role::Server { slots: self.slots.clone(), open: self.open })
         } else {
             self.slot(domid).map(|_| Role::Client { server: self.server })
         }
     }
 
     /// Domain `domid`, created at run time, takes the lowest free slot; `None` when it is
-    /// the store, already has one, or every slot is taken.
+    /// the store, already has one, every slot is taken, or the store is not open.
     pub fn attach(&mut self, domid: u16) -> Option<usize> {
-        if domid == self.server || self.slot(domid).is_some() {
+        if !self.open || domid == self.server || self.slot(domid).is_some() {
             return None;
         }
         let k = self.slots.iter().position(Option::is_none)?;
@@ -131,7 +137,7 @@ mod tests {
         assert_eq!(p.clients(), [1, 3]);
         assert_eq!(p.slots.len(), MAX_CLIENTS);
         assert_eq!(p.role(1), Some(Role::Client { server: 2 }));
-        let Some(Role::Server { slots }) = p.role(2) else { panic!("DOM2 serves") };
+        let Some(Role::Server { slots, open: true }) = p.role(2) else { panic!("DOM2 serves") };
         assert_eq!(slots[..3], [Some(1), Some(3), None]);
         assert_eq!(p.role(0x7ff5), None);
         assert_eq!(Plan::server_ring(1), 0x2400_1000);
@@ -181,5 +187,7 @@ mod tests {
         assert_eq!(p.doorbell(1, 7), None);
         assert_eq!(p.attach(9), Some(1), "the lowest free slot");
         assert_eq!(p.clients(), [2, 9, 8]);
+        p.open = false;
+        assert_eq!(p.attach(10), None, "a closed store takes no one at run time");
     }
 }

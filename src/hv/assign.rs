@@ -53,12 +53,13 @@ pub fn hardware_devices(
     }
     match store {
         Some(crate::store::Role::Client { .. }) => own.push(crate::vgic::PRIVATE + crate::store::CLIENT_SPI),
-        Some(crate::store::Role::Server { slots }) => {
-            own.push(crate::vgic::PRIVATE + crate::store::CHANGED_SPI);
-            own.extend(
-                (0..slots.len() as u32).map(|k| crate::vgic::PRIVATE + crate::store::SERVER_SPI_BASE + k),
-            );
-        }
+        // A hardware domain's store is not open to domains created later: only its launch
+        // clients' doorbells are its (`store::Plan::open`).
+        Some(crate::store::Role::Server { slots, .. }) => own.extend(
+            (0..slots.len() as u32)
+                .filter(|&k| slots[k as usize].is_some())
+                .map(|k| crate::vgic::PRIVATE + crate::store::SERVER_SPI_BASE + k),
+        ),
         None => {}
     }
     let (keep, clash): (Vec<_>, Vec<_>) =
@@ -97,7 +98,7 @@ pub fn store_link(plan: Option<&crate::store::Plan>, rings: &[u64], domid: u16) 
         crate::store::Role::Client { .. } => {
             alloc::vec![(crate::store::CLIENT_RING, *rings.get(plan.slot(domid)?)?)]
         }
-        crate::store::Role::Server { slots } => (0..slots.len().min(rings.len()))
+        crate::store::Role::Server { slots, .. } => (0..slots.len().min(rings.len()))
             .map(|k| (crate::store::Plan::server_ring(k), rings[k]))
             .collect(),
     };

@@ -73,7 +73,11 @@ pub fn build_all(
     let mut store = crate::store::Plan::new(&ids);
     let mut rings: Vec<HostMem> = Vec::new();
     if let Some(p) = &mut store {
-        for _ in &p.slots {
+        let hardware =
+            |d: &crate::config::DomainConfig| d.permissions.has(crate::config::Permissions::HARDWARE);
+        p.open = !cfg.domains.iter().any(|d| d.domid == p.server && hardware(d));
+        let pages = if p.open { p.slots.len() } else { p.clients().len() };
+        for _ in 0..pages {
             let Some(page) = pool.alloc(4096) else { break };
             m.zero(page);
             rings.push(page);
@@ -86,11 +90,15 @@ pub fn build_all(
         }
         p.slots.truncate(rings.len());
         info!(
-            "store: DOM{} serves {} client(s) ({:?}), {} slot(s) free{}",
+            "store: DOM{} serves {} client(s) ({:?}), {}{}",
             p.server,
             p.clients().len(),
             p.clients(),
-            p.slots.iter().filter(|s| s.is_none()).count(),
+            if p.open {
+                alloc::format!("{} slot(s) free", p.slots.iter().filter(|s| s.is_none()).count())
+            } else {
+                String::from("none for domains created later (the store is the hardware domain)")
+            },
             if p.unserved.is_empty() {
                 String::new()
             } else {
