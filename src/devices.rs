@@ -306,15 +306,39 @@ pub fn discover(
     }
     for ph in provider_phandles {
         match fdt.by_phandle(ph) {
-            // A provider with MMIO of its own is a device: it is not copied as a bare node.
             Some(p) if p.property("reg").is_none() => out.providers.push(copy(&p, &[])),
-            Some(p) => out.skipped.push((format!("/{}", p.name()), "a clock provider with registers".into())),
+            // Given as a device: there already.
+            Some(p) if names.iter().any(|n| n == p.name()) => {}
+            // A provider with MMIO of its own not given (disabled in the host's tree, or kept
+            // back): described, disabled, without registers or interrupts, so that the
+            // phandles and clock names its consumers use resolve (Linux's clock drivers do
+            // not cope with a parent that does not exist).
+            Some(p) => {
+                out.providers.push(disabled_copy(&p));
+                out.skipped.push((
+                    format!("/{}", p.name()),
+                    "a clock provider with registers (described, disabled, for its consumers)".into(),
+                ));
+            }
             None => {
                 out.skipped.push((format!("phandle {ph:#x}"), "a clock provider that does not exist".into()))
             }
         }
     }
     out
+}
+
+/// A node the guest may name but not use: no `reg`, no interrupts, `status = "disabled"`.
+fn disabled_copy(node: &Node<'_>) -> CopiedNode {
+    let mut props: Vec<(String, Vec<u8>)> = node
+        .properties()
+        .filter(|p| {
+            !matches!(p.name, "reg" | "interrupts" | "interrupt-parent" | "interrupts-extended" | "status")
+        })
+        .map(|p| (p.name.to_string(), p.value.to_vec()))
+        .collect();
+    props.push(("status".to_string(), b"disabled\0".to_vec()));
+    CopiedNode { name: node.name().to_string(), props }
 }
 
 /// The node as the guest gets it: `reg` in 2+2 cells at `regs`, no `interrupt-parent`.
@@ -360,8 +384,15 @@ mod tests {
         w.property_string_list("compatible", vec!["arm,pl031".into(), "arm,primecell".into()]).unwrap();
         w.property_array_u64("reg", &[0x901_0000, 0x1000]).unwrap();
         w.property_array_u32("interrupts", &[0, 2, 4]).unwrap();
-        w.property_u32("clocks", 0x8000).unwrap();
+        w.property_array_u32("clocks", &[0x8000, 0x8002, 0]).unwrap();
         w.property_u32("interrupt-parent", 0x8001).unwrap();
+        w.end_node(n).unwrap();
+        let n = w.begin_node("dsi@d000000").unwrap();
+        w.property_array_u64("reg", &[0xd00_0000, 0x1000]).unwrap();
+        w.property_array_u32("interrupts", &[0, 20, 4]).unwrap();
+        w.property_u32("#clock-cells", 1).unwrap();
+        w.property_string("status", "disabled").unwrap();
+        w.property_u32("phandle", 0x8002).unwrap();
         w.end_node(n).unwrap();
         let n = w.begin_node("apb-pclk").unwrap();
         w.property_string("compatible", "fixed-clock").unwrap();
@@ -434,8 +465,14 @@ mod tests {
         assert!(rtc.node.props.iter().all(|(n, _)| n != "interrupt-parent"));
         let reg = &rtc.node.props.iter().find(|(n, _)| n == "reg").unwrap().1;
         assert_eq!(reg.len(), 16);
-        assert_eq!(h.providers.len(), 1);
+        assert_eq!(h.providers.len(), 2);
         assert_eq!(h.providers[0].name, "apb-pclk");
+        // A disabled provider with registers: described, disabled, with nothing to use.
+        let dsi = &h.providers[1];
+        assert_eq!(dsi.name, "dsi@d000000");
+        let names: Vec<&str> = dsi.props.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["#clock-cells", "phandle", "status"]);
+        assert_eq!(dsi.props[2].1, b"disabled\0");
         let why = |p: &str| h.skipped.iter().find(|s| s.0 == p).map(|s| s.1.clone()).unwrap_or_default();
         assert!(why("/pl011@9000000").contains("console"));
         assert!(why("/intc@8000000").contains("interrupt controller"));

@@ -59,11 +59,18 @@ pub fn init(desc: &Gic, cpu_count: usize) -> Result<GicInfo, GicInitError> {
             split_eoi();
             PhysGic::V3(g)
         }
-        Gic::V2 { gicd, gicc, gich, gicv, .. } => {
+        Gic::V2 { gicd, gicc, gicc_size, gich, gicv } => {
             *GICD_V2.lock() = Some(gicd);
+            // The 8 KiB CPU interface: page 1 (GICC_DIR) must be reachable.
+            let cpu = cpu_interface(gicc, gicc_size);
+            if cpu != gicc {
+                log::info!("GICv2: CPU interface pages repeat every 64 KiB: driving the 8 KiB at {cpu:#x}");
+            }
+            GICC_V2.store(cpu, core::sync::atomic::Ordering::Relaxed);
             // SAFETY: as above, for the GICv2 distributor and CPU interface frames.
-            let mut g = unsafe { GicV2::new(gicd as *mut _, gicc as *mut _) };
+            let mut g = unsafe { GicV2::new(gicd as *mut _, cpu as *mut _) };
             g.setup();
+            split_eoi_v2();
             if let (Some(h), Some(_)) = (gich, gicv) {
                 super::gich::init(h);
             }
@@ -140,15 +147,14 @@ pub fn kick(cpu: usize) {
 }
 
 /// Acknowledges every interrupt pending at this CPU, hands each INTID to `f`, and ends
-/// it. Kicks carry no payload: the state they announce is read after. On GICv3 the CPU
-/// interface splits priority drop and deactivation (EOImode 1): an interrupt `f` forwards to
-/// a guest (it returns true) stays active until the guest deactivates it through its list
-/// register's HW link.
+/// it. Kicks carry no payload: the state they announce is read after. The CPU interface
+/// splits priority drop and deactivation (EOImode 1, both GIC versions): an interrupt `f`
+/// forwards to a guest (it returns true) stays active until the guest deactivates it
+/// through its list register's HW link.
 pub fn handle_pending(mut f: impl FnMut(u32) -> bool) {
     for _ in 0..16 {
-        // `split`: priority drop and deactivation are separate (GICv3). A GICv2 host ends
-        // each interrupt whole (EOImode 0): its device interrupts are not forwarded yet.
-        let (id, raw, split) = {
+        // Priority drop now, deactivation after `f` unless it forwarded the interrupt.
+        let (id, raw, v3) = {
             let mut gic = GIC.lock();
             match gic.as_mut() {
                 Some(PhysGic::V3(_)) => {
@@ -179,8 +185,10 @@ pub fn handle_pending(mut f: impl FnMut(u32) -> bool) {
         // dropping the priority first and serving after keeps the lock short, and a source
         // still asserting comes back once deactivated.
         let forwarded = f(id);
-        if split && !forwarded {
-            deactivate(raw);
+        match (forwarded, v3) {
+            (true, _) => {}
+            (false, true) => deactivate(raw),
+            (false, false) => deactivate_v2(raw),
         }
     }
 }
@@ -301,29 +309,74 @@ pub fn init_secondary(cpu: usize) {
         }
         Some(PhysGic::V2(g)) => {
             g.setup();
+            split_eoi_v2();
         }
         None => {}
     }
     enable_kick(cpu);
 }
 
-/// GICC_IIDR of a GIC-400 whose 4 KiB CPU-interface pages repeat every 64 KiB (as on the
-/// ZynqMP: its DTB gives the CPU interface and GICV 128 KiB); QEMU's model reads
-/// 0x0002043B and does not alias.
-const GIC400_ALIASED_IIDR: u32 = 0x0202_043b;
+/// Whether the GIC-400's 4 KiB CPU-interface pages repeat every 64 KiB (the ZynqMP: its DTB
+/// gives the CPU interface and GICV 128 KiB; page 0 fills the first 64 KiB, page 1 the
+/// next): GICC_IIDR reads the same 60 KiB further on. A frame that does not alias reads
+/// zero there (reserved).
+fn aliased(gicc: u64, gicc_size: u64) -> bool {
+    if gicc_size < 0x2_0000 {
+        return false;
+    }
+    // SAFETY: GICC_IIDR (offset 0xFC) in the CPU interface frame the DTB gives (128 KiB
+    // here, all of it mapped as device memory at EL2), at page 0 and at +0xF000; reading it
+    // has no side effect.
+    let (a, b) = unsafe {
+        (
+            core::ptr::read_volatile((gicc + 0xfc) as *const u32),
+            core::ptr::read_volatile((gicc + 0xf0fc) as *const u32),
+        )
+    };
+    a != 0 && a == b
+}
+
+/// The 8 KiB CPU interface to drive: the DTB's frame, or, where pages alias every 64 KiB,
+/// the 8 KiB at +0xF000, where page 0 (an alias) and page 1 are adjacent.
+fn cpu_interface(gicc: u64, gicc_size: u64) -> u64 {
+    if aliased(gicc, gicc_size) { gicc + 0xf000 } else { gicc }
+}
 
 /// The 8 KiB hardware virtual CPU interface (GICV) a GICv2 domain is given: the DTB's
-/// frame, or, where the GIC-400 aliases its pages every 64 KiB, the 8 KiB at +0xF000 where
-/// page 0 (an alias) and page 1 are adjacent.
+/// frame, or, where the GIC-400 aliases its pages every 64 KiB (GICV as GICC), the 8 KiB at
+/// +0xF000.
 pub fn gicv_frame(desc: Option<Gic>) -> Option<u64> {
     let Some(Gic::V2 { gicc, gicc_size, gicv: Some(gicv), .. }) = desc else { return None };
     if !super::gich::present() {
         return None;
     }
-    // SAFETY: GICC_IIDR (offset 0xFC) of the CPU interface frame the driver owns, mapped as
-    // device memory; reading it has no side effect.
-    let iidr = unsafe { core::ptr::read_volatile((gicc + 0xfc) as *const u32) };
-    Some(if gicc_size >= 0x2_0000 && iidr == GIC400_ALIASED_IIDR { gicv + 0xf000 } else { gicv })
+    Some(if aliased(gicc, gicc_size) { gicv + 0xf000 } else { gicv })
+}
+
+/// The GICv2 CPU interface in use (8 KiB; 0 on GICv3).
+static GICC_V2: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// GICC_CTLR.EOImodeNS (bit 9): priority drop (GICC_EOIR) and deactivation (GICC_DIR) are
+/// separate writes, so that a forwarded interrupt stays active until its guest deactivates
+/// it through the list register's hardware link.
+fn split_eoi_v2() {
+    let base = GICC_V2.load(core::sync::atomic::Ordering::Relaxed);
+    // SAFETY: GICC_CTLR (offset 0) of this CPU's banked CPU interface, mapped as device
+    // memory; setting EOImodeNS changes only how interrupts are ended, and handle_pending
+    // deactivates every interrupt it does not forward.
+    unsafe {
+        let ctlr = base as *mut u32;
+        core::ptr::write_volatile(ctlr, core::ptr::read_volatile(ctlr) | 1 << 9);
+    }
+}
+
+/// GICC_DIR: deactivates an interrupt whose priority was dropped (EOImodeNS), by the value
+/// GICC_IAR gave (an SGI's source CPU included).
+fn deactivate_v2(iar: u32) {
+    let base = GICC_V2.load(core::sync::atomic::Ordering::Relaxed);
+    // SAFETY: GICC_DIR (offset 0x1000, page 1) of the CPU interface in use, which
+    // `cpu_interface` chose so that page 1 is at +0x1000; mapped as device memory.
+    unsafe { core::ptr::write_volatile((base + 0x1000) as *mut u32, iar) };
 }
 
 /// True when guests get a virtual GIC: a GICv3 host, or a GICv2 host with a virtual

@@ -523,6 +523,30 @@ t_linux_rpi4() {
     done_test
 }
 
+t_rpi4_hardware() {
+    # The hardware domain (Debian Linux) on QEMU 10's Raspberry Pi 4 with the board DTB as
+    # it is: it gets the board's devices but the GIC and the mini UART the hypervisor's
+    # console uses, reads the system timer (it ticks) and the PL011's peripheral ID through
+    # /dev/mem. (Its command line keeps Linux off what QEMU does not model: the HDMI I2C
+    # controllers and unused clock gates, which abort on QEMU, not on the board.)
+    TIMEOUT=150 boot rpi4-hardware --machine raspi4b "${LINUX[@]}" \
+        --stop-when 'stopping: all domains have stopped' tests/lcm/guests/hardware-rpi4.dts
+    expect_exit 0
+    expect 'INFO  DOM1: hardware: [0-9]+ host device\(s\) given \([0-9]+ SPIs forwarded\)' \
+        'INFO  DOM1: hardware: /soc/serial@7e215040 not given: the hypervisor.s console UART' \
+        'INFO  DOM1: hardware: /soc/interrupt-controller@40041000 not given: the interrupt controller' \
+        'INFO  DOM1: built: 1 vCPU\(s\) .*direct-mapped'
+    expect_linux 1 hw 1 128
+    expect '^DOM1: HL-DEVMEM hw: 0xfe003004 = 0x[0-9A-F]{8} then 0x[0-9A-F]{8}$' \
+        '^DOM1: HL-DEVMEM hw: 0xfe201fe0 = 0x00000011 then 0x00000011$' \
+        'INFO  DOM1: stopped \(SYSTEM_OFF\)' 'no PSCI to power off: halted'
+    local t
+    t=$(sed -n 's/^DOM1: HL-DEVMEM hw: 0xfe003004 = \(0x[0-9A-F]*\) then \(0x[0-9A-F]*\)$/\1 \2/p' "$log")
+    [ -n "$why" ] || [ "${t% *}" != "${t#* }" ] || why="the system timer did not tick: $t"
+    refuse 'NOTICE|FATAL|PANIC|ERROR|Internal error'
+    done_test
+}
+
 t_linux_zcu102() {
     # The same on QEMU's ZCU102: GIC-400, Cadence UART console, Cortex-A53s.
     linux_lcm linux-zcu102 --machine zcu102
@@ -571,26 +595,31 @@ t_linux_hardware() {
     # virtio-mmio transports, and an RTC alarm's interrupt reaches it; a domain without the
     # Hardware permission touching the RTC or a virtio transport gets external aborts.
     # DOM2's partial device tree gives it the PL061 GPIO controller, which DOM1 then lacks.
+    # On a GICv2 host as on GICv3: the interrupt is forwarded through a list register's
+    # hardware link and the guest's end of interrupt deactivates it (EOImode split).
     dtc -q -I dts -O dtb -o "$work/gpio.dtb" tests/lcm/partial/gpio.dts
-    TIMEOUT=120 boot linux-hardware --module 0x49000000=$TESTGUEST "${LINUX[@]}" \
-        --module 0x4c000000="$work/gpio.dtb" tests/lcm/guests/hardware.dts
-    expect_exit 0
-    expect 'INFO  DOM1: hardware: [0-9]+ host device\(s\) given \([0-9]+ SPIs forwarded\)' \
-        'INFO  DOM1: hardware: /pl061@9030000 not given: given to domain 2 by its partial device tree' \
-        'INFO  DOM1: hardware: /pl011@9000000 not given: the hypervisor.s console UART' \
-        'INFO  DOM1: hardware: /intc@8000000 not given: the interrupt controller'
-    expect_linux 1 hw 1 128
-    expect '^DOM1: HL-RTC hw: rtc-pl031 9010000.pl031 reads 20[0-9]{2}-[0-9]{2}-[0-9]{2} [0-9:]{8}$' \
-        '^DOM1: HL-DEVICES hw: 32 virtio-mmio transport\(s\)' \
-        '^DOM1: HL-RTC-IRQ hw: +[0-9]+: 1 GICv3 34 Level rtc-pl031$'
-    expect 'INFO  DOM2: 1 device\(s\) from its partial device tree \(1 SPIs forwarded\)' \
-        '^DOM2: probe: read 0x9010000 refused' '^DOM2: probe: write 0x9010000 refused' \
-        '^DOM2: probe: read 0xa000000 refused' '^DOM2: probe: write 0xa000000 refused' \
-        '^DOM2: other: peek 0x9030fe0 = 0x61$' '^DOM2: other: peek 0x9030fe4 = 0x10$'
-    expect_refused 2 0x9010000 0xa000000
-    expect 'INFO  all domains have stopped'
-    refuse 'LEAKED|WENT THROUGH|FATAL|PANIC|ERROR'
-    done_test
+    local v
+    for v in 3 2; do
+        TIMEOUT=120 boot "linux-hardware$([ $v = 2 ] && echo -gicv2)" --gic $v --module 0x49000000=$TESTGUEST "${LINUX[@]}" \
+            --module 0x4c000000="$work/gpio.dtb" tests/lcm/guests/hardware.dts
+        expect_exit 0
+        expect 'INFO  DOM1: hardware: [0-9]+ host device\(s\) given \([0-9]+ SPIs forwarded\)' \
+            'INFO  DOM1: hardware: /pl061@9030000 not given: given to domain 2 by its partial device tree' \
+            'INFO  DOM1: hardware: /pl011@9000000 not given: the hypervisor.s console UART' \
+            'INFO  DOM1: hardware: /intc@8000000 not given: the interrupt controller'
+        expect_linux 1 hw 1 128
+        expect '^DOM1: HL-RTC hw: rtc-pl031 9010000.pl031 reads 20[0-9]{2}-[0-9]{2}-[0-9]{2} [0-9:]{8}$' \
+            '^DOM1: HL-DEVICES hw: 32 virtio-mmio transport\(s\)' \
+            "^DOM1: HL-RTC-IRQ hw: +[0-9]+: 1 $([ $v = 3 ] && echo GICv3 || echo GIC-0) 34 Level rtc-pl031\$"
+        expect 'INFO  DOM2: 1 device\(s\) from its partial device tree \(1 SPIs forwarded\)' \
+            '^DOM2: probe: read 0x9010000 refused' '^DOM2: probe: write 0x9010000 refused' \
+            '^DOM2: probe: read 0xa000000 refused' '^DOM2: probe: write 0xa000000 refused' \
+            '^DOM2: other: peek 0x9030fe0 = 0x61$' '^DOM2: other: peek 0x9030fe4 = 0x10$'
+        expect_refused 2 0x9010000 0xa000000
+        expect 'INFO  all domains have stopped'
+        refuse 'LEAKED|WENT THROUGH|FATAL|PANIC|ERROR'
+        done_test
+    done
 }
 
 t_linux_classic() {
@@ -1091,7 +1120,7 @@ tests=(t_image_header t_virt_gicv3 t_virt_gicv2_a53 t_virt_max_2cpu t_virt_uboot
     t_debug_level t_fatal_no_boot_cpu t_fatal_bad_reserved_memory
     t_fatal_el2_abort t_fatal_panic t_lcm_hyperlaunch t_lcm_dom0less t_lcm_classic t_lcm_invalid
     t_lcm_module_over_image t_domains t_gzip_affinity_corrupt t_static_mem t_passthrough t_passthrough_uart t_console t_console_skip t_zcu102_console t_control t_reset t_store t_boot_domain t_boot_domain_recovery
-    t_boot_domain_timeout t_examples t_linux_lcm t_linux_gicv2 t_linux_zcu102 t_linux_rpi4 t_rpi4_pl011 t_rpi4_console t_linux_one_cpu t_linux_dom0less t_linux_recovery t_linux_hardware t_linux_classic
+    t_boot_domain_timeout t_examples t_linux_lcm t_linux_gicv2 t_linux_zcu102 t_linux_rpi4 t_rpi4_hardware t_rpi4_pl011 t_rpi4_console t_linux_one_cpu t_linux_dom0less t_linux_recovery t_linux_hardware t_linux_classic
     t_measured_launch t_measured_launch_no_tpm t_measured_launch_required t_measured_launch_tpm_fails
     t_hostile_pmu_debug t_hostile_passthrough_claims t_cpu_offline_placement t_hostile_suite
     t_hostile_boot_domain_flood t_dynamic t_link t_link_hostile t_shm t_console_link)
