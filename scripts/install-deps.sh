@@ -9,7 +9,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 APT_PACKAGES=(
     qemu-system-arm u-boot-qemu u-boot-tools device-tree-compiler
-    binutils-aarch64-linux-gnu gdb-multiarch cpio gzip g++ swtpm
+    binutils-aarch64-linux-gnu gdb-multiarch cpio gzip g++ swtpm mtools
 )
 
 missing=()

@@ -10,10 +10,11 @@ usage: scripts/run.sh [options] [LCM.dts]
                      one (and without --dtb or --bare), the demo: dts/demo.dts, three
                      Debian Linux domains (kernel at 0x50000000, initramfs at 0x53000000)
   --bare             boot with the machine's own DTB and no LCM
-  --machine M        virt (default), zcu102 (QEMU xlnx-zcu102: GIC-400, Cadence UART),
-                     raspi4b (QEMU 10's Raspberry Pi 4 with Debian's board DTB as it is:
-                     GIC-400, spin-table CPUs, no PSCI, mini UART console; QEMU 10 is
-                     fetched by scripts/install-qemu10.sh) or raspi3b (spin-table CPUs)
+  --machine M        virt (default), zcu102 (QEMU xlnx-zcu102 with Debian's
+                     zynqmp-zcu102-rev1.0.dtb as it is: GIC-400 with 64 KiB-aliased pages,
+                     Cadence UART) or raspi4b (QEMU 10's Raspberry Pi 4 with Debian's board
+                     DTB as it is: GIC-400, spin-table CPUs, no PSCI, mini UART console; QEMU
+                     10 is fetched by scripts/install-qemu10.sh)
   --console C        raspi4b: mini (the board DTB's stdout, default) or pl011; on raspi4b
                      (960 MiB of RAM from 0) module addresses in 0x40000000-0x5fffffff,
                      the LCMs' and --module's, are moved down by 0x30000000
@@ -21,7 +22,9 @@ usage: scripts/run.sh [options] [LCM.dts]
   --cpus N           CPUs (default 4; zcu102 always has 4)
   --mem SIZE         RAM (default 1G; 2G on zcu102)
   --cpu MODEL        CPU model on virt (default cortex-a57; also cortex-a53, max)
-  --uboot            boot through U-Boot's booti instead of QEMU -kernel (virt only)
+  --uboot            boot through U-Boot's booti instead of QEMU -kernel: on virt, Debian's
+                     qemu_arm64 U-Boot; on raspi4b, Debian's u-boot-rpi (rpi_arm64) running
+                     a boot.scr from an SD card image that holds the image and the modules
   --dtb FILE         use this host DTB as it is instead of making one
   --module ADDR=FILE load FILE at physical address ADDR (a boot module the LCM names);
                      may be repeated
@@ -136,7 +139,9 @@ low() {
     [ "$machine" = raspi4b ] && [ "$a" -ge $((0x40000000)) ] && [ "$a" -lt $((0x60000000)) ] && a=$((a - 0x30000000))
     printf '0x%x' "$a"
 }
+# (U-Boot on the Raspberry Pi 4 loads the modules from the SD card instead.)
 for m in ${modules[@]+"${modules[@]}"}; do
+    [ "$machine$uboot" != raspi4b1 ] || continue
     loaders+=(-device "loader,file=${m#*=},addr=$(low "${m%%=*}"),force-raw=on")
 done
 if [ "$machine" = raspi4b ] && [ -n "$lcm" ]; then
@@ -158,12 +163,7 @@ case "$machine" in
         qargs=(-M "xlnx-zcu102,virtualization=on" -m "$mem")
         common+=(-audiodev none,id=snd0)
         ;;
-    raspi3b)
-        [ "$uboot" -eq 0 ] || { echo "run.sh: --uboot is for virt only" >&2; exit 2; }
-        qargs=(-M raspi3b)
-        ;;
     raspi4b)
-        [ "$uboot" -eq 0 ] || { echo "run.sh: --uboot is for virt only" >&2; exit 2; }
         qemu10=$(bash scripts/install-qemu10.sh | tail -n 1)
         qargs=(-M raspi4b -L "${qemu10%/usr/bin/*}/usr/share/qemu")
         ;;
@@ -179,8 +179,8 @@ if [ -z "$dtb" ]; then
             qemu-system-aarch64 "${qargs[@]}" "${common[@]}" ${tpm_args[@]+"${tpm_args[@]}"} \
                 -machine dumpdtb="$work/base.dtb" >/dev/null 2>&1
             ;;
-        zcu102) dtc -q -I dts -O dtb -o "$work/base.dtb" platforms/xlnx-zcu102/qemu-zcu102.dts ;;
-        raspi3b) dtc -q -I dts -O dtb -o "$work/base.dtb" platforms/rpi4/qemu-raspi3b.dts ;;
+        # Debian's board DTB as it is (QEMU makes none for this machine).
+        zcu102) cp "$(bash scripts/make-linux-guest.sh | tail -n 1)/board/zynqmp-zcu102-rev1.0.dtb" "$work/base.dtb" ;;
         raspi4b)
             board=$(bash scripts/make-linux-guest.sh | tail -n 1)/board/bcm2711-rpi-4-b.dtb
             cp "$board" "$work/base.dtb"
@@ -194,8 +194,38 @@ if [ -z "$dtb" ]; then
     fi
 fi
 
-boot=()
-if [ "$uboot" -eq 1 ]; then
+boot=() kernel=$image
+if [ "$uboot" -eq 1 ] && [ "$machine" = raspi4b ]; then
+    # The board's own flow: the firmware (here QEMU) starts U-Boot with the DTB; U-Boot's
+    # distro boot finds boot.scr on the SD card's FAT partition, which loads the modules
+    # and the image and boots it with that DTB (platforms/rpi4/README.md).
+    command -v mcopy >/dev/null || bash scripts/install-deps.sh >&2
+    kernel=$(bash scripts/install-uboot-rpi.sh | tail -n 1)
+    sd=$work/sd.img part=$work/sd.img@@1M
+    truncate -s 256M "$sd"
+    # An MBR with one FAT32 (LBA) partition from sector 2048 to the end.
+    le32() { printf '\\x%02x' $(($1 & 255)) $((($1 >> 8) & 255)) $((($1 >> 16) & 255)) $((($1 >> 24) & 255)); }
+    printf "\x00\xfe\xff\xff\x0c\xfe\xff\xff$(le32 2048)$(le32 $(($(stat -c %s "$sd") / 512 - 2048)))" |
+        dd of="$sd" bs=1 seek=446 conv=notrunc status=none
+    printf '\x55\xaa' | dd of="$sd" bs=1 seek=510 conv=notrunc status=none
+    mformat -i "$part" -F -v HLBOOT ::
+    {
+        echo "# hyperlaunch from this card: its boot modules, the image, then booti with the DTB"
+        echo "# the firmware prepared (U-Boot's fdt_addr)."
+        i=0
+        for m in ${modules[@]+"${modules[@]}"}; do
+            mcopy -i "$part" "${m#*=}" "::module$i.bin"
+            echo "load \${devtype} \${devnum}:\${distro_bootpart} $(low "${m%%=*}") module$i.bin"
+            i=$((i + 1))
+        done
+        echo "load \${devtype} \${devnum}:\${distro_bootpart} \${kernel_addr_r} hyperlaunch.img"
+        echo "booti \${kernel_addr_r} - \${fdt_addr}"
+    } >"$work/boot.cmd"
+    mkimage -A arm64 -T script -C none -d "$work/boot.cmd" "$work/boot.scr" >/dev/null
+    mcopy -i "$part" "$image" ::hyperlaunch.img
+    mcopy -i "$part" "$work/boot.scr" ::boot.scr
+    boot=(-drive "if=sd,format=raw,file=$sd")
+elif [ "$uboot" -eq 1 ]; then
     # A saved U-Boot environment in the second flash bank: no prompt, load the image QEMU
     # hands over through fw_cfg, and booti it with the DTB U-Boot was given.
     mkenvimage -s 0x40000 -o "$work/env.bin" platforms/qemu-virt/uboot-env.txt
@@ -215,7 +245,7 @@ fi
 
 tpm_up
 cmd=("$qemu" "${qargs[@]}" "${common[@]}" ${tpm_args[@]+"${tpm_args[@]}"} "${serial[@]}" "${boot[@]}"
-    "${loaders[@]}" -kernel "$image" -dtb "$dtb")
+    ${loaders[@]+"${loaders[@]}"} -kernel "$kernel" -dtb "$dtb")
 if [ -n "$dump_dtb" ]; then
     "${cmd[@]}" -machine dumpdtb="$dump_dtb" >/dev/null 2>&1 </dev/null
     exit 0
