@@ -7,6 +7,9 @@
 #                  4 domUs (tests/bench/dom0less-N.dts)
 #   hl-dom0less-N  hyperlaunch on the very same host DTB as xen-N
 #   hl-lcm-N       hyperlaunch with an LCM (tests/bench/lcm-N.dts)
+#   hl-cow-N       the same LCM with kernel-sharing = "copy-on-write" (one-CPU domains map
+#                  the kernel module in place, 4 KiB pages copied on write), not in the
+#                  default set: name it in $CONFIGS to compare it with hl-lcm-N
 # Every domain has 1 vCPU and 128 MiB and boots the one kernel (0x50000000) and initramfs
 # (0x53000000) loaded in host RAM. For each run it prints, per marker line of the guests'
 # /init ("HL-LINUX-UP NAME: ..."), the wall time from QEMU's start to the line (read from
@@ -88,6 +91,8 @@ qemu-system-aarch64 "${machine[@]}" -machine dumpdtb="$work/base.dtb" >/dev/null
 for n in 1 4; do
     bash scripts/merge-lcm.sh "$work/base.dtb" "tests/bench/dom0less-$n.dts" "$work/dom0less-$n.dtb"
     bash scripts/merge-lcm.sh "$work/base.dtb" "tests/bench/lcm-$n.dts" "$work/lcm-$n.dtb"
+    sed 's/compatible = "hypervisor,xen";/&\n\t\tkernel-sharing = "copy-on-write";/' "tests/bench/lcm-$n.dts" >"$work/cow-$n.dts"
+    bash scripts/merge-lcm.sh "$work/base.dtb" "$work/cow-$n.dts" "$work/cow-$n.dtb"
 done
 modules=(-device "loader,file=$kernel,addr=$kernel_addr,force-raw=on"
     -device "loader,file=$initrd,addr=$initrd_addr,force-raw=on")
@@ -99,6 +104,7 @@ config_args() {
         xen-[14]) args=("${modules[@]}" -kernel "$xen" -dtb "$work/dom0less-${1#xen-}.dtb") ;;
         hl-dom0less-[14]) args=("${modules[@]}" -kernel "$image" -dtb "$work/dom0less-${1##*-}.dtb") ;;
         hl-lcm-[14]) args=("${modules[@]}" -kernel "$image" -dtb "$work/lcm-${1##*-}.dtb") ;;
+        hl-cow-[14]) args=("${modules[@]}" -kernel "$image" -dtb "$work/cow-${1##*-}.dtb") ;;
         *) echo "bench-boot: unknown configuration $1" >&2; exit 2 ;;
     esac
 }
@@ -214,7 +220,7 @@ done
 echo
 echo "ratios of those means:"
 pairs=0
-for pair in hl-dom0less-1:bare hl-lcm-1:bare xen-1:bare hl-dom0less-4:xen-4 hl-lcm-4:xen-4; do
+for pair in hl-dom0less-1:bare hl-lcm-1:bare xen-1:bare hl-dom0less-4:xen-4 hl-lcm-4:xen-4 hl-cow-4:hl-lcm-4 hl-cow-1:hl-lcm-1; do
     a=${pair%:*} b=${pair#*:}
     case " $configs " in *" $a "*) ;; *) continue ;; esac
     case " $configs " in *" $b "*) ;; *) continue ;; esac

@@ -72,6 +72,7 @@ pub fn launch(
         gicv: gic::gicv_frame(gic_desc),
         links: cfg.links.iter().map(|l| l.ends).collect(),
         static_from_pool: false,
+        kernel_sharing: cfg.kernel_sharing,
     };
     let built = crate::hv::setup::build_all(m, cfg, pool, &host, (cpus, gic::has_vgic()), (dtb, modules));
     let n = built.setup.domains.len();

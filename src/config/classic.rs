@@ -113,6 +113,7 @@ pub(super) fn parse(fdt: &Fdt<'_>, chosen: &Node<'_>, host: &HostFacts) -> props
         domains: alloc::vec![d],
         hypervisor_modules: Vec::new(),
         console_switch: true,
+        kernel_sharing: false,
         measure: crate::measure::Policy::Optional,
         boot_timeout_ms: super::DEFAULT_BOOT_TIMEOUT_MS,
         notes,

@@ -30,6 +30,7 @@ pub(super) fn parse(fdt: &Fdt<'_>, chosen: &Node<'_>, host: &HostFacts) -> props
         domains,
         hypervisor_modules: Vec::new(),
         console_switch: true,
+        kernel_sharing: false,
         measure: crate::measure::Policy::Optional,
         boot_timeout_ms: super::DEFAULT_BOOT_TIMEOUT_MS,
         notes,

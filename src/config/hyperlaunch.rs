@@ -44,6 +44,7 @@ pub(super) fn parse(fdt: &Fdt<'_>, hv: &Node<'_>) -> props::Result<LaunchConfig>
         domains: Vec::new(),
         hypervisor_modules: Vec::new(),
         console_switch: true,
+        kernel_sharing: false,
         measure: crate::measure::Policy::Optional,
         boot_timeout_ms: super::DEFAULT_BOOT_TIMEOUT_MS,
         notes: Vec::new(),
@@ -72,6 +73,17 @@ pub(super) fn parse(fdt: &Fdt<'_>, hv: &Node<'_>) -> props::Result<LaunchConfig>
                     ));
                 }
                 None => {}
+            },
+            "kernel-sharing" => match props::str_prop(hv, "kernel-sharing")? {
+                Some("copy-on-write") => cfg.kernel_sharing = true,
+                Some("off") | None => {}
+                Some(other) => {
+                    return Err(props::bad_value(
+                        hv,
+                        "kernel-sharing",
+                        format!("'{other}': expected \"copy-on-write\" or \"off\""),
+                    ));
+                }
             },
             "measured-launch" => match props::str_prop(hv, "measured-launch")? {
                 Some("required") => cfg.measure = crate::measure::Policy::Required,

@@ -253,6 +253,11 @@ pub struct LaunchConfig {
     pub hypervisor_modules: Vec<Module>,
     /// Ctrl-A ×3 switching of the console input (`console-switch = "disabled"` turns it off).
     pub console_switch: bool,
+    /// A kernel module booted in place by domains whose vCPUs share one CPU is mapped into
+    /// them read-only, 4 KiB pages copied on a domain's first write
+    /// (`kernel-sharing = "copy-on-write"` under /chosen/hypervisor, ours). Off by default:
+    /// each domain gets its own copy, its RAM mapped with 2 MiB and 1 GiB blocks.
+    pub kernel_sharing: bool,
     /// How long the Boot Domain may run before launch goes on without it (ms;
     /// `/chosen/hypervisor/boot-timeout-ms`, ours).
     pub boot_timeout_ms: u32,

@@ -102,6 +102,11 @@ impl Plan {
             Some((d, false)) => out.push(format!("console: domain {} (first with a virtual UART)", d.domid)),
             None => out.push(String::from("console: the hypervisor (no domain has a virtual UART)")),
         }
+        if cfg.kernel_sharing {
+            out.push(String::from(
+                "kernel sharing: copy-on-write (one-CPU domains map a kernel module in place, 4 KiB pages)",
+            ));
+        }
         if !cfg.console_switch {
             out.push(String::from("console switching (Ctrl-A x3): disabled"));
         }

@@ -107,6 +107,7 @@ pub fn parse_domain(
         domains: alloc::vec![d],
         hypervisor_modules: Vec::new(),
         console_switch: true,
+        kernel_sharing: false,
         boot_timeout_ms: super::DEFAULT_BOOT_TIMEOUT_MS,
         measure: crate::measure::Policy::Optional,
         notes: Vec::new(),

@@ -61,6 +61,8 @@ pub struct HostFacts<'a> {
     pub gicv: Option<u64>,
     /// Network links (their two ends), in configuration order.
     pub links: Vec<[u16; 2]>,
+    /// Kernel modules are shared copy-on-write (`LaunchConfig::kernel_sharing`).
+    pub kernel_sharing: bool,
     /// Static memory was taken from free memory (a domain created at run time): it is in
     /// `reserved` as the runs it was taken in, and goes back to free memory with the domain.
     pub static_from_pool: bool,
@@ -143,6 +145,13 @@ fn fixed_ram(ranges: &[Range], direct: bool, host: &HostFacts) -> Result<Ram, Bu
     }
     // Not the build's to give back, even when taken from free memory: its taker's.
     Ok(Ram { chunks, owned: false })
+}
+
+/// `blocks` of `total` bytes as a percentage with one decimal, rounded down (so that 100.0%
+/// means all of it).
+pub(super) fn block_share(blocks: u64, total: u64) -> String {
+    let per_mille = (u128::from(blocks) * 1000).checked_div(u128::from(total)).unwrap_or(0);
+    alloc::format!("{}.{}%", per_mille / 10, per_mille % 10)
 }
 
 fn free_ram(ram: Ram, pool: &mut Pool) {
@@ -251,6 +260,8 @@ struct Prepared {
     spec: DtbSpec,
     spis: Vec<u32>,
     devices: Vec<Range>,
+    /// Bytes of its RAM mapped with 2 MiB or 1 GiB blocks.
+    blocks: u64,
     ramdisk: Option<HostMem>,
     /// The Boot Domain's `module,config`.
     config: Option<HostMem>,
@@ -375,13 +386,15 @@ fn prepare_in(
     .map_err(BuildError::Layout)?;
     spec.ramdisk = layout.ramdisk;
     let dtb = write(&spec)?;
-    // The kernel's whole pages, when they are a boot module in place (not unpacked), are
-    // mapped read-only from the module itself, shared by every domain that boots it; a
-    // page is copied into the domain's own RAM the first time the domain writes to it.
-    // Only for a domain whose vCPUs share one CPU: its copies then need no broadcast TLB
-    // invalidation (which stops every CPU under emulation).
+    // With kernel sharing on (the LCM asks), the kernel's whole pages, when they are a
+    // boot module in place (not unpacked), are mapped read-only from the module itself,
+    // shared by every domain that boots it; a page is copied into the domain's own RAM the
+    // first time the domain writes to it. Only for a domain whose vCPUs share one CPU: its
+    // copies then need no broadcast TLB invalidation (which stops every CPU under
+    // emulation). It saves copying and memory at the price of 4 KiB stage-2 pages.
     let one_cpu = pcpus.windows(2).all(|w| w[0] == w[1]);
-    let shareable = kernel.in_place() && one_cpu && kernel.bytes.start().is_multiple_of(4096);
+    let shareable =
+        host.kernel_sharing && kernel.in_place() && one_cpu && kernel.bytes.start().is_multiple_of(4096);
     let shared_len =
         if shareable && layout.kernel.is_multiple_of(4096) { kernel.bytes.len() & !0xfff } else { 0 };
     let shared = Range { start: layout.kernel, end: layout.kernel + shared_len };
@@ -397,7 +410,8 @@ fn prepare_in(
         (link.as_ref(), gicv, window, &shm),
         &g,
     ) {
-        Ok((root, cow)) => Ok(Prepared {
+        Ok((root, blocks, cow)) => Ok(Prepared {
+            blocks,
             pcpus,
             ram: Ram { chunks: Vec::new(), owned: false },
             map,
@@ -440,6 +454,7 @@ impl Prepared {
             spec,
             spis,
             devices,
+            blocks,
             ramdisk,
             config,
             window,
@@ -466,7 +481,7 @@ impl Prepared {
         let loaded = ram.load_images(m, &images, (layout.kernel, shared_len));
         let (first_base, first_size) = spec.banks[0];
         info!(
-            "DOM{}: built: {} vCPU(s) on CPU(s) {:?}, {} MiB at IPA {:#x} ({} chunk(s){}), kernel at {:#x}, device tree at {:#x}{}",
+            "DOM{}: built: {} vCPU(s) on CPU(s) {:?}, {} MiB at IPA {:#x} ({} chunk(s){}), kernel at {:#x}, device tree at {:#x}{}; {} of its RAM in 2 MiB/1 GiB blocks",
             cfg.domid,
             cfg.cpus,
             pcpus,
@@ -484,7 +499,8 @@ impl Prepared {
             match layout.ramdisk {
                 Some((a, l)) => alloc::format!(", ramdisk at {a:#x} ({l} bytes)"),
                 None => String::new(),
-            }
+            },
+            block_share(blocks, ram.size())
         );
         let mut mmio = crate::mmio::MmioMap::new();
         if cfg.vuart {

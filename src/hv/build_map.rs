@@ -26,8 +26,8 @@ pub(super) type SharedTables = (Vec<u64>, u64);
 /// Stages the domain's stage-2 tables: its RAM (but the shared kernel pages), store ring
 /// pages, the GICv2 virtual CPU interface, host devices, passthrough devices, and the
 /// shared kernel pages read-only.
-/// Returns the root and, when pages are shared, their level-3 tables and a writable page
-/// descriptor without its address.
+/// Returns the root, the bytes of RAM mapped with 2 MiB or 1 GiB blocks, and, when pages are
+/// shared, their level-3 tables and a writable page descriptor without its address.
 pub(super) fn stage2(
     store: &mut Staged,
     pa_bits: u32,
@@ -35,12 +35,15 @@ pub(super) fn stage2(
     (shared, module_pa): (Range, u64),
     (link, gicv, window, shm): Mapped<'_>,
     g: &Given,
-) -> Result<(u64, Option<SharedTables>), BuildError> {
+) -> Result<(u64, u64, Option<SharedTables>), BuildError> {
     let mut pt = PageTables::new(store, Format::Stage2, 1, pa_bits).map_err(BuildError::Map)?;
+    let mut blocks = 0u64;
     for &(mem, ipa) in &ram.chunks {
         for (a, b) in guest::uncovered(ipa, ipa + mem.len(), &[(shared.start, shared.size())]) {
-            pt.map(store, a, mem.start() + (a - ipa), b - a, MemType::Normal, Perms::RWX)
+            let s = pt
+                .map(store, a, mem.start() + (a - ipa), b - a, MemType::Normal, Perms::RWX)
                 .map_err(BuildError::Map)?;
+            blocks += (s.blocks_2m << 21) + (s.blocks_1g << 30);
         }
     }
     for &(ipa, pa) in link.map_or(&[][..], |l| &l.pages[..]) {
@@ -65,7 +68,7 @@ pub(super) fn stage2(
         pt.map(store, ga, pa, size, MemType::Device, Perms::RW).map_err(BuildError::Map)?;
     }
     if shared.is_empty() {
-        return Ok((pt.root(), None));
+        return Ok((pt.root(), blocks, None));
     }
     pt.map_pages(store, shared.start, module_pa, shared.size(), MemType::Normal, Perms::RX)
         .map_err(BuildError::Map)?;
@@ -77,5 +80,5 @@ pub(super) fn stage2(
         );
         at += 0x20_0000;
     }
-    Ok((pt.root(), Some((tables, pt.page_desc(0, MemType::Normal, Perms::RWX)))))
+    Ok((pt.root(), blocks, Some((tables, pt.page_desc(0, MemType::Normal, Perms::RWX)))))
 }

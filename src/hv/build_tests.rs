@@ -83,6 +83,7 @@ fn facts(b: &Bench) -> HostFacts<'static> {
         gic_spis: 0,
         links: vec![],
         static_from_pool: false,
+        kernel_sharing: true,
     }
 }
 
@@ -116,6 +117,30 @@ fn a_built_domain_has_its_kernel_device_tree_and_tables() {
     assert_eq!(b.pool.free_bytes(), free - 4 * MIB - tables);
     let root = parts.vttbr & crate::pgtable::OA_MASK;
     assert!(parts.tables.iter().any(|t| t.start() == root));
+}
+
+#[test]
+fn without_kernel_sharing_a_domain_copies_its_kernel_and_maps_blocks() {
+    let mut b = bench();
+    let host = HostFacts { kernel_sharing: false, ..facts(&b) };
+    let mut load = vec![0u32; 4];
+    let cfg = config(Range { start: KERNEL, end: KERNEL + KERNEL_LEN }, 4096);
+    let (parts, loaded) = build(&*b.fake, &cfg, 1, &mut b.pool, &mut load, &host, None).unwrap();
+    assert!(parts.cow.is_none(), "no page shared with the module");
+    assert!(loaded.copied >= KERNEL_LEN, "the kernel is copied: {}", loaded.copied);
+    let ram = parts.ram.host(RAM0_BASE, KERNEL_LEN).unwrap();
+    assert_eq!(b.fake.peek(ram.start(), KERNEL_LEN as usize), b.fake.peek(KERNEL, KERNEL_LEN as usize));
+    // Root and one level-2 table: the RAM is 2 MiB blocks, no level-3 table.
+    assert_eq!(parts.tables.len(), 2, "{:x?}", parts.tables);
+}
+
+#[test]
+fn block_shares_are_rounded_down() {
+    use super::build::block_share;
+    assert_eq!(block_share(4 * MIB, 4 * MIB), "100.0%");
+    assert_eq!(block_share(4 * MIB - 4096, 4 * MIB), "99.9%");
+    assert_eq!(block_share(0, 4 * MIB), "0.0%");
+    assert_eq!(block_share(0, 0), "0.0%");
 }
 
 #[test]

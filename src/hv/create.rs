@@ -77,6 +77,7 @@ impl RunEnv {
             gicv: self.gicv,
             links: Vec::new(),
             static_from_pool: true,
+            kernel_sharing: false,
         }
     }
 }

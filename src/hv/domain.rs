@@ -318,7 +318,7 @@ impl Domain {
         }
         let me = m.cpu();
         for (i, v) in self.vcpus.iter().enumerate().take(64) {
-            if vcpus & (1 << i) != 0 && v.pcpu() != me {
+            if vcpus & (1 << i) != 0 && v.pcpu() != me && v.needs_kick() {
                 m.kick(v.pcpu());
             }
         }

@@ -37,4 +37,6 @@ mod create_tests;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
 #[cfg(test)]
+mod kick_tests;
+#[cfg(test)]
 mod tests;

@@ -501,26 +501,6 @@ fn a_failed_build_starts_the_recovery_domain_with_a_report() {
 }
 
 #[test]
-fn an_sgi_flood_kicks_the_target_cpu_once() {
-    // DOM1 has vCPUs on CPUs 0 and 1; vCPU 0 writes ICC_SGI1R_EL1 (SGI 3 to vCPU 1) in a
-    // loop. Only the first write makes it pending: CPU 1 is kicked once, not per write.
-    let s = system(|f| vec![domain(f, 1, &[0, 1], 0, 0, false)], None, None);
-    s.sys.start();
-    s.enter(1);
-    let d = s.d(1);
-    s.fake.clear_ops();
-    // msr icc_sgi1r_el1, x3
-    let iss = (3 << 20) | (5 << 17) | (12 << 10) | (3 << 5) | (11 << 1);
-    let mut regs = GuestRegs::default();
-    regs.x[3] = (3 << 24) | 0b10;
-    for _ in 0..1000 {
-        assert_eq!(s.sys.handle_exit(d, 0, Exit::SysReg { iss }, &mut regs, false), Outcome::Resume);
-    }
-    let kicks = s.fake.ops().iter().filter(|o| **o == Op::Kick(1)).count();
-    assert_eq!(kicks, 1, "{:?}", s.fake.ops());
-}
-
-#[test]
 fn restart_loops_are_stopped() {
     // A guest looping on SYSTEM_RESET is rebuilt five times in ten seconds; the sixth
     // stops it for good. A Control domain's RESTARTs count against the same limit.

@@ -132,6 +132,25 @@ impl Vcpu {
         self.cpu.store(cpu, Ordering::Release);
     }
 
+    /// An interrupt was just made pending for it: whether its physical CPU must be
+    /// interrupted. Yes when it is on its CPU (in the guest, or waiting there in WFI), and
+    /// once when it waits off its CPU in WFI (a shared CPU's scheduler must look again: the
+    /// flag is cleared, so the next raise does not kick until it blocks again). No when it
+    /// is off its CPU and runnable, or off: it sees the interrupt when it next runs. So a
+    /// guest raising interrupts in a loop does not make another domain's vCPU on a shared
+    /// CPU exit at every raise.
+    ///
+    /// No wakeup is lost: a vCPU blocks by setting `blocked` after it found nothing
+    /// pending, and a raiser reads `blocked` after making the interrupt pending (both under
+    /// or after the vGIC's lock), so either the raiser sees it blocked, or the vCPU sees the
+    /// interrupt pending, or the vCPU has not left its CPU yet (then it is kicked).
+    pub fn needs_kick(&self) -> bool {
+        if self.blocked.swap(false, Ordering::SeqCst) {
+            return true;
+        }
+        matches!(*self.power.lock(), Power::On) && self.saved.lock().is_none()
+    }
+
     /// Back to its state before it first ran.
     pub(super) fn reset(&self) {
         *self.power.lock() = Power::Off;

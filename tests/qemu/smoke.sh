@@ -848,17 +848,21 @@ t_reset() {
     # written): after the reset its RAM reads 0 and its kernel's data the image's value, and
     # DOM3, reading that data 500 ms in, sees the image's value too.
     sed -e 's/bootargs = "hl.name=hello hl.smccc hl.off";/bootargs = "hl.name=hello hl.canary=0x40800000 hl.cow hl.reset-at=500 hl.smccc hl.off";/' \
+        -e 's/compatible = "hypervisor,xen";/&\n\t\tkernel-sharing = "copy-on-write";/' \
         -e 's/bootargs = "hl.name=prober hl.probe=0x8000000,0x9000000 hl.wait=500 hl.off";/bootargs = "hl.name=prober hl.probe=0x8000000,0x9000000 hl.wait=500 hl.cow-read hl.off";/' \
         tests/lcm/guests/demo.dts >"$work/reset.dts"
     grep -q 'hl.wait=500 hl.cow-read' "$work/reset.dts" || echo "reset: tests/lcm/guests/demo.dts changed: DOM3 reads no kernel word" >&2
     boot reset --module 0x49000000=$TESTGUEST "$work/reset.dts"
     expect_exit 0
+    expect 'INFO  plan: kernel sharing: copy-on-write' '^DOM1: hello from hello' '^DOM3: hello from prober'
+    # DOM2 (two vCPUs on two CPUs) does not share; DOM1 and DOM3 copy pages they write.
+    expect 'INFO  DOM1: stopped \(SYSTEM_RESET\); .*; [1-9][0-9]* shared kernel page\(s\) copied on write' 
     expect '^DOM1: hello: SYSTEM_RESET at 500 ms$' 'INFO  DOM1: PSCI SYSTEM_RESET from vCPU 0: restarting it' \
         'INFO  DOM1: stopped \(SYSTEM_RESET\)' 'INFO  DOM1: restarted \(SYSTEM_RESET\)' '^DOM1: hello from hello' \
         '^DOM1: hello: up again after the reset' '^DOM1: smccc: PSCI_VERSION 1\.1$' 'INFO  DOM1: stopped \(SYSTEM_OFF\)'
     expect '^DOM2: smp: 1 secondary vCPU\(s\) ran and stopped$' 'INFO  all domains have stopped'
     expect_scrubbed 1 hello 0x40800000 'INFO  DOM1: restarted \(SYSTEM_RESET\)'
-    # Copy on write: the kernel's data word.
+    # Copy on write: the kernel's data word (the LCM turns kernel sharing on).
     local kw='kernel word at 0x[0-9a-f]+' image=0x6b65726e656c2121
     expect "^DOM1: hello: $kw reads $image\$" "^DOM1: hello: $kw set to 0x5ca1ab1ec0ffee00\$" \
         "^DOM3: prober: $kw reads $image\$"
