@@ -14,20 +14,40 @@ settled_free() {
     while [ $i -lt 20 ]; do sleep 1; b=$(free_kib); [ "$a" = "$b" ] && break; a=$b; i=$((i + 1)); done
     echo "$a"
 }
+# The id in hlctl create's output ("DOMn created ...").
+created_id() { echo "$1" | sed -n 's/^DOM\([0-9]*\) created.*/\1/p'; }
+# Waits up to $2 s for domain $1 to stop; prints its last state.
+wait_stopped() {
+    i=0 st=""
+    while [ $i -lt "$2" ]; do
+        st=$(hlctl info "$1" | sed -n 's/^state: //p')
+        [ "$st" = stopped ] && break
+        sleep 1
+        i=$((i + 1))
+    done
+    echo "$st"
+}
+# Waits for domain $2 to stop and destroys it, under NAME $1.
+stop_destroy() {
+    wait_stopped "$2" 60 >/dev/null
+    out=$(hlctl destroy "$2" 2>&1)
+    say "$1: destroy: rc $?: $out"
+}
+# run_once NAME ARGS...: "hlctl create ARGS", then the domain is waited for and destroyed.
+run_once() {
+    name=$1; shift
+    out=$(hlctl create "$@" 2>&1)
+    say "$name: rc $?: $out"
+    id=$(created_id "$out")
+    [ -z "$id" ] || stop_destroy "$name" "$id"
+}
 hlctl list | sed 's/^/HL-DYN list: /'
 before=$(settled_free)
 out=$(hlctl create $d/linux.dts --kernel $d/linux.gz --ramdisk $d/initramfs.cpio.gz 2>&1)
 say "create linux: rc $?: $out"
-id=$(echo "$out" | sed -n 's/^DOM\([0-9]*\) created.*/\1/p')
+id=$(created_id "$out")
 hlctl list | sed 's/^/HL-DYN list: /'
-i=0
-while [ $i -lt 300 ]; do
-    st=$(hlctl info "$id" | sed -n 's/^state: //p')
-    [ "$st" = stopped ] && break
-    sleep 1
-    i=$((i + 1))
-done
-say "linux domain $id: $st"
+say "linux domain $id: $(wait_stopped "$id" 300)"
 out=$(hlctl destroy "$id" 2>&1)
 say "destroy: rc $?: $out"
 after=$(settled_free)
@@ -36,7 +56,7 @@ say "free before $before KiB, after destroy $after KiB: $eq"
 n=0
 while [ $n -lt 20 ]; do
     out=$(hlctl create $d/testguest.dts --kernel $d/testguest.img 2>&1) || { say "loop $n: $out"; break; }
-    id=$(echo "$out" | sed -n 's/^DOM\([0-9]*\) created.*/\1/p')
+    id=$(created_id "$out")
     out=$(hlctl destroy "$id" 2>&1) || { say "loop $n: $out"; break; }
     n=$((n + 1))
 done
@@ -47,53 +67,18 @@ say "loop: $n creates and destroys; free $after KiB: $eq"
 # domain is the store.
 if [ -e /proc/device-tree/hypervisor/store ]; then
     for round in 1 2; do
-        out=$(hlctl create $d/store.dts --kernel $d/testguest.img 2>&1)
-        say "store client $round: rc $?: $out"
-        id=$(echo "$out" | sed -n 's/^DOM\([0-9]*\) created.*/\1/p')
-        [ -n "$id" ] || break
-        i=0
-        while [ $i -lt 60 ]; do
-            [ "$(hlctl info "$id" | sed -n 's/^state: //p')" = stopped ] && break
-            sleep 1
-            i=$((i + 1))
-        done
-        out=$(hlctl destroy "$id" 2>&1)
-        say "store client $round: destroy: rc $?: $out"
+        run_once "store client $round" $d/store.dts --kernel $d/testguest.img
     done
 fi
-# Create DOMAIN: runs "hlctl create ARGS", waits for the domain to stop, destroys it.
-# Prints its lines under NAME.
-run_once() {
-    name=$1; shift
-    out=$(hlctl create "$@" 2>&1)
-    say "$name: rc $?: $out"
-    id=$(echo "$out" | sed -n 's/^DOM\([0-9]*\) created.*/\1/p')
-    [ -n "$id" ] || return 0
-    i=0
-    while [ $i -lt 60 ]; do
-        [ "$(hlctl info "$id" | sed -n 's/^state: //p')" = stopped ] && break
-        sleep 1
-        i=$((i + 1))
-    done
-    out=$(hlctl destroy "$id" 2>&1)
-    say "$name: destroy: rc $?: $out"
-}
 # Static memory taken from free memory; the same range twice at once is refused.
 out=$(hlctl create $d/static.dts --kernel $d/testguest.img --paused 2>&1)
 say "static: rc $?: $out"
-sid=$(echo "$out" | sed -n 's/^DOM\([0-9]*\) created.*/\1/p')
+sid=$(created_id "$out")
 out=$(hlctl create $d/static.dts --kernel $d/testguest.img 2>&1)
 say "static again: rc $?: $out"
 if [ -n "$sid" ]; then
     hlctl unpause "$sid" >/dev/null
-    i=0
-    while [ $i -lt 60 ]; do
-        [ "$(hlctl info "$sid" | sed -n 's/^state: //p')" = stopped ] && break
-        sleep 1
-        i=$((i + 1))
-    done
-    out=$(hlctl destroy "$sid" 2>&1)
-    say "static: destroy: rc $?: $out"
+    stop_destroy static "$sid"
 fi
 # A device by a partial device tree, then a hardware domain (each refused where the
 # launch's hardware domain holds the device or the permission).
