@@ -81,10 +81,8 @@ impl Frames {
         let mut at = r.start;
         while at < r.end {
             let align = 1u64 << at.trailing_zeros().min(63);
-            let mut size = align.min(1u64 << (63 - (r.end - at).leading_zeros()));
-            while size > r.end - at {
-                size >>= 1;
-            }
+            // The largest power of two that is aligned here and fits in what is left.
+            let size = align.min(1u64 << (63 - (r.end - at).leading_zeros()));
             out.push(Range { start: at, end: at + size });
             at += size;
         }

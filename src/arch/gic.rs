@@ -229,15 +229,19 @@ static GICD: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(
 /// The SPIs the distributor implements (its TYPER).
 static SPIS: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
 
+/// INTID `intid` as one of the SPIs the distributor implements, if it is one.
+fn spi(intid: u32) -> Option<IntId> {
+    let spis = SPIS.load(core::sync::atomic::Ordering::Relaxed);
+    intid.checked_sub(32).filter(|&n| n < spis).map(IntId::spi)
+}
+
 /// Routes a shared peripheral interrupt to CPU `cpu` and enables it (a device interrupt
 /// forwarded to the domain whose vCPU runs there).
 pub fn route_spi(intid: u32, cpu: usize) {
-    let spis = SPIS.load(core::sync::atomic::Ordering::Relaxed);
-    if intid < 32 || intid - 32 >= spis {
-        log::warn!("INTID {intid} is not one of the GIC's {spis} SPIs: not routed");
+    let Some(id) = spi(intid) else {
+        log::warn!("INTID {intid} is not one of the GIC's {} SPIs: not routed", spi_count());
         return;
-    }
-    let id = IntId::spi(intid - 32);
+    };
     let mpidr = super::boot::CPU_MPIDRS.get(cpu).map(|m| m.load(core::sync::atomic::Ordering::Relaxed));
     match GIC.lock().as_mut() {
         Some(PhysGic::V3(g)) => {
@@ -263,11 +267,7 @@ pub fn route_spi(intid: u32, cpu: usize) {
 /// Disables SPI `intid` at the distributor (a device interrupt no domain owns any more:
 /// a level-triggered device left asserting it would otherwise interrupt forever).
 pub fn disable_spi(intid: u32) {
-    let spis = SPIS.load(core::sync::atomic::Ordering::Relaxed);
-    if intid < 32 || intid - 32 >= spis {
-        return;
-    }
-    let id = IntId::spi(intid - 32);
+    let Some(id) = spi(intid) else { return };
     match GIC.lock().as_mut() {
         Some(PhysGic::V3(g)) => {
             let _ = g.enable_interrupt(id, None, false);
@@ -287,9 +287,8 @@ pub fn spi_count() -> u32 {
 /// Deactivates SPI `intid` at the distributor (GICD_ICACTIVER<n>, the same offset in both
 /// versions).
 pub fn deactivate_spi(intid: u32) {
-    let spis = SPIS.load(core::sync::atomic::Ordering::Relaxed);
     let base = GICD.load(core::sync::atomic::Ordering::Relaxed);
-    if base == 0 || intid < 32 || intid - 32 >= spis {
+    if base == 0 || spi(intid).is_none() {
         return;
     }
     let reg = base + 0x380 + u64::from(intid / 32) * 4;

@@ -36,6 +36,17 @@ fn link(node: &Node<'_>, kind: crate::virtio::net::Kind) -> props::Result<super:
     }
 }
 
+/// A two-valued string property of `/chosen/hypervisor`: `Some(true)` for `on`,
+/// `Some(false)` for `off`, `None` when absent; any other value is a named bad value.
+fn switch(hv: &Node<'_>, name: &'static str, (on, off): (&str, &str)) -> props::Result<Option<bool>> {
+    match props::str_prop(hv, name)? {
+        Some(v) if v == on => Ok(Some(true)),
+        Some(v) if v == off => Ok(Some(false)),
+        Some(other) => Err(props::bad_value(hv, name, format!("'{other}': expected \"{on}\" or \"{off}\""))),
+        None => Ok(None),
+    }
+}
+
 pub(super) fn parse(fdt: &Fdt<'_>, hv: &Node<'_>) -> props::Result<LaunchConfig> {
     let mut notes = Vec::new();
     let mut cfg = LaunchConfig {
@@ -62,40 +73,17 @@ pub(super) fn parse(fdt: &Fdt<'_>, hv: &Node<'_>) -> props::Result<LaunchConfig>
                     ));
                 }
             }
-            "console-switch" => match props::str_prop(hv, "console-switch")? {
-                Some("disabled") => cfg.console_switch = false,
-                Some("enabled") => {}
-                Some(other) => {
-                    return Err(props::bad_value(
-                        hv,
-                        "console-switch",
-                        format!("'{other}': expected \"enabled\" or \"disabled\""),
-                    ));
+            "console-switch" => {
+                cfg.console_switch = switch(hv, "console-switch", ("enabled", "disabled"))? != Some(false);
+            }
+            "kernel-sharing" => {
+                cfg.kernel_sharing = switch(hv, "kernel-sharing", ("copy-on-write", "off"))? == Some(true);
+            }
+            "measured-launch" => {
+                if switch(hv, "measured-launch", ("required", "optional"))? == Some(true) {
+                    cfg.measure = crate::measure::Policy::Required;
                 }
-                None => {}
-            },
-            "kernel-sharing" => match props::str_prop(hv, "kernel-sharing")? {
-                Some("copy-on-write") => cfg.kernel_sharing = true,
-                Some("off") | None => {}
-                Some(other) => {
-                    return Err(props::bad_value(
-                        hv,
-                        "kernel-sharing",
-                        format!("'{other}': expected \"copy-on-write\" or \"off\""),
-                    ));
-                }
-            },
-            "measured-launch" => match props::str_prop(hv, "measured-launch")? {
-                Some("required") => cfg.measure = crate::measure::Policy::Required,
-                Some("optional") | None => {}
-                Some(other) => {
-                    return Err(props::bad_value(
-                        hv,
-                        "measured-launch",
-                        format!("'{other}': expected \"required\" or \"optional\""),
-                    ));
-                }
-            },
+            }
             other => notes.push(Note { node: path(hv), what: format!("unknown property '{other}' ignored") }),
         }
     }

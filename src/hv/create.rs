@@ -95,7 +95,7 @@ impl RunHost {
     /// firmware pads is left out). Empty if it is not a device tree.
     pub fn of(dtb: &[u8]) -> RunHost {
         let Ok(fdt) = crate::fdt::Fdt::new(dtb) else { return RunHost::default() };
-        let be = |at: usize| dtb.get(at..at + 4).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+        let be = |at: usize| crate::fdt::be32(dtb, at).unwrap_or(0);
         let used = [(8, 36), (12, 32)]
             .iter()
             .map(|&(off, size)| be(off) as usize + be(size) as usize)
@@ -415,10 +415,8 @@ impl System {
         if let Some((_, why)) = c.refused.first() {
             return Err(fail("passthrough", format!("{}: {why}", cfg.node)));
         }
+        super::setup::warn_unprotected(&c);
         for (domid, node) in &c.unprotected {
-            log::warn!(
-                "DOM{domid}: {node} given without an IOMMU (xen,force-assign-without-iommu): its DMA can reach any memory"
-            );
             caller.notice(format_args!(
                 "create: DOM{domid}: {node} given without an IOMMU: its DMA is not confined"
             ));

@@ -49,12 +49,17 @@ pub fn claims(
         }
     }
     let c = crate::claims::check(host_dtb, &all);
+    warn_unprotected(&c);
+    c
+}
+
+/// The loud warning for each device `c` gives without an IOMMU (at launch and at run time).
+pub(super) fn warn_unprotected(c: &crate::claims::Claims) {
     for (domid, node) in &c.unprotected {
         log::warn!(
             "DOM{domid}: {node} given without an IOMMU (xen,force-assign-without-iommu): its DMA can reach any memory"
         );
     }
-    c
 }
 
 /// Builds every domain of `cfg` on `cpus` CPUs from memory in `pool`.
