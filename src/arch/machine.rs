@@ -58,6 +58,10 @@ impl Machine for ArchMachine {
         timer::uptime_us()
     }
 
+    fn relax(&self) {
+        core::hint::spin_loop();
+    }
+
     fn counter(&self) -> u64 {
         timer::ticks()
     }

@@ -137,6 +137,10 @@ impl Machine for Fake {
     fn now_us(&self) -> u64 {
         self.now.load(Ordering::Relaxed)
     }
+    /// Waiting takes time: each turn is one microsecond.
+    fn relax(&self) {
+        self.now.fetch_add(1, Ordering::Relaxed);
+    }
     fn counter(&self) -> u64 {
         self.now.load(Ordering::Relaxed) * 62
     }

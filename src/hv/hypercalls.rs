@@ -4,7 +4,7 @@
 
 use alloc::sync::Arc;
 
-use log::info;
+use log::{info, warn};
 
 use super::domain::{ConfigError, Domain, DtChange};
 use super::life::{Event, State, StopReason};
@@ -14,6 +14,9 @@ use crate::config::{Functions, Permissions};
 use crate::hypercall::{self as hc, Blob, Call};
 
 type Ret = [u64; 4];
+
+/// How long a pause waits for the paused domain's vCPUs to leave their CPUs.
+pub const PAUSE_WAIT_US: u64 = 50_000;
 
 fn ret(x0: i64) -> Ret {
     [x0 as u64, 0, 0, 0]
@@ -302,8 +305,32 @@ impl System {
     fn hc_pause(&self, dom: &Domain, domid: u16) -> Ret {
         self.ctl(dom, domid, "pause", Event::CtlPause, |d| {
             d.kick_all(self.m());
+            self.wait_off_cpus(dom, d);
             info!("DOM{domid}: paused by DOM{}", dom.id);
         })
+    }
+
+    /// Waits until no vCPU of `d` (just paused and kicked) is on its CPU, so that a pause
+    /// returns with the domain stopped: nothing it does is seen after the call returns.
+    /// Gives up, saying so, after `PAUSE_WAIT_US` (a CPU held at EL2 by long work), and at
+    /// once when `caller` is itself no longer running (two Control domains pausing each
+    /// other would otherwise wait for each other).
+    fn wait_off_cpus(&self, caller: &Domain, d: &Domain) {
+        let m = self.m();
+        let start = m.now_us();
+        while d.life().active() > 0 {
+            if caller.state() != State::Running {
+                return;
+            }
+            if m.now_us().saturating_sub(start) >= PAUSE_WAIT_US {
+                warn!(
+                    "DOM{}: still on a CPU {PAUSE_WAIT_US} us after its pause: it stops at its next exit",
+                    d.id
+                );
+                return;
+            }
+            m.relax();
+        }
     }
 
     fn hc_ctl_unpause(&self, dom: &Domain, domid: u16) -> Ret {

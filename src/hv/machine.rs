@@ -85,6 +85,8 @@ pub trait Machine: Send + Sync {
     fn deactivate_spi(&self, intid: u32);
     /// Microseconds since the hypervisor started.
     fn now_us(&self) -> u64;
+    /// One turn of a loop waiting for another CPU (a spin-loop hint).
+    fn relax(&self);
     /// The physical counter (CNTPCT): a domain's virtual counter starts from it.
     fn counter(&self) -> u64;
     /// Every domain has stopped: the machine powers off (on hardware it does not return).

@@ -24,6 +24,42 @@ const BOOT: u32 = Functions::BOOT;
 const RECOVERY: u32 = Functions::RECOVERY;
 
 #[test]
+fn a_pause_returns_once_the_domain_is_off_its_cpus() {
+    use core::sync::atomic::Ordering::Relaxed;
+    let s = system(
+        |f| {
+            vec![
+                domain(f, 1, &[0], CONTROL, 0, false),
+                domain(f, 2, &[1], 0, 0, false),
+                domain(f, 3, &[2], CONTROL, 0, false),
+            ]
+        },
+        None,
+        None,
+    );
+    s.sys.start();
+    let waited = |from: u16, to: u16| {
+        let t = s.fake.now.load(Relaxed);
+        assert_eq!(s.call(from, Call::DomctlPause { domid: to }), hc::SUCCESS);
+        s.fake.now.load(Relaxed) - t
+    };
+    assert_eq!(waited(1, 2), 0, "off its CPU: nothing to wait for");
+    assert_eq!(s.call(1, Call::DomctlUnpause { domid: 2 }), hc::SUCCESS);
+    // On its CPU and never leaving it (its CPU held at EL2): the wait is bounded.
+    s.enter(2);
+    assert_eq!(waited(1, 2), super::hypercalls::PAUSE_WAIT_US);
+    assert_eq!(s.d(2).state(), State::CtlPaused);
+    s.sys.leave(s.d(2), 0, End::Yield);
+    assert_eq!(s.call(1, Call::DomctlUnpause { domid: 2 }), hc::SUCCESS);
+    // A caller that is itself paused meanwhile stops waiting at once (two Control
+    // domains pausing each other must not wait for each other).
+    s.enter(2);
+    assert_eq!(waited(3, 1), 0);
+    assert_eq!(waited(1, 2), 0);
+    assert_eq!(s.d(2).state(), State::CtlPaused);
+}
+
+#[test]
 fn control_pause_destroy_restart() {
     // The twin of the QEMU `control` test.
     // DOM3 shares its kernel pages with the module, which finalization therefore keeps.
