@@ -90,6 +90,7 @@ pub fn init(desc: &Gic, cpu_count: usize) -> Result<GicInfo, GicInitError> {
         core::sync::atomic::Ordering::Relaxed,
     );
     enable_kick(0);
+    super::ppi::init_cpu(Some(desc), 0);
     Ok(info)
 }
 
@@ -313,6 +314,7 @@ pub fn init_secondary(cpu: usize) {
         None => {}
     }
     enable_kick(cpu);
+    super::ppi::init_cpu(None, cpu);
 }
 
 /// Whether the GIC-400's 4 KiB CPU-interface pages repeat every 64 KiB (the ZynqMP: its DTB

@@ -16,6 +16,7 @@ pub mod machine;
 pub mod measure;
 pub mod mmu;
 pub mod power;
+pub mod ppi;
 pub mod psci;
 pub mod stage2;
 pub mod start;

@@ -161,6 +161,14 @@ pub fn run(sys: &System, dom: &Domain, index: usize, start: Option<(u64, u64)>) 
         gic::lrs::reset(nr_lrs);
     }
     context::restore(&ctx, vgic);
+    // The physical virtual-timer PPI is active while this vCPU's virtual one is (pending
+    // or active, linked): the vCPU that ran here before may have left it either way.
+    if vgic && super::ppi::ready() {
+        super::ppi::set_active(
+            crate::vgic::VTIMER_PPI,
+            dom.vgic.lock().linked_active(index, crate::vgic::VTIMER_PPI),
+        );
+    }
     VTCR_EL2.set(stage2::vtcr(super::el2::pa_bits().1, super::el2::vmid_bits()));
     VTTBR_EL2.set(dom.vttbr);
     VMPIDR_EL2.set(guest::vcpu_mpidr(index as u32));
@@ -194,6 +202,9 @@ pub fn run(sys: &System, dom: &Domain, index: usize, start: Option<(u64, u64)>) 
         let flushed = if vgic {
             let f = dom.vgic.lock().flush(index, nr_lrs);
             gic::lrs::load(&f, nr_lrs);
+            if let Some(p) = f.release {
+                super::ppi::set_active(p, false);
+            }
             f
         } else {
             Flush::default()
@@ -257,9 +268,15 @@ const CNTV_ISTATUS: u64 = 1 << 2;
 /// was forwarded to a guest (which deactivates it).
 fn physical_irq(sys: &System, dom: &Domain, index: usize, intid: u32) -> bool {
     match intid {
+        crate::vgic::VTIMER_PPI if super::ppi::ready() => {
+            // The guest's virtual timer fired: its virtual PPI, linked to this one, which
+            // stays active (no other timer interrupt) until the guest deactivates it.
+            dom.vgic.lock().raise_linked(index, crate::vgic::VTIMER_PPI);
+            true
+        }
         crate::vgic::VTIMER_PPI => {
-            // The guest's virtual timer fired: mask it at the timer (the guest unmasks it
-            // when it programs the next event) and give the guest its virtual PPI.
+            // Without the link: mask it at the timer (the guest unmasks it when it programs
+            // the next event) and give the guest its virtual PPI.
             let ctl = CNTV_CTL_EL0.get();
             if ctl & (CNTV_ENABLE | CNTV_IMASK | CNTV_ISTATUS) == CNTV_ENABLE | CNTV_ISTATUS {
                 CNTV_CTL_EL0.set(ctl | CNTV_IMASK);

@@ -14,6 +14,10 @@ pub struct Flush {
     /// More interrupts wait than fit: ask for a maintenance interrupt when the list
     /// registers (nearly) empty (ICH_HCR_EL2.UIE / GICH_HCR.UIE).
     pub underflow: bool,
+    /// A linked physical PPI to deactivate now: its virtual interrupt is neither pending
+    /// nor active any more (the guest cleared it through the distributor, not through a
+    /// list register), so the physical one must be able to fire again.
+    pub release: Option<u32>,
 }
 
 impl Flush {
@@ -31,6 +35,12 @@ impl VGic {
         let mut out = Flush::default();
         if vcpu >= self.cpus.len() {
             return out;
+        }
+        for (n, i) in self.cpus[vcpu].private.iter_mut().enumerate() {
+            if i.hw_active && !i.pending_now() && !i.active && i.in_lr.is_none() {
+                i.hw_active = false;
+                out.release = Some(n as u32);
+            }
         }
         let grp1_on = self.ctlr & CTLR_GRP1A != 0;
         // Candidates: (not active, priority, intid and source): active ones first; the
@@ -84,7 +94,15 @@ impl VGic {
                 priority: irq.priority,
                 // A GICv2 guest chooses the group (GICD_IGROUPR, Group 0 by default).
                 group1: !v2 || irq.group1,
-                hw: if irq.forwarded { Some(intid) } else { irq.hw.map(u32::from) },
+                // A linked interrupt carries its link only while the physical one is active
+                // for it (the guest may make it pending itself).
+                hw: if irq.forwarded {
+                    Some(intid)
+                } else if irq.hw_active {
+                    irq.hw.map(u32::from)
+                } else {
+                    None
+                },
                 eoi: false,
                 source,
             };
@@ -132,6 +150,10 @@ impl VGic {
             // is routed meanwhile. (Only an SGI has several registers, and only its last
             // says: `active` only rises here.)
             irq.in_lr = irq.active.then_some(vcpu as u16);
+            // Linked and deactivated by the guest: the hardware ended the physical one.
+            if before.hw.is_some() && !irq.forwarded && !after.is_some_and(|l| l.pending || l.active) {
+                irq.hw_active = false;
+            }
             if irq.forwarded && !irq.active && !after.is_some_and(|l| l.pending) {
                 irq.level = false;
                 done.push(before.intid);

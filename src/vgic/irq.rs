@@ -39,6 +39,10 @@ pub(super) struct Irq {
     /// same physical INTID, which stays active until the guest deactivates it; `sync`
     /// reports the deactivation.
     pub(super) forwarded: bool,
+    /// Its linked physical interrupt (`hw`) fired for it and stays active until the guest
+    /// deactivates this one through a list register's HW link (or the hypervisor releases
+    /// it once this one is neither pending nor active).
+    pub(super) hw_active: bool,
 }
 
 // Every list-register choice walks arrays of these: a power-of-two size keeps the
@@ -89,6 +93,21 @@ impl VGic {
             }
             None => 0,
         }
+    }
+
+    /// Makes `intid` pending because its linked physical interrupt fired (and stays
+    /// active): its list register will carry the HW link. Returns the vCPUs to wake.
+    pub fn raise_linked(&mut self, vcpu: usize, intid: u32) -> u64 {
+        if let Some(irq) = self.irq_mut(vcpu, intid) {
+            irq.hw_active = irq.hw.is_some();
+        }
+        self.raise(vcpu, intid)
+    }
+
+    /// Whether `intid`'s linked physical interrupt must be active while vCPU `vcpu` runs
+    /// (set again each time the vCPU comes onto a CPU).
+    pub fn linked_active(&self, vcpu: usize, intid: u32) -> bool {
+        self.irq(vcpu, intid).is_some_and(|i| i.hw_active)
     }
 
     /// Sets a level-sensitive interrupt's line. Returns the vCPUs (bitmask) to wake.

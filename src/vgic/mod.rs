@@ -85,6 +85,9 @@ impl VGic {
         for (i, irq) in private.iter_mut().enumerate() {
             irq.edge = i < 16;
         }
+        // The virtual timer's PPI is linked to the physical one: the guest's deactivation
+        // ends the physical interrupt too (no masking at the timer the guest would see).
+        private[VTIMER_PPI as usize].hw = Some(VTIMER_PPI as u16);
         VGic {
             ctlr: CTLR_ARE_NS,
             spis: vec![Irq::default(); spis as usize],

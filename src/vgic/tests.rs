@@ -399,3 +399,44 @@ fn list_register_encodings_round_trip() {
     assert_eq!(Lr::from_v3(0), None);
     assert_eq!(Lr::from_v2(0), None);
 }
+
+#[test]
+fn the_timer_interrupt_is_linked_while_its_physical_one_is_active() {
+    let mut g = linux_like(1);
+    // Made pending by software (not the physical timer): no link.
+    g.raise(0, VTIMER_PPI);
+    let f = g.flush(0, 4);
+    assert_eq!(f.lrs[0].hw, None);
+    g.sync(0, &f, &[None]);
+    // The physical timer fired: linked, its physical one active until the guest ends it.
+    g.raise_linked(0, VTIMER_PPI);
+    assert!(g.linked_active(0, VTIMER_PPI));
+    let f = g.flush(0, 4);
+    assert_eq!((f.lrs[0].hw, f.release), (Some(VTIMER_PPI), None));
+    // Acknowledged when the vCPU exits: still active, still linked.
+    let mut now = lr_state(&f);
+    now[0] = Some(Lr { pending: false, active: true, ..f.lrs[0] });
+    g.sync(0, &f, &now);
+    assert!(g.linked_active(0, VTIMER_PPI));
+    let f = g.flush(0, 4);
+    assert!(f.lrs[0].active && f.lrs[0].hw == Some(VTIMER_PPI));
+    // Deactivated by the guest: the hardware ended the physical one; nothing to release.
+    g.sync(0, &f, &[None]);
+    assert!(!g.linked_active(0, VTIMER_PPI));
+    assert_eq!(g.flush(0, 4).release, None);
+}
+
+#[test]
+fn a_linked_interrupt_the_guest_clears_itself_releases_the_physical_one() {
+    let mut g = linux_like(1);
+    g.raise_linked(0, VTIMER_PPI);
+    let f = g.flush(0, 4);
+    g.sync(0, &f, &lr_state(&f)); // not taken yet: pending in the model again
+    assert!(g.linked_active(0, VTIMER_PPI));
+    rw(&mut g, 0x1_0180, 1 << VTIMER_PPI); // GICR_ICENABLER0
+    assert_eq!(g.flush(0, 4).release, None, "disabled but pending: the physical one stays active");
+    rw(&mut g, 0x1_0280, 1 << VTIMER_PPI); // GICR_ICPENDR0
+    assert_eq!(g.flush(0, 4).release, Some(VTIMER_PPI), "the physical timer may fire again");
+    assert!(!g.linked_active(0, VTIMER_PPI));
+    assert_eq!(g.flush(0, 4).release, None, "released once");
+}

@@ -35,6 +35,7 @@
 //!   hl.cntp           read, write, read again the physical timer's registers
 //!   hl.pmu-debug      read, write, read again PMU and self-hosted debug registers
 //!   hl.vnet-hostile   bad descriptors to the network link's device, then a proper ARP request
+//!   hl.vtimer=N       take N virtual timer interrupts, each programmed by CNTV_TVAL alone
 //!   hl.hostile=S      attack every guest interface (calls, emulated devices of every size
 //!                     and form, addresses not given, SGI and doorbell floods) in rounds
 //!                     for S seconds, printing what each attack got
@@ -53,6 +54,7 @@ mod fdt;
 mod hostile;
 mod store;
 mod vnet;
+mod vtimer;
 
 use core::arch::{asm, global_asm};
 use core::fmt::{self, Write};
@@ -504,14 +506,20 @@ fn irq_enable(id: u32) {
     wr32(route, 0); // IROUTER: affinity 0.0.0.0 (vCPU 0)
     wr32(route + 4, 0);
     wr32(GICD + 0x100 + word, bit); // ISENABLER
-    // SAFETY: the GICv3 CPU interface's system registers (ICC_SRE_EL1, ICC_PMR_EL1,
-    // ICC_IGRPEN1_EL1), then unmasking IRQs at this vCPU: the vector records and ends them.
+    cpu_interface_on();
+    // SAFETY: unmasking IRQs at this vCPU: the vector records and ends them.
+    unsafe { asm!("msr daifclr, #2", options(nostack)) };
+}
+
+/// The GICv3 CPU interface's system registers: ICC_SRE_EL1.SRE, ICC_PMR_EL1 (all
+/// priorities), ICC_IGRPEN1_EL1 (group 1 on).
+fn cpu_interface_on() {
+    // SAFETY: as the comment says; these change only this vCPU's virtual CPU interface.
     unsafe {
         asm!(
             "mrs {t}, s3_0_c12_c12_5", "orr {t}, {t}, #1", "msr s3_0_c12_c12_5, {t}", "isb",
             "mov {t}, #0xff", "msr s3_0_c4_c6_0, {t}",
             "mov {t}, #1", "msr s3_0_c12_c12_7, {t}", "isb",
-            "msr daifclr, #2",
             t = out(reg) _, options(nostack)
         )
     };
@@ -740,6 +748,8 @@ extern "C" fn guest_main(dtb: u64) -> ! {
             println!("{name}: CNTP CTL/CVAL/TVAL after writing 1/0x12345678/100000 read {}", cntp());
         } else if arg == "hl.vnet-hostile" {
             vnet::hostile(name, (base, mem));
+        } else if let Some(n) = arg.strip_prefix("hl.vtimer=").and_then(parse_u64) {
+            vtimer::run(name, n);
         } else if arg == "hl.pmu-debug" {
             hostile::pmu_debug(name);
         } else if let Some(s) = arg.strip_prefix("hl.hostile=").and_then(parse_u64) {
