@@ -47,6 +47,8 @@ pub struct GuestDtb<'a> {
     /// Static shared memory (guest address, size, `xen,shm-id`), described as Xen does:
     /// `/reserved-memory/xen-shmem@ADDR`, not in `/memory`.
     pub shm: &'a [(u64, u64, alloc::string::String)],
+    /// `/chosen/rng-seed` (see `crate::entropy`).
+    pub rng_seed: Option<&'a [u8]>,
 }
 
 /// A property a Boot Domain adds to a paused domain's device tree (extended
@@ -86,8 +88,14 @@ impl core::fmt::Display for AdditionError {
 const GENERATED: [&str; 8] =
     ["chosen", "cpus", "memory", "psci", "interrupt-controller", "timer", "uart", "hypervisor"];
 /// `/chosen` properties the hypervisor writes.
-const CHOSEN_OWN: [&str; 5] =
-    ["bootargs", "stdout-path", "linux,initrd-start", "linux,initrd-end", "hyperlaunch,event-log"];
+const CHOSEN_OWN: [&str; 6] = [
+    "bootargs",
+    "stdout-path",
+    "linux,initrd-start",
+    "linux,initrd-end",
+    "hyperlaunch,event-log",
+    "rng-seed",
+];
 
 impl DtAddition {
     /// Parses and checks a "PATH\0NAME\0VALUE" buffer.
@@ -200,6 +208,9 @@ impl GuestDtb<'_> {
         if let Some((start, len)) = self.ramdisk {
             w.property_u64("linux,initrd-start", start)?;
             w.property_u64("linux,initrd-end", start + len)?;
+        }
+        if let Some(s) = self.rng_seed {
+            w.property("rng-seed", s)?;
         }
         for a in self.additions.iter().filter(|a| a.path == "/chosen") {
             w.property(&a.name, &a.value)?;

@@ -22,6 +22,7 @@ fn sample(gic: u32) -> Vec<u8> {
         control: None,
         virtio: &[],
         shm: &[],
+        rng_seed: None,
     }
     .build()
     .unwrap()
@@ -77,6 +78,7 @@ fn gicv2_and_no_uart() {
         control: None,
         virtio: &[],
         shm: &[],
+        rng_seed: None,
     };
     let blob = g.build().unwrap();
     let fdt = Fdt::new(&blob).unwrap();
@@ -117,6 +119,7 @@ fn links_control_device_and_shared_memory_nodes() {
             (guest::VIRTIO_BASE + 0x200, guest::VIRTIO_SPI + 1),
         ],
         shm: &shm,
+        rng_seed: None,
     };
     let blob = g.build().unwrap();
     let fdt = Fdt::new(&blob).unwrap();
@@ -165,6 +168,7 @@ fn store_nodes() {
             control: None,
             virtio: &[],
             shm: &[],
+            rng_seed: None,
         }
         .build()
         .unwrap()
@@ -218,6 +222,7 @@ fn device_nodes_and_host_addresses() {
         control: None,
         virtio: &[],
         shm: &[],
+        rng_seed: None,
     };
     let blob = g.build().unwrap();
     let fdt = Fdt::new(&blob).unwrap();
@@ -301,6 +306,7 @@ fn additions_appear_in_the_tree() {
         control: None,
         virtio: &[],
         shm: &[],
+        rng_seed: None,
     };
     let blob = g.build().unwrap();
     let fdt = Fdt::new(&blob).unwrap();

@@ -11,6 +11,7 @@ pub mod claims;
 pub mod config;
 pub mod conmux;
 pub mod devices;
+pub mod entropy;
 pub mod fdt;
 pub mod frames;
 pub mod guest;

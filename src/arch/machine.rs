@@ -62,6 +62,10 @@ impl Machine for ArchMachine {
         core::hint::spin_loop();
     }
 
+    fn rng_seed(&self, domid: u16) -> Option<[u8; crate::entropy::SEED_BYTES]> {
+        super::entropy::seed(domid)
+    }
+
     fn counter(&self) -> u64 {
         timer::ticks()
     }

@@ -8,6 +8,7 @@ pub mod console;
 pub mod context;
 pub mod cpu;
 pub mod el2;
+pub mod entropy;
 pub mod exceptions;
 pub mod gic;
 pub mod gich;

@@ -241,6 +241,7 @@ extern "C" fn primary_main(dtb_pa: u64, load_base: u64) -> ! {
     let (used, total) = heap::usage();
     log::debug!("heap: {used} of {total} bytes in use");
     selftest(config::option(bootargs(&fdt), "selftest"));
+    super::entropy::init(&fdt);
 
     // The launch configuration, checked against this machine.
     let host = HostFacts::from_platform(&plat, hsize);

@@ -370,6 +370,7 @@ fn prepare_in(
             })
             .collect(),
         shm: cfg.shm.iter().map(|s| (s.guest, s.host.size(), s.id.clone())).collect(),
+        rng_seed: m.rng_seed(cfg.domid),
     };
     let write =
         |spec: &DtbSpec| spec.blob(cfg.domid, (cfg.permissions, cfg.functions), map).map_err(BuildError::Dtb);

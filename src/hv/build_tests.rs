@@ -8,6 +8,7 @@ use alloc::vec::Vec;
 
 use super::build::{BuildError, HostFacts, build};
 use super::fake::{BASE, Fake, MIB, mem};
+use super::machine::Machine as _;
 use super::pool::Pool;
 use crate::config::{DomainConfig, Module, ModuleKind, Permissions};
 use crate::frames::Frames;
@@ -111,6 +112,10 @@ fn a_built_domain_has_its_kernel_device_tree_and_tables() {
     let chosen = fdt.find("/chosen").unwrap();
     assert_eq!(chosen.property("bootargs").and_then(|p| p.as_str()), Some("console=ttyAMA0"));
     assert!(chosen.property("hyperlaunch,event-log").is_none(), "no role that verifies the launch");
+    // A seed for its random number generator, another for the next domain built.
+    let seed = chosen.property("rng-seed").map(|p| p.value.to_vec()).unwrap();
+    assert_eq!(seed.len(), crate::entropy::SEED_BYTES);
+    assert_ne!(Some(seed), b.fake.rng_seed(1).map(|s| s.to_vec()));
     // Memory taken: the RAM and the stage-2 tables.
     let tables = parts.tables.len() as u64 * 4096;
     assert!(tables >= 3 * 4096, "root, level 2 and the kernel's level 3");

@@ -49,6 +49,8 @@ pub struct DtbSpec {
     pub virtio: Vec<(u64, u32)>,
     /// Static shared memory (guest address, size, id).
     pub shm: Vec<(u64, u64, String)>,
+    /// `/chosen/rng-seed`: a fresh one at every build and restart (none without a source).
+    pub rng_seed: Option<[u8; crate::entropy::SEED_BYTES]>,
 }
 
 impl DtbSpec {
@@ -78,6 +80,7 @@ impl DtbSpec {
             control: self.control,
             virtio: &self.virtio,
             shm: &self.shm,
+            rng_seed: self.rng_seed.as_ref().map(|s| &s[..]),
         }
         .build()
     }
@@ -456,6 +459,10 @@ impl Domain {
     pub(super) fn write_dtb(&self, m: &dyn Machine, change: DtChange) -> Result<(), ConfigError> {
         let mut spec = self.dtb.lock();
         let mut new = spec.clone();
+        // A restart (the tree written again as it was) gives the guest a seed it has not seen.
+        if matches!(change, DtChange::Same) {
+            new.rng_seed = m.rng_seed(self.id);
+        }
         change.apply(&mut new);
         let bytes: usize = new.additions.iter().map(|a| a.path.len() + a.name.len() + a.value.len()).sum();
         if new.additions.len() > spec.additions.len().max(MAX_ADDITIONS) || bytes > MAX_ADDITION_BYTES {

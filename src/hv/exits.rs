@@ -26,6 +26,9 @@ pub struct ExitCounts {
     pub other: AtomicU64,
     /// System register exits that were TLB invalidations.
     pub tlbi: AtomicU64,
+    /// Nanoseconds spent at EL2 from each exit to the next entry into the guest (the
+    /// hypervisor's own cost of the exits).
+    pub el2_ns: AtomicU64,
 }
 
 impl ExitCounts {
@@ -57,6 +60,10 @@ impl fmt::Display for ExitCounts {
         let tlbi = self.tlbi.load(Ordering::Relaxed);
         if tlbi > 0 {
             write!(f, " ({tlbi} of them local TLB invalidations)")?;
+        }
+        let (ns, n) = (self.el2_ns.load(Ordering::Relaxed), all.iter().sum::<u64>());
+        if ns > 0 && n > 0 {
+            write!(f, "; {} us at EL2 ({} ns per exit)", ns / 1000, ns / n)?;
         }
         Ok(())
     }

@@ -48,6 +48,7 @@ pub struct Fake {
     pub cpu: AtomicUsize,
     pub cpus: usize,
     pub now: AtomicU64,
+    entropy: Mutex<Option<crate::entropy::Pool>>,
     pub ops: Mutex<Vec<Op>>,
     /// What domains wrote to their UART, by domain.
     pub output: Mutex<Vec<(u16, u8)>>,
@@ -73,6 +74,7 @@ impl Fake {
             cpu: AtomicUsize::new(0),
             cpus,
             now: AtomicU64::new(0),
+            entropy: Mutex::new(None),
             ops: Mutex::new(Vec::new()),
             output: Mutex::new(Vec::new()),
             reads: Mutex::new(Vec::new()),
@@ -136,6 +138,11 @@ impl Machine for Fake {
     }
     fn now_us(&self) -> u64 {
         self.now.load(Ordering::Relaxed)
+    }
+    /// Seeds from a pool keyed by fixed bytes.
+    fn rng_seed(&self, domid: u16) -> Option<[u8; crate::entropy::SEED_BYTES]> {
+        let mut p = self.entropy.lock();
+        Some(p.get_or_insert_with(|| crate::entropy::Pool::new(b"fake", &[]).unwrap()).seed(domid, 0))
     }
     /// Waiting takes time: each turn is one microsecond.
     fn relax(&self) {
@@ -289,6 +296,7 @@ pub fn parts(fake: &Fake, id: u16, pcpus: &[usize], perms: u32, funcs: u32, cow:
             control: Some((crate::guest::CONTROL_REGS, None)),
             virtio: vec![],
             shm: vec![],
+            rng_seed: None,
         },
         dtb_room: 0x8000,
         cow,

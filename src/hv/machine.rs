@@ -87,6 +87,9 @@ pub trait Machine: Send + Sync {
     fn now_us(&self) -> u64;
     /// One turn of a loop waiting for another CPU (a spin-loop hint).
     fn relax(&self);
+    /// A fresh `/chosen/rng-seed` for domain `domid` (`crate::entropy`); `None` when the
+    /// hypervisor has no source of entropy.
+    fn rng_seed(&self, domid: u16) -> Option<[u8; crate::entropy::SEED_BYTES]>;
     /// The physical counter (CNTPCT): a domain's virtual counter starts from it.
     fn counter(&self) -> u64;
     /// Every domain has stopped: the machine powers off (on hardware it does not return).

@@ -150,8 +150,11 @@ fn system_reset_and_control_restart_rebuild_once() {
     assert_eq!(s.d(1).state(), State::Resetting);
     assert_eq!(s.call(2, Call::DomctlRestart { domid: 1 }), hc::INVALID, "while its vCPU leaves");
     s.fake.poke(ram_of(1) + 0x4000, b"garbage");
+    let seed = s.d(1).dtb_spec().rng_seed;
     s.sys.leave(s.d(1), 0, End::DomainStopped);
     assert_eq!(s.d(1).state(), State::Running, "rebuilt by the last vCPU out");
+    let reseeded = s.d(1).dtb_spec().rng_seed;
+    assert!(reseeded.is_some() && reseeded != seed, "a restarted guest gets a seed it has not seen");
     assert_eq!(s.fake.peek(ram_of(1) + 0x4000, 8), s.fake.peek(MODULE + 0x4000, 8));
     assert_eq!(s.call(2, Call::DomctlRestart { domid: 1 }), hc::INVALID, "and not a second time");
     assert_eq!(s.fake.power_offs(), 0, "a resetting domain keeps the machine on");
