@@ -39,6 +39,9 @@ usage: scripts/run.sh [options] [LCM.dts]
                      by itself (a timeout still exits 124)
   --tpm              virt: a TPM 2.0 (swtpm, fresh state, behind QEMU's tpm-tis-device)
                      for the measured launch
+  --fixed-dtb        virt: no random rng-seed/kaslr-seed in the host DTB, so that it is the
+                     same every boot (a measured launch whose PCRs were predicted from
+                     --dump-dtb); guests then get no rng-seed
   --dump-dtb FILE    write the host DTB exactly as the machine hands it to the hypervisor
                      (after QEMU's own changes: what `hlcheck --measure` wants) and exit
   --dynamic          the Dynamic demo (dts/dynamic-demo.dts): a Linux Control domain with a
@@ -49,7 +52,7 @@ USAGE
 }
 
 machine=virt gic=3 cpus=4 mem="" cpu=cortex-a57 uboot=0 dtb="" timeout_s="" lcm="" dry=0 console=mini
-tpm=0 dump_dtb="" dynamic=0
+tpm=0 dump_dtb="" dynamic=0 randomness=on
 loaders=()
 modules=()
 bare=0
@@ -78,6 +81,7 @@ while [ $# -gt 0 ]; do
         --console) console=$2; shift 2 ;;
         --dry-run) dry=1; shift ;;
         --tpm) tpm=1; shift ;;
+        --fixed-dtb) randomness=off; shift ;;
         --dump-dtb) dump_dtb=$2; shift 2 ;;
         --dynamic) dynamic=1; shift ;;
         -h|--help) usage; exit 0 ;;
@@ -154,8 +158,9 @@ common=(-nodefaults -display none -net none)
 case "$machine" in
     virt)
         [ -n "$mem" ] || mem=1G
-        # No random seeds in the DTB: the host device tree is measured, the same every boot.
-        qargs=(-M "virt,virtualization=on,gic-version=$gic,dtb-randomness=off" -cpu "$cpu" -smp "$cpus" -m "$mem")
+        # QEMU's random rng-seed and kaslr-seed in /chosen: the hypervisor seeds its
+        # guests' random number generators from them (--fixed-dtb leaves them out).
+        qargs=(-M "virt,virtualization=on,gic-version=$gic,dtb-randomness=$randomness" -cpu "$cpu" -smp "$cpus" -m "$mem")
         ;;
     zcu102)
         [ -n "$mem" ] || mem=2G

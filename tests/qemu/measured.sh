@@ -49,7 +49,7 @@ t_measured_launch() {
     # With a TPM, and the LCM requiring one.
     sed 's|compatible = "hypervisor,xen";|&\n\t\tmeasured-launch = "required";|' tests/lcm/guests/measured.dts \
         >"$work/measured-required.dts"
-    local args=(--tpm "${MEASURED_MODULES[@]}" "$work/measured-required.dts") q12 q13
+    local args=(--tpm --fixed-dtb "${MEASURED_MODULES[@]}" "$work/measured-required.dts") q12 q13
     predict measured "${args[@]}"
     TIMEOUT=120 boot measured-launch "${args[@]}"
     expect_exit 0
@@ -79,7 +79,7 @@ t_measured_launch() {
     q12=$p12 q13=$p13
     cp "$TESTGUEST" "$work/testguest-changed.img"
     printf '\x01' | dd of="$work/testguest-changed.img" bs=1 seek=$((0x28)) conv=notrunc status=none
-    args=(--tpm --module 0x49000000="$work/testguest-changed.img" "${LINUX[@]}" "$work/measured-required.dts")
+    args=(--tpm --fixed-dtb --module 0x49000000="$work/testguest-changed.img" "${LINUX[@]}" "$work/measured-required.dts")
     predict measured-changed "${args[@]}"
     TIMEOUT=60 boot measured-launch-one-byte "${args[@]}" --stop-when 'measure: TPM took'
     expect_exit 0
@@ -93,7 +93,7 @@ t_measured_launch() {
 t_measured_launch_no_tpm() {
     # Without a TPM: the same event log, given to the hardware domain, and a note, not a
     # warning.
-    local args=("${MEASURED_MODULES[@]}" tests/lcm/guests/measured.dts)
+    local args=(--fixed-dtb "${MEASURED_MODULES[@]}" tests/lcm/guests/measured.dts)
     predict measured-no-tpm "${args[@]}"
     TIMEOUT=120 boot measured-launch-no-tpm "${args[@]}"
     expect_exit 0
