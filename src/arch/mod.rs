@@ -19,6 +19,7 @@ pub mod mmu;
 pub mod power;
 pub mod ppi;
 pub mod psci;
+pub mod sha256;
 pub mod stage2;
 pub mod start;
 pub mod timer;

@@ -270,7 +270,7 @@ extern "C" fn primary_main(dtb_pa: u64, load_base: u64) -> ! {
         Some(r) if tpm_map != Some(r) => Err(alloc::format!("TPM registers at {r} lie in RAM")),
         other => Ok(other),
     });
-    let event_log = super::measure::launch(&cfg, dtb, tpm);
+    let (event_log, measure_us) = super::measure::launch(&cfg, dtb, tpm);
     let boot_modules = plat.modules.iter().collect();
     let (running, stats) = build::launch(
         &cfg,
@@ -286,8 +286,8 @@ extern "C" fn primary_main(dtb_pa: u64, load_base: u64) -> ! {
     }
     let (scrub_us, copy_us) = (stats.scrub_us, stats.copy_us);
     info!(
-        "launch: {running} domain(s) running, {launch_us} us after entry ({scrub_us} us scrubbing domain RAM, {copy_us} us copying images, {} us the rest)",
-        launch_us.saturating_sub(scrub_us + copy_us)
+        "launch: {running} domain(s) running, {launch_us} us after entry ({scrub_us} us scrubbing domain RAM, {copy_us} us copying images, {measure_us} us measuring, {} us the rest)",
+        launch_us.saturating_sub(scrub_us + copy_us + measure_us)
     );
     vcpu::schedule()
 }

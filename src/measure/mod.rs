@@ -3,6 +3,7 @@
 //! ([`log`]) and, when the host has a TPM 2.0 ([`tis`], [`tpm`]), extended into its PCRs.
 //! Which PCR gets what is fixed here and in `docs/measured-launch.md`.
 
+pub mod blocks;
 pub mod log;
 pub mod tis;
 pub mod tpm;
