@@ -189,7 +189,8 @@ pub fn run(sys: &System, dom: &Domain, index: usize, start: Option<(u64, u64)>) 
     // Whether this CPU is shared is read at every exit: another vCPU may be moved here.
     let mut sliced = false;
     // When the guest last exited: the time from there to the next entry is the exit's cost.
-    let (mut exited_at, freq) = (None, timer::frequency());
+    let mut exited_at = None;
+    dom.exits.tick_hz.store(timer::frequency(), Ordering::Relaxed);
     SLICE_OVER[me].store(false, Ordering::Relaxed);
     let end = loop {
         let shared = sys.cpu_shared(me);
@@ -212,8 +213,7 @@ pub fn run(sys: &System, dom: &Domain, index: usize, start: Option<(u64, u64)>) 
             Flush::default()
         };
         if let Some(t) = exited_at {
-            let ns = u128::from(timer::ticks().wrapping_sub(t)) * 1_000_000_000 / u128::from(freq);
-            dom.exits.el2_ns.fetch_add(ns as u64, Ordering::Relaxed);
+            dom.exits.el2_ticks.fetch_add(timer::ticks().wrapping_sub(t), Ordering::Relaxed);
         }
         // SAFETY: `regs` lives across the call; guest_entry saves and restores every
         // callee-saved register and returns to this point after the guest's next exception.

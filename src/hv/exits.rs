@@ -26,9 +26,10 @@ pub struct ExitCounts {
     pub other: AtomicU64,
     /// System register exits that were TLB invalidations.
     pub tlbi: AtomicU64,
-    /// Nanoseconds spent at EL2 from each exit to the next entry into the guest (the
-    /// hypervisor's own cost of the exits).
-    pub el2_ns: AtomicU64,
+    /// Counter ticks spent at EL2 from each exit to the next entry into the guest (the
+    /// hypervisor's own cost of the exits), and the counter's frequency.
+    pub el2_ticks: AtomicU64,
+    pub tick_hz: AtomicU64,
 }
 
 impl ExitCounts {
@@ -61,7 +62,9 @@ impl fmt::Display for ExitCounts {
         if tlbi > 0 {
             write!(f, " ({tlbi} of them local TLB invalidations)")?;
         }
-        let (ns, n) = (self.el2_ns.load(Ordering::Relaxed), all.iter().sum::<u64>());
+        let (ticks, hz) = (self.el2_ticks.load(Ordering::Relaxed), self.tick_hz.load(Ordering::Relaxed));
+        let ns = (u128::from(ticks) * 1_000_000_000).checked_div(u128::from(hz)).unwrap_or(0) as u64;
+        let n = all.iter().sum::<u64>();
         if ns > 0 && n > 0 {
             write!(f, "; {} us at EL2 ({} ns per exit)", ns / 1000, ns / n)?;
         }

@@ -126,6 +126,7 @@ impl VGic {
             if targets & (1 << t) != 0 {
                 // Only a new pending state wakes the target (a flood costs the sender).
                 let before = c.private[sgi].sgi_sources();
+                c.live |= 1 << sgi;
                 c.private[sgi].give_source(vcpu as u8);
                 if c.private[sgi].sgi_sources() != before {
                     kick |= 1 << t;
@@ -143,6 +144,7 @@ impl VGic {
         let (mut value, mut kick) = (0u64, 0u64);
         for k in 0..u32::from(size) {
             let Some(irq) = c.private.get_mut((sgi + k) as usize).filter(|_| sgi + k < 16) else { break };
+            c.live |= 1 << (sgi + k);
             let shift = 8 * k;
             let Some(v) = write else {
                 value |= u64::from(irq.sgi_sources()) << shift;

@@ -36,10 +36,24 @@ impl VGic {
         if vcpu >= self.cpus.len() {
             return out;
         }
-        for (n, i) in self.cpus[vcpu].private.iter_mut().enumerate() {
+        // Idle interrupts leave the live sets; a linked one neither pending nor active any
+        // more releases its physical interrupt.
+        let c = &mut self.cpus[vcpu];
+        for n in super::bits32(c.live) {
+            let i = &mut c.private[n];
             if i.hw_active && !i.pending_now() && !i.active && i.in_lr.is_none() {
                 i.hw_active = false;
                 out.release = Some(n as u32);
+            }
+            if !i.live() {
+                c.live &= !(1 << n);
+            }
+        }
+        for (k, word) in self.live_spis.iter_mut().enumerate() {
+            for n in super::bits64(&[*word]) {
+                if self.spis.get(64 * k + n).is_none_or(|i| !i.live()) {
+                    *word &= !(1 << n);
+                }
             }
         }
         let grp1_on = self.ctlr & CTLR_GRP1A != 0;
@@ -65,10 +79,12 @@ impl VGic {
                 }
             }
         };
-        for (n, i) in self.cpus[vcpu].private.iter().enumerate() {
-            consider(n as u32, i, true, &mut cand);
+        let c = &self.cpus[vcpu];
+        for n in super::bits32(c.live) {
+            consider(n as u32, &c.private[n], true, &mut cand);
         }
-        for (n, i) in self.spis.iter().enumerate() {
+        for n in super::bits64(&self.live_spis) {
+            let i = &self.spis[n];
             if usize::from(i.target) == vcpu || i.in_lr == Some(me) {
                 consider(PRIVATE + n as u32, i, grp1_on, &mut cand);
             }

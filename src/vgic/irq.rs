@@ -50,6 +50,17 @@ pub(super) struct Irq {
 const _: () = assert!(core::mem::size_of::<Irq>() == 32);
 
 impl Irq {
+    /// It may matter to list-register choice: pending, active, in a list register, or
+    /// its linked physical interrupt active.
+    pub(super) fn live(&self) -> bool {
+        self.pending
+            || self.sources != 0
+            || self.level
+            || self.active
+            || self.in_lr.is_some()
+            || self.hw_active
+    }
+
     pub(super) fn pending_now(&self) -> bool {
         self.pending || self.sources != 0 || (!self.edge && self.level)
     }
@@ -142,8 +153,10 @@ impl VGic {
     pub fn has_pending(&self, vcpu: usize) -> bool {
         let Some(c) = self.cpus.get(vcpu) else { return false };
         let deliverable = |i: &Irq| i.enabled && i.pending_now() && !i.active;
-        c.private.iter().any(deliverable)
+        super::bits32(c.live).any(|n| deliverable(&c.private[n]))
             || (self.ctlr & CTLR_GRP1A != 0
-                && self.spis.iter().any(|i| usize::from(i.target) == vcpu && deliverable(i)))
+                && super::bits64(&self.live_spis)
+                    .filter_map(|n| self.spis.get(n))
+                    .any(|i| usize::from(i.target) == vcpu && deliverable(i)))
     }
 }

@@ -70,10 +70,41 @@ pub const V2_MAX_CPUS: usize = 8;
 pub struct VGic {
     ctlr: u64,
     spis: Vec<Irq>,
+    /// Bit n of word w: SPI 32 + 64w + n may be live (pending, active, in a list register,
+    /// or its physical interrupt active for it). Every change to an interrupt goes through
+    /// `irq_mut` (or marks the bit itself), which sets its bit; `flush` clears the bits of
+    /// those it finds idle. So list-register choice looks only at interrupts that can
+    /// matter, not at every one at every entry.
+    live_spis: Vec<u64>,
     cpus: Vec<Redist>,
     /// The guest sees a GICv2: list registers take each interrupt's group from the model
     /// (GICD_IGROUPR) instead of always Group 1.
     v2: bool,
+}
+
+/// The set bits of `w`, lowest first.
+pub(super) fn bits32(mut w: u32) -> impl Iterator<Item = usize> {
+    core::iter::from_fn(move || {
+        (w != 0).then(|| {
+            let n = w.trailing_zeros() as usize;
+            w &= w - 1;
+            n
+        })
+    })
+}
+
+/// The set bits of `words` (bit n of word k is 64k + n), lowest first.
+pub(super) fn bits64(words: &[u64]) -> impl Iterator<Item = usize> + '_ {
+    words.iter().enumerate().flat_map(|(k, &w)| {
+        let mut w = w;
+        core::iter::from_fn(move || {
+            (w != 0).then(|| {
+                let n = w.trailing_zeros() as usize;
+                w &= w - 1;
+                64 * k + n
+            })
+        })
+    })
 }
 
 impl VGic {
@@ -91,7 +122,8 @@ impl VGic {
         VGic {
             ctlr: CTLR_ARE_NS,
             spis: vec![Irq::default(); spis as usize],
-            cpus: vec![Redist { private, asleep: true }; vcpus],
+            live_spis: vec![0; (spis as usize).div_ceil(64)],
+            cpus: vec![Redist { private, asleep: true, live: 0 }; vcpus],
             v2: false,
         }
     }
@@ -102,6 +134,15 @@ impl VGic {
     /// them). A GICv2 has at most [`V2_MAX_CPUS`] CPU interfaces.
     pub fn new_v2(vcpus: usize, spis: u32) -> Self {
         VGic { ctlr: 0, v2: true, ..VGic::new(vcpus, spis) }
+    }
+
+    /// Marks every interrupt live (tests: `flush` then looks at all of them).
+    #[cfg(test)]
+    pub(super) fn mark_all_live(&mut self) {
+        for c in &mut self.cpus {
+            c.live = u32::MAX;
+        }
+        self.live_spis.fill(u64::MAX);
     }
 
     /// INTIDs below this exist (SGIs, PPIs and SPIs).
@@ -119,9 +160,16 @@ impl VGic {
 
     fn irq_mut(&mut self, vcpu: usize, intid: u32) -> Option<&mut Irq> {
         if intid < PRIVATE {
-            self.cpus.get_mut(vcpu).map(|c| &mut c.private[intid as usize])
+            self.cpus.get_mut(vcpu).map(|c| {
+                c.live |= 1 << intid;
+                &mut c.private[intid as usize]
+            })
         } else {
-            self.spis.get_mut((intid - PRIVATE) as usize)
+            let n = (intid - PRIVATE) as usize;
+            if let Some(w) = self.live_spis.get_mut(n / 64) {
+                *w |= 1 << (n % 64);
+            }
+            self.spis.get_mut(n)
         }
     }
 

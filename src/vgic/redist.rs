@@ -9,6 +9,8 @@ use super::{Access, GICR_STRIDE, PRIVATE, VGic, vcpu_mpidr};
 pub(super) struct Redist {
     pub(super) private: [Irq; PRIVATE as usize],
     pub(super) asleep: bool,
+    /// Bit n: private interrupt n may be live (see `VGic::live_spis`).
+    pub(super) live: u32,
 }
 
 impl VGic {
