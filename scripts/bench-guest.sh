@@ -231,6 +231,12 @@ for mode in $modes; do
     for rep in $(seq 1 "$reps"); do
         for cfg in $configs; do
             if [[ "$cfg" == xen* ]] && [ -n "$xen_skip" ]; then continue; fi
+            # Xen 4.17 stops printing after its P2M set-up under -icount on this QEMU and
+            # never reaches its domU: left out unless XEN_ICOUNT=1 asks for it.
+            if [[ "$cfg" == xen* ]] && [ "$mode" = icount ] && [ "${XEN_ICOUNT:-0}" != 1 ]; then
+                [ "$rep" -gt 1 ] || echo "icount $cfg: skipped (Xen does not finish booting under -icount here; XEN_ICOUNT=1 tries)"
+                continue
+            fi
             run "$mode" "$cfg" "$rep"
         done
     done
