@@ -335,10 +335,11 @@ impl System {
 
     fn hc_ctl_unpause(&self, dom: &Domain, domid: u16) -> Ret {
         self.ctl(dom, domid, "unpause", Event::CtlUnpause, |d| {
+            // Said before its CPUs are told: its vCPUs run again from here on.
+            info!("DOM{domid}: unpaused by DOM{}", dom.id);
             for v in &d.vcpus {
                 self.m().kick(v.pcpu());
             }
-            info!("DOM{domid}: unpaused by DOM{}", dom.id);
         })
     }
 
