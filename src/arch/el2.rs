@@ -65,6 +65,17 @@ pub fn has_gicv3_sysregs() -> bool {
     ID_AA64PFR0_EL1.get() >> 24 & 0xf != 0
 }
 
+/// True when the CPU has the random number registers RNDR and RNDRRS (FEAT_RNG,
+/// ID_AA64ISAR0_EL1.RNDR).
+pub fn has_rndr() -> bool {
+    ID_AA64ISAR0_EL1.get() >> 60 != 0
+}
+
+/// True when the CPU has the SHA-256 instructions (FEAT_SHA256, ID_AA64ISAR0_EL1.SHA2).
+pub fn has_sha256() -> bool {
+    ID_AA64ISAR0_EL1.get() >> 12 & 0xf != 0
+}
+
 /// This CPU's index, as set by [`init_cpu_registers`].
 pub fn cpu_index() -> usize {
     TPIDR_EL2.get() as usize

@@ -6,20 +6,10 @@ use crate::fdt::Fdt;
 
 static POOL: spin::Mutex<Option<Pool>> = spin::Mutex::new(None);
 
-/// ID_AA64ISAR0_EL1.RNDR (bits 63:60): the RNDR and RNDRRS registers exist.
-fn has_rndr() -> bool {
-    let v: u64;
-    // SAFETY: reading an ID register; no side effect.
-    unsafe {
-        core::arch::asm!("mrs {}, id_aa64isar0_el1", out(reg) v, options(nomem, nostack, preserves_flags))
-    };
-    v >> 60 != 0
-}
-
 /// One RNDR read: `None` when the generator could not give a number this time (NZCV.Z).
 fn rndr() -> Option<u64> {
     let (v, failed): (u64, u64);
-    // SAFETY: RNDR (S3_3_C2_C4_0), present per `has_rndr`, reads a random number and sets
+    // SAFETY: RNDR (S3_3_C2_C4_0), present per `el2::has_rndr`, reads a random number and sets
     // NZCV; nothing else changes.
     unsafe {
         core::arch::asm!("mrs {v}, s3_3_c2_c4_0", "cset {f}, eq", v = out(reg) v, f = out(reg) failed,
@@ -32,7 +22,7 @@ fn rndr() -> Option<u64> {
 pub fn init(fdt: &Fdt<'_>) {
     let host_seed = fdt.find("/chosen").and_then(|c| c.property("rng-seed")).map_or(&[][..], |p| p.value);
     let words: alloc::vec::Vec<u64> =
-        if has_rndr() { (0..4).filter_map(|_| rndr()).collect() } else { alloc::vec![] };
+        if super::el2::has_rndr() { (0..4).filter_map(|_| rndr()).collect() } else { alloc::vec![] };
     let pool = Pool::new(host_seed, &words);
     match (&pool, host_seed.len(), words.len()) {
         (None, _, _) => {

@@ -51,6 +51,8 @@ hl_sha256_blocks:
     rev32   v7.16b, v7.16b
     mov     v2.16b, v0.16b
     mov     v3.16b, v1.16b
+    // Rounds 0-47, each group also making the message words of a later one; then 48-63.
+    .rept 3
     hl_sha256_round v4
     hl_sha256_schedule v4, v5, v6, v7
     hl_sha256_round v5
@@ -59,22 +61,7 @@ hl_sha256_blocks:
     hl_sha256_schedule v6, v7, v4, v5
     hl_sha256_round v7
     hl_sha256_schedule v7, v4, v5, v6
-    hl_sha256_round v4
-    hl_sha256_schedule v4, v5, v6, v7
-    hl_sha256_round v5
-    hl_sha256_schedule v5, v6, v7, v4
-    hl_sha256_round v6
-    hl_sha256_schedule v6, v7, v4, v5
-    hl_sha256_round v7
-    hl_sha256_schedule v7, v4, v5, v6
-    hl_sha256_round v4
-    hl_sha256_schedule v4, v5, v6, v7
-    hl_sha256_round v5
-    hl_sha256_schedule v5, v6, v7, v4
-    hl_sha256_round v6
-    hl_sha256_schedule v6, v7, v4, v5
-    hl_sha256_round v7
-    hl_sha256_schedule v7, v4, v5, v6
+    .endr
     hl_sha256_round v4
     hl_sha256_round v5
     hl_sha256_round v6
@@ -120,21 +107,11 @@ fn hardware(state: &mut [u32; 8], blocks: &[[u8; 64]]) {
     unsafe { hl_sha256_blocks(state.as_mut_ptr(), blocks.as_ptr().cast(), blocks.len()) }
 }
 
-/// ID_AA64ISAR0_EL1.SHA2 (bits 15:12): SHA256H, SHA256H2, SHA256SU0/1 exist.
-fn has_sha256() -> bool {
-    let v: u64;
-    // SAFETY: reading an ID register; no side effect.
-    unsafe {
-        core::arch::asm!("mrs {}, id_aa64isar0_el1", out(reg) v, options(nomem, nostack, preserves_flags))
-    };
-    (v >> 12) & 0xf != 0
-}
-
 /// The block function to hash with: the CPU's instructions if it has them and they give
 /// the portable code's answer for a two-block message.
 pub fn compress() -> (Compress, &'static str) {
     let portable: Compress = sha2::block_api::compress256;
-    if !has_sha256() {
+    if !super::el2::has_sha256() {
         return (portable, "portable");
     }
     let probe: [u8; 100] = core::array::from_fn(|i| (i * 37 + 11) as u8);

@@ -39,7 +39,7 @@ impl VGic {
         // Idle interrupts leave the live sets; a linked one neither pending nor active any
         // more releases its physical interrupt.
         let c = &mut self.cpus[vcpu];
-        for n in super::bits32(c.live) {
+        for n in super::bits(c.live.into()) {
             let i = &mut c.private[n];
             if i.hw_active && !i.pending_now() && !i.active && i.in_lr.is_none() {
                 i.hw_active = false;
@@ -50,7 +50,7 @@ impl VGic {
             }
         }
         for (k, word) in self.live_spis.iter_mut().enumerate() {
-            for n in super::bits64(&[*word]) {
+            for n in super::bits(*word) {
                 if self.spis.get(64 * k + n).is_none_or(|i| !i.live()) {
                     *word &= !(1 << n);
                 }
@@ -80,10 +80,10 @@ impl VGic {
             }
         };
         let c = &self.cpus[vcpu];
-        for n in super::bits32(c.live) {
+        for n in super::bits(c.live.into()) {
             consider(n as u32, &c.private[n], true, &mut cand);
         }
-        for n in super::bits64(&self.live_spis) {
+        for n in super::bits_of(&self.live_spis) {
             let i = &self.spis[n];
             if usize::from(i.target) == vcpu || i.in_lr == Some(me) {
                 consider(PRIVATE + n as u32, i, grp1_on, &mut cand);

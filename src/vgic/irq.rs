@@ -153,9 +153,9 @@ impl VGic {
     pub fn has_pending(&self, vcpu: usize) -> bool {
         let Some(c) = self.cpus.get(vcpu) else { return false };
         let deliverable = |i: &Irq| i.enabled && i.pending_now() && !i.active;
-        super::bits32(c.live).any(|n| deliverable(&c.private[n]))
+        super::bits(c.live.into()).any(|n| deliverable(&c.private[n]))
             || (self.ctlr & CTLR_GRP1A != 0
-                && super::bits64(&self.live_spis)
+                && super::bits_of(&self.live_spis)
                     .filter_map(|n| self.spis.get(n))
                     .any(|i| usize::from(i.target) == vcpu && deliverable(i)))
     }

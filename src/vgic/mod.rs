@@ -83,7 +83,7 @@ pub struct VGic {
 }
 
 /// The set bits of `w`, lowest first.
-pub(super) fn bits32(mut w: u32) -> impl Iterator<Item = usize> {
+pub(super) fn bits(mut w: u64) -> impl Iterator<Item = usize> {
     core::iter::from_fn(move || {
         (w != 0).then(|| {
             let n = w.trailing_zeros() as usize;
@@ -94,17 +94,8 @@ pub(super) fn bits32(mut w: u32) -> impl Iterator<Item = usize> {
 }
 
 /// The set bits of `words` (bit n of word k is 64k + n), lowest first.
-pub(super) fn bits64(words: &[u64]) -> impl Iterator<Item = usize> + '_ {
-    words.iter().enumerate().flat_map(|(k, &w)| {
-        let mut w = w;
-        core::iter::from_fn(move || {
-            (w != 0).then(|| {
-                let n = w.trailing_zeros() as usize;
-                w &= w - 1;
-                64 * k + n
-            })
-        })
-    })
+pub(super) fn bits_of(words: &[u64]) -> impl Iterator<Item = usize> + '_ {
+    words.iter().enumerate().flat_map(|(k, &w)| bits(w).map(move |n| 64 * k + n))
 }
 
 impl VGic {

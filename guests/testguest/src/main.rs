@@ -488,27 +488,37 @@ fn wr32(a: u64, v: u32) {
 
 /// Whether INTID `id` is pending at this domain's virtual distributor (GICD_ISPENDR).
 fn irq_pending(id: u32) -> bool {
-    rd32(0x0300_1000 + 0x200 + u64::from(id / 32) * 4) & (1 << (id % 32)) != 0
+    rd32(GICD + 0x200 + u64::from(id / 32) * 4) & (1 << (id % 32)) != 0
 }
 
 /// Makes SPI `id` an enabled group-1 interrupt routed to vCPU 0 and unmasks interrupts on
 /// this vCPU (distributor, redistributor wake-up, CPU interface), so that it is taken.
 fn irq_enable(id: u32) {
-    const GICD: u64 = 0x0300_1000;
-    const GICR: u64 = 0x0302_0000;
-    let (word, bit) = (u64::from(id / 32) * 4, 1u32 << (id % 32));
-    wr32(GICD, (1 << 4) | (1 << 1)); // GICD_CTLR: ARE_NS, EnableGrp1NS
-    wr32(GICR + 0x14, 0); // GICR_WAKER: awake
-    wr32(GICD + 0x80 + word, rd32(GICD + 0x80 + word) | bit); // IGROUPR: group 1
-    let prio = GICD + 0x400 + u64::from(id & !3);
-    wr32(prio, (rd32(prio) & !(0xff << ((id & 3) * 8))) | (0xa0 << ((id & 3) * 8)));
     let route = GICD + 0x6000 + u64::from(id) * 8;
     wr32(route, 0); // IROUTER: affinity 0.0.0.0 (vCPU 0)
     wr32(route + 4, 0);
-    wr32(GICD + 0x100 + word, bit); // ISENABLER
-    cpu_interface_on();
+    gic_enable(GICD, id);
     // SAFETY: unmasking IRQs at this vCPU: the vector records and ends them.
     unsafe { asm!("msr daifclr, #2", options(nostack)) };
+}
+
+/// The virtual GICv3's distributor and vCPU 0's redistributor frames.
+const GICD: u64 = 0x0300_1000;
+const GICR: u64 = 0x0302_0000;
+
+/// Turns the GIC on for vCPU 0 (distributor, redistributor awake, CPU interface) and makes
+/// INTID `id` an enabled group-1 interrupt at priority 0xa0 in `frame`: the distributor
+/// (SPIs) or vCPU 0's redistributor SGI frame (SGIs and PPIs), whose registers for them lie
+/// at the same offsets.
+fn gic_enable(frame: u64, id: u32) {
+    let (word, bit) = (u64::from(id / 32) * 4, 1u32 << (id % 32));
+    wr32(GICD, (1 << 4) | (1 << 1)); // GICD_CTLR: ARE_NS, EnableGrp1NS
+    wr32(GICR + 0x14, 0); // GICR_WAKER: awake
+    wr32(frame + 0x80 + word, rd32(frame + 0x80 + word) | bit); // IGROUPR: group 1
+    let prio = frame + 0x400 + u64::from(id & !3);
+    wr32(prio, (rd32(prio) & !(0xff << ((id & 3) * 8))) | (0xa0 << ((id & 3) * 8)));
+    wr32(frame + 0x100 + word, bit); // ISENABLER
+    cpu_interface_on();
 }
 
 /// The GICv3 CPU interface's system registers: ICC_SRE_EL1.SRE, ICC_PMR_EL1 (all

@@ -6,9 +6,11 @@
 
 use core::arch::asm;
 
-use crate::{counter, frequency, println, rd32, wr32};
+use crate::{counter, frequency, println};
 
 const VTIMER: u64 = 27;
+/// vCPU 0's redistributor SGI frame.
+const SGI_FRAME: u64 = crate::GICR + 0x1_0000;
 
 fn cntv_ctl() -> u64 {
     let v: u64;
@@ -36,18 +38,9 @@ fn end(intid: u64) {
 }
 
 pub fn run(name: &str, n: u64) {
-    const GICD: u64 = 0x0300_1000;
-    // vCPU 0's redistributor, SGI frame.
-    const SGI: u64 = 0x0302_0000 + 0x1_0000;
     // SAFETY: masking IRQs at this vCPU: interrupts are polled below.
     unsafe { asm!("msr daifset, #2", options(nomem, nostack)) };
-    wr32(GICD, (1 << 4) | (1 << 1)); // GICD_CTLR: ARE_NS, EnableGrp1NS
-    wr32(0x0302_0000 + 0x14, 0); // GICR_WAKER: awake
-    wr32(SGI + 0x80, rd32(SGI + 0x80) | 1 << VTIMER); // IGROUPR0: group 1
-    let prio = SGI + 0x400 + (VTIMER & !3);
-    wr32(prio, (rd32(prio) & !(0xff << ((VTIMER & 3) * 8))) | (0xa0 << ((VTIMER & 3) * 8)));
-    wr32(SGI + 0x100, 1 << VTIMER); // ISENABLER0
-    crate::cpu_interface_on();
+    crate::gic_enable(SGI_FRAME, VTIMER as u32);
     let period = frequency() / 1000; // 1 ms
     set_tval(period);
     // SAFETY: enabling this vCPU's virtual timer, unmasked; never written again.
