@@ -52,36 +52,10 @@ qemu_pid=""
 trap '[ -z "$qemu_pid" ] || kill -TERM "$qemu_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 trap 'exit 130' INT TERM HUP PIPE
 
-# Xen: Debian's package, cached like the kernel (scripts/make-linux-guest.sh); its /boot
-# holds a raw arm64 Image, which QEMU's -kernel boots at EL2 like the hypervisor's.
-xen=$guests/xen-4.17-arm64
-xen_skip=""
-if [ ! -s "$xen" ]; then
-    debs=$guests/debs
-    mkdir -p "$debs"
-    if ! ls "$debs"/xen-hypervisor-4.17-arm64_*.deb >/dev/null 2>&1; then
-        # apt's download user cannot write into this tree (nor into $work, mode 700): fetch
-        # in a scratch directory of its own.
-        dl=$(mktemp -d)
-        chmod 777 "$dl"
-        if (cd "$dl" && apt-get download -q xen-hypervisor-4.17-arm64:arm64 >&2); then
-            mv "$dl"/*.deb "$debs"/
-        else
-            xen_skip="apt-get download xen-hypervisor-4.17-arm64:arm64 failed"
-        fi
-        rm -rf "$dl"
-    fi
-    if [ -z "$xen_skip" ]; then
-        dpkg-deb -x "$(ls "$debs"/xen-hypervisor-4.17-arm64_*.deb | tail -n 1)" "$work/xen"
-        if [ -s "$work/xen/boot/xen-4.17-arm64" ]; then
-            cp "$work/xen/boot/xen-4.17-arm64" "$xen"
-        else
-            xen_skip="no /boot/xen-4.17-arm64 in the package"
-        fi
-    fi
-fi
-if [ -z "$xen_skip" ] && [ "$(od -An -tx1 -j 56 -N 4 "$xen" 2>/dev/null | tr -d ' \n')" != 41524d64 ]; then
-    xen_skip="$xen is not a raw arm64 Image (no ARMd magic at 0x38)"
+# Xen: Debian's package (scripts/xen-image.sh).
+xen=$guests/xen-4.17-arm64 xen_skip=""
+if ! xen=$(bash scripts/xen-image.sh "$guests" 2>"$work/xen.err" | tail -n 1) || [ -z "$xen" ]; then
+    xen=$guests/xen-4.17-arm64 xen_skip=$(tail -n 1 "$work/xen.err")
 fi
 xen_version=$(strings "$xen" 2>/dev/null | grep -m1 -oE '^4\.17\.[0-9][^ ]*' || true)
 

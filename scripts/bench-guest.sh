@@ -82,15 +82,10 @@ for f in "$kernel:$kernel_max" "$initrd:$initrd_max"; do
     fi
 done
 
-# Xen, as scripts/bench-boot.sh fetches it.
+# Xen: Debian's package (scripts/xen-image.sh).
 xen=$guests/xen-4.17-arm64 xen_skip=""
-if [ ! -s "$xen" ]; then
-    if fetch xen-hypervisor-4.17-arm64; then
-        dpkg-deb -x "$(deb xen-hypervisor-4.17-arm64)" "$work/xen"
-        if [ -s "$work/xen/boot/xen-4.17-arm64" ]; then cp "$work/xen/boot/xen-4.17-arm64" "$xen"; else xen_skip="no /boot/xen-4.17-arm64 in the package"; fi
-    else
-        xen_skip="apt-get download xen-hypervisor-4.17-arm64:arm64 failed"
-    fi
+if ! xen=$(bash scripts/xen-image.sh "$guests" 2>"$work/xen.err" | tail -n 1) || [ -z "$xen" ]; then
+    xen=$guests/xen-4.17-arm64 xen_skip=$(tail -n 1 "$work/xen.err")
 fi
 
 machine=(-M virt,virtualization=on,gic-version=3 -cpu cortex-a57 -smp 2 -m 2G -nodefaults -display none -net none)
