@@ -257,6 +257,11 @@ fn additions_are_checked() {
     assert!(add("/reserved@1000", "size", &[0, 0, 0x10, 0]).is_ok());
     assert_eq!(add("/chosen", "bootargs", b"x\0"), Err(AdditionError::Name));
     assert_eq!(add("/chosen", "linux,initrd-start", &[0; 8]), Err(AdditionError::Name));
+    assert_eq!(
+        add("/chosen", "rng-seed", &[0; 64]),
+        Err(AdditionError::Name),
+        "a Boot Domain cannot choose a seed"
+    );
     assert_eq!(add("/extra", "phandle", &[0, 0, 0, 1]), Err(AdditionError::Name));
     assert_eq!(add("/extra", "", b""), Err(AdditionError::Name));
     assert_eq!(add("/extra", "bad name", b""), Err(AdditionError::Name));
