@@ -80,6 +80,15 @@ pub fn fault_ipa(far: u64, hpfar: u64) -> u64 {
 }
 
 impl Exit {
+    /// A trapped TLB invalidation: nothing the guest did with its interrupts can matter to
+    /// it, so the exit leaves the list registers as the guest left them (no fold-back into
+    /// the virtual GIC and no refill).
+    pub fn leaves_vgic_alone(&self) -> bool {
+        let Exit::SysReg { iss } = *self else { return false };
+        let a = SysRegAccess::decode(iss);
+        !a.read && matches!(a.which(), SysReg::Tlbi(_))
+    }
+
     /// Decodes an exit taken through lower-EL vector entry `vector` (8 sync, 9 IRQ,
     /// 10 FIQ, 11 SError from AArch64; 12..15 the same from AArch32, a guest's EL0).
     pub fn decode(vector: u64, esr: u64, far: u64, hpfar: u64) -> Exit {
@@ -323,6 +332,15 @@ mod tests {
         let a = SysRegAccess::decode((1 << 20) | (8 << 10) | (31 << 5) | (7 << 1));
         assert_eq!(a.which(), SysReg::Tlbi(TlbiOp::All));
         assert_eq!(SysRegAccess::decode((1 << 20) | (4 << 17) | (8 << 10) | (3 << 1)).which(), SysReg::Other);
+        // Only a TLB invalidation leaves the list registers alone.
+        let tlbi = (1 << 20) | (8 << 10) | (31 << 5) | (7 << 1);
+        assert!(Exit::SysReg { iss: tlbi }.leaves_vgic_alone());
+        assert!(!Exit::SysReg { iss: tlbi | 1 }.leaves_vgic_alone());
+        assert!(
+            !Exit::SysReg { iss: (3 << 20) | (5 << 17) | (12 << 10) | (3 << 5) | (11 << 1) }
+                .leaves_vgic_alone()
+        );
+        assert!(!Exit::Irq.leaves_vgic_alone());
         let enc = |op0: u32, op1: u32, crn: u32, crm: u32, op2: u32| {
             SysRegAccess::decode((op0 << 20) | (op2 << 17) | (op1 << 14) | (crn << 10) | (crm << 1)).which()
         };

@@ -409,8 +409,9 @@ pub mod lrs {
         if gich::present() { gich::load(f, nr) } else { v3::load(f, nr) }
     }
 
-    pub fn save(f: &Flush) -> [Option<Lr>; MAX_LRS] {
-        if gich::present() { gich::save(f) } else { v3::save(f) }
+    /// Reads back the registers `f` filled into the first `f.count` entries of `out`.
+    pub fn save(f: &Flush, out: &mut [Option<Lr>; MAX_LRS]) {
+        if gich::present() { gich::save(f, out) } else { v3::save(f, out) }
     }
 
     pub fn disable(nr: usize) {
@@ -495,12 +496,10 @@ mod v3 {
     }
 
     /// Reads back the registers `f` filled.
-    pub fn save(f: &Flush) -> [Option<Lr>; MAX_LRS] {
-        let mut out = [None; MAX_LRS];
+    pub fn save(f: &Flush, out: &mut [Option<Lr>; MAX_LRS]) {
         for (n, o) in out.iter_mut().enumerate().take(f.count) {
             *o = Lr::from_v3(read(n));
         }
-        out
     }
 
     /// The vCPU left this CPU: no virtual interrupts, no maintenance interrupts.

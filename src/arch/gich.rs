@@ -84,14 +84,14 @@ pub fn load(f: &Flush, nr: usize) {
 }
 
 /// Reads back the registers `f` filled.
-pub fn save(f: &Flush) -> [Option<Lr>; MAX_LRS] {
-    let mut out = [None; MAX_LRS];
-    if let Some(r) = regs() {
-        for (n, o) in out.iter_mut().enumerate().take(f.count) {
-            *o = Lr::from_v2(r.lr[n].get());
-        }
+pub fn save(f: &Flush, out: &mut [Option<Lr>; MAX_LRS]) {
+    let Some(r) = regs() else {
+        out.fill(None);
+        return;
+    };
+    for (n, o) in out.iter_mut().enumerate().take(f.count) {
+        *o = Lr::from_v2(r.lr[n].get());
     }
-    out
 }
 
 /// The vCPU left this CPU: no virtual interrupts, no maintenance interrupts.

@@ -192,6 +192,12 @@ pub fn run(sys: &System, dom: &Domain, index: usize, start: Option<(u64, u64)>) 
     let mut exited_at = None;
     dom.exits.tick_hz.store(timer::frequency(), Ordering::Relaxed);
     SLICE_OVER[me].store(false, Ordering::Relaxed);
+    // What the list registers were given at the last entry, and what they held at the
+    // exit: kept across the loop, so an exit builds no arrays.
+    let mut flushed = Flush::default();
+    let mut now = [None; crate::vgic::MAX_LRS];
+    // The list registers hold what the guest left at a light exit, not yet folded back.
+    let mut lrs_as_left = false;
     let end = loop {
         let shared = sys.cpu_shared(me);
         if shared && !sliced {
@@ -202,16 +208,13 @@ pub fn run(sys: &System, dom: &Domain, index: usize, start: Option<(u64, u64)>) 
             HCR_EL2.set(if shared { hcr | HCR_TWI } else { hcr });
             twi = Some(shared);
         }
-        let flushed = if vgic {
-            let f = dom.vgic.lock().flush(index, nr_lrs);
-            gic::lrs::load(&f, nr_lrs);
-            if let Some(p) = f.release {
+        if vgic && !lrs_as_left {
+            dom.vgic.lock().flush_into(index, nr_lrs, &mut flushed);
+            gic::lrs::load(&flushed, nr_lrs);
+            if let Some(p) = flushed.release {
                 super::ppi::set_active(p, false);
             }
-            f
-        } else {
-            Flush::default()
-        };
+        }
         if let Some(t) = exited_at {
             dom.exits.el2_ticks.fetch_add(timer::ticks().wrapping_sub(t), Ordering::Relaxed);
         }
@@ -219,26 +222,35 @@ pub fn run(sys: &System, dom: &Domain, index: usize, start: Option<(u64, u64)>) 
         // callee-saved register and returns to this point after the guest's next exception.
         let vector = unsafe { guest_entry(&mut regs) };
         exited_at = Some(timer::ticks());
-        if vgic {
-            let now = gic::lrs::save(&flushed);
-            // Forwarded interrupts the guest finished with were deactivated through
-            // their HW link: nothing to do here but what sync did to their line.
-            let _ = dom.vgic.lock().sync(index, &flushed, &now);
-        }
         let exit = Exit::decode(vector, ESR_EL2.get(), FAR_EL2.get(), HPFAR_EL2.get());
+        // A light exit (a TLB invalidation) keeps the list registers as the guest left
+        // them until the next full exit, which folds them back; anything that changes the
+        // model meanwhile kicks this CPU, and a kick is a full exit.
+        lrs_as_left = vgic && exit.leaves_vgic_alone();
+        if vgic && !lrs_as_left {
+            sync_lrs(dom, index, &flushed, &mut now);
+        }
         match sys.handle_exit(dom, index, exit, &mut regs, shared) {
             Outcome::Resume => {}
             Outcome::Inject { esr, far } => inject_sync(&mut regs, esr, far),
             Outcome::Wait => aarch64_cpu::asm::wfi(),
             Outcome::Tlbi { op, xt } => super::cache::tlbi_local(op, xt),
             Outcome::PhysicalIrq => gic::handle_pending(|id| physical_irq(sys, dom, index, id)),
-            Outcome::Leave(e) => break e,
+            Outcome::Leave(e) => {
+                if lrs_as_left {
+                    sync_lrs(dom, index, &flushed, &mut now);
+                }
+                break e;
+            }
         }
-        if let Some(e) = leave_for(dom.state()) {
+        let leave = leave_for(dom.state()).or_else(|| {
+            (SLICE_OVER[me].swap(false, Ordering::Relaxed) && sys.cpu_shared(me)).then_some(End::Yield)
+        });
+        if let Some(e) = leave {
+            if lrs_as_left {
+                sync_lrs(dom, index, &flushed, &mut now);
+            }
             break e;
-        }
-        if SLICE_OVER[me].swap(false, Ordering::Relaxed) && sys.cpu_shared(me) {
-            break End::Yield;
         }
     };
     if end == End::Yield {
@@ -254,6 +266,19 @@ pub fn run(sys: &System, dom: &Domain, index: usize, start: Option<(u64, u64)>) 
         gic::lrs::disable(nr_lrs);
     }
     end
+}
+
+/// Folds what the list registers hold back into `dom`'s vGIC model. Forwarded interrupts
+/// the guest finished with were deactivated through their HW link: nothing to do here but
+/// what `sync` did to their line.
+fn sync_lrs(
+    dom: &Domain,
+    index: usize,
+    flushed: &Flush,
+    now: &mut [Option<crate::vgic::Lr>; crate::vgic::MAX_LRS],
+) {
+    gic::lrs::save(flushed, now);
+    let _ = dom.vgic.lock().sync(index, flushed, &now[..flushed.count]);
 }
 
 /// Delivers a synchronous exception to the guest's EL1 vector.

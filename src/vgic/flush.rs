@@ -18,6 +18,9 @@ pub struct Flush {
     /// nor active any more (the guest cleared it through the distributor, not through a
     /// list register), so the physical one must be able to fire again.
     pub release: Option<u32>,
+    /// Scratch for choosing (the best candidates' keys), kept here so that an entry
+    /// builds no array of its own.
+    cand: [u64; MAX_LRS],
 }
 
 impl Flush {
@@ -31,10 +34,20 @@ impl VGic {
     /// Interrupts put in list registers are owned by them until [`VGic::sync`]. An SGI
     /// pending from several source vCPUs (GICv2) takes one register per source.
     pub fn flush(&mut self, vcpu: usize, nr_lrs: usize) -> Flush {
-        let nr_lrs = nr_lrs.min(MAX_LRS);
         let mut out = Flush::default();
+        self.flush_into(vcpu, nr_lrs, &mut out);
+        out
+    }
+
+    /// [`VGic::flush`] into `out`, which the caller keeps from one entry to the next: only
+    /// the registers chosen are written (no array built and copied on every exit).
+    pub fn flush_into(&mut self, vcpu: usize, nr_lrs: usize, out: &mut Flush) {
+        let nr_lrs = nr_lrs.min(MAX_LRS);
+        out.count = 0;
+        out.underflow = false;
+        out.release = None;
         if vcpu >= self.cpus.len() {
-            return out;
+            return;
         }
         // Idle interrupts leave the live sets; a linked one neither pending nor active any
         // more releases its physical interrupt.
@@ -59,11 +72,11 @@ impl VGic {
         let grp1_on = self.ctlr & CTLR_GRP1A != 0;
         // Candidates: (not active, priority, intid and source): active ones first; the
         // best `nr_lrs` of them are kept in order (no allocation, no sort on the entry path).
-        let mut cand = Best::new(nr_lrs);
+        let mut cand = Best::new(nr_lrs, &mut out.cand);
         let me = vcpu as u16;
         // An SGI is offered once per source it is pending from (GICv2), its active one
         // with its source (and that source's new pending state); others once, source 0.
-        let consider = |intid: u32, i: &Irq, dist_gate: bool, cand: &mut Best| {
+        let consider = |intid: u32, i: &Irq, dist_gate: bool, cand: &mut Best<'_>| {
             if i.in_lr.is_some_and(|o| o != me) {
                 return;
             }
@@ -75,7 +88,7 @@ impl VGic {
             for s in 0..sources {
                 let active = i.active && s == i.act_src;
                 if active || srcs & (1 << s) != 0 {
-                    cand.offer((!active, i.priority, key(intid, s)));
+                    cand.offer(pack(!active, i.priority, key(intid, s)));
                 }
             }
         };
@@ -91,7 +104,8 @@ impl VGic {
         }
         out.underflow = cand.seen > nr_lrs;
         let v2 = self.v2;
-        for &(_, _, k) in cand.kept() {
+        for &packed in cand.kept() {
+            let k = packed as u32;
             let (intid, source) = (k >> 3, (k & 7) as u8);
             let Some(irq) = self.irq_mut(vcpu, intid) else { continue };
             // Held here only because it is active: its new pending state waits for the vCPU
@@ -129,7 +143,6 @@ impl VGic {
             }
             irq.in_lr = Some(me);
         }
-        out
     }
 
     /// Folds back what `vcpu`'s list registers say after it ran: `lrs` are the decoded
@@ -184,20 +197,27 @@ fn key(intid: u32, source: u8) -> u32 {
     (intid << 3) | u32::from(source & 7)
 }
 
+/// A candidate's whole key, smallest first: not active (bit 40), priority (bits 39:32),
+/// then [`key`].
+fn pack(inactive: bool, priority: u8, key: u32) -> u64 {
+    (u64::from(inactive) << 40) | (u64::from(priority) << 32) | u64::from(key)
+}
+
 /// The smallest `n` keys offered, in order, and how many were offered.
-struct Best {
-    keys: [(bool, u8, u32); MAX_LRS],
+struct Best<'a> {
+    keys: &'a mut [u64; MAX_LRS],
     n: usize,
     cap: usize,
     seen: usize,
 }
 
-impl Best {
-    fn new(cap: usize) -> Best {
-        Best { keys: [(true, u8::MAX, u32::MAX); MAX_LRS], n: 0, cap: cap.min(MAX_LRS), seen: 0 }
+impl<'a> Best<'a> {
+    /// Keeps its keys in `keys` (whatever they held before is not read).
+    fn new(cap: usize, keys: &'a mut [u64; MAX_LRS]) -> Best<'a> {
+        Best { keys, n: 0, cap: cap.min(MAX_LRS), seen: 0 }
     }
 
-    fn offer(&mut self, key: (bool, u8, u32)) {
+    fn offer(&mut self, key: u64) {
         self.seen += 1;
         let pos = self.keys[..self.n].partition_point(|k| *k < key);
         if pos >= self.cap {
@@ -213,7 +233,7 @@ impl Best {
         self.keys[pos] = key;
     }
 
-    fn kept(&self) -> &[(bool, u8, u32)] {
+    fn kept(&self) -> &[u64] {
         &self.keys[..self.n]
     }
 }
@@ -228,12 +248,13 @@ mod tests {
         for round in 0..200 {
             let cap = round % (MAX_LRS + 2);
             let mut all = Vec::new();
-            let mut best = Best::new(cap);
+            let mut keys = [seed as u64; MAX_LRS];
+            let mut best = Best::new(cap, &mut keys);
             for intid in 0..(round as u32 % 60) {
                 seed ^= seed << 13;
                 seed ^= seed >> 17;
                 seed ^= seed << 5;
-                let key = (seed & 1 == 0, (seed >> 8) as u8 & 0xf0, intid);
+                let key = pack(seed & 1 == 0, (seed >> 8) as u8 & 0xf0, intid);
                 all.push(key);
                 best.offer(key);
             }
