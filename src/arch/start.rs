@@ -284,10 +284,10 @@ extern "C" fn primary_main(dtb_pa: u64, load_base: u64) -> ! {
     if running == 0 {
         halt("no domain could be built");
     }
-    let (scrub_us, copy_us) = (stats.scrub_us, stats.copy_us);
+    let copy_us = stats.copy_us;
     info!(
-        "launch: {running} domain(s) running, {launch_us} us after entry ({scrub_us} us scrubbing domain RAM, {copy_us} us copying images, {measure_us} us measuring, {} us the rest)",
-        launch_us.saturating_sub(scrub_us + copy_us + measure_us)
+        "launch: {running} domain(s) running, {launch_us} us after entry ({copy_us} us copying images, {measure_us} us measuring, {} us the rest; each domain's RAM is scrubbed by the CPU that runs it, before it runs)",
+        launch_us.saturating_sub(copy_us + measure_us)
     );
     vcpu::schedule()
 }

@@ -393,6 +393,13 @@ pub fn schedule() -> ! {
         if !sys.enter(dom) {
             continue;
         }
+        if !sys.ready_to_run(dom) {
+            // Its RAM is being scrubbed: a slice of it done, the CPU's other vCPUs and
+            // interrupts get their turn.
+            sys.leave(dom, vi, End::Yield);
+            gic::handle_pending(idle_irq);
+            continue;
+        }
         let start = take_start(&mut dom.vcpus[vi].power.lock());
         if let Some((entry, _)) = start {
             let t = timer::uptime_us();

@@ -479,7 +479,7 @@ impl Prepared {
         if let (Some(rd), Some((at, _))) = (ramdisk, layout.ramdisk) {
             images.push((at, Src::Mem(rd)));
         }
-        let loaded = ram.load_images(m, &images, (layout.kernel, shared_len));
+        let (loaded, scrub) = ram.load_images(m, &images, (layout.kernel, shared_len));
         let (first_base, first_size) = spec.banks[0];
         info!(
             "DOM{}: built: {} vCPU(s) on CPU(s) {:?}, {} MiB at IPA {:#x} ({} chunk(s){}), kernel at {:#x}, device tree at {:#x}{}; {} of its RAM in 2 MiB/1 GiB blocks",
@@ -556,6 +556,7 @@ impl Prepared {
             functions: cfg.functions,
             vttbr: (u64::from(vmid) << 48) | root,
             local_tlb: pcpus.windows(2).all(|w| w[0] == w[1]),
+            scrub,
             vcpus: pcpus.iter().map(|&p| Vcpu::new(p)).collect(),
             mmio,
             vgic,

@@ -289,3 +289,39 @@ fn a_device_interrupt_the_host_gic_does_not_have_is_refused() {
     let (parts, _) = build(&*b.fake, &cfg, 1, &mut b.pool, &mut load, &host, None).unwrap();
     assert_eq!(parts.forwarded, [39]);
 }
+
+#[test]
+fn a_built_domain_s_ram_is_left_to_scrub_before_it_runs() {
+    let mut b = bench();
+    // Whatever the free memory held before: a domain must never see it.
+    for at in (FREE.start..FREE.end).step_by((MIB / 2) as usize) {
+        b.fake.poke(at + 0x800, &[0xa5; 64]);
+    }
+    let host = HostFacts { kernel_sharing: false, ..facts(&b) };
+    let mut load = vec![0u32; 4];
+    let cfg = config(Range { start: KERNEL, end: KERNEL + KERNEL_LEN }, 4096);
+    let (mut parts, loaded) = build(&*b.fake, &cfg, 1, &mut b.pool, &mut load, &host, None).unwrap();
+    let ram = parts.ram.host(RAM0_BASE, 4 * MIB).unwrap();
+    let dtb_off = parts.entry.1 - RAM0_BASE;
+    let dtb_len = crate::fdt::Fdt::peek_total_size(&b.fake.peek(ram.start() + dtb_off, 64)).unwrap() as u64;
+    // Everything but the images is left for the CPU that runs it, not zeroed by the build.
+    assert_eq!(parts.scrub.left_bytes(), 4 * MIB - loaded.copied);
+    assert_eq!(loaded.copied, KERNEL_LEN + dtb_len);
+    // Pages of it outside the kernel and the device tree with a byte of what was there.
+    let dirty = |b: &Bench| {
+        (0..4 * MIB / 4096)
+            .map(|p| p * 4096)
+            .filter(|&o| o >= KERNEL_LEN && (o + 4096 <= dtb_off || o >= dtb_off + dtb_len))
+            .filter(|&o| b.fake.peek(ram.start() + o, 4096).contains(&0xa5))
+            .count()
+    };
+    assert!(dirty(&b) > 0, "the build itself zeroes nothing but what it writes");
+    let kernel = b.fake.peek(ram.start(), KERNEL_LEN as usize);
+    let dtb = b.fake.peek(ram.start() + dtb_off, dtb_len as usize);
+    // Zeroed in pieces within a budget: here, all of it at once.
+    assert!(parts.scrub.step(&*b.fake, u64::MAX));
+    assert_eq!(parts.scrub.bytes, 4 * MIB - loaded.copied);
+    assert_eq!(dirty(&b), 0);
+    assert_eq!(b.fake.peek(ram.start(), KERNEL_LEN as usize), kernel, "the kernel is kept");
+    assert_eq!(b.fake.peek(ram.start() + dtb_off, dtb_len as usize), dtb, "the device tree is kept");
+}

@@ -282,13 +282,13 @@ impl System {
             }
         };
         info!(
-            "{} created by DOM{} in {} us ({} KiB copied in {} us, {} us scrubbing; its parts were staged over {} us); {} MiB free",
+            "{} created by DOM{} in {} us ({} KiB copied in {} us, {} MiB to scrub on its CPU before it runs; its parts were staged over {} us); {} MiB free",
             runtime::describe(&cfg),
             dom.id,
             self.m().now_us().saturating_sub(t0),
             loaded.copied >> 10,
             loaded.copy_us,
-            loaded.scrub_us,
+            d.scrub.lock().left_bytes() >> 20,
             t0.saturating_sub(since),
             self.free_bytes() >> 20
         );

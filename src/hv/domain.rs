@@ -15,7 +15,7 @@ use super::cow::Cow;
 use super::exits::ExitCounts;
 use super::life::{Life, State};
 use super::machine::{HostMem, Machine};
-use super::ram::{Ram, Src};
+use super::ram::{Pending, Ram, Src};
 use super::vcpu::Vcpu;
 use crate::config::{Functions, Permissions};
 use crate::guest::{self, GuestMap};
@@ -189,6 +189,8 @@ pub struct Parts {
     /// Host MMIO ranges of the devices it is given.
     pub devices: Vec<Range>,
     pub local_tlb: bool,
+    /// RAM to zero before it first runs.
+    pub scrub: Pending,
     /// A Control domain's control window: guest address and the memory behind it.
     pub window: Option<(u64, HostMem)>,
 }
@@ -235,6 +237,8 @@ pub struct Domain {
     pub devices: Vec<Range>,
     /// All its vCPUs run on one CPU: its TLB invalidations trap and are done locally.
     pub local_tlb: AtomicBool,
+    /// RAM to zero before any vCPU of it runs (after a build or a rebuild).
+    pub scrub: Mutex<Pending>,
     /// A Control domain's control window (guest address, memory), which it writes the
     /// images of domains to create into.
     pub window: Option<(u64, HostMem)>,
@@ -276,6 +280,7 @@ impl Domain {
             forwarded: p.forwarded,
             devices: p.devices,
             local_tlb: AtomicBool::new(p.local_tlb),
+            scrub: Mutex::new(p.scrub),
             window: p.window,
             images: Mutex::new(Vec::new()),
             ctl: Mutex::new([0; 8]),
@@ -474,10 +479,11 @@ impl Domain {
         if size > self.dtb_room {
             return Err(ConfigError::DtbTooBig { size, room: self.dtb_room });
         }
-        if self.ram.host(self.entry.1, size).is_none() || !self.ram.write(m, self.entry.1, Src::Bytes(&blob))
-        {
+        let Some(host) = self.ram.host(self.entry.1, size) else { return Err(ConfigError::DtbOutsideRam) };
+        if !self.ram.write(m, self.entry.1, Src::Bytes(&blob)) {
             return Err(ConfigError::DtbOutsideRam);
         }
+        self.scrub.lock().keep(host);
         *spec = new;
         Ok(())
     }

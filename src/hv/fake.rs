@@ -304,6 +304,7 @@ pub fn parts(fake: &Fake, id: u16, pcpus: &[usize], perms: u32, funcs: u32, cow:
         forwarded: vec![],
         devices: vec![],
         local_tlb: pcpus.windows(2).all(|w| w[0] == w[1]),
+        scrub: Default::default(),
         window: None,
     }
 }
@@ -415,6 +416,7 @@ impl Sys {
     pub fn enter(&self, id: u16) {
         let d = self.d(id);
         assert!(self.sys.enter(d), "DOM{id} may run");
+        while !self.sys.ready_to_run(d) {}
         let _ = super::vcpu::take_start(&mut d.vcpus[0].power.lock());
     }
 }

@@ -26,6 +26,15 @@ impl Domain {
         Some(out)
     }
 
+    /// Zeroes what is left of its RAM to scrub now: another domain (a link's peer) reaches
+    /// it before it first ran.
+    fn scrub_all(&self, m: &dyn Machine) {
+        let mut s = self.scrub.lock();
+        if !s.done() {
+            s.step(m, u64::MAX);
+        }
+    }
+
     /// Where the guest's bytes at `ipa` (`n` bytes, inside one page) are for reading.
     fn readable(&self, m: &dyn Machine, ipa: u64, n: u64) -> Option<HostMem> {
         if let Some(Page::Shared(module)) = self.cow.as_ref().and_then(|c| c.page(m, &self.ram, ipa)) {
@@ -39,6 +48,7 @@ impl Domain {
     /// write meanwhile. `None` when part of it is not the domain's RAM.
     pub fn read_guest(&self, m: &dyn Machine, ipa: u64, len: u64) -> Option<Vec<u8>> {
         let pieces = self.pieces(ipa, len)?;
+        self.scrub_all(m);
         let mut buf = vec![0u8; len as usize];
         for (at, n) in pieces {
             let src = self.readable(m, at, n)?;
@@ -53,6 +63,7 @@ impl Domain {
     /// of it is not the domain's RAM.
     pub fn write_guest(&self, m: &dyn Machine, ipa: u64, src: Src<'_>) -> bool {
         let Some(pieces) = self.pieces(ipa, src.len()) else { return false };
+        self.scrub_all(m);
         for (at, n) in pieces {
             let own = match self.cow.as_ref().and_then(|c| c.page(m, &self.ram, at)) {
                 Some(Page::Shared(_)) => {

@@ -59,6 +59,29 @@ impl System {
         d.life().enter()
     }
 
+    /// Zeroes what is left of `d`'s RAM to scrub, for at most one time slice: true when
+    /// nothing is left and a vCPU of it may run. Called on the CPU about to run it, once
+    /// `enter` let it, so that no CPU waits for another domain's RAM to be zeroed, and a CPU
+    /// shared with other vCPUs gives them their turns in between.
+    pub fn ready_to_run(&self, d: &Domain) -> bool {
+        let mut s = d.scrub.lock();
+        if s.done() {
+            return true;
+        }
+        let m = self.m();
+        if !s.step(m, crate::sched::SLICE_US) {
+            return false;
+        }
+        info!(
+            "DOM{}: {} MiB of RAM scrubbed on CPU {} before it runs, in {} us",
+            d.id,
+            s.bytes >> 20,
+            m.cpu(),
+            s.us
+        );
+        true
+    }
+
     /// vCPU `vi` of `d` left its CPU this way: the last one out of a domain being destroyed
     /// or reset reclaims or rebuilds it.
     pub fn leave(&self, d: &Domain, vi: usize, end: End) {
@@ -239,7 +262,9 @@ impl System {
         if let (Some(r), Some((at, _))) = (d.ramdisk_src, d.ramdisk_at()) {
             images.push((at, Src::Mem(r)));
         }
-        let stats = d.ram.load_images(m, &images, (kernel, shared));
+        let (stats, scrub) = d.ram.load_images(m, &images, (kernel, shared));
+        // Zeroed by the CPU that runs it, before it runs (`ready_to_run`).
+        *d.scrub.lock() = scrub;
         {
             let mut s = self.stats.lock();
             s.copied += stats.copied;
@@ -249,7 +274,7 @@ impl System {
         if let Some(c) = &d.cow {
             c.restore_private(m, &d.ram);
         }
-        // The device tree as it was (the scrub erased it).
+        // The device tree as it was (it is not scrubbed: `write_dtb` keeps it).
         if let Err(e) = d.write_dtb(m, DtChange::Same) {
             warn!("DOM{}: device tree not written again: {e}", d.id);
         }

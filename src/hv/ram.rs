@@ -94,37 +94,131 @@ impl Ram {
         true
     }
 
-    /// Puts `images` (guest address, bytes) in place over RAM scrubbed everywhere else but
-    /// `untouched` (guest address, length: the shared kernel pages).
+    /// Puts `images` (guest address, bytes) in place. The rest of the RAM but `untouched`
+    /// (guest address, length: the shared kernel pages) is returned to scrub before the
+    /// domain first runs ([`Pending`]), on the CPU that will run it: building a domain
+    /// does not wait for its RAM to be zeroed.
     pub fn load_images(
         &self,
         m: &dyn Machine,
         images: &[(u64, Src<'_>)],
         untouched: (u64, u64),
-    ) -> LoadStats {
+    ) -> (LoadStats, Pending) {
         let mut written: Vec<(u64, u64)> = images.iter().map(|&(at, s)| (at, s.len())).collect();
         written.push(untouched);
+        let mut left = Vec::new();
+        for &(mem, ipa) in &self.chunks {
+            for (a, b) in crate::guest::uncovered(ipa, ipa + mem.len(), &written) {
+                left.extend(mem.sub(a - ipa, b - a));
+            }
+        }
         let t = m.now_us();
-        self.scrub_except(m, &written);
-        let scrubbed = m.now_us();
         for &(at, src) in images {
             self.write(m, at, src);
         }
-        LoadStats {
+        let stats = LoadStats {
             copied: images.iter().map(|i| i.1.len()).sum(),
-            scrub_us: scrubbed - t,
-            copy_us: m.now_us() - scrubbed,
+            scrub_us: 0,
+            copy_us: m.now_us() - t,
+        };
+        (stats, Pending::new(left))
+    }
+}
+
+/// A domain's RAM still to be zeroed before any vCPU of it runs (host ranges). Whatever
+/// the hypervisor writes into that RAM meanwhile (a device tree written again) is taken
+/// out of it with [`Pending::keep`].
+#[derive(Debug, Default)]
+pub struct Pending {
+    left: Vec<HostMem>,
+    /// Bytes zeroed so far, and the time it took (microseconds).
+    pub bytes: u64,
+    pub us: u64,
+}
+
+/// Zeroed in pieces of this size, the time checked between them.
+const PIECE: u64 = 2 << 20;
+
+impl Pending {
+    pub fn new(left: Vec<HostMem>) -> Pending {
+        Pending { left: left.into_iter().filter(|m| !m.is_empty()).collect(), bytes: 0, us: 0 }
+    }
+
+    /// Nothing is left to zero.
+    pub fn done(&self) -> bool {
+        self.left.is_empty()
+    }
+
+    /// Bytes left to zero.
+    pub fn left_bytes(&self) -> u64 {
+        self.left.iter().map(HostMem::len).sum()
+    }
+
+    /// `written` holds what the domain is to see: it is not zeroed afterwards.
+    pub fn keep(&mut self, written: HostMem) {
+        let mut out = Vec::with_capacity(self.left.len() + 1);
+        for &p in &self.left {
+            if p.end() <= written.start() || written.end() <= p.start() {
+                out.push(p);
+                continue;
+            }
+            if p.start() < written.start() {
+                out.extend(p.sub(0, written.start() - p.start()));
+            }
+            if written.end() < p.end() {
+                out.extend(p.at(written.end(), p.end() - written.end()));
+            }
+        }
+        self.left = out;
+    }
+
+    /// Zeroes pieces of what is left until none is, or `budget_us` has passed. True when
+    /// nothing is left.
+    pub fn step(&mut self, m: &dyn Machine, budget_us: u64) -> bool {
+        let t = m.now_us();
+        while let Some(p) = self.left.pop() {
+            let n = p.len().min(PIECE);
+            if let Some(rest) = p.sub(n, p.len() - n).filter(|r| !r.is_empty()) {
+                self.left.push(rest);
+            }
+            if let Some(piece) = p.sub(0, n) {
+                m.zero(piece);
+            }
+            self.bytes += n;
+            if m.now_us().saturating_sub(t) >= budget_us {
+                break;
+            }
+        }
+        self.us += m.now_us().saturating_sub(t);
+        self.done()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    fn mem(start: u64, len: u64) -> HostMem {
+        // SAFETY: a test value; nothing is dereferenced.
+        #[allow(unsafe_code)]
+        unsafe {
+            HostMem::new(start, len)
         }
     }
 
-    /// Zeroes all of it but the `written` (guest address, length) ranges.
-    pub fn scrub_except(&self, m: &dyn Machine, written: &[(u64, u64)]) {
-        for &(mem, ipa) in &self.chunks {
-            for (a, b) in crate::guest::uncovered(ipa, ipa + mem.len(), written) {
-                if let Some(part) = mem.sub(a - ipa, b - a) {
-                    m.zero(part);
-                }
-            }
-        }
+    #[test]
+    fn kept_ranges_leave_what_is_to_scrub() {
+        let mut p = Pending::new(vec![mem(0x1000, 0x4000), mem(0x8000, 0x1000), mem(0x9000, 0)]);
+        assert_eq!(p.left_bytes(), 0x5000);
+        // The middle of the first, the whole second, and nothing of what is not pending.
+        p.keep(mem(0x2000, 0x1000));
+        p.keep(mem(0x8000, 0x1000));
+        p.keep(mem(0x20000, 0x1000));
+        assert_eq!(p.left, [mem(0x1000, 0x1000), mem(0x3000, 0x2000)]);
+        // Across the end of one range and the start of the next.
+        p.keep(mem(0x1800, 0x2000));
+        assert_eq!(p.left, [mem(0x1000, 0x800), mem(0x3800, 0x1800)]);
+        assert!(!p.done());
     }
 }

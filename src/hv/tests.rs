@@ -121,8 +121,17 @@ fn control_pause_destroy_restart() {
     s.fake.poke(ram_of(3) + 0x4000, b"garbage");
     assert_eq!(s.call(1, Call::DomctlRestart { domid: 3 }), hc::SUCCESS);
     assert_eq!(s.d(3).state(), State::Running);
-    assert_eq!(s.fake.peek(ram_of(3) + 0x2_8000, 6), [0; 6], "scrubbed before the restart");
     assert_eq!(s.fake.peek(ram_of(3) + 0x4000, 16), s.fake.peek(MODULE + 0x4000, 16), "kernel loaded again");
+    // Its RAM is zeroed by the CPU that runs it, before it runs, and the device tree
+    // written again is kept.
+    assert_eq!(s.fake.peek(ram_of(3) + 0x2_8000, 6), *b"CANARY", "not scrubbed on the restarting CPU");
+    assert!(!s.d(3).scrub.lock().done());
+    let dtb = s.fake.peek(ram_of(3) + (DTB_AT - GUEST_RAM), 4);
+    assert_eq!(dtb, [0xd0, 0x0d, 0xfe, 0xed], "device tree written again");
+    assert!(s.sys.ready_to_run(s.d(3)));
+    assert_eq!(s.fake.peek(ram_of(3) + 0x2_8000, 6), [0; 6], "scrubbed before it runs");
+    assert_eq!(s.fake.peek(ram_of(3) + (DTB_AT - GUEST_RAM), 4), dtb, "its device tree kept");
+    assert_eq!(s.fake.peek(ram_of(3) + 0x4000, 16), s.fake.peek(MODULE + 0x4000, 16), "its kernel kept");
     assert!(matches!(*s.d(3).vcpus[0].power.lock(), Power::Pending { entry: GUEST_RAM, context: DTB_AT }));
     assert!(s.fake.ops().contains(&Op::Console(ConsoleEvent::Restarted(3))));
     assert!(s.sys.queued(2).contains(&super::system::slot(2, 0)), "back in its run queue");
