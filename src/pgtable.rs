@@ -10,7 +10,7 @@ pub const ENTRIES: usize = 512;
 pub type Table = [u64; ENTRIES];
 
 const PAGE_SHIFT: u32 = 12;
-const VALID: u64 = 1 << 0;
+pub const VALID: u64 = 1 << 0;
 const TABLE_OR_PAGE: u64 = 1 << 1;
 const AF: u64 = 1 << 10;
 const SH_INNER: u64 = 0b11 << 8;

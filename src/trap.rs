@@ -46,6 +46,8 @@ pub enum Exit {
     InstructionAbort {
         ipa: u64,
         va: u64,
+        /// A permission fault (not a translation or access fault).
+        perm: bool,
     },
     /// A trapped system register access.
     SysReg {
@@ -113,7 +115,10 @@ impl Exit {
             ec::HVC64 => Exit::Hvc { imm: iss as u16 },
             ec::SMC64 => Exit::Smc { imm: iss as u16 },
             ec::SYS64 => Exit::SysReg { iss },
-            ec::IABT_LOW => Exit::InstructionAbort { ipa: fault_ipa(far, hpfar), va: far },
+            // IFSC 0b0011xx: permission fault at some level.
+            ec::IABT_LOW => {
+                Exit::InstructionAbort { ipa: fault_ipa(far, hpfar), va: far, perm: iss & 0x3c == 0x0c }
+            }
             ec::DABT_LOW => {
                 let write = iss & (1 << 6) != 0;
                 let access = (iss & (1 << 24) != 0).then(|| Access {

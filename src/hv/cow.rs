@@ -87,8 +87,10 @@ impl Cow {
     }
 
     /// A stage-2 fault at `ipa` that sharing explains: a write to a shared page (copied
-    /// now), or any fault while another vCPU of the domain is replacing the page. True when
-    /// the access is to be retried.
+    /// now), or a translation fault while another vCPU of the domain was replacing the
+    /// page. True when the access is to be retried: only when the page is mapped now, so a
+    /// fault sharing does not explain (a permission fault on a read or an instruction
+    /// fetch, an entry not valid) is never retried for ever.
     pub fn fault(&self, m: &dyn Machine, ram: &Ram, ipa: u64, write: bool, perm: bool, local: bool) -> bool {
         if !self.ipa.contains(ipa) || (perm && !write) {
             return false;
@@ -97,7 +99,9 @@ impl Cow {
             // A translation fault while the entry was being replaced: in place now (the
             // lock orders this after the replacement).
             let _g = self.lock.lock();
-            return ram.host(ipa & !(PAGE - 1), PAGE).is_some();
+            let page = ipa & !(PAGE - 1);
+            return ram.host(page, PAGE).is_some()
+                && self.entry(page).is_some_and(|e| m.read_entry(e) & crate::pgtable::VALID != 0);
         }
         self.make_private(m, ram, ipa, local).is_some()
     }

@@ -148,13 +148,13 @@ impl System {
             Exit::DataAbort { ipa, write, perm, .. } if dom.cow_fault(self.m(), ipa, write, perm) => {
                 Outcome::Resume
             }
-            Exit::InstructionAbort { ipa, .. } if dom.cow_fault(self.m(), ipa, false, false) => {
+            Exit::InstructionAbort { ipa, perm, .. } if dom.cow_fault(self.m(), ipa, false, perm) => {
                 Outcome::Resume
             }
             Exit::DataAbort { ipa, va, write, access, .. } => {
                 self.data_abort(dom, vi, (ipa, va, write), access, regs)
             }
-            Exit::InstructionAbort { ipa, va } => {
+            Exit::InstructionAbort { ipa, va, .. } => {
                 dom.notice(format_args!(
                     "vCPU {vi} instruction fetch from IPA {ipa:#x} (VA {va:#x}) outside its memory: external abort injected"
                 ));

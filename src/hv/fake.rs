@@ -238,8 +238,8 @@ pub fn parts(fake: &Fake, id: u16, pcpus: &[usize], perms: u32, funcs: u32, cow:
     let cow = cow.then(|| {
         let table = TABLES + u64::from(id) * 4096;
         for p in 0..4u64 {
-            // Read-only descriptors of the module's pages (attributes left out).
-            fake.poke_u64(table + p * 8, MODULE + p * 4096);
+            // Read-only page descriptors of the module's pages (valid, page, AF, S2AP 01).
+            fake.poke_u64(table + p * 8, (MODULE + p * 4096) | 0x443);
         }
         Cow::new(
             Range { start: GUEST_RAM, end: GUEST_RAM + 0x4000 },

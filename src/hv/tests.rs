@@ -422,6 +422,30 @@ fn copy_on_write_faults_and_restart_restores_the_module() {
 }
 
 #[test]
+fn copy_on_write_faults_it_cannot_explain_are_not_retried() {
+    let s = system(|f| vec![domain(f, 1, &[0], 0, 0, true)], None, None);
+    s.sys.start();
+    s.enter(1);
+    let d = s.d(1);
+    let mut regs = GuestRegs::default();
+    let page = GUEST_RAM + 0x3000;
+    let entry = TABLES + 4096 + 3 * 8;
+    // A translation fault on a shared page whose entry is valid: another vCPU replaced it
+    // meanwhile, the access is retried.
+    let translation = Exit::DataAbort { ipa: page + 8, va: 0x8, write: false, access: None, perm: false };
+    assert_eq!(s.sys.handle_exit(d, 0, translation, &mut regs, false), Outcome::Resume);
+    // An instruction fetch with a permission fault, or a translation fault on an entry
+    // that is not valid: nothing sharing can mend, so an abort, not a retry for ever.
+    let fetch = Exit::InstructionAbort { ipa: page, va: 0x10, perm: true };
+    assert!(matches!(s.sys.handle_exit(d, 0, fetch, &mut regs, false), Outcome::Inject { .. }));
+    s.fake.poke(entry, &[0; 8]);
+    assert!(matches!(s.sys.handle_exit(d, 0, translation, &mut regs, false), Outcome::Inject { .. }));
+    let fetch = Exit::InstructionAbort { ipa: page, va: 0x10, perm: false };
+    assert!(matches!(s.sys.handle_exit(d, 0, fetch, &mut regs, false), Outcome::Inject { .. }));
+    assert_eq!(d.cow.as_ref().unwrap().copied.load(core::sync::atomic::Ordering::Relaxed), 0);
+}
+
+#[test]
 fn exits_become_outcomes() {
     let s = system(|f| vec![domain(f, 1, &[0], 0, 0, false)], None, None);
     s.sys.start();
