@@ -130,13 +130,21 @@ impl System {
     }
 
     /// PSCI SYSTEM_RESET: `d` is rebuilt once its vCPUs are off their CPUs.
+    /// A SYSTEM_RESET racing another vCPU's finds the domain no longer running: it changes
+    /// nothing and uses up no restart of the domain's allowance.
     pub fn reset(&self, d: &Domain) {
-        if !d.restart_allowed(self.m().now_us()) {
-            self.stop(d, StopReason::ResetLoop);
-            return;
-        }
-        if d.life().apply(Event::Reset).is_ok() {
-            self.stopped(d, StopReason::SystemReset);
+        let now = self.m().now_us();
+        let reset = {
+            let mut life = d.life();
+            if life.state() != State::Running {
+                return;
+            }
+            d.restart_allowed(now).then(|| life.apply(Event::Reset).is_ok())
+        };
+        match reset {
+            None => self.stop(d, StopReason::ResetLoop),
+            Some(true) => self.stopped(d, StopReason::SystemReset),
+            Some(false) => {}
         }
     }
 

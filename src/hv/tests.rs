@@ -176,6 +176,27 @@ fn system_reset_and_control_restart_rebuild_once() {
 }
 
 #[test]
+fn racing_system_resets_restart_once_and_count_once() {
+    // Both vCPUs of a domain call SYSTEM_RESET at once, again and again: each race is one
+    // restart of the allowance (5 in the window), not two.
+    let s = system(|f| vec![domain(f, 1, &[0, 1], 0, 0, true)], None, None);
+    s.sys.start();
+    for round in 1..=super::domain::RESTARTS_PER_WINDOW {
+        s.enter(1);
+        assert_eq!(s.hvc(1, 0, [SYSTEM_RESET, 0, 0, 0]).0, Outcome::Leave(End::DomainStopped));
+        assert_eq!(s.hvc(1, 1, [SYSTEM_RESET, 0, 0, 0]).0, Outcome::Leave(End::DomainStopped));
+        assert_eq!(s.d(1).state(), State::Resetting, "round {round}");
+        s.sys.leave(s.d(1), 0, End::DomainStopped);
+        assert_eq!(s.d(1).state(), State::Running, "round {round}: rebuilt once");
+    }
+    // One more in the window: a reset loop, stopped.
+    s.enter(1);
+    s.hvc(1, 1, [SYSTEM_RESET, 0, 0, 0]);
+    s.hvc(1, 0, [SYSTEM_RESET, 0, 0, 0]);
+    assert_eq!(s.d(1).life().stop_reason(), Some(super::life::StopReason::ResetLoop));
+}
+
+#[test]
 fn reset_without_modules_stops_and_powers_off() {
     let s = system(|f| vec![domain(f, 1, &[0], 0, 0, false)], None, None);
     s.sys.start();
