@@ -71,9 +71,27 @@ pub fn check_held(
     claims: &[(u16, Vec<Passthrough>)],
     ram: Option<Range>,
 ) -> Claims {
+    // Nothing is checked against a host device tree that cannot be read: every claim is
+    // refused (never let through unchecked).
+    let unreadable = |why: String| Claims {
+        refused: claims.iter().filter(|(_, l)| !l.is_empty()).map(|(d, _)| (*d, why.clone())).collect(),
+        ..Claims::default()
+    };
     let mut out = Claims { assigned: held.mmio.clone(), ..Claims::default() };
-    let Ok(fdt) = Fdt::new(host_dtb) else { return Claims::default() };
-    let Ok(p) = Platform::from_fdt_with_ram(&fdt, None, ram) else { return Claims::default() };
+    let fdt = match Fdt::new(host_dtb) {
+        Ok(f) => f,
+        Err(e) => {
+            return unreadable(format!("the host device tree cannot be read ({e:?}): no device is given"));
+        }
+    };
+    let p = match Platform::from_fdt_with_ram(&fdt, None, ram) {
+        Ok(p) => p,
+        Err(e) => {
+            return unreadable(format!(
+                "the host device tree describes no usable platform ({e}): no device is given"
+            ));
+        }
+    };
     let kept = kept(&p);
     let console = crate::platform::read_stdout_uart(&fdt).map(|u| u.base);
     let mut spis: Vec<(u32, u16)> = held.spis.clone();

@@ -166,3 +166,18 @@ fn a_claim_at_run_time_is_checked_against_what_existing_domains_hold() {
     assert_eq!(c.refused, []);
     assert_eq!(c.assigned, [(5, Range { start: 0x901_0000, end: 0x901_1000 })]);
 }
+
+#[test]
+fn nothing_is_given_against_a_host_device_tree_that_cannot_be_read() {
+    let claims = vec![(2, vec![gpio(true)]), (3, vec![])];
+    let c = check(b"not a device tree", &claims);
+    assert!(c.assigned.is_empty() && c.spis.is_empty() && c.unprotected.is_empty());
+    assert!(refused(&c, 2).is_some_and(|w| w.contains("the host device tree cannot be read")), "{c:?}");
+    assert_eq!(refused(&c, 3), None, "a domain that claims nothing is not refused");
+    // A tree without a usable platform (no GIC, no memory) is no better.
+    let mut w = FdtWriter::new().unwrap();
+    let root = w.begin_node("").unwrap();
+    w.end_node(root).unwrap();
+    let c = check(&w.finish().unwrap(), &claims);
+    assert!(refused(&c, 2).is_some_and(|w| w.contains("no usable platform")), "{c:?}");
+}
