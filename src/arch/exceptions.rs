@@ -60,6 +60,34 @@ core::arch::global_asm!(
     b       guest_exit
     .endm
 
+    // SError at EL2 (SP_ELx): one taken in guest_exit's window is the exiting guest's. Its
+    // exit becomes that SError (x1, the vector number, 11) and EL2 goes on, SError masked
+    // again. Any other is unexpected.
+    .macro serror_entry
+    .balign 0x80
+    stp     x0, x1, [sp, #-16]!
+    mrs     x0, elr_el2
+    adrp    x1, guest_serror_window
+    add     x1, x1, :lo12:guest_serror_window
+    cmp     x0, x1
+    b.eq    5f
+    adrp    x1, guest_serror_window_end
+    add     x1, x1, :lo12:guest_serror_window_end
+    cmp     x0, x1
+    b.eq    5f
+    ldp     x0, x1, [sp], #16
+    sub     sp, sp, #{frame}
+    stp     x0, x1, [sp, #0]
+    mov     x0, #7
+    b       el2_trap_common
+5:  ldp     x0, x1, [sp], #16
+    mrs     x1, spsr_el2
+    orr     x1, x1, #(1 << 8)
+    msr     spsr_el2, x1
+    mov     x1, #11
+    eret
+    .endm
+
     .section .text.vectors, "ax"
     .balign 0x800
     .global el2_vectors
@@ -71,7 +99,7 @@ el2_vectors:
     ventry 4    // current EL, SP_ELx: sync
     ventry 5    //   irq
     ventry 6    //   fiq
-    ventry 7    //   serror
+    serror_entry // serror
     gentry 8    // lower EL, AArch64: sync
     gentry 9    //   irq
     gentry 10   //   fiq

@@ -79,6 +79,18 @@ guest_exit:
     mrs     x2, elr_el2
     mrs     x3, spsr_el2
     stp     x2, x3, [x0, #248]
+    // An SError the guest caused and that is still pending is taken here, in a window
+    // with SError unmasked, not after the next entry into whichever guest runs next: the
+    // EL2 SError vector sees its return address in the window and makes this exit that
+    // SError (vector 11). The guest's accesses are completed first.
+    dsb     sy
+    msr     daifclr, #4
+    .global guest_serror_window
+guest_serror_window:
+    isb
+    .global guest_serror_window_end
+guest_serror_window_end:
+    msr     daifset, #4
     add     sp, sp, #32
     mov     x0, x1
     ldp     x19, x20, [sp, #16]
