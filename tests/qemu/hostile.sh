@@ -86,6 +86,7 @@ t_hostile_suite() {
     expect_exit 0
     expect '^DOM2: attacker: hostile: start$' '^DOM2: attacker: hostile: round 1: calls by HVC: [0-9]+ made: '
     expect '^DOM2: attacker: hostile: round 1: pair and writeback accesses: 12 faulted, 0 WENT THROUGH$' \
+        '^DOM2: attacker: hostile: round 1: SIMD and exclusive accesses: (18 refused, 0|15 refused, 3) store-exclusive\(s\) failed without an access, 0 WENT THROUGH, 0 OTHER$' \
         '^DOM2: attacker: hostile: round 1: 14 of 14 accesses outside its memory refused$' \
         '^DOM2: attacker: hostile: round 1: 20000 SGIs sent; store doorbells 20000 made: 0 succeeded'
     expect '^DOM1: HL-HEARTBEAT victim 1 at ' '^DOM1: HL-HEARTBEAT victim 8 at ' 'INFO  DOM1: stopped \(SYSTEM_OFF\)'
@@ -104,6 +105,30 @@ t_hostile_suite() {
     # What the attacks got, for the record.
     grep -a -E '^DOM2: attacker: hostile: round 1: ' "$log" | sed 's/^/  /' >"$logs/hostile-suite.summary"
     refuse 'FATAL|PANIC|ERROR|[1-9][0-9]* WENT THROUGH|LEAKED|STILL RUNNING'
+    done_test
+}
+
+t_psci_races() {
+    # CPU_ON against a vCPU turning itself off: every call answers SUCCESS, ALREADY_ON or
+    # ON_PENDING, and the vCPU starts once per SUCCESS. Two vCPUs resetting their domain at
+    # once: one restart each time (five, the allowance), then the domain is stopped as a
+    # reset loop. The neighbour runs on; the hypervisor stays up.
+    boot psci-races --module 0x49000000=$TESTGUEST tests/lcm/guests/races.dts
+    expect_exit 0
+    expect '^DOM1: racer: psci race: 300 CPU_ON against CPU_OFF: [0-9]+ succeeded, [0-9]+ already on, [0-9]+ pending, 0 OTHER; vCPU 1 started [0-9]+ time\(s\)$'
+    expect '^DOM2: resetter: reset race: CPU_ON -> 0; both vCPUs reset the domain$' 'INFO  DOM2: restarted \(SYSTEM_RESET\)'
+    expect 'INFO  DOM2: stopped \(SYSTEM_RESET loop: more than 5 restarts in 10 s\)'
+    expect '^DOM3: neighbour: still running after 1500 ms$' 'INFO  all domains have stopped'
+    if [ -z "$why" ]; then
+        local line ok starts restarts
+        line=$(grep -a -E '^DOM1: racer: psci race: ' "$log")
+        ok=$(sed -E 's/.*: ([0-9]+) succeeded.*/\1/' <<<"$line")
+        starts=$(sed -E 's/.*started ([0-9]+) time.*/\1/' <<<"$line")
+        [ "$ok" = "$starts" ] && [ "$ok" -gt 0 ] || why="vCPU 1 started $starts time(s) for $ok successful CPU_ON(s)"
+        restarts=$(grep -a -c 'INFO  DOM2: restarted (SYSTEM_RESET)' "$log")
+        [ -n "$why" ] || [ "$restarts" -eq 5 ] || why="DOM2 restarted $restarts time(s), expected 5 (one per race)"
+    fi
+    refuse 'FATAL|PANIC|ERROR|[1-9][0-9]* OTHER|STILL RUNNING|RETURNED'
     done_test
 }
 

@@ -39,6 +39,8 @@
 //!   hl.hostile=S      attack every guest interface (calls, emulated devices of every size
 //!                     and form, addresses not given, SGI and doorbell floods) in rounds
 //!                     for S seconds, printing what each attack got
+//!   hl.psci-race=N    N back-to-back CPU_ONs of vCPU 1, which turns itself off each time
+//!   hl.reset-race     vCPU 0 and vCPU 1 call SYSTEM_RESET at once
 //!   hl.cow            print a word of its own image's data, then write a canary there
 //!   hl.cow-read       print that word only
 //!   hl.quiet          print nothing (for a domain without a UART)
@@ -52,6 +54,7 @@
 mod fdt;
 
 mod hostile;
+mod races;
 mod store;
 mod vnet;
 mod vtimer;
@@ -762,6 +765,10 @@ extern "C" fn guest_main(dtb: u64) -> ! {
             vtimer::run(name, n);
         } else if arg == "hl.pmu-debug" {
             hostile::pmu_debug(name);
+        } else if let Some(n) = arg.strip_prefix("hl.psci-race=").and_then(parse_u64) {
+            races::cpu_on_off(name, n, _start as *const () as u64);
+        } else if arg == "hl.reset-race" {
+            races::reset(name, _start as *const () as u64);
         } else if let Some(s) = arg.strip_prefix("hl.hostile=").and_then(parse_u64) {
             hostile::attack(name, s, (base, mem), cpus);
         } else if arg == "hl.cow" || arg == "hl.cow-read" {
@@ -840,6 +847,9 @@ extern "C" fn guest_main(dtb: u64) -> ! {
 
 #[unsafe(no_mangle)]
 extern "C" fn secondary_main(index: u64) -> ! {
+    if races::MODE.load(Ordering::SeqCst) != 0 {
+        races::secondary();
+    }
     STARTED.fetch_add(1, Ordering::SeqCst);
     println!("smp: vCPU {index} up, MPIDR {:#x}", mpidr());
     while RELEASE.load(Ordering::SeqCst) == 0 {
