@@ -479,7 +479,7 @@ impl Prepared {
         if let (Some(rd), Some((at, _))) = (ramdisk, layout.ramdisk) {
             images.push((at, Src::Mem(rd)));
         }
-        let (loaded, scrub) = ram.load_images(m, &images, (layout.kernel, shared_len));
+        let (loaded, scrub) = ram.load_images(m, &images, (layout.kernel, shared_len), false);
         let (first_base, first_size) = spec.banks[0];
         info!(
             "DOM{}: built: {} vCPU(s) on CPU(s) {:?}, {} MiB at IPA {:#x} ({} chunk(s){}), kernel at {:#x}, device tree at {:#x}{}; {} of its RAM in 2 MiB/1 GiB blocks",

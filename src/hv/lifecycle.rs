@@ -73,9 +73,10 @@ impl System {
             return false;
         }
         info!(
-            "DOM{}: {} MiB of RAM scrubbed on CPU {} before it runs, in {} us",
+            "DOM{}: {} MiB of RAM scrubbed and {} KiB of images copied on CPU {} before it runs, in {} us",
             d.id,
             s.bytes >> 20,
+            s.copied >> 10,
             m.cpu(),
             s.us
         );
@@ -270,8 +271,9 @@ impl System {
         if let (Some(r), Some((at, _))) = (d.ramdisk_src, d.ramdisk_at()) {
             images.push((at, Src::Mem(r)));
         }
-        let (stats, scrub) = d.ram.load_images(m, &images, (kernel, shared));
-        // Zeroed by the CPU that runs it, before it runs (`ready_to_run`).
+        // Its modules are kept (checked above): they are copied, and its RAM zeroed, by the
+        // CPU that runs it, before it runs (`ready_to_run`), a slice at a time.
+        let (stats, scrub) = d.ram.load_images(m, &images, (kernel, shared), true);
         *d.scrub.lock() = scrub;
         {
             let mut s = self.stats.lock();

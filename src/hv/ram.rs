@@ -94,15 +94,33 @@ impl Ram {
         true
     }
 
+    /// The (destination, source) pieces of copying `src` to guest address `ipa`, split
+    /// where the RAM's chunks are; `None` when part of it falls outside the RAM.
+    fn copies(&self, mut ipa: u64, src: HostMem) -> Option<Vec<(HostMem, HostMem)>> {
+        let mut out = Vec::new();
+        let mut done = 0u64;
+        while done < src.len() {
+            let &(mem, base) = self.chunks.iter().find(|c| c.1 <= ipa && ipa - c.1 < c.0.len())?;
+            let off = ipa - base;
+            let n = (mem.len() - off).min(src.len() - done);
+            out.push((mem.sub(off, n)?, src.sub(done, n)?));
+            done += n;
+            ipa += n;
+        }
+        Some(out)
+    }
+
     /// Puts `images` (guest address, bytes) in place. The rest of the RAM but `untouched`
     /// (guest address, length: the shared kernel pages) is returned to scrub before the
     /// domain first runs ([`Pending`]), on the CPU that will run it: building a domain
-    /// does not wait for its RAM to be zeroed.
+    /// does not wait for its RAM to be zeroed. With `defer`, images from memory the
+    /// domain keeps (its boot modules, for a restart) are copied then too, not now.
     pub fn load_images(
         &self,
         m: &dyn Machine,
         images: &[(u64, Src<'_>)],
         untouched: (u64, u64),
+        defer: bool,
     ) -> (LoadStats, Pending) {
         let mut written: Vec<(u64, u64)> = images.iter().map(|&(at, s)| (at, s.len())).collect();
         written.push(untouched);
@@ -113,26 +131,36 @@ impl Ram {
             }
         }
         let t = m.now_us();
+        let mut later = Vec::new();
+        let mut copied = 0;
         for &(at, src) in images {
-            self.write(m, at, src);
+            match (defer, src) {
+                (true, Src::Mem(s)) if let Some(c) = self.copies(at, s) => later.extend(c),
+                _ => {
+                    self.write(m, at, src);
+                    copied += src.len();
+                }
+            }
         }
-        let stats = LoadStats {
-            copied: images.iter().map(|i| i.1.len()).sum(),
-            scrub_us: 0,
-            copy_us: m.now_us() - t,
-        };
-        (stats, Pending::new(left))
+        let stats = LoadStats { copied, scrub_us: 0, copy_us: m.now_us() - t };
+        let mut pending = Pending::new(left);
+        pending.copies = later;
+        (stats, pending)
     }
 }
 
-/// A domain's RAM still to be zeroed before any vCPU of it runs (host ranges). Whatever
-/// the hypervisor writes into that RAM meanwhile (a device tree written again) is taken
-/// out of it with [`Pending::keep`].
+/// A domain's RAM still to be zeroed, and images still to be copied into it, before any
+/// vCPU of it runs (host ranges). Whatever the hypervisor writes into that RAM meanwhile
+/// (a device tree written again) is taken out of what is to be zeroed with
+/// [`Pending::keep`].
 #[derive(Debug, Default)]
 pub struct Pending {
     left: Vec<HostMem>,
-    /// Bytes zeroed so far, and the time it took (microseconds).
+    /// (destination, source) pieces still to copy.
+    copies: Vec<(HostMem, HostMem)>,
+    /// Bytes zeroed and copied so far, and the time it took (microseconds).
     pub bytes: u64,
+    pub copied: u64,
     pub us: u64,
 }
 
@@ -141,12 +169,12 @@ const PIECE: u64 = 2 << 20;
 
 impl Pending {
     pub fn new(left: Vec<HostMem>) -> Pending {
-        Pending { left: left.into_iter().filter(|m| !m.is_empty()).collect(), bytes: 0, us: 0 }
+        Pending { left: left.into_iter().filter(|m| !m.is_empty()).collect(), ..Pending::default() }
     }
 
-    /// Nothing is left to zero.
+    /// Nothing is left to zero or copy.
     pub fn done(&self) -> bool {
-        self.left.is_empty()
+        self.left.is_empty() && self.copies.is_empty()
     }
 
     /// Bytes left to zero.
@@ -172,10 +200,26 @@ impl Pending {
         self.left = out;
     }
 
-    /// Zeroes pieces of what is left until none is, or `budget_us` has passed. True when
-    /// nothing is left.
+    /// Copies, then zeroes, pieces of what is left until none is, or `budget_us` has
+    /// passed. True when nothing is left.
     pub fn step(&mut self, m: &dyn Machine, budget_us: u64) -> bool {
         let t = m.now_us();
+        while let Some((dst, src)) = self.copies.pop() {
+            let n = dst.len().min(PIECE);
+            if let (Some(d), Some(s)) = (dst.sub(n, dst.len() - n), src.sub(n, src.len() - n))
+                && !d.is_empty()
+            {
+                self.copies.push((d, s));
+            }
+            if let (Some(d), Some(s)) = (dst.sub(0, n), src.sub(0, n)) {
+                m.copy(d, s);
+            }
+            self.copied += n;
+            if m.now_us().saturating_sub(t) >= budget_us {
+                self.us += m.now_us().saturating_sub(t);
+                return self.done();
+            }
+        }
         while let Some(p) = self.left.pop() {
             let n = p.len().min(PIECE);
             if let Some(rest) = p.sub(n, p.len() - n).filter(|r| !r.is_empty()) {
@@ -220,5 +264,23 @@ mod tests {
         p.keep(mem(0x1800, 0x2000));
         assert_eq!(p.left, [mem(0x1000, 0x800), mem(0x3800, 0x1800)]);
         assert!(!p.done());
+    }
+
+    #[test]
+    fn an_image_across_chunks_is_copied_in_pieces_of_each() {
+        // Guest 0x4000_0000..+8 KiB is host 0x10_0000..; the next 8 KiB is host 0x30_0000...
+        let ram = Ram {
+            chunks: vec![(mem(0x10_0000, 0x2000), 0x4000_0000), (mem(0x30_0000, 0x2000), 0x4000_2000)],
+            owned: true,
+        };
+        let c = ram.copies(0x4000_1000, mem(0x90_0000, 0x2000)).unwrap();
+        assert_eq!(
+            c,
+            [
+                (mem(0x10_1000, 0x1000), mem(0x90_0000, 0x1000)),
+                (mem(0x30_0000, 0x1000), mem(0x90_1000, 0x1000))
+            ]
+        );
+        assert_eq!(ram.copies(0x4000_3000, mem(0x90_0000, 0x2000)), None, "past the RAM");
     }
 }
