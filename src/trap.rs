@@ -86,9 +86,21 @@ impl Exit {
     /// it, so the exit leaves the list registers as the guest left them (no fold-back into
     /// the virtual GIC and no refill).
     pub fn leaves_vgic_alone(&self) -> bool {
-        let Exit::SysReg { iss } = *self else { return false };
-        let a = SysRegAccess::decode(iss);
-        !a.read && matches!(a.which(), SysReg::Tlbi(_))
+        self.tlbi().is_some()
+    }
+
+    /// A trapped TLB invalidation: its operation and Xt, decoded straight from the
+    /// syndrome (op0 1, op1 0, CRn 8, CRm 3 or 7: the most frequent trapped exit).
+    pub fn tlbi(&self) -> Option<(TlbiOp, u8)> {
+        let Exit::SysReg { iss } = *self else { return None };
+        let crm = (iss >> 1) & 0xf;
+        if iss & 1 != 0 || (iss >> 20) & 3 != 1 || (iss >> 14) & 7 != 0 || (iss >> 10) & 0xf != 8 {
+            return None;
+        }
+        if crm != 3 && crm != 7 {
+            return None;
+        }
+        Some((tlbi_op((iss >> 17) & 7)?, ((iss >> 5) & 0x1f) as u8))
     }
 
     /// Decodes an exit taken through lower-EL vector entry `vector` (8 sync, 9 IRQ,
@@ -245,18 +257,23 @@ impl SysRegAccess {
             (3, 3, 9, 12..=14, _) | (3, 3, 14, 8..=15, _) | (3, 0, 9, 14, 1 | 2) => SysReg::RazWi,
             (2, _, _, _, _) => SysReg::RazWi,
             (3, 0, 1, 0, 1) => SysReg::RazWi,
-            (1, 0, 8, 3 | 7, op2) => match op2 {
-                0 => SysReg::Tlbi(TlbiOp::All),
-                1 => SysReg::Tlbi(TlbiOp::Va),
-                2 => SysReg::Tlbi(TlbiOp::Asid),
-                3 => SysReg::Tlbi(TlbiOp::VaAllAsid),
-                5 => SysReg::Tlbi(TlbiOp::VaLast),
-                7 => SysReg::Tlbi(TlbiOp::VaAllAsidLast),
-                _ => SysReg::Other,
-            },
+            (1, 0, 8, 3 | 7, op2) => tlbi_op(u32::from(op2)).map_or(SysReg::Other, SysReg::Tlbi),
             _ => SysReg::Other,
         }
     }
+}
+
+/// The EL1 TLB invalidation with `op2` (CRm 3: inner shareable, 7: local).
+fn tlbi_op(op2: u32) -> Option<TlbiOp> {
+    Some(match op2 {
+        0 => TlbiOp::All,
+        1 => TlbiOp::Va,
+        2 => TlbiOp::Asid,
+        3 => TlbiOp::VaAllAsid,
+        5 => TlbiOp::VaLast,
+        7 => TlbiOp::VaAllAsidLast,
+        _ => return None,
+    })
 }
 
 /// PSTATE on entry to an EL1 exception handler: EL1h with D, A, I and F masked.
@@ -337,7 +354,23 @@ mod tests {
         let a = SysRegAccess::decode((1 << 20) | (8 << 10) | (31 << 5) | (7 << 1));
         assert_eq!(a.which(), SysReg::Tlbi(TlbiOp::All));
         assert_eq!(SysRegAccess::decode((1 << 20) | (4 << 17) | (8 << 10) | (3 << 1)).which(), SysReg::Other);
-        // Only a TLB invalidation leaves the list registers alone.
+        // Only a TLB invalidation leaves the list registers alone; decoded straight, it is
+        // what the full decoder says.
+        for iss in [
+            (1 << 20) | (1 << 17) | (8 << 10) | (2 << 5) | (3 << 1),
+            (1 << 20) | (4 << 17) | (8 << 10) | (3 << 1),
+        ] {
+            let a = SysRegAccess::decode(iss);
+            let full = match a.which() {
+                SysReg::Tlbi(op) => Some((op, a.reg)),
+                _ => None,
+            };
+            assert_eq!(Exit::SysReg { iss }.tlbi(), full, "{iss:#x}");
+        }
+        assert_eq!(
+            Exit::SysReg { iss: (1 << 20) | (1 << 17) | (8 << 10) | (2 << 5) | (3 << 1) }.tlbi(),
+            Some((TlbiOp::Va, 2))
+        );
         let tlbi = (1 << 20) | (8 << 10) | (31 << 5) | (7 << 1);
         assert!(Exit::SysReg { iss: tlbi }.leaves_vgic_alone());
         assert!(!Exit::SysReg { iss: tlbi | 1 }.leaves_vgic_alone());

@@ -121,6 +121,13 @@ impl System {
         regs: &mut GuestRegs,
         shared: bool,
     ) -> Outcome {
+        // The most frequent trapped exit, decoded once (HCR_EL2.TTLB; see `Outcome::Tlbi`).
+        if let Some((op, reg)) = exit.tlbi() {
+            ExitCounts::count(&dom.exits.sysreg);
+            ExitCounts::count(&dom.exits.tlbi);
+            regs.pc += 4;
+            return Outcome::Tlbi { op, xt: regs.get(reg) };
+        }
         self.count_exit(dom, &exit);
         match exit {
             Exit::Hvc { .. } => self.call(dom, vi, regs),
@@ -286,10 +293,6 @@ impl System {
                 Outcome::Resume
             }
             SysReg::IccOtherSgi if !a.read => Outcome::Resume,
-            SysReg::Tlbi(op) if !a.read => {
-                ExitCounts::count(&dom.exits.tlbi);
-                Outcome::Tlbi { op, xt: regs.get(a.reg) }
-            }
             SysReg::CntpTimer | SysReg::RazWi => {
                 if a.read {
                     regs.set(a.reg, 0);

@@ -497,6 +497,16 @@ fn exits_become_outcomes() {
     let cntp = (3 << 20) | (1 << 17) | (3 << 14) | (14 << 10) | (5 << 5) | (2 << 1) | 1;
     assert_eq!(s.sys.handle_exit(d, 0, Exit::SysReg { iss: cntp }, &mut regs, false), Outcome::Resume);
     assert_eq!((regs.x[5], regs.pc), (0, 0x1008));
+    // tlbi vae1is, x2: done locally with x2, counted as a system register and a TLBI.
+    regs.x[2] = 0x1234;
+    let tlbi = (1 << 20) | (1 << 17) | (8 << 10) | (2 << 5) | (3 << 1);
+    assert_eq!(
+        s.sys.handle_exit(d, 0, Exit::SysReg { iss: tlbi }, &mut regs, false),
+        Outcome::Tlbi { op: crate::trap::TlbiOp::Va, xt: 0x1234 }
+    );
+    assert_eq!(regs.pc, 0x100c);
+    assert_eq!(d.exits.tlbi.load(core::sync::atomic::Ordering::Relaxed), 1);
+    regs.pc = 0x1008;
     // Another system register: undefined.
     let other = (3 << 20) | (1 << 1) | 1;
     assert_eq!(
