@@ -278,7 +278,6 @@ impl System {
         {
             let mut s = self.stats.lock();
             s.copied += stats.copied;
-            s.scrub_us += stats.scrub_us;
             s.copy_us += stats.copy_us;
         }
         if let Some(c) = &d.cow {

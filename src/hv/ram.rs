@@ -31,7 +31,6 @@ impl Src<'_> {
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct LoadStats {
     pub copied: u64,
-    pub scrub_us: u64,
     pub copy_us: u64,
 }
 
@@ -71,43 +70,48 @@ impl Ram {
 
     /// Copies `src` to guest address `ipa` (it may span chunks that are consecutive in the
     /// guest). False when part of it falls outside the RAM (the part inside is written).
-    pub fn write(&self, m: &dyn Machine, mut ipa: u64, src: Src<'_>) -> bool {
-        let mut done = 0u64;
-        let total = src.len();
-        while done < total {
-            let Some(&(mem, base)) = self.chunks.iter().find(|c| c.1 <= ipa && ipa - c.1 < c.0.len()) else {
-                return false;
-            };
-            let off = ipa - base;
-            let n = (mem.len() - off).min(total - done);
-            let Some(dst) = mem.sub(off, n) else { return false };
+    pub fn write(&self, m: &dyn Machine, ipa: u64, src: Src<'_>) -> bool {
+        let (spans, whole) = self.spans(ipa, src.len());
+        for (dst, done) in spans {
             match src {
-                Src::Bytes(b) => m.write(dst, &b[done as usize..(done + n) as usize]),
-                Src::Mem(s) => match s.sub(done, n) {
+                Src::Bytes(b) => m.write(dst, &b[done as usize..(done + dst.len()) as usize]),
+                Src::Mem(s) => match s.sub(done, dst.len()) {
                     Some(s) => m.copy(dst, s),
                     None => return false,
                 },
             }
+        }
+        whole
+    }
+
+    /// The host memory behind guest range `ipa..ipa + len`, split where the RAM's chunks
+    /// are, each piece with its offset into the range; and whether all of it is RAM (else
+    /// the pieces stop where the RAM does).
+    fn spans(&self, mut ipa: u64, len: u64) -> (Vec<(HostMem, u64)>, bool) {
+        let mut out = Vec::new();
+        let mut done = 0u64;
+        while done < len {
+            let Some(&(mem, base)) = self.chunks.iter().find(|c| c.1 <= ipa && ipa - c.1 < c.0.len()) else {
+                return (out, false);
+            };
+            let off = ipa - base;
+            let n = (mem.len() - off).min(len - done);
+            let Some(dst) = mem.sub(off, n) else { return (out, false) };
+            out.push((dst, done));
             done += n;
             ipa += n;
         }
-        true
+        (out, true)
     }
 
     /// The (destination, source) pieces of copying `src` to guest address `ipa`, split
     /// where the RAM's chunks are; `None` when part of it falls outside the RAM.
-    fn copies(&self, mut ipa: u64, src: HostMem) -> Option<Vec<(HostMem, HostMem)>> {
-        let mut out = Vec::new();
-        let mut done = 0u64;
-        while done < src.len() {
-            let &(mem, base) = self.chunks.iter().find(|c| c.1 <= ipa && ipa - c.1 < c.0.len())?;
-            let off = ipa - base;
-            let n = (mem.len() - off).min(src.len() - done);
-            out.push((mem.sub(off, n)?, src.sub(done, n)?));
-            done += n;
-            ipa += n;
+    fn copies(&self, ipa: u64, src: HostMem) -> Option<Vec<(HostMem, HostMem)>> {
+        let (spans, whole) = self.spans(ipa, src.len());
+        if !whole {
+            return None;
         }
-        Some(out)
+        spans.into_iter().map(|(dst, done)| Some((dst, src.sub(done, dst.len())?))).collect()
     }
 
     /// Puts `images` (guest address, bytes) in place. The rest of the RAM but `untouched`
@@ -142,7 +146,7 @@ impl Ram {
                 }
             }
         }
-        let stats = LoadStats { copied, scrub_us: 0, copy_us: m.now_us() - t };
+        let stats = LoadStats { copied, copy_us: m.now_us() - t };
         let mut pending = Pending::new(left);
         pending.copies = later;
         (stats, pending)
@@ -204,31 +208,22 @@ impl Pending {
     /// passed. True when nothing is left.
     pub fn step(&mut self, m: &dyn Machine, budget_us: u64) -> bool {
         let t = m.now_us();
-        while let Some((dst, src)) = self.copies.pop() {
-            let n = dst.len().min(PIECE);
-            if let (Some(d), Some(s)) = (dst.sub(n, dst.len() - n), src.sub(n, src.len() - n))
-                && !d.is_empty()
-            {
-                self.copies.push((d, s));
-            }
-            if let (Some(d), Some(s)) = (dst.sub(0, n), src.sub(0, n)) {
+        loop {
+            if let Some((dst, src)) = self.copies.pop() {
+                let ((d, d_rest), (s, s_rest)) = (piece(dst), piece(src));
+                if let (Some(dr), Some(sr)) = (d_rest, s_rest) {
+                    self.copies.push((dr, sr));
+                }
                 m.copy(d, s);
+                self.copied += d.len();
+            } else if let Some(p) = self.left.pop() {
+                let (p, rest) = piece(p);
+                self.left.extend(rest);
+                m.zero(p);
+                self.bytes += p.len();
+            } else {
+                break;
             }
-            self.copied += n;
-            if m.now_us().saturating_sub(t) >= budget_us {
-                self.us += m.now_us().saturating_sub(t);
-                return self.done();
-            }
-        }
-        while let Some(p) = self.left.pop() {
-            let n = p.len().min(PIECE);
-            if let Some(rest) = p.sub(n, p.len() - n).filter(|r| !r.is_empty()) {
-                self.left.push(rest);
-            }
-            if let Some(piece) = p.sub(0, n) {
-                m.zero(piece);
-            }
-            self.bytes += n;
             if m.now_us().saturating_sub(t) >= budget_us {
                 break;
             }
@@ -236,6 +231,12 @@ impl Pending {
         self.us += m.now_us().saturating_sub(t);
         self.done()
     }
+}
+
+/// The first [`PIECE`] bytes of `r` (all of it when shorter), and the rest if any.
+fn piece(r: HostMem) -> (HostMem, Option<HostMem>) {
+    let n = r.len().min(PIECE);
+    (r.sub(0, n).unwrap_or(r), r.sub(n, r.len() - n).filter(|rest| !rest.is_empty()))
 }
 
 #[cfg(test)]

@@ -132,7 +132,6 @@ pub fn build_all(
         match build::build(m, d, vmid, &mut pool, &mut cpu_load, host, link) {
             Ok((parts, loaded)) => {
                 stats.copied += loaded.copied;
-                stats.scrub_us += loaded.scrub_us;
                 stats.copy_us += loaded.copy_us;
                 domains.push(super::domain::Domain::new(parts));
             }
