@@ -248,23 +248,20 @@ pub fn run(sys: &System, dom: &Domain, index: usize, start: Option<(u64, u64)>) 
             Outcome::Wait => aarch64_cpu::asm::wfi(),
             Outcome::Tlbi { op, xt } => super::cache::tlbi_local(op, xt),
             Outcome::PhysicalIrq => gic::handle_pending(|id| physical_irq(sys, dom, index, id)),
-            Outcome::Leave(e) => {
-                if lrs_as_left {
-                    sync_lrs(dom, index, &flushed, &mut now);
-                }
-                break e;
-            }
+            Outcome::Leave(e) => break e,
         }
-        let leave = leave_for(dom.state()).or_else(|| {
-            (SLICE_OVER[me].swap(false, Ordering::Relaxed) && sys.cpu_shared(me)).then_some(End::Yield)
-        });
-        if let Some(e) = leave {
-            if lrs_as_left {
-                sync_lrs(dom, index, &flushed, &mut now);
-            }
+        if let Some(e) = leave_for(dom.state()) {
             break e;
         }
+        if SLICE_OVER[me].swap(false, Ordering::Relaxed) && sys.cpu_shared(me) {
+            break End::Yield;
+        }
     };
+    // Left after a light exit: what the guest did with its list registers goes back into
+    // the model before they are emptied below.
+    if lrs_as_left {
+        sync_lrs(dom, index, &flushed, &mut now);
+    }
     if end == End::Yield {
         let mut s = alloc::boxed::Box::new(Saved { regs, ctx });
         context::save(&mut s.ctx, vgic);

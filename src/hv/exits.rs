@@ -122,13 +122,12 @@ impl System {
         shared: bool,
     ) -> Outcome {
         // The most frequent trapped exit, decoded once (HCR_EL2.TTLB; see `Outcome::Tlbi`).
+        self.count_exit(dom, &exit);
         if let Some((op, reg)) = exit.tlbi() {
-            ExitCounts::count(&dom.exits.sysreg);
             ExitCounts::count(&dom.exits.tlbi);
             regs.pc += 4;
             return Outcome::Tlbi { op, xt: regs.get(reg) };
         }
-        self.count_exit(dom, &exit);
         match exit {
             Exit::Hvc { .. } => self.call(dom, vi, regs),
             Exit::Smc { .. } => {

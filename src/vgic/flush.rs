@@ -30,17 +30,19 @@ impl Flush {
 }
 
 impl VGic {
-    /// Chooses the list register contents for `vcpu`, which has `nr_lrs` of them.
-    /// Interrupts put in list registers are owned by them until [`VGic::sync`]. An SGI
-    /// pending from several source vCPUs (GICv2) takes one register per source.
+    /// [`VGic::flush_into`] a new [`Flush`] (tests).
+    #[cfg(test)]
     pub fn flush(&mut self, vcpu: usize, nr_lrs: usize) -> Flush {
         let mut out = Flush::default();
         self.flush_into(vcpu, nr_lrs, &mut out);
         out
     }
 
-    /// [`VGic::flush`] into `out`, which the caller keeps from one entry to the next: only
-    /// the registers chosen are written (no array built and copied on every exit).
+    /// Chooses the list register contents for `vcpu`, which has `nr_lrs` of them, into
+    /// `out`, which the caller keeps from one entry to the next: only the registers chosen
+    /// are written (no array built and copied on every exit). Interrupts put in list
+    /// registers are owned by them until [`VGic::sync`]. An SGI pending from several source
+    /// vCPUs (GICv2) takes one register per source.
     pub fn flush_into(&mut self, vcpu: usize, nr_lrs: usize, out: &mut Flush) {
         let nr_lrs = nr_lrs.min(MAX_LRS);
         out.count = 0;
@@ -146,7 +148,7 @@ impl VGic {
     }
 
     /// Folds back what `vcpu`'s list registers say after it ran: `lrs` are the decoded
-    /// contents of the registers [`VGic::flush`] filled, in order (`None` where the guest
+    /// contents of the registers [`VGic::flush_into`] filled, in order (`None` where the guest
     /// finished with one). Returns the forwarded interrupts the guest has finished with
     /// (their line is dropped here; the caller unmasks the physical one).
     pub fn sync(&mut self, vcpu: usize, flushed: &Flush, now: &[Option<Lr>]) -> Vec<u32> {

@@ -7,7 +7,7 @@
 //! a vCPU's list registers before it runs.
 //!
 //! The model is the truth; list registers are a cache of it. Before a vCPU enters the
-//! guest, [`VGic::flush`] picks the interrupts it should see (active ones first, so a
+//! guest, [`VGic::flush_into`] picks the interrupts it should see (active ones first, so a
 //! guest can always finish what it started, then pending ones by priority) and describes
 //! them as back-end-neutral [`Lr`]s; after the vCPU exits, [`VGic::sync`] folds what the
 //! guest did with them back in. Encoding an [`Lr`] for GICv3 (`ICH_LR<n>_EL2`) or GICv2
