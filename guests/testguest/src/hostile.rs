@@ -276,7 +276,7 @@ pub fn attack(name: &str, seconds: u64, ram: (u64, u64), vcpus: usize) {
             );
         }
         let (gicd, gicr, uart) =
-            (0x0300_1000, 0x0302_0000, crate::UART_BASE.load(core::sync::atomic::Ordering::Relaxed));
+            (crate::GICD, crate::GICR, crate::UART_BASE.load(core::sync::atomic::Ordering::Relaxed));
         for (what, base, len, step) in [
             ("GIC distributor", gicd, 0x1_0000, 4),
             ("GIC redistributor", gicr, 0x2_0000, 4),

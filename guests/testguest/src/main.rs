@@ -505,6 +505,13 @@ fn irq_enable(id: u32) {
     unsafe { asm!("msr daifclr, #2", options(nostack)) };
 }
 
+/// PSCI function IDs (SMC64 where the call takes an address or an affinity).
+const CPU_OFF: u32 = 0x8400_0002;
+const CPU_ON: u32 = 0xc400_0003;
+const AFFINITY_INFO: u32 = 0xc400_0004;
+const SYSTEM_OFF: u32 = 0x8400_0008;
+const SYSTEM_RESET: u32 = 0x8400_0009;
+
 /// The virtual GICv3's distributor and vCPU 0's redistributor frames.
 const GICD: u64 = 0x0300_1000;
 const GICR: u64 = 0x0302_0000;
@@ -681,23 +688,20 @@ extern "C" fn guest_main(dtb: u64) -> ! {
             println!("smccc: PSCI_VERSION by SMC -> {:#x}", smc(0x8400_0000));
         } else if arg == "hl.smp" {
             for i in 1..cpus as u64 {
-                let r = hvc(0xc400_0003, (1 << 31) | i, _start as *const () as u64, i);
+                let r = hvc(CPU_ON, (1 << 31) | i, _start as *const () as u64, i);
                 println!("smp: CPU_ON vCPU {i} -> {r}");
-                let again = hvc(0xc400_0003, (1 << 31) | i, _start as *const () as u64, i);
+                let again = hvc(CPU_ON, (1 << 31) | i, _start as *const () as u64, i);
                 println!("smp: second CPU_ON vCPU {i} -> {again}");
             }
             RELEASE.store(1, Ordering::SeqCst);
             for i in 1..cpus as u64 {
                 // Wait until it reported and turned itself off (AFFINITY_INFO = 1).
-                while hvc(0xc400_0004, (1 << 31) | i, 0, 0) != 1 {
+                while hvc(AFFINITY_INFO, (1 << 31) | i, 0, 0) != 1 {
                     core::hint::spin_loop();
                 }
             }
             println!("smp: {} secondary vCPU(s) ran and stopped", STARTED.load(Ordering::SeqCst));
-            println!(
-                "smp: CPU_ON of a vCPU that does not exist -> {}",
-                hvc(0xc400_0003, (1 << 31) | 99, 0, 0)
-            );
+            println!("smp: CPU_ON of a vCPU that does not exist -> {}", hvc(CPU_ON, (1 << 31) | 99, 0, 0));
         } else if let Some(ms) = arg.strip_prefix("hl.wait=").and_then(parse_u64) {
             wait_ms(ms);
             println!("{name}: still running after {ms} ms");
@@ -730,7 +734,7 @@ extern "C" fn guest_main(dtb: u64) -> ! {
             if now < ms {
                 wait_ms(ms - now);
                 println!("{name}: SYSTEM_RESET at {ms} ms");
-                hvc(0x8400_0009, 0, 0, 0);
+                hvc(SYSTEM_RESET, 0, 0, 0);
                 println!("{name}: STILL RUNNING after SYSTEM_RESET");
             } else {
                 println!("{name}: up again after the reset ({now} ms)");
@@ -855,7 +859,7 @@ extern "C" fn secondary_main(index: u64) -> ! {
     while RELEASE.load(Ordering::SeqCst) == 0 {
         core::hint::spin_loop();
     }
-    hvc(0x8400_0002, 0, 0, 0); // CPU_OFF
+    hvc(CPU_OFF, 0, 0, 0);
     loop {
         // SAFETY: WFI only waits.
         unsafe { asm!("wfi") };
@@ -868,7 +872,7 @@ unsafe extern "C" {
 
 fn halt(off: bool) -> ! {
     if off {
-        hvc(0x8400_0008, 0, 0, 0);
+        hvc(SYSTEM_OFF, 0, 0, 0);
     }
     loop {
         // SAFETY: WFI only waits.

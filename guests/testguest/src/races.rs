@@ -3,12 +3,7 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use crate::{hvc, println};
-
-const CPU_OFF: u32 = 0x8400_0002;
-const CPU_ON: u32 = 0xc400_0003;
-const AFFINITY_INFO: u32 = 0xc400_0004;
-const SYSTEM_RESET: u32 = 0x8400_0009;
+use crate::{AFFINITY_INFO, CPU_OFF, CPU_ON, SYSTEM_RESET, halt, hvc, println};
 
 /// What a secondary vCPU does when it starts: 1 turn itself off at once (the CPU_ON
 /// race), 2 reset the domain with the primary (the reset race).
@@ -27,10 +22,7 @@ pub fn secondary() -> ! {
     } else {
         hvc(CPU_OFF, 0, 0, 0);
     }
-    loop {
-        // SAFETY: WFI only waits.
-        unsafe { core::arch::asm!("wfi") };
-    }
+    halt(false)
 }
 
 /// Waits (at most 5 s) until vCPU 1's AFFINITY_INFO is `want`; true when it was.
@@ -78,8 +70,5 @@ pub fn reset(name: &str, entry: u64) -> ! {
     GO.store(true, Ordering::SeqCst);
     hvc(SYSTEM_RESET, 0, 0, 0);
     println!("{name}: reset race: SYSTEM_RESET RETURNED");
-    loop {
-        // SAFETY: WFI only waits.
-        unsafe { core::arch::asm!("wfi") };
-    }
+    halt(false)
 }
