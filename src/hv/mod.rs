@@ -31,6 +31,8 @@ pub mod vcpu;
 #[cfg(test)]
 mod build_tests;
 #[cfg(test)]
+mod cow_tests;
+#[cfg(test)]
 mod create_dev_tests;
 #[cfg(test)]
 mod create_tests;
