@@ -30,8 +30,7 @@ impl Flush {
 }
 
 impl VGic {
-    /// [`VGic::flush_into`] a new [`Flush`] (tests).
-    #[cfg(test)]
+    /// [`VGic::flush_into`] a new [`Flush`] (the host tests and the fuzz targets).
     pub fn flush(&mut self, vcpu: usize, nr_lrs: usize) -> Flush {
         let mut out = Flush::default();
         self.flush_into(vcpu, nr_lrs, &mut out);
