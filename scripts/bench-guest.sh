@@ -176,8 +176,9 @@ run() {
     while IFS= read -r -u "$fd" line || [ -n "$line" ]; do
         line=${line%$'\r'}
         printf '%s\n' "$line" >>"$log"
-        if [[ "$line" =~ HL-BENCH\ [^:]+:\ cyclictest\ avg\ ([0-9]+)\ max\ ([0-9]+) ]]; then
-            avg=${BASH_REMATCH[1]} max=${BASH_REMATCH[2]}
+        if [[ "$line" =~ HL-BENCH\ [^:]+:\ cyclictest\ avg\ ([0-9]+)\ max\ ([0-9]+)\ ns ]]; then
+            avg=$(awk -v v="${BASH_REMATCH[1]}" 'BEGIN { printf "%.3f", v / 1000 }')
+            max=$(awk -v v="${BASH_REMATCH[2]}" 'BEGIN { printf "%.3f", v / 1000 }')
         elif [[ "$line" =~ HL-BENCH\ [^:]+:\ sha256\ ([0-9.]+)\ s ]]; then
             sha=${BASH_REMATCH[1]}
         elif [[ "$line" =~ HL-BENCH\ [^:]+:\ hackbench\ ([0-9.]+)\ s ]]; then
