@@ -1,6 +1,7 @@
 //! The launch, from the arch side: the free memory, boot modules, static memory and host
 //! device tree handed to the run-time core as memory it owns (the one place that vouches
-//! for them), the core's build of every domain, then the `System` published and started.
+//! for them), the core's build of every domain, then the `System` published (started once
+//! the launch is measured).
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -24,17 +25,19 @@ fn reserved(r: Range) -> HostMem {
     unsafe { HostMem::new(r.start, r.size()) }
 }
 
-/// Builds every domain of the configuration (each paused), hands them to the run-time
-/// core and starts the launch sequence. Returns how many domains were built and what
-/// loading their images cost.
-pub fn launch(
+/// Builds every domain of the configuration (each paused, `event_log` in the device tree
+/// of those that verify the launch: a placeholder of the log's size) and hands them to the
+/// run-time core: the other CPUs copy their domains' images and scrub their RAM from then
+/// on, while they are paused. Returns the core, how many domains were built and what
+/// loading their images cost; [`System::start`] starts the launch sequence.
+pub fn build(
     cfg: &LaunchConfig,
     frames: Frames,
     cpus: usize,
     (gic_desc, uart_desc): (Option<crate::platform::Gic>, Option<&crate::platform::Uart>),
     (host_dtb, event_log): (&'static [u8], &[u8]),
     boot_modules: Vec<Range>,
-) -> (usize, LoadStats) {
+) -> (&'static System, usize, LoadStats) {
     let m = machine::machine();
     // SAFETY: the frame allocator holds the RAM left once the image, its tables, heap and
     // stacks, the DTB, the boot modules and every reserved range were taken out at boot.
@@ -73,6 +76,7 @@ pub fn launch(
         links: cfg.links.iter().map(|l| l.ends).collect(),
         static_from_pool: false,
         kernel_sharing: cfg.kernel_sharing,
+        defer_copies: true,
     };
     let built = crate::hv::setup::build_all(m, cfg, pool, &host, (cpus, gic::has_vgic()), (dtb, modules));
     let n = built.setup.domains.len();
@@ -81,6 +85,8 @@ pub fn launch(
     // After publishing: input typed early is delivered as soon as the console starts.
     super::console::start_mux(uart_desc, &built.with_uart, console_domain, cfg.console_switch);
     super::console::drain_input(|domid, byte| sys.deliver_input(domid, byte));
-    sys.start();
-    (n, built.stats)
+    for c in (0..cpus).filter(|&c| c != el2::cpu_index()) {
+        gic::kick(c);
+    }
+    (sys, n, built.stats)
 }

@@ -42,8 +42,9 @@ impl tis::Bus for Mmio {
 fn module_bytes(r: Range) -> &'static [u8] {
     // SAFETY: every module range of the configuration was checked to lie in RAM and was
     // reserved at boot (never given to the frame allocator or the heap); RAM is identity
-    // mapped at EL2, and nothing writes a module before the domains are built, which
-    // happens after measuring.
+    // mapped at EL2, and nothing writes a module before finalization gives it back, which
+    // comes after measuring (building domains and copying their images only read them;
+    // no domain runs before then).
     unsafe { core::slice::from_raw_parts(r.start as *const u8, r.size() as usize) }
 }
 

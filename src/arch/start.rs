@@ -270,23 +270,29 @@ extern "C" fn primary_main(dtb_pa: u64, load_base: u64) -> ! {
         Some(r) if tpm_map != Some(r) => Err(alloc::format!("TPM registers at {r} lie in RAM")),
         other => Ok(other),
     });
-    let (event_log, measure_us) = super::measure::launch(&cfg, dtb, tpm);
+    // Domains are built first, with a placeholder of the event log's size; their CPUs copy
+    // their images and scrub their RAM while this one measures; they get the log, and run,
+    // once it is done. Building and copying only read what is measured.
+    let placeholder = crate::measure::placeholder(&crate::measure::items(&cfg));
     let boot_modules = plat.modules.iter().collect();
-    let (running, stats) = build::launch(
+    let (sys, running, stats) = build::build(
         &cfg,
         frames,
         plat.cpu_count,
         (plat.gic, plat.uart.as_ref()),
-        (dtb, &event_log),
+        (dtb, &placeholder),
         boot_modules,
     );
-    let launch_us = timer::ticks_to_us(timer::ticks() - t_entry);
     if running == 0 {
         halt("no domain could be built");
     }
+    let (event_log, measure_us) = super::measure::launch(&cfg, dtb, tpm);
+    sys.give_event_log(&event_log);
+    sys.start();
+    let launch_us = timer::ticks_to_us(timer::ticks() - t_entry);
     let copy_us = stats.copy_us;
     info!(
-        "launch: {running} domain(s) running, {launch_us} us after entry ({copy_us} us copying images, {measure_us} us measuring, {} us the rest; each domain's RAM is scrubbed by the CPU that runs it, before it runs)",
+        "launch: {running} domain(s) running, {launch_us} us after entry ({copy_us} us copying images at build, {measure_us} us measuring, {} us the rest; each domain's CPU copies its images from boot modules and scrubs its RAM, from its build on, before it runs)",
         launch_us.saturating_sub(copy_us + measure_us)
     );
     vcpu::schedule()

@@ -388,6 +388,11 @@ pub fn schedule() -> ! {
             continue;
         };
         let Some((di, vi)) = sys.pick(me, timer::ticks()) else {
+            // Nothing to run: a slice of a paused domain's scrubbing and copies, if any.
+            if sys.prepare_idle(me) {
+                gic::handle_pending(idle_irq);
+                continue;
+            }
             // Idle: WFI (not WFE, which emulators turn into a busy loop); kicks are SGIs.
             // A shared CPU keeps its tick, to notice when a blocked vCPU's timer is due.
             if sys.cpu_shared(me) {

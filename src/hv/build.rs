@@ -63,6 +63,9 @@ pub struct HostFacts<'a> {
     pub links: Vec<[u16; 2]>,
     /// Kernel modules are shared copy-on-write (`LaunchConfig::kernel_sharing`).
     pub kernel_sharing: bool,
+    /// Images are copied from their boot modules by the CPU that runs the domain, before
+    /// it runs, not by the build (the launch: its boot modules stay until then).
+    pub defer_copies: bool,
     /// Static memory was taken from free memory (a domain created at run time): it is in
     /// `reserved` as the runs it was taken in, and goes back to free memory with the domain.
     pub static_from_pool: bool,
@@ -93,8 +96,10 @@ pub fn build(
     let pcpus =
         crate::sched::place(cfg.cpus, &cfg.affinity, &mut load, host.online).map_err(BuildError::Place)?;
     let kernel = Kernel::find(m, cfg, pool, host)?;
+    // A kernel unpacked for the build is gone after it: copied now.
+    let defer = host.defer_copies && kernel.in_place();
     let result = prepare(m, cfg, pool, host, &kernel, pcpus, link)
-        .map(|p| p.commit(m, (vmid, cfg), &kernel, &host.links));
+        .map(|p| p.commit(m, (vmid, cfg), (&kernel, defer), &host.links));
     kernel.release(pool);
     if result.is_ok() {
         cpu_load.copy_from_slice(&load);
@@ -438,12 +443,13 @@ fn prepare_in(
 }
 
 impl Prepared {
-    /// Writes the tables and the images: the domain exists (paused) from here on.
+    /// Writes the tables and the images (those from boot modules left to the CPU that
+    /// runs it with `defer`): the domain exists (paused) from here on.
     fn commit(
         self,
         m: &dyn Machine,
         (vmid, cfg): (u16, &DomainConfig),
-        kernel: &Kernel,
+        (kernel, defer): (&Kernel, bool),
         host_links: &[[u16; 2]],
     ) -> (Parts, LoadStats) {
         let Prepared {
@@ -479,7 +485,7 @@ impl Prepared {
         if let (Some(rd), Some((at, _))) = (ramdisk, layout.ramdisk) {
             images.push((at, Src::Mem(rd)));
         }
-        let (loaded, scrub) = ram.load_images(m, &images, (layout.kernel, shared_len), false);
+        let (loaded, scrub) = ram.load_images(m, &images, (layout.kernel, shared_len), defer);
         let (first_base, first_size) = spec.banks[0];
         info!(
             "DOM{}: built: {} vCPU(s) on CPU(s) {:?}, {} MiB at IPA {:#x} ({} chunk(s){}), kernel at {:#x}, device tree at {:#x}{}; {} of its RAM in 2 MiB/1 GiB blocks",

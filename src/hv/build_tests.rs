@@ -85,6 +85,7 @@ fn facts(b: &Bench) -> HostFacts<'static> {
         links: vec![],
         static_from_pool: false,
         kernel_sharing: true,
+        defer_copies: false,
     }
 }
 

@@ -78,6 +78,7 @@ impl RunEnv {
             links: Vec::new(),
             static_from_pool: true,
             kernel_sharing: false,
+            defer_copies: false,
         }
     }
 }

@@ -96,6 +96,8 @@ pub enum DtChange {
     Addition(DtAddition),
     /// The launch failure report a standby Recovery Domain reads.
     Failures(Vec<(u16, String)>),
+    /// The measured launch's event log, in place of the placeholder it was built with.
+    EventLog(Vec<u8>),
 }
 
 impl DtChange {
@@ -108,6 +110,7 @@ impl DtChange {
                 spec.additions.push(a);
             }
             DtChange::Failures(f) => spec.failures = f,
+            DtChange::EventLog(log) => DtChange::Addition(crate::measure::addition(&log)).apply(spec),
         }
     }
 }
@@ -468,9 +471,13 @@ impl Domain {
         if matches!(change, DtChange::Same) {
             new.rng_seed = m.rng_seed(self.id);
         }
+        // The Boot Domain's additions are bounded; the event log is the hypervisor's own.
+        let bounded = matches!(change, DtChange::Addition(_));
         change.apply(&mut new);
         let bytes: usize = new.additions.iter().map(|a| a.path.len() + a.name.len() + a.value.len()).sum();
-        if new.additions.len() > spec.additions.len().max(MAX_ADDITIONS) || bytes > MAX_ADDITION_BYTES {
+        if bounded
+            && (new.additions.len() > spec.additions.len().max(MAX_ADDITIONS) || bytes > MAX_ADDITION_BYTES)
+        {
             return Err(ConfigError::Quota);
         }
         let blob =
@@ -480,10 +487,14 @@ impl Domain {
             return Err(ConfigError::DtbTooBig { size, room: self.dtb_room });
         }
         let Some(host) = self.ram.host(self.entry.1, size) else { return Err(ConfigError::DtbOutsideRam) };
+        // Kept out of what is left to zero before it is written, under the lock an idle CPU
+        // zeroes a paused domain's RAM under.
+        let mut scrub = self.scrub.lock();
+        scrub.keep(host);
         if !self.ram.write(m, self.entry.1, Src::Bytes(&blob)) {
             return Err(ConfigError::DtbOutsideRam);
         }
-        self.scrub.lock().keep(host);
+        drop(scrub);
         *spec = new;
         Ok(())
     }

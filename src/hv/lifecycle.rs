@@ -2,8 +2,10 @@
 //! sequence's actions carried out. Every change goes through the domain's one transition
 //! function under its `life` lock.
 
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
+use core::sync::atomic::Ordering;
 
 use log::{error, info, warn};
 
@@ -68,19 +70,68 @@ impl System {
         if s.done() {
             return true;
         }
+        let done = self.step_pending(d, &mut s);
+        drop(s);
+        if done {
+            self.give_back_copied_modules();
+        }
+        done
+    }
+
+    /// One time slice of `d`'s RAM scrubbing and image copies, and a line when they end.
+    fn step_pending(&self, d: &Domain, s: &mut super::ram::Pending) -> bool {
         let m = self.m();
         if !s.step(m, crate::sched::SLICE_US) {
             return false;
         }
         info!(
-            "DOM{}: {} MiB of RAM scrubbed and {} KiB of images copied on CPU {} before it runs, in {} us",
+            "DOM{}: {} MiB of RAM scrubbed and {} KiB of images copied before it runs, in {} us (the last of it on CPU {})",
             d.id,
             s.bytes >> 20,
             s.copied >> 10,
-            m.cpu(),
-            s.us
+            s.us,
+            m.cpu()
         );
         true
+    }
+
+    /// CPU `cpu` has nothing to run: one time slice of the scrubbing and copies of a
+    /// domain that is built and paused, before the launch unpauses it: one placed on this
+    /// CPU (its first vCPU's) first, else any other whose work no CPU is doing (its own
+    /// CPU may be measuring the launch). True when it did some.
+    pub fn prepare_idle(&self, cpu: usize) -> bool {
+        if !self.idle_work.load(Ordering::Acquire) {
+            return false;
+        }
+        let mut busy = false;
+        let all = self.domains.all();
+        let (mine, others): (Vec<&Arc<Domain>>, Vec<&Arc<Domain>>) =
+            all.iter().partition(|d| d.vcpus.first().is_some_and(|v| v.pcpu() == cpu));
+        for d in mine.into_iter().chain(others) {
+            if d.state() != State::Paused {
+                continue;
+            }
+            // A reclaim empties `scrub` under its lock before the RAM goes: a domain
+            // destroyed after the state was read has nothing left here.
+            let Some(mut s) = d.scrub.try_lock() else {
+                busy = true;
+                continue;
+            };
+            if s.done() {
+                continue;
+            }
+            let done = self.step_pending(d, &mut s);
+            drop(s);
+            if done {
+                self.give_back_copied_modules();
+            }
+            return true;
+        }
+        // The launch's work is done (domains created later scrub before they run).
+        if !busy {
+            self.idle_work.store(false, Ordering::Release);
+        }
+        false
     }
 
     /// vCPU `vi` of `d` left its CPU this way: the last one out of a domain being destroyed
@@ -193,6 +244,10 @@ impl System {
     /// anything it staged, given back. Returns the bytes returned and the bytes free.
     pub(super) fn reclaim_memory(&self, d: &Domain) -> (u64, u64) {
         let m = self.m();
+        // Nothing more is scrubbed or copied into it (an idle CPU may be doing so for a
+        // paused domain), and boot modules kept for its copies can go.
+        *d.scrub.lock() = super::ram::Pending::default();
+        self.give_back_copied_modules();
         let staged = self.unstage(d.id);
         self.reset_link_ports(d.id);
         self.store_detach(d.id, true);
@@ -304,6 +359,28 @@ impl System {
         Ok(())
     }
 
+    /// The measured launch's event log, into the device tree of each domain that verifies
+    /// the launch (built with a placeholder of the same size), before any domain runs. A
+    /// domain whose tree does not take it is reclaimed: none runs with a log that is not
+    /// the launch's.
+    pub fn give_event_log(&self, log: &[u8]) {
+        for d in self.domains.all().iter() {
+            if !crate::measure::verifies(d.permissions, d.functions) {
+                continue;
+            }
+            let life = d.life();
+            let r = d.configure(self.m(), &life, DtChange::EventLog(log.to_vec()));
+            drop(life);
+            if let Err(e) = r {
+                error!(
+                    "launch: DOM{}: its device tree does not take the event log ({e}): not launched",
+                    d.id
+                );
+                let _ = self.destroy(d, StopReason::Reclaimed);
+            }
+        }
+    }
+
     /// Carries out what the launch sequence decided.
     pub fn apply(&self, actions: &[Action]) {
         for a in actions {
@@ -344,9 +421,19 @@ impl System {
         let inner = |m: &HostMem| Range { start: m.start(), end: m.end() }.page_inner().size();
         let mut mats = self.materials.lock();
         let mods = core::mem::take(&mut mats.boot);
-        let (kept, freed): (Vec<HostMem>, Vec<HostMem>) = mods
+        let (kept, rest): (Vec<HostMem>, Vec<HostMem>) = mods
             .into_iter()
             .partition(|m| shared.iter().any(|s| s.overlaps(&Range { start: m.start(), end: m.end() })));
+        // Under `materials`: a CPU that finishes its copies looks at `copying` after this.
+        let (copying, freed): (Vec<HostMem>, Vec<HostMem>) =
+            rest.into_iter().partition(|&m| self.copies_from(m));
+        if !copying.is_empty() {
+            info!(
+                "launch: {} boot module(s) given back once the domains' CPUs have copied their images",
+                copying.len()
+            );
+        }
+        mats.copying.extend(copying);
         let kept_bytes: u64 = kept.iter().map(|m| m.len()).sum();
         mats.kept.extend(kept);
         if kept_bytes > 0 {
@@ -368,6 +455,34 @@ impl System {
             pool.give(dtb);
             info!("launch: host device tree (LCM) freed ({} KiB)", inner(&dtb) >> 10);
         }
+    }
+
+    /// Some domain's images are still to be copied from `module`.
+    fn copies_from(&self, module: HostMem) -> bool {
+        self.domains.all().iter().any(|d| d.scrub.lock().reads_from(module))
+    }
+
+    /// Boot modules finalization left for the domains' CPUs to copy from go back to free
+    /// memory once no copy from them is left (called when a domain's copies end or it is
+    /// reclaimed).
+    pub(super) fn give_back_copied_modules(&self) {
+        let mut mats = self.materials.lock();
+        if mats.copying.is_empty() {
+            return;
+        }
+        let (busy, done): (Vec<HostMem>, Vec<HostMem>) =
+            core::mem::take(&mut mats.copying).into_iter().partition(|&m| self.copies_from(m));
+        mats.copying = busy;
+        if done.is_empty() {
+            return;
+        }
+        let bytes: u64 =
+            done.iter().map(|m| Range { start: m.start(), end: m.end() }.page_inner().size()).sum();
+        let mut pool = self.pool.lock();
+        for m in &done {
+            pool.give(*m);
+        }
+        info!("launch: {} boot module(s) freed once copied ({} KiB)", done.len(), bytes >> 10);
     }
 
     /// Launch failed: the console says what failed, and a standby Recovery Domain (not

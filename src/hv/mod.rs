@@ -41,4 +41,6 @@ pub mod fake;
 #[cfg(test)]
 mod kick_tests;
 #[cfg(test)]
+mod launch_tests;
+#[cfg(test)]
 mod tests;

@@ -181,6 +181,11 @@ impl Pending {
         self.left.is_empty() && self.copies.is_empty()
     }
 
+    /// Images are still to be copied from some of `src`.
+    pub fn reads_from(&self, src: HostMem) -> bool {
+        self.copies.iter().any(|(_, s)| s.start() < src.end() && src.start() < s.end())
+    }
+
     /// Bytes left to zero.
     pub fn left_bytes(&self) -> u64 {
         self.left.iter().map(HostMem::len).sum()

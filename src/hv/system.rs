@@ -30,6 +30,8 @@ pub(super) struct LaunchCtl {
     pub launch: Launch,
     /// When the Boot Domain's time runs out (µs of uptime).
     pub deadline: Option<u64>,
+    /// The Boot Domain's time, from the start of the launch sequence (µs).
+    pub boot_timeout_us: u64,
 }
 
 /// The boot modules and the host device tree (which holds the LCM) until finalization.
@@ -37,6 +39,9 @@ pub(super) struct Materials {
     pub boot: Vec<HostMem>,
     /// Kernel modules kept after finalization: domains map their pages.
     pub kept: Vec<HostMem>,
+    /// Boot modules given back once the domains' CPUs have copied their images from them
+    /// (finalization came first).
+    pub copying: Vec<HostMem>,
     pub host_dtb: Option<HostMem>,
     /// Finalization gave them back: the Boot Domain's reads end.
     pub freed: bool,
@@ -74,8 +79,8 @@ pub struct Setup {
 ///
 /// Lock order (take them in this order, never the reverse): `creating` → the launch
 /// (`launch`) → a domain's `life` → a link's ports → its device-tree spec → run queues (by CPU index) →
-/// a domain-table slot → `staging` → `pool` → `materials`; the store plan is taken alone. A domain's vGIC, UART, input queue, vCPU power and saved state, and its
-/// copy-on-write lock are leaves: nothing is taken while one is held.
+/// a domain-table slot → `staging` → `pool` → `materials`; the store plan is taken alone. A domain's vGIC, UART, input queue, vCPU power and saved state, its
+/// RAM still to scrub (`scrub`) and its copy-on-write lock are leaves: nothing is taken while one is held.
 pub struct System {
     m: Arc<dyn Machine>,
     pub domains: Domains,
@@ -93,6 +98,9 @@ pub struct System {
     /// Per INTID: the index + 1 of the domain whose device raises it, or 0.
     irq_owner: Vec<AtomicUsize>,
     halting: AtomicBool,
+    /// Built domains may have RAM to scrub and images to copy before the launch unpauses
+    /// them: idle CPUs look for it until none is left.
+    pub(super) idle_work: AtomicBool,
     /// Scrubbing and copying done by restarts.
     pub(super) stats: Mutex<LoadStats>,
     /// Run-time creation: what building needs, what Control domains staged, and the
@@ -126,16 +134,20 @@ impl System {
                 }
             }
         }
-        let deadline = s.boot.map(|_| m.now_us() + u64::from(s.boot_timeout_ms) * 1000);
         System {
             m,
             shared: queues.iter().map(|q| AtomicBool::new(q.shared())).collect(),
             runq: queues.into_iter().map(Mutex::new).collect(),
-            launch: Mutex::new(LaunchCtl { launch, deadline }),
+            launch: Mutex::new(LaunchCtl {
+                launch,
+                deadline: None,
+                boot_timeout_us: u64::from(s.boot_timeout_ms) * 1000,
+            }),
             pool: Mutex::new(s.pool),
             materials: Mutex::new(Materials {
                 boot: s.boot_modules,
                 kept: Vec::new(),
+                copying: Vec::new(),
                 host_dtb: s.lcm,
                 freed: false,
             }),
@@ -144,6 +156,7 @@ impl System {
             store_rings: s.store_rings,
             irq_owner,
             halting: AtomicBool::new(false),
+            idle_work: AtomicBool::new(true),
             stats: Mutex::new(LoadStats::default()),
             env: s.env,
             run_host: s.run_host,
@@ -167,7 +180,10 @@ impl System {
         }
         let (actions, deadline) = {
             let mut l = self.launch.lock();
-            (l.launch.start(), l.deadline)
+            let actions = l.launch.start();
+            // The Boot Domain's time runs from here (the launch is measured first).
+            l.deadline = l.launch.boot_domain().map(|_| self.m.now_us() + l.boot_timeout_us);
+            (actions, l.deadline)
         };
         self.m.launch_deadline_changed(deadline);
         self.apply(&actions);

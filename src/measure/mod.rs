@@ -167,14 +167,26 @@ pub const EVENT_LOG_PROPERTY: &str = "hyperlaunch,event-log";
 /// The event log as the domain's `/chosen/hyperlaunch,event-log`, for the domains that
 /// verify the launch: the Boot Domain, and domains with the Control or Hardware permission.
 pub fn for_domain(cfg: &DomainConfig, log: &[u8]) -> Option<DtAddition> {
-    let verifies = cfg.functions.has(Functions::BOOT)
-        || cfg.permissions.has(Permissions::CONTROL)
-        || cfg.permissions.has(Permissions::HARDWARE);
-    (verifies && !log.is_empty()).then(|| DtAddition {
-        path: "/chosen".into(),
-        name: EVENT_LOG_PROPERTY.into(),
-        value: log.to_vec(),
-    })
+    (verifies(cfg.permissions, cfg.functions) && !log.is_empty()).then(|| addition(log))
+}
+
+/// A domain with these permissions and functions verifies the launch: it gets the log.
+pub fn verifies(permissions: Permissions, functions: Functions) -> bool {
+    functions.has(Functions::BOOT)
+        || permissions.has(Permissions::CONTROL)
+        || permissions.has(Permissions::HARDWARE)
+}
+
+/// `log` as the `/chosen` property.
+pub fn addition(log: &[u8]) -> DtAddition {
+    DtAddition { path: "/chosen".into(), name: EVENT_LOG_PROPERTY.into(), value: log.to_vec() }
+}
+
+/// An event log of the size `items` make, every digest zero: domains are built with it in
+/// their device tree (so that it has room for the log), and get the real one once the
+/// launch is measured, before any of them runs.
+pub fn placeholder(items: &[Item]) -> Vec<u8> {
+    measure(items, &mut |_| [0u8; 32]).encode()
 }
 
 /// Whether the launch must stop when the TPM cannot be used (`measured-launch =
