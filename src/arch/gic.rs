@@ -57,6 +57,7 @@ pub fn init(desc: &Gic, cpu_count: usize) -> Result<GicInfo, GicInitError> {
             };
             g.setup(0);
             split_eoi();
+            V3.store(true, core::sync::atomic::Ordering::Relaxed);
             PhysGic::V3(g)
         }
         Gic::V2 { gicd, gicc, gicc_size, gich, gicv } => {
@@ -147,50 +148,67 @@ pub fn kick(cpu: usize) {
     }
 }
 
+/// An interrupt acknowledged at this CPU's interface, its priority dropped: ended by
+/// [`finish`].
+#[derive(Clone, Copy)]
+pub struct Taken {
+    pub id: u32,
+    /// What the interface's acknowledge register gave (a GICv2 SGI carries its source).
+    raw: u32,
+    v3: bool,
+}
+
+/// The host's GIC is a GICv3: its CPU interface is this CPU's system registers, driven
+/// without the driver's lock.
+static V3: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Acknowledges the highest-priority interrupt pending at this CPU and drops its priority
+/// (EOImode 1, both GIC versions: deactivation is [`finish`]'s).
+pub fn acknowledge() -> Option<Taken> {
+    if V3.load(core::sync::atomic::Ordering::Relaxed) {
+        let id = GicCpuInterface::get_and_acknowledge_interrupt(InterruptGroup::Group1)?;
+        GicCpuInterface::end_interrupt(id, InterruptGroup::Group1);
+        return Some(Taken { id: u32::from(id), raw: u32::from(id), v3: true });
+    }
+    let mut gic = GIC.lock();
+    match gic.as_mut() {
+        Some(PhysGic::V2(g)) => {
+            let group = v2_group(g);
+            // GICC_IAR carries an SGI's source CPU in bits 12:10: the INTID is bits 9:0,
+            // and the end of the interrupt names the whole value.
+            match g.get_and_acknowledge_interrupt(group) {
+                Some(iar) if u32::from(iar) & 0x3ff < 1020 => {
+                    g.end_interrupt(iar, group);
+                    Some(Taken { id: u32::from(iar) & 0x3ff, raw: u32::from(iar), v3: false })
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Ends `t`: deactivated, unless it was forwarded to a guest, whose deactivation of the
+/// virtual interrupt ends it through its list register's HW link.
+pub fn finish(t: Taken, forwarded: bool) {
+    match (forwarded, t.v3) {
+        (true, _) => {}
+        (false, true) => deactivate(t.raw),
+        (false, false) => deactivate_v2(t.raw),
+    }
+}
+
 /// Acknowledges every interrupt pending at this CPU, hands each INTID to `f`, and ends
-/// it. Kicks carry no payload: the state they announce is read after. The CPU interface
-/// splits priority drop and deactivation (EOImode 1, both GIC versions): an interrupt `f`
-/// forwards to a guest (it returns true) stays active until the guest deactivates it
-/// through its list register's HW link.
+/// it. Kicks carry no payload: the state they announce is read after. An interrupt `f`
+/// forwards to a guest (it returns true) stays active until the guest deactivates it.
 pub fn handle_pending(mut f: impl FnMut(u32) -> bool) {
     for _ in 0..16 {
-        // Priority drop now, deactivation after `f` unless it forwarded the interrupt.
-        let (id, raw, v3) = {
-            let mut gic = GIC.lock();
-            match gic.as_mut() {
-                Some(PhysGic::V3(_)) => {
-                    match GicCpuInterface::get_and_acknowledge_interrupt(InterruptGroup::Group1) {
-                        Some(id) => {
-                            GicCpuInterface::end_interrupt(id, InterruptGroup::Group1);
-                            (u32::from(id), u32::from(id), true)
-                        }
-                        None => return,
-                    }
-                }
-                Some(PhysGic::V2(g)) => {
-                    let group = v2_group(g);
-                    // GICC_IAR carries an SGI's source CPU in bits 12:10: the INTID is
-                    // bits 9:0, and the end of the interrupt names the whole value.
-                    match g.get_and_acknowledge_interrupt(group) {
-                        Some(iar) if u32::from(iar) & 0x3ff < 1020 => {
-                            g.end_interrupt(iar, group);
-                            (u32::from(iar) & 0x3ff, u32::from(iar), false)
-                        }
-                        _ => return,
-                    }
-                }
-                None => return,
-            }
-        };
         // Level-triggered sources (the UART) are quiet again once `f` has served them;
-        // dropping the priority first and serving after keeps the lock short, and a source
-        // still asserting comes back once deactivated.
-        let forwarded = f(id);
-        match (forwarded, v3) {
-            (true, _) => {}
-            (false, true) => deactivate(raw),
-            (false, false) => deactivate_v2(raw),
-        }
+        // dropping the priority first and serving after keeps the interface free, and a
+        // source still asserting comes back once deactivated.
+        let Some(t) = acknowledge() else { return };
+        let forwarded = f(t.id);
+        finish(t, forwarded);
     }
 }
 
@@ -409,6 +427,16 @@ pub mod lrs {
         if gich::present() { gich::load(f, nr) } else { v3::load(f, nr) }
     }
 
+    /// Writes list register `n` alone (the others keep what the guest left in them).
+    pub fn write_one(n: usize, lr: &Lr) {
+        if gich::present() { gich::write_one(n, lr) } else { v3::write(n, lr.to_v3()) }
+    }
+
+    /// Reads list register `n` (`None`: empty).
+    pub fn read(n: usize) -> Option<Lr> {
+        if gich::present() { gich::read_one(n) } else { Lr::from_v3(v3::read(n)) }
+    }
+
     /// Reads back the registers `f` filled into the first `f.count` entries of `out`.
     pub fn save(f: &Flush, out: &mut [Option<Lr>; MAX_LRS]) {
         if gich::present() { gich::save(f, out) } else { v3::save(f, out) }
@@ -430,7 +458,7 @@ mod v3 {
         ((ICH_VTR_EL2.get() & 0x1f) as usize + 1).min(MAX_LRS)
     }
 
-    fn write(n: usize, v: u64) {
+    pub fn write(n: usize, v: u64) {
         match n {
             0 => ICH_LR0_EL2.set(v),
             1 => ICH_LR1_EL2.set(v),
@@ -451,7 +479,7 @@ mod v3 {
         }
     }
 
-    fn read(n: usize) -> u64 {
+    pub fn read(n: usize) -> u64 {
         match n {
             0 => ICH_LR0_EL2.get(),
             1 => ICH_LR1_EL2.get(),

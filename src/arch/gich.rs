@@ -83,6 +83,20 @@ pub fn load(f: &Flush, nr: usize) {
     r.hcr.set(HCR_EN | if f.underflow { HCR_UIE } else { 0 });
 }
 
+/// Writes list register `n` alone.
+pub fn write_one(n: usize, lr: &Lr) {
+    if let Some(r) = regs()
+        && let Some(reg) = r.lr.get(n)
+    {
+        reg.set(lr.to_v2());
+    }
+}
+
+/// Reads list register `n` (`None`: empty, or no such register).
+pub fn read_one(n: usize) -> Option<Lr> {
+    regs().and_then(|r| r.lr.get(n).and_then(|l| Lr::from_v2(l.get())))
+}
+
 /// Reads back the registers `f` filled.
 pub fn save(f: &Flush, out: &mut [Option<Lr>; MAX_LRS]) {
     let Some(r) = regs() else {

@@ -235,20 +235,49 @@ pub fn run(sys: &System, dom: &Domain, index: usize, start: Option<(u64, u64)>) 
         let vector = unsafe { guest_entry(&mut regs) };
         exited_at = Some(timer::ticks());
         let exit = Exit::decode(vector, ESR_EL2.get(), FAR_EL2.get(), HPFAR_EL2.get());
-        // A light exit (a TLB invalidation) keeps the list registers as the guest left
-        // them until the next full exit, which folds them back; anything that changes the
-        // model meanwhile kicks this CPU, and a kick is a full exit.
-        lrs_as_left = vgic && exit.leaves_vgic_alone();
-        if vgic && !lrs_as_left {
-            sync_lrs(dom, index, &flushed, &mut now);
+        // A physical interrupt: taken here, so that the guest's linked virtual timer, the
+        // most frequent, goes straight into a free list register when the model allows
+        // (`VGic::raise_linked_into`), the other registers left as the guest has them.
+        let mut taken = None;
+        let mut light = false;
+        if vgic && exit == Exit::Irq && super::ppi::ready() {
+            taken = gic::acknowledge();
+            if let Some(t) = taken.filter(|t| t.id == crate::vgic::VTIMER_PPI)
+                && let Some(k) = dom.vgic.lock().raise_linked_into(
+                    index,
+                    (t.id, nr_lrs),
+                    &mut flushed,
+                    &mut gic::lrs::read,
+                )
+            {
+                gic::lrs::write_one(k, &flushed.lrs[k]);
+                gic::finish(t, true);
+                sys.count_exit(dom, &exit);
+                lrs_as_left = true;
+                light = true;
+            }
         }
-        match sys.handle_exit(dom, index, exit, &mut regs, shared) {
-            Outcome::Resume => {}
-            Outcome::Inject { esr, far } => inject_sync(&mut regs, esr, far),
-            Outcome::Wait => aarch64_cpu::asm::wfi(),
-            Outcome::Tlbi { op, xt } => super::cache::tlbi_local(op, xt),
-            Outcome::PhysicalIrq => gic::handle_pending(|id| physical_irq(sys, dom, index, id)),
-            Outcome::Leave(e) => break e,
+        if !light {
+            // A light exit (a TLB invalidation) keeps the list registers as the guest left
+            // them until the next full exit, which folds them back; anything that changes
+            // the model meanwhile kicks this CPU, and a kick is a full exit.
+            lrs_as_left = vgic && exit.leaves_vgic_alone();
+            if vgic && !lrs_as_left {
+                sync_lrs(dom, index, &flushed, &mut now);
+            }
+            match sys.handle_exit(dom, index, exit, &mut regs, shared) {
+                Outcome::Resume => {}
+                Outcome::Inject { esr, far } => inject_sync(&mut regs, esr, far),
+                Outcome::Wait => aarch64_cpu::asm::wfi(),
+                Outcome::Tlbi { op, xt } => super::cache::tlbi_local(op, xt),
+                Outcome::PhysicalIrq => {
+                    if let Some(t) = taken {
+                        gic::finish(t, physical_irq(sys, dom, index, t.id));
+                    }
+                    gic::handle_pending(|id| physical_irq(sys, dom, index, id))
+                }
+                Outcome::Leave(e) => break e,
+            }
         }
         if let Some(e) = leave_for(dom.state()) {
             break e;
