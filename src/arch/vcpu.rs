@@ -252,7 +252,7 @@ pub fn run(sys: &System, dom: &Domain, index: usize, start: Option<(u64, u64)>) 
             {
                 gic::lrs::write_one(k, &flushed.lrs[k]);
                 gic::finish(t, true);
-                sys.count_exit(dom, &exit);
+                crate::hv::exits::ExitCounts::count(&dom.exits.irq);
                 lrs_as_left = true;
                 light = true;
             }
@@ -279,7 +279,7 @@ pub fn run(sys: &System, dom: &Domain, index: usize, start: Option<(u64, u64)>) 
                 Outcome::Leave(e) => break e,
             }
         }
-        if let Some(e) = leave_for(dom.state()) {
+        if let Some(e) = leave_for(dom.state_now()) {
             break e;
         }
         if SLICE_OVER[me].swap(false, Ordering::Relaxed) && sys.cpu_shared(me) {

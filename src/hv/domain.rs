@@ -4,9 +4,10 @@
 
 use alloc::collections::VecDeque;
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
 
 use log::warn;
 use spin::{Mutex, MutexGuard};
@@ -214,6 +215,8 @@ pub struct Domain {
     /// CNTVOFF_EL2 of its vCPUs.
     pub cntvoff: u64,
     life: Mutex<Life>,
+    /// Its state as the last transition left it, read without the lock.
+    state_now: Arc<AtomicU8>,
     notices: AtomicU32,
     /// Its restarts in the current window: (window start µs, count).
     restarts: Mutex<(u64, u32)>,
@@ -253,6 +256,7 @@ pub struct Domain {
 
 impl Domain {
     pub fn new(p: Parts) -> Domain {
+        let state_now = Arc::new(AtomicU8::new(State::Paused as u8));
         Domain {
             id: p.id,
             node: p.node,
@@ -265,7 +269,8 @@ impl Domain {
             vgic: Mutex::new(p.vgic),
             input: Mutex::new(VecDeque::new()),
             cntvoff: p.cntvoff,
-            life: Mutex::new(Life::new()),
+            life: Mutex::new(Life::shown_in(state_now.clone())),
+            state_now,
             notices: AtomicU32::new(0),
             restarts: Mutex::new((0, 0)),
             entry: p.entry,
@@ -299,6 +304,12 @@ impl Domain {
     /// Its state now (for a decision that does not act on it).
     pub fn state(&self) -> State {
         self.life.lock().state()
+    }
+
+    /// Its state as the last transition left it, without taking the lock (a running
+    /// vCPU's check at every exit; a transition that must reach it kicks its CPU after).
+    pub fn state_now(&self) -> State {
+        State::from_u8(self.state_now.load(Ordering::Acquire))
     }
 
     pub fn has_function(&self, bit: u32) -> bool {

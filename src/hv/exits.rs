@@ -182,8 +182,7 @@ impl System {
         }
     }
 
-    /// Counts `exit` in `dom`'s figures (`handle_exit` does for the exits it handles).
-    pub fn count_exit(&self, dom: &Domain, exit: &Exit) {
+    fn count_exit(&self, dom: &Domain, exit: &Exit) {
         let c = &dom.exits;
         ExitCounts::count(match exit {
             Exit::Hvc { .. } | Exit::Smc { .. } => &c.call,

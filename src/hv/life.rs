@@ -9,10 +9,13 @@
 //! any but Reclaimed/Destroying/Restarting ──Destroy──▶ Destroying ──Reclaim (no vCPU on a CPU)──▶ Reclaimed
 //! ```
 
+use alloc::sync::Arc;
 use core::fmt;
+use core::sync::atomic::{AtomicU8, Ordering};
 
 /// Where a domain is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub enum State {
     /// Built, not started yet: the launch holds it (extended configuration applies).
     Paused,
@@ -32,6 +35,22 @@ pub enum State {
 }
 
 impl State {
+    const ALL: [State; 8] = [
+        State::Paused,
+        State::Running,
+        State::CtlPaused,
+        State::Resetting,
+        State::Restarting,
+        State::Stopped,
+        State::Destroying,
+        State::Reclaimed,
+    ];
+
+    /// The state `v` (`self as u8`) stands for.
+    pub fn from_u8(v: u8) -> State {
+        Self::ALL.get(usize::from(v)).copied().unwrap_or(State::Reclaimed)
+    }
+
     /// It counts as alive: the machine stays on while any domain is.
     pub fn alive(self) -> bool {
         matches!(
@@ -162,11 +181,13 @@ pub enum FollowUp {
 }
 
 /// A domain's state and how many of its vCPUs are on a CPU.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Life {
     state: State,
     active: usize,
     stopped: Option<StopReason>,
+    /// Where every transition is shown as it is made, for readers that take no lock.
+    shown: Option<Arc<AtomicU8>>,
 }
 
 impl Default for Life {
@@ -177,7 +198,13 @@ impl Default for Life {
 
 impl Life {
     pub const fn new() -> Life {
-        Life { state: State::Paused, active: 0, stopped: None }
+        Life { state: State::Paused, active: 0, stopped: None, shown: None }
+    }
+
+    /// As [`Life::new`], each transition stored in `shown` too.
+    pub fn shown_in(shown: Arc<AtomicU8>) -> Life {
+        shown.store(State::Paused as u8, Ordering::Release);
+        Life { shown: Some(shown), ..Life::new() }
     }
 
     pub fn state(&self) -> State {
@@ -232,6 +259,9 @@ impl Life {
             _ => return illegal,
         };
         self.state = next;
+        if let Some(s) = &self.shown {
+            s.store(next as u8, Ordering::Release);
+        }
         Ok(next)
     }
 
@@ -266,6 +296,30 @@ impl Life {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_transition_is_shown_to_readers_without_the_lock() {
+        for s in State::ALL {
+            assert_eq!(State::from_u8(s as u8), s);
+        }
+        let shown = Arc::new(AtomicU8::new(0xff));
+        let mut l = Life::shown_in(shown.clone());
+        let now = || State::from_u8(shown.load(Ordering::Acquire));
+        assert_eq!(now(), State::Paused);
+        for (e, s) in [
+            (Event::Unpause, State::Running),
+            (Event::CtlPause, State::CtlPaused),
+            (Event::CtlUnpause, State::Running),
+            (Event::Destroy, State::Destroying),
+            (Event::Reclaim, State::Reclaimed),
+        ] {
+            assert_eq!(l.apply(e), Ok(s));
+            assert_eq!(now(), s, "after {e:?}");
+        }
+        // A refused event changes nothing.
+        assert!(l.apply(Event::Unpause).is_err());
+        assert_eq!(now(), State::Reclaimed);
+    }
 
     #[test]
     fn table() {
