@@ -63,8 +63,9 @@ pub struct HostFacts<'a> {
     pub links: Vec<[u16; 2]>,
     /// Kernel modules are shared copy-on-write (`LaunchConfig::kernel_sharing`).
     pub kernel_sharing: bool,
-    /// Images are copied from their boot modules by the CPU that runs the domain, before
-    /// it runs, not by the build (the launch: its boot modules stay until then).
+    /// Images are copied from their boot modules after the build, before the domain runs,
+    /// by an idle CPU or the one about to run it (the launch: finalization makes what is
+    /// left of them before it frees the modules).
     pub defer_copies: bool,
     /// Static memory was taken from free memory (a domain created at run time): it is in
     /// `reserved` as the runs it was taken in, and goes back to free memory with the domain.

@@ -15,7 +15,7 @@ use super::life::{Event, FollowUp, Refused, State, StopReason};
 use super::machine::ConsoleEvent;
 use super::machine::HostMem;
 use super::ram::Src;
-use super::system::{System, slot};
+use super::system::{Materials, System, slot};
 use crate::launch::Action;
 use crate::memmap::Range;
 use crate::psci::Power;
@@ -70,12 +70,7 @@ impl System {
         if s.done() {
             return true;
         }
-        let done = self.step_pending(d, &mut s);
-        drop(s);
-        if done {
-            self.give_back_copied_modules();
-        }
-        done
+        self.step_pending(d, &mut s)
     }
 
     /// One time slice of `d`'s RAM scrubbing and image copies, and a line when they end.
@@ -120,11 +115,7 @@ impl System {
             if s.done() {
                 continue;
             }
-            let done = self.step_pending(d, &mut s);
-            drop(s);
-            if done {
-                self.give_back_copied_modules();
-            }
+            self.step_pending(d, &mut s);
             return true;
         }
         // The launch's work is done (domains created later scrub before they run).
@@ -245,9 +236,8 @@ impl System {
     pub(super) fn reclaim_memory(&self, d: &Domain) -> (u64, u64) {
         let m = self.m();
         // Nothing more is scrubbed or copied into it (an idle CPU may be doing so for a
-        // paused domain), and boot modules kept for its copies can go.
+        // paused domain).
         *d.scrub.lock() = super::ram::Pending::default();
-        self.give_back_copied_modules();
         let staged = self.unstage(d.id);
         self.reset_link_ports(d.id);
         self.store_detach(d.id, true);
@@ -292,11 +282,17 @@ impl System {
     }
 
     fn check_restartable(&self, d: &Domain) -> Result<(), RestartError> {
+        let images = d.images.lock();
+        let mats = self.materials.lock();
+        Self::restartable(d, &images, &mats)
+    }
+
+    /// Its kernel is a module it can be built from again, and its modules are still there
+    /// (boot modules, kept kernel modules, or the images it was created from).
+    fn restartable(d: &Domain, images: &[HostMem], mats: &Materials) -> Result<(), RestartError> {
         if d.kernel_src.is_none() {
             return Err(RestartError::KernelUnpacked);
         }
-        let images = d.images.lock();
-        let mats = self.materials.lock();
         let present = |m: &Range| {
             mats.boot
                 .iter()
@@ -312,10 +308,6 @@ impl System {
 
     /// Rebuilds `d`, which is `Restarting`, and starts it.
     fn rebuild(&self, d: &Domain) -> Result<(), RestartError> {
-        if let Err(e) = self.check_restartable(d) {
-            let _ = d.life().apply(Event::Stop(StopReason::SystemReset));
-            return Err(e);
-        }
         let m = self.m();
         let shared = d.cow.as_ref().map_or(0, |c| c.ipa.size());
         let (kernel, dtb_at) = d.entry;
@@ -326,10 +318,22 @@ impl System {
         if let (Some(r), Some((at, _))) = (d.ramdisk_src, d.ramdisk_at()) {
             images.push((at, Src::Mem(r)));
         }
-        // Its modules are kept (checked above): they are copied, and its RAM zeroed, by the
-        // CPU that runs it, before it runs (`ready_to_run`), a slice at a time.
-        let (stats, scrub) = d.ram.load_images(m, &images, (kernel, shared), true);
-        *d.scrub.lock() = scrub;
+        // Its modules are copied, and its RAM zeroed, by the CPU that runs it, before it
+        // runs (`ready_to_run`), a slice at a time. Checked, and those copies set up, under
+        // `materials`: finalization, which makes the copies pending from boot modules
+        // before it frees them, sees these, or this sees the modules gone.
+        let stats = {
+            let held = d.images.lock();
+            let mats = self.materials.lock();
+            if let Err(e) = Self::restartable(d, &held, &mats) {
+                drop((mats, held));
+                let _ = d.life().apply(Event::Stop(StopReason::SystemReset));
+                return Err(e);
+            }
+            let (stats, scrub) = d.ram.load_images(m, &images, (kernel, shared), true);
+            *d.scrub.lock() = scrub;
+            stats
+        };
         {
             let mut s = self.stats.lock();
             s.copied += stats.copied;
@@ -409,33 +413,39 @@ impl System {
     }
 
     /// Finalization: boot modules and the host device tree go back to free memory, but for
-    /// kernel modules whose pages running domains map.
+    /// kernel modules whose pages running domains map. Images still to be copied from
+    /// them (CPUs copy them while domains wait: usually all done by now) are copied here
+    /// first, under `materials`, which a restart's check of its modules also holds.
     fn free_boot_modules(&self) {
-        let shared: Vec<Range> = self
-            .domains
-            .all()
+        let all = self.domains.all();
+        let shared: Vec<Range> = all
             .iter()
             .filter_map(|d| d.cow.as_ref())
             .map(|c| Range { start: c.module.start(), end: c.module.start() + c.ipa.size() })
             .collect();
         let inner = |m: &HostMem| Range { start: m.start(), end: m.end() }.page_inner().size();
         let mut mats = self.materials.lock();
+        let mut copied = 0;
+        for d in &all {
+            let mut s = d.scrub.lock();
+            if mats.boot.iter().any(|&m| s.reads_from(m)) {
+                copied += s.finish_copies(self.m());
+            }
+        }
+        if copied > 0 {
+            info!("launch: {} KiB of images copied from boot modules at finalization", copied >> 10);
+        }
         let mods = core::mem::take(&mut mats.boot);
-        let (kept, rest): (Vec<HostMem>, Vec<HostMem>) = mods
+        let (kept, freed): (Vec<HostMem>, Vec<HostMem>) = mods
             .into_iter()
             .partition(|m| shared.iter().any(|s| s.overlaps(&Range { start: m.start(), end: m.end() })));
-        // Under `materials`: a CPU that finishes its copies looks at `copying` after this.
-        let (copying, freed): (Vec<HostMem>, Vec<HostMem>) =
-            rest.into_iter().partition(|&m| self.copies_from(m));
-        if !copying.is_empty() {
-            info!(
-                "launch: {} boot module(s) given back once the domains' CPUs have copied their images",
-                copying.len()
-            );
-        }
-        mats.copying.extend(copying);
         let kept_bytes: u64 = kept.iter().map(|m| m.len()).sum();
         mats.kept.extend(kept);
+        // The host device tree holds the LCM: nothing reads it after launch (the Boot
+        // Domain's calls end with it). Only the pages wholly inside it go.
+        mats.freed = true;
+        let dtb = mats.host_dtb.take();
+        drop(mats);
         if kept_bytes > 0 {
             info!(
                 "launch: {} KiB of kernel modules kept: their pages are shared by the domains",
@@ -448,41 +458,10 @@ impl System {
             pool.give(*m);
         }
         info!("launch: {} boot module(s) freed ({} KiB)", freed.len(), bytes >> 10);
-        // The host device tree holds the LCM: nothing reads it after launch (the Boot
-        // Domain's calls end with it). Only the pages wholly inside it go.
-        mats.freed = true;
-        if let Some(dtb) = mats.host_dtb.take() {
+        if let Some(dtb) = dtb {
             pool.give(dtb);
             info!("launch: host device tree (LCM) freed ({} KiB)", inner(&dtb) >> 10);
         }
-    }
-
-    /// Some domain's images are still to be copied from `module`.
-    fn copies_from(&self, module: HostMem) -> bool {
-        self.domains.all().iter().any(|d| d.scrub.lock().reads_from(module))
-    }
-
-    /// Boot modules finalization left for the domains' CPUs to copy from go back to free
-    /// memory once no copy from them is left (called when a domain's copies end or it is
-    /// reclaimed).
-    pub(super) fn give_back_copied_modules(&self) {
-        let mut mats = self.materials.lock();
-        if mats.copying.is_empty() {
-            return;
-        }
-        let (busy, done): (Vec<HostMem>, Vec<HostMem>) =
-            core::mem::take(&mut mats.copying).into_iter().partition(|&m| self.copies_from(m));
-        mats.copying = busy;
-        if done.is_empty() {
-            return;
-        }
-        let bytes: u64 =
-            done.iter().map(|m| Range { start: m.start(), end: m.end() }.page_inner().size()).sum();
-        let mut pool = self.pool.lock();
-        for m in &done {
-            pool.give(*m);
-        }
-        info!("launch: {} boot module(s) freed once copied ({} KiB)", done.len(), bytes >> 10);
     }
 
     /// Launch failed: the console says what failed, and a standby Recovery Domain (not

@@ -117,8 +117,8 @@ impl Ram {
     /// Puts `images` (guest address, bytes) in place. The rest of the RAM but `untouched`
     /// (guest address, length: the shared kernel pages) is returned to scrub before the
     /// domain first runs ([`Pending`]), on the CPU that will run it: building a domain
-    /// does not wait for its RAM to be zeroed. With `defer`, images from memory the
-    /// domain keeps (its boot modules, for a restart) are copied then too, not now.
+    /// does not wait for its RAM to be zeroed. With `defer`, images from memory that stays
+    /// (boot modules at the launch and for a restart) are copied then too, not now.
     pub fn load_images(
         &self,
         m: &dyn Machine,
@@ -207,6 +207,20 @@ impl Pending {
             }
         }
         self.left = out;
+    }
+
+    /// Makes every copy still to be made now (the zeroing stays pending). Returns the
+    /// bytes copied.
+    pub fn finish_copies(&mut self, m: &dyn Machine) -> u64 {
+        let t = m.now_us();
+        let mut n = 0;
+        for (dst, src) in core::mem::take(&mut self.copies) {
+            m.copy(dst, src);
+            n += dst.len();
+        }
+        self.copied += n;
+        self.us += m.now_us().saturating_sub(t);
+        n
     }
 
     /// Copies, then zeroes, pieces of what is left until none is, or `budget_us` has

@@ -39,9 +39,6 @@ pub(super) struct Materials {
     pub boot: Vec<HostMem>,
     /// Kernel modules kept after finalization: domains map their pages.
     pub kept: Vec<HostMem>,
-    /// Boot modules given back once the domains' CPUs have copied their images from them
-    /// (finalization came first).
-    pub copying: Vec<HostMem>,
     pub host_dtb: Option<HostMem>,
     /// Finalization gave them back: the Boot Domain's reads end.
     pub freed: bool,
@@ -79,7 +76,7 @@ pub struct Setup {
 ///
 /// Lock order (take them in this order, never the reverse): `creating` → the launch
 /// (`launch`) → a domain's `life` → a link's ports → its device-tree spec → run queues (by CPU index) →
-/// a domain-table slot → `staging` → `pool` → `materials`; the store plan is taken alone. A domain's vGIC, UART, input queue, vCPU power and saved state, its
+/// a domain-table slot → `staging` → `pool` → a domain's `images` → `materials`; the store plan is taken alone. A domain's vGIC, UART, input queue, vCPU power and saved state, its
 /// RAM still to scrub (`scrub`) and its copy-on-write lock are leaves: nothing is taken while one is held.
 pub struct System {
     m: Arc<dyn Machine>,
@@ -147,7 +144,6 @@ impl System {
             materials: Mutex::new(Materials {
                 boot: s.boot_modules,
                 kept: Vec::new(),
-                copying: Vec::new(),
                 host_dtb: s.lcm,
                 freed: false,
             }),

@@ -1,4 +1,4 @@
-//! Measured launch: before any domain is built, the host device tree and every boot module
+//! Measured launch: before any domain runs, the host device tree and every boot module
 //! are hashed (SHA-256), each hash recorded as one event of a TCG crypto-agile event log
 //! ([`log`]) and, when the host has a TPM 2.0 ([`tis`], [`tpm`]), extended into its PCRs.
 //! Which PCR gets what is fixed here and in `docs/measured-launch.md`.
