@@ -426,6 +426,7 @@ impl System {
         let inner = |m: &HostMem| Range { start: m.start(), end: m.end() }.page_inner().size();
         let mut mats = self.materials.lock();
         let mut copied = 0;
+        let t = self.m().now_us();
         for d in &all {
             let mut s = d.scrub.lock();
             if mats.boot.iter().any(|&m| s.reads_from(m)) {
@@ -433,7 +434,11 @@ impl System {
             }
         }
         if copied > 0 {
-            info!("launch: {} KiB of images copied from boot modules at finalization", copied >> 10);
+            info!(
+                "launch: {} KiB of images copied from boot modules at finalization, in {} us",
+                copied >> 10,
+                self.m().now_us() - t
+            );
         }
         let mods = core::mem::take(&mut mats.boot);
         let (kept, freed): (Vec<HostMem>, Vec<HostMem>) = mods
