@@ -210,6 +210,8 @@ pub fn run(sys: &System, dom: &Domain, index: usize, start: Option<(u64, u64)>) 
     let mut now = [None; crate::vgic::MAX_LRS];
     // The list registers hold what the guest left at a light exit, not yet folded back.
     let mut lrs_as_left = false;
+    // The virtual timer can be linked to its physical one on this CPU.
+    let linked = vgic && super::ppi::ready();
     let end = loop {
         let shared = sys.cpu_shared(me);
         if shared && !sliced {
@@ -240,15 +242,13 @@ pub fn run(sys: &System, dom: &Domain, index: usize, start: Option<(u64, u64)>) 
         // (`VGic::raise_linked_into`), the other registers left as the guest has them.
         let mut taken = None;
         let mut light = false;
-        if vgic && exit == Exit::Irq && super::ppi::ready() {
+        if linked && exit == Exit::Irq {
             taken = gic::acknowledge();
             if let Some(t) = taken.filter(|t| t.id == crate::vgic::VTIMER_PPI)
-                && let Some(k) = dom.vgic.lock().raise_linked_into(
-                    index,
-                    (t.id, nr_lrs),
-                    &mut flushed,
-                    &mut gic::lrs::read,
-                )
+                && let Some(k) =
+                    dom.vgic
+                        .lock()
+                        .raise_linked_into(index, (t.id, nr_lrs), &mut flushed, || gic::lrs::read(0))
             {
                 gic::lrs::write_one(k, &flushed.lrs[k]);
                 gic::finish(t, true);

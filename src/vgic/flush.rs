@@ -148,7 +148,7 @@ impl VGic {
 
     /// Private interrupt `intid`'s linked physical interrupt fired while `vcpu`'s list
     /// registers hold what the guest left of the last [`VGic::flush_into`] into `out` (not
-    /// folded back; `read(n)` reads register n now). When that flush gave a register to
+    /// folded back; `read_first()` reads the first register now). When that flush gave a register to
     /// nothing but `intid`, every interrupt that wanted one had one (no underflow), and
     /// the guest is done with `intid`'s (or it had none), `intid` goes into that register
     /// (or the first) as a new flush would put it there: the fold-back and choice would
@@ -159,7 +159,7 @@ impl VGic {
         vcpu: usize,
         (intid, nr_lrs): (u32, usize),
         out: &mut Flush,
-        read: &mut dyn FnMut(usize) -> Option<Lr>,
+        read_first: impl FnOnce() -> Option<Lr>,
     ) -> Option<usize> {
         if out.underflow || nr_lrs == 0 || intid >= PRIVATE || vcpu >= self.cpus.len() {
             return None;
@@ -175,7 +175,7 @@ impl VGic {
             [] if !irq.active && irq.in_lr.is_none() && !irq.hw_active => {}
             // Its register from the last entry, which the guest has deactivated: what the
             // fold-back would find (not active, its physical one ended through the link).
-            [lr] if lr.intid == intid && irq.in_lr == Some(me) && read(0).is_none() => {}
+            [lr] if lr.intid == intid && irq.in_lr == Some(me) && read_first().is_none() => {}
             _ => return None,
         }
         // What `raise_linked` then `flush_into` leave: the physical one active for it, its
