@@ -245,12 +245,12 @@ pub fn run(sys: &System, dom: &Domain, index: usize, start: Option<(u64, u64)>) 
         if linked && exit == Exit::Irq {
             taken = gic::acknowledge();
             if let Some(t) = taken.filter(|t| t.id == crate::vgic::VTIMER_PPI)
-                && let Some(k) =
-                    dom.vgic
-                        .lock()
-                        .raise_linked_into(index, (t.id, nr_lrs), &mut flushed, || gic::lrs::read(0))
+                && dom
+                    .vgic
+                    .lock()
+                    .raise_linked_into(index, (t.id, nr_lrs), &mut flushed, || gic::lrs::read(0))
             {
-                gic::lrs::write_one(k, &flushed.lrs[k]);
+                gic::lrs::write_one(0, &flushed.lrs[0]);
                 gic::finish(t, true);
                 crate::hv::exits::ExitCounts::count(&dom.exits.irq);
                 lrs_as_left = true;

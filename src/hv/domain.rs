@@ -111,7 +111,7 @@ impl DtChange {
                 spec.additions.push(a);
             }
             DtChange::Failures(f) => spec.failures = f,
-            DtChange::EventLog(log) => DtChange::Addition(crate::measure::addition(&log)).apply(spec),
+            DtChange::EventLog(log) => DtChange::Addition(crate::measure::addition(log)).apply(spec),
         }
     }
 }

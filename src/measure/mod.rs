@@ -167,7 +167,7 @@ pub const EVENT_LOG_PROPERTY: &str = "hyperlaunch,event-log";
 /// The event log as the domain's `/chosen/hyperlaunch,event-log`, for the domains that
 /// verify the launch: the Boot Domain, and domains with the Control or Hardware permission.
 pub fn for_domain(cfg: &DomainConfig, log: &[u8]) -> Option<DtAddition> {
-    (verifies(cfg.permissions, cfg.functions) && !log.is_empty()).then(|| addition(log))
+    (verifies(cfg.permissions, cfg.functions) && !log.is_empty()).then(|| addition(log.to_vec()))
 }
 
 /// A domain with these permissions and functions verifies the launch: it gets the log.
@@ -178,8 +178,8 @@ pub fn verifies(permissions: Permissions, functions: Functions) -> bool {
 }
 
 /// `log` as the `/chosen` property.
-pub fn addition(log: &[u8]) -> DtAddition {
-    DtAddition { path: "/chosen".into(), name: EVENT_LOG_PROPERTY.into(), value: log.to_vec() }
+pub fn addition(log: Vec<u8>) -> DtAddition {
+    DtAddition { path: "/chosen".into(), name: EVENT_LOG_PROPERTY.into(), value: log }
 }
 
 /// An event log of the size `items` make, every digest zero: domains are built with it in

@@ -148,35 +148,35 @@ impl VGic {
 
     /// Private interrupt `intid`'s linked physical interrupt fired while `vcpu`'s list
     /// registers hold what the guest left of the last [`VGic::flush_into`] into `out` (not
-    /// folded back; `read_first()` reads the first register now). When that flush gave a register to
-    /// nothing but `intid`, every interrupt that wanted one had one (no underflow), and
-    /// the guest is done with `intid`'s (or it had none), `intid` goes into that register
-    /// (or the first) as a new flush would put it there: the fold-back and choice would
-    /// change nothing else. Returns the register's index, the one the caller writes. Else
-    /// `None`: nothing changed; fold back, raise it and flush the full way.
+    /// folded back; `read_first()` reads the first register now). When that flush gave a
+    /// register to nothing but `intid`, every interrupt that wanted one had one (no
+    /// underflow), and the guest is done with `intid`'s register (or it had none), `intid`
+    /// goes into the first register as a new flush would put it there: the fold-back and
+    /// choice would change nothing else. True: the caller writes that register. False:
+    /// nothing changed; fold back, raise it and flush the full way.
     pub fn raise_linked_into(
         &mut self,
         vcpu: usize,
         (intid, nr_lrs): (u32, usize),
         out: &mut Flush,
         read_first: impl FnOnce() -> Option<Lr>,
-    ) -> Option<usize> {
+    ) -> bool {
         if out.underflow || nr_lrs == 0 || intid >= PRIVATE || vcpu >= self.cpus.len() {
-            return None;
+            return false;
         }
         let me = vcpu as u16;
         let v2 = self.v2;
         let c = &mut self.cpus[vcpu];
         let irq = &mut c.private[intid as usize];
         if !irq.enabled || irq.hw.is_none() || irq.forwarded || irq.pending_now() {
-            return None;
+            return false;
         }
         match out.lrs() {
             [] if !irq.active && irq.in_lr.is_none() && !irq.hw_active => {}
             // Its register from the last entry, which the guest has deactivated: what the
             // fold-back would find (not active, its physical one ended through the link).
             [lr] if lr.intid == intid && irq.in_lr == Some(me) && read_first().is_none() => {}
-            _ => return None,
+            _ => return false,
         }
         // What `raise_linked` then `flush_into` leave: the physical one active for it, its
         // pending state taken from the latch into the register, which owns it.
@@ -196,7 +196,7 @@ impl VGic {
             source: 0,
         };
         out.count = 1;
-        Some(0)
+        true
     }
 
     /// Folds back what `vcpu`'s list registers say after it ran: `lrs` are the decoded

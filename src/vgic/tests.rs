@@ -52,6 +52,16 @@ fn lr_state(f: &Flush) -> Vec<Option<Lr>> {
     f.lrs().iter().map(|l| Some(*l)).collect()
 }
 
+/// A reproducible random number below `n` at each call (xorshift32 from `seed`).
+fn xorshift(mut seed: u32) -> impl FnMut(u32) -> u32 {
+    move |n: u32| {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        seed % n
+    }
+}
+
 #[test]
 fn identification_registers() {
     let mut g = VGic::new(3, 40);
@@ -445,13 +455,7 @@ fn a_linked_interrupt_the_guest_clears_itself_releases_the_physical_one() {
 fn list_register_choice_from_the_live_sets_is_the_full_scans() {
     // Two vGICs take the same random guest and device activity; before each choice one
     // has every interrupt marked live (a scan of all of them): they choose the same.
-    let mut seed = 0x9e37_79b9_u32;
-    let mut rnd = move |n: u32| {
-        seed ^= seed << 13;
-        seed ^= seed >> 17;
-        seed ^= seed << 5;
-        seed % n
-    };
+    let mut rnd = xorshift(0x9e37_79b9);
     let (mut a, mut b) = (linux_like(2), linux_like(2));
     for step in 0..3000 {
         let vcpu = rnd(2) as usize;
@@ -506,13 +510,7 @@ fn the_timer_put_straight_into_a_list_register_is_what_the_full_way_gives() {
     // A takes the timer straight into a list register when it may, over what the guest
     // left; B folds back, raises and flushes. Both then hold the same registers (as a set),
     // the guest does the same to each interrupt in both, and every later choice agrees.
-    let mut seed = 0x2718_2818_u32;
-    let mut rnd = move |n: u32| {
-        seed ^= seed << 13;
-        seed ^= seed >> 17;
-        seed ^= seed << 5;
-        seed % n
-    };
+    let mut rnd = xorshift(0x2718_2818);
     let sorted = |lrs: &[Lr]| {
         let mut v = lrs.to_vec();
         v.sort_by_key(|l| (l.intid, l.source));
@@ -563,32 +561,28 @@ fn the_timer_put_straight_into_a_list_register_is_what_the_full_way_gives() {
             // Then the physical timer fires.
             let before = alloc::format!("{a:?}");
             let seen = now_a.clone();
-            match a.raise_linked_into(0, (VTIMER_PPI, nr), &mut fa, || seen.first().copied().flatten()) {
-                Some(k) => {
-                    straight += 1;
-                    assert_eq!((k, fa.count), (0, 1));
-                    now_a = vec![Some(fa.lrs[0])];
-                    b.sync(0, &fb, &now_b);
-                    b.raise_linked(0, VTIMER_PPI);
-                    fb = b.flush(0, nr);
-                    let held: Vec<Lr> = now_a.iter().flatten().copied().collect();
-                    assert_eq!((sorted(&held), false), (sorted(fb.lrs()), fb.underflow), "step {step}");
-                    // The guest runs on with them and does the same again.
-                    let acts: Vec<u32> = (0..64).map(|_| rnd(3)).collect();
-                    let now_a: Vec<Option<Lr>> =
-                        now_a.iter().map(|l| l.and_then(|l| act(&acts, &l))).collect();
-                    let now_b: Vec<Option<Lr>> = fb.lrs().iter().map(|l| act(&acts, l)).collect();
-                    a.sync(0, &fa, &now_a);
-                    b.sync(0, &fb, &now_b);
-                }
-                None => {
-                    full += 1;
-                    assert_eq!(alloc::format!("{a:?}"), before, "step {step}: nothing changed");
-                    a.sync(0, &fa, &now_a);
-                    b.sync(0, &fb, &now_b);
-                    a.raise_linked(0, VTIMER_PPI);
-                    b.raise_linked(0, VTIMER_PPI);
-                }
+            if a.raise_linked_into(0, (VTIMER_PPI, nr), &mut fa, || seen.first().copied().flatten()) {
+                straight += 1;
+                assert_eq!(fa.count, 1);
+                now_a = vec![Some(fa.lrs[0])];
+                b.sync(0, &fb, &now_b);
+                b.raise_linked(0, VTIMER_PPI);
+                fb = b.flush(0, nr);
+                let held: Vec<Lr> = now_a.iter().flatten().copied().collect();
+                assert_eq!((sorted(&held), false), (sorted(fb.lrs()), fb.underflow), "step {step}");
+                // The guest runs on with them and does the same again.
+                let acts: Vec<u32> = (0..64).map(|_| rnd(3)).collect();
+                let now_a: Vec<Option<Lr>> = now_a.iter().map(|l| l.and_then(|l| act(&acts, &l))).collect();
+                let now_b: Vec<Option<Lr>> = fb.lrs().iter().map(|l| act(&acts, l)).collect();
+                a.sync(0, &fa, &now_a);
+                b.sync(0, &fb, &now_b);
+            } else {
+                full += 1;
+                assert_eq!(alloc::format!("{a:?}"), before, "step {step}: nothing changed");
+                a.sync(0, &fa, &now_a);
+                b.sync(0, &fb, &now_b);
+                a.raise_linked(0, VTIMER_PPI);
+                b.raise_linked(0, VTIMER_PPI);
             }
         } else {
             let (mut da, mut db) = (a.sync(0, &fa, &now_a), b.sync(0, &fb, &now_b));
