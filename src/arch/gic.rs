@@ -411,6 +411,7 @@ pub fn has_vgic() -> bool {
 /// The list-register back end of this CPU: GICv3's system registers, or GICv2's GICH.
 pub mod lrs {
     use crate::vgic::{Flush, Lr, MAX_LRS};
+    use aarch64_cpu::registers::{ICH_LR0_EL2, Readable};
 
     use super::super::gich;
     use super::v3;
@@ -435,6 +436,12 @@ pub mod lrs {
     /// Reads list register `n` (`None`: empty).
     pub fn read(n: usize) -> Option<Lr> {
         if gich::present() { gich::read_one(n) } else { Lr::from_v3(v3::read(n)) }
+    }
+
+    /// Reads list register 0 (`None`: empty).
+    #[inline]
+    pub fn read_first() -> Option<Lr> {
+        if gich::present() { gich::read_one(0) } else { Lr::from_v3(ICH_LR0_EL2.get()) }
     }
 
     /// Reads back the registers `f` filled into the first `f.count` entries of `out`.

@@ -198,18 +198,17 @@ pub fn run(sys: &System, dom: &Domain, index: usize, start: Option<(u64, u64)>) 
             core::arch::asm!("isb", "tlbi vmalls12e1is", "dsb ish", "isb", options(nostack, preserves_flags));
         }
     }
-    // Whether this CPU is shared is read at every exit: another vCPU may be moved here.
+    // Whether this CPU is shared is read at every full exit: another vCPU may be moved here
+    // (and this CPU is kicked).
     let mut sliced = false;
     // When the guest last exited: the time from there to the next entry is the exit's cost.
-    let mut exited_at = None;
+    let mut exited_at = timer::ticks();
     dom.exits.tick_hz.store(timer::frequency(), Ordering::Relaxed);
     SLICE_OVER[me].store(false, Ordering::Relaxed);
     // What the list registers were given at the last entry, and what they held at the
     // exit: kept across the loop, so an exit builds no arrays.
     let mut flushed = Flush::default();
     let mut now = [None; crate::vgic::MAX_LRS];
-    // The list registers hold what the guest left at a light exit, not yet folded back.
-    let mut lrs_as_left = false;
     // The virtual timer can be linked to its physical one on this CPU.
     let linked = vgic && super::ppi::ready();
     let end = loop {
@@ -222,62 +221,75 @@ pub fn run(sys: &System, dom: &Domain, index: usize, start: Option<(u64, u64)>) 
             HCR_EL2.set(if shared { hcr | HCR_TWI } else { hcr });
             twi = Some(shared);
         }
-        if vgic && !lrs_as_left {
+        if vgic {
             dom.vgic.lock().flush_into(index, nr_lrs, &mut flushed);
             gic::lrs::load(&flushed, nr_lrs);
             if let Some(p) = flushed.release {
                 super::ppi::set_active(p, false);
             }
         }
-        if let Some(t) = exited_at {
-            dom.exits.el2_ticks.fetch_add(timer::ticks().wrapping_sub(t), Ordering::Relaxed);
-        }
-        // SAFETY: `regs` lives across the call; guest_entry saves and restores every
-        // callee-saved register and returns to this point after the guest's next exception.
-        let vector = unsafe { guest_entry(&mut regs) };
-        exited_at = Some(timer::ticks());
-        let exit = Exit::decode(vector, ESR_EL2.get(), FAR_EL2.get(), HPFAR_EL2.get());
-        // A physical interrupt: taken here, so that the guest's linked virtual timer, the
-        // most frequent, goes straight into a free list register when the model allows
-        // (`VGic::raise_linked_into`), the other registers left as the guest has them.
-        let mut taken = None;
-        let mut light = false;
-        if linked && exit == Exit::Irq {
-            taken = gic::acknowledge();
-            if let Some(t) = taken.filter(|t| t.id == crate::vgic::VTIMER_PPI)
-                && dom
-                    .vgic
-                    .lock()
-                    .raise_linked_into(index, (t.id, nr_lrs), &mut flushed, || gic::lrs::read(0))
-            {
-                gic::lrs::write_one(0, &flushed.lrs[0]);
-                gic::finish(t, true);
-                crate::hv::exits::ExitCounts::count(&dom.exits.irq);
-                lrs_as_left = true;
-                light = true;
-            }
-        }
-        if !light {
-            // A light exit (a TLB invalidation) keeps the list registers as the guest left
-            // them until the next full exit, which folds them back; anything that changes
-            // the model meanwhile kicks this CPU, and a kick is a full exit.
-            lrs_as_left = vgic && exit.leaves_vgic_alone();
-            if vgic && !lrs_as_left {
-                sync_lrs(dom, index, &flushed, &mut now);
-            }
-            match sys.handle_exit(dom, index, exit, &mut regs, shared) {
-                Outcome::Resume => {}
-                Outcome::Inject { esr, far } => inject_sync(&mut regs, esr, far),
-                Outcome::Wait => aarch64_cpu::asm::wfi(),
-                Outcome::Tlbi { op, xt } => super::cache::tlbi_local(op, xt),
-                Outcome::PhysicalIrq => {
-                    if let Some(t) = taken {
-                        gic::finish(t, physical_irq(sys, dom, index, t.id));
-                    }
-                    gic::handle_pending(|id| physical_irq(sys, dom, index, id))
+        // The guest runs until a full exit. A light one goes straight back in, without the
+        // checks around this loop, which it cannot have made stale: a slice ends, and this
+        // domain's state changes on this CPU, only in a full exit's handling; another CPU
+        // that changes its state, or moves a vCPU here, kicks this one, and a kick is a
+        // full exit. Light are:
+        // - the guest's linked virtual timer, the most frequent interrupt, put straight into
+        //   a free list register when the model allows (`VGic::raise_linked_into`), the
+        //   other registers left as the guest has them;
+        // - a TLB invalidation trapped to be done on this CPU (HCR_EL2.TTLB): nothing the
+        //   guest did with its interrupts can matter to it, so the list registers too stay
+        //   as the guest left them.
+        // Either way they are folded back into the model at the next full exit.
+        let (vector, taken) = loop {
+            dom.exits
+                .el2_ticks
+                .fetch_add(timer::ticks_unordered().wrapping_sub(exited_at), Ordering::Relaxed);
+            // SAFETY: `regs` lives across the call; guest_entry saves and restores every
+            // callee-saved register and returns to this point after the guest's next
+            // exception.
+            let vector = unsafe { guest_entry(&mut regs) };
+            exited_at = timer::ticks_unordered();
+            if linked && matches!(vector, trap::VECTOR_IRQ | trap::VECTOR_IRQ32) {
+                let taken = gic::acknowledge();
+                if let Some(t) = taken.filter(|t| t.id == crate::vgic::VTIMER_PPI)
+                    && dom.vgic.lock().raise_linked_into(
+                        index,
+                        (t.id, nr_lrs),
+                        &mut flushed,
+                        gic::lrs::read_first,
+                    )
+                {
+                    gic::lrs::write_one(0, &flushed.lrs[0]);
+                    gic::finish(t, true);
+                    crate::hv::exits::ExitCounts::count(&dom.exits.irq);
+                    continue;
                 }
-                Outcome::Leave(e) => break e,
+                break (vector, taken);
             }
+            if vector == trap::VECTOR_SYNC
+                && let Some((op, xt)) = crate::hv::exits::light_tlbi(dom, ESR_EL2.get(), &mut regs)
+            {
+                super::cache::tlbi_local(op, xt);
+                continue;
+            }
+            break (vector, None);
+        };
+        let exit = Exit::decode(vector, ESR_EL2.get(), FAR_EL2.get(), HPFAR_EL2.get());
+        if vgic {
+            sync_lrs(dom, index, &flushed, &mut now);
+        }
+        match sys.handle_exit(dom, index, exit, &mut regs, shared) {
+            Outcome::Resume => {}
+            Outcome::Inject { esr, far } => inject_sync(&mut regs, esr, far),
+            Outcome::Wait => aarch64_cpu::asm::wfi(),
+            Outcome::Tlbi { op, xt } => super::cache::tlbi_local(op, xt),
+            Outcome::PhysicalIrq => {
+                if let Some(t) = taken {
+                    gic::finish(t, physical_irq(sys, dom, index, t.id));
+                }
+                gic::handle_pending(|id| physical_irq(sys, dom, index, id))
+            }
+            Outcome::Leave(e) => break e,
         }
         if let Some(e) = leave_for(dom.state_now()) {
             break e;
@@ -286,11 +298,6 @@ pub fn run(sys: &System, dom: &Domain, index: usize, start: Option<(u64, u64)>) 
             break End::Yield;
         }
     };
-    // Left after a light exit: what the guest did with its list registers goes back into
-    // the model before they are emptied below.
-    if lrs_as_left {
-        sync_lrs(dom, index, &flushed, &mut now);
-    }
     if end == End::Yield {
         let mut s = alloc::boxed::Box::new(Saved { regs, ctx });
         context::save(&mut s.ctx, vgic);
