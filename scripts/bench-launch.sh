@@ -31,8 +31,8 @@ for i in $(seq 1 "$runs"); do
         us=$(sed -n 's/.*launch: [0-9]* domain(s) running, \([0-9]*\) us after entry.*/\1/p' <<<"$out")
         kib=$(sed -n 's/.*; \([0-9]*\) KiB copied into guest RAM.*/\1/p' <<<"$out")
         hk=$(sed -n 's/.*measure: [0-9]* event(s), \([0-9]*\) KiB hashed in.*/\1/p' <<<"$out")
-        hu=$(sed -n 's/.*KiB hashed in \([0-9]*\) us (\([0-9]*\) us\/MiB).*/\1/p' <<<"$out")
-        per=$(sed -n 's/.*KiB hashed in \([0-9]*\) us (\([0-9]*\) us\/MiB).*/\2/p' <<<"$out")
+        hu=$(sed -n 's/.*KiB hashed in \([0-9]*\) us (\([0-9]*\) us\/MiB[,)].*/\1/p' <<<"$out")
+        per=$(sed -n 's/.*KiB hashed in \([0-9]*\) us (\([0-9]*\) us\/MiB[,)].*/\2/p' <<<"$out")
         tpm=$(sed -n 's/.*measure: TPM took \([0-9]*\) us.*/\1/p' <<<"$out")
         printf '%-10s %4s %13s %13s %12s %10s %9s %9s\n' "$lane" "$i" "${us:-?}" "${kib:-?}" "${hk:-?}" \
             "${hu:-?}" "${per:-?}" "${tpm:--}"
