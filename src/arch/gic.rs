@@ -127,6 +127,10 @@ fn enable_kick(cpu: usize) {
 /// Interrupts CPU `cpu`: it leaves its guest (an IRQ exit) or its WFI.
 pub fn kick(cpu: usize) {
     let mpidr = super::boot::CPU_MPIDRS.get(cpu).map(|m| m.load(core::sync::atomic::Ordering::Relaxed));
+    // What the kick announces (a domain's state, a CPU's sharing, a pending interrupt) is
+    // stored before it: the kicked CPU must not take the SGI and read the old state. An
+    // SGI register write is not ordered after earlier stores without a barrier.
+    aarch64_cpu::asm::barrier::dsb(aarch64_cpu::asm::barrier::ISHST);
     match (GIC.lock().as_mut(), mpidr) {
         (Some(PhysGic::V3(_)), Some(m)) => {
             let target = SgiTarget::List {
@@ -164,12 +168,19 @@ static V3: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(
 
 /// Acknowledges the highest-priority interrupt pending at this CPU and drops its priority
 /// (EOImode 1, both GIC versions: deactivation is [`finish`]'s).
+/// Inlined into the run loop's straight path (GICv3: two system register accesses).
+#[inline(always)]
 pub fn acknowledge() -> Option<Taken> {
     if V3.load(core::sync::atomic::Ordering::Relaxed) {
         let id = GicCpuInterface::get_and_acknowledge_interrupt(InterruptGroup::Group1)?;
         GicCpuInterface::end_interrupt(id, InterruptGroup::Group1);
         return Some(Taken { id: u32::from(id), raw: u32::from(id), v3: true });
     }
+    acknowledge_v2()
+}
+
+#[inline(never)]
+fn acknowledge_v2() -> Option<Taken> {
     let mut gic = GIC.lock();
     match gic.as_mut() {
         Some(PhysGic::V2(g)) => {
@@ -438,8 +449,8 @@ pub mod lrs {
         if gich::present() { gich::read_one(n) } else { Lr::from_v3(v3::read(n)) }
     }
 
-    /// Reads list register 0 (`None`: empty).
-    #[inline]
+    /// Reads list register 0 (`None`: empty). Inlined into the run loop's straight path.
+    #[inline(always)]
     pub fn read_first() -> Option<Lr> {
         if gich::present() { gich::read_one(0) } else { Lr::from_v3(ICH_LR0_EL2.get()) }
     }

@@ -137,7 +137,7 @@ const HCR_TTLB: u64 = 1 << 25;
 /// HCR_EL2 with no guest: EL1 AArch64, nothing else.
 const HCR_HOST: u64 = 1 << 31;
 
-/// Set by this CPU's slice timer: the running vCPU yields at its next exit.
+/// Set by this CPU's slice timer (a full exit): the running vCPU yields after it.
 static SLICE_OVER: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
 
 /// Arms this CPU's slice timer: the EL1 physical timer, which guests cannot reach
@@ -199,7 +199,7 @@ pub fn run(sys: &System, dom: &Domain, index: usize, start: Option<(u64, u64)>) 
         }
     }
     // Whether this CPU is shared is read at every full exit: another vCPU may be moved here
-    // (and this CPU is kicked).
+    // (and this CPU is kicked), or the others may leave.
     let mut sliced = false;
     // When the guest last exited: the time from there to the next entry is the exit's cost.
     let mut exited_at = timer::ticks();
@@ -212,6 +212,11 @@ pub fn run(sys: &System, dom: &Domain, index: usize, start: Option<(u64, u64)>) 
     // The virtual timer can be linked to its physical one on this CPU.
     let linked = vgic && super::ppi::ready();
     let end = loop {
+        // Read before the first entry too: a change made between this CPU taking the vCPU
+        // and the vCPU becoming kickable (see `Vcpu::needs_kick`) came with no kick.
+        if let Some(e) = leave_for(dom.state_now()) {
+            break e;
+        }
         let shared = sys.cpu_shared(me);
         if shared && !sliced {
             arm_slice();
@@ -256,7 +261,11 @@ pub fn run(sys: &System, dom: &Domain, index: usize, start: Option<(u64, u64)>) 
                         index,
                         (t.id, nr_lrs),
                         &mut flushed,
-                        gic::lrs::read_first,
+                        // A closure the compiler inlines (the function itself, passed as
+                        // is, was called out of line).
+                        #[allow(clippy::redundant_closure)]
+                        #[inline(always)]
+                        || gic::lrs::read_first(),
                     )
                 {
                     gic::lrs::write_one(0, &flushed.lrs[0]);
@@ -278,6 +287,9 @@ pub fn run(sys: &System, dom: &Domain, index: usize, start: Option<(u64, u64)>) 
         if vgic {
             sync_lrs(dom, index, &flushed, &mut now);
         }
+        // Now, not as it was at the last full exit: a WFI on a CPU the others have left
+        // waits here rather than yielding with no tick to wake it.
+        let shared = sys.cpu_shared(me);
         match sys.handle_exit(dom, index, exit, &mut regs, shared) {
             Outcome::Resume => {}
             Outcome::Inject { esr, far } => inject_sync(&mut regs, esr, far),
@@ -291,11 +303,13 @@ pub fn run(sys: &System, dom: &Domain, index: usize, start: Option<(u64, u64)>) 
             }
             Outcome::Leave(e) => break e,
         }
-        if let Some(e) = leave_for(dom.state_now()) {
-            break e;
-        }
-        if SLICE_OVER[me].swap(false, Ordering::Relaxed) && sys.cpu_shared(me) {
-            break End::Yield;
+        // The slice timer fired (and is off): the vCPU yields if it still shares the CPU;
+        // if not, it is armed again should the CPU become shared.
+        if SLICE_OVER[me].swap(false, Ordering::Relaxed) {
+            sliced = false;
+            if shared {
+                break End::Yield;
+            }
         }
     };
     if end == End::Yield {

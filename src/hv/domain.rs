@@ -307,7 +307,7 @@ impl Domain {
     }
 
     /// Its state as the last transition left it, without taking the lock (a running
-    /// vCPU's check at every exit; a transition that must reach it kicks its CPU after).
+    /// vCPU's check at every full exit; a transition that must reach it kicks its CPU after).
     pub fn state_now(&self) -> State {
         State::from_u8(self.state_now.load(Ordering::Acquire))
     }

@@ -136,7 +136,8 @@ impl System {
         regs: &mut GuestRegs,
         shared: bool,
     ) -> Outcome {
-        // The most frequent trapped exit, decoded once (HCR_EL2.TTLB; see `Outcome::Tlbi`).
+        // A TLB invalidation (HCR_EL2.TTLB; see `Outcome::Tlbi`). The run loop takes these
+        // by `light_tlbi` before they come here; the same outcome for any other caller.
         if let Some((op, reg)) = exit.tlbi() {
             let (op, xt) = step_over_tlbi(dom, (op, reg), regs);
             return Outcome::Tlbi { op, xt };

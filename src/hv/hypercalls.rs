@@ -324,7 +324,7 @@ impl System {
             }
             if m.now_us().saturating_sub(start) >= PAUSE_WAIT_US {
                 warn!(
-                    "DOM{}: still on a CPU {PAUSE_WAIT_US} us after its pause: it stops at its next exit",
+                    "DOM{}: still on a CPU {PAUSE_WAIT_US} us after its pause: it stops at its next full exit",
                     d.id
                 );
                 return;

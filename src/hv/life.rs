@@ -20,7 +20,7 @@ pub enum State {
     /// Built, not started yet: the launch holds it (extended configuration applies).
     Paused,
     Running,
-    /// Paused by a Control domain: its vCPUs leave their CPUs at their next exit.
+    /// Paused by a Control domain: its vCPUs leave their CPUs at their next full exit (a kick is one).
     CtlPaused,
     /// It asked for PSCI SYSTEM_RESET: it is rebuilt once its vCPUs are off their CPUs.
     Resetting,

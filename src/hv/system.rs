@@ -82,7 +82,7 @@ pub struct System {
     m: Arc<dyn Machine>,
     pub domains: Domains,
     runq: Vec<Mutex<RunQueue>>,
-    /// Per CPU: its queue holds several vCPUs (kept with the queue, read at every exit).
+    /// Per CPU: its queue holds several vCPUs (kept with the queue, read at every full exit).
     shared: Vec<AtomicBool>,
     pub(super) launch: Mutex<LaunchCtl>,
     pub(super) pool: Mutex<Pool>,
