@@ -444,11 +444,6 @@ pub mod lrs {
         if gich::present() { gich::write_one(n, lr) } else { v3::write(n, lr.to_v3()) }
     }
 
-    /// Reads list register `n` (`None`: empty).
-    pub fn read(n: usize) -> Option<Lr> {
-        if gich::present() { gich::read_one(n) } else { Lr::from_v3(v3::read(n)) }
-    }
-
     /// Reads list register 0 (`None`: empty). Inlined into the run loop's straight path.
     #[inline(always)]
     pub fn read_first() -> Option<Lr> {
@@ -497,7 +492,7 @@ mod v3 {
         }
     }
 
-    pub fn read(n: usize) -> u64 {
+    fn read(n: usize) -> u64 {
         match n {
             0 => ICH_LR0_EL2.get(),
             1 => ICH_LR1_EL2.get(),
