@@ -33,6 +33,8 @@ pub mod psci;
 pub mod sched;
 pub mod spectre;
 pub mod store;
+#[cfg(test)]
+mod testrng;
 pub mod trap;
 pub mod vgic;
 pub mod virtio;

@@ -2,6 +2,7 @@
 
 use super::regs::{CTLR_GRP1A, WAKER_ASLEEP, WAKER_SLEEP, reg};
 use super::*;
+use crate::testrng::xorshift;
 
 fn write(g: &mut VGic, off: u64, v: u64) -> u64 {
     match g.dist_access(0, off, 4, Some(v)) {
@@ -50,16 +51,6 @@ fn linux_like(vcpus: usize) -> VGic {
 /// is given (active), and the callback can change what it does.
 fn lr_state(f: &Flush) -> Vec<Option<Lr>> {
     f.lrs().iter().map(|l| Some(*l)).collect()
-}
-
-/// A reproducible random number below `n` at each call (xorshift32 from `seed`).
-fn xorshift(mut seed: u32) -> impl FnMut(u32) -> u32 {
-    move |n: u32| {
-        seed ^= seed << 13;
-        seed ^= seed >> 17;
-        seed ^= seed << 5;
-        seed % n
-    }
 }
 
 #[test]
