@@ -36,6 +36,8 @@ mod cow_tests;
 mod create_dev_tests;
 #[cfg(test)]
 mod create_tests;
+#[cfg(test)]
+mod exit_tests;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
 #[cfg(test)]
