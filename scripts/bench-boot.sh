@@ -11,7 +11,8 @@
 #                  the kernel module in place, 4 KiB pages copied on write), not in the
 #                  default set: name it in $CONFIGS to compare it with hl-lcm-N
 # Every domain has 1 vCPU and 128 MiB and boots the one kernel (0x50000000) and initramfs
-# (0x53000000) loaded in host RAM. For each run it prints, per marker line of the guests'
+# (0x53000000) loaded in host RAM, each declared with its file's size ($MODULE_SIZES=slot:
+# the dts files' larger slots). For each run it prints, per marker line of the guests'
 # /init ("HL-LINUX-UP NAME: ..."), the wall time from QEMU's start to the line (read from
 # QEMU's output as it comes, stamped with $EPOCHREALTIME), the guest's own uptime in it
 # and, for hyperlaunch, its "launch: N domain(s) running, X us after entry" figure. QEMU
@@ -62,10 +63,29 @@ xen_version=$(strings "$xen" 2>/dev/null | grep -m1 -oE '^4\.17\.[0-9][^ ]*' || 
 machine=(-M virt,virtualization=on,gic-version=3 -cpu cortex-a57 -smp 4 -m 2G -nodefaults
     -display none -net none)
 qemu-system-aarch64 "${machine[@]}" -machine dumpdtb="$work/base.dtb" >/dev/null 2>&1
+# Each module is declared with its file's size, as U-Boot's ${filesize} or Xen's ImageBuilder
+# give it: what is measured, copied and handed to the guest is the file, not its whole slot
+# (the digest is then the file's sha256sum). MODULE_SIZES=slot keeps the dts files' slots.
+kernel_size=$(printf '%#x' "$(stat -c %s "$kernel")") initrd_size=$(printf '%#x' "$(stat -c %s "$initrd")")
+sized() { # sized DTS OUT
+    if [ "${MODULE_SIZES:-file}" = slot ]; then
+        cp "$1" "$2"
+        return
+    fi
+    sed -e "s/$kernel_addr $kernel_max>/$kernel_addr $kernel_size>/" \
+        -e "s/$initrd_addr $initrd_max>/$initrd_addr $initrd_size>/" "$1" >"$2"
+    if [ "$(grep -c -e "$kernel_addr $kernel_size>" -e "$initrd_addr $initrd_size>" "$2")" -ne \
+        "$(grep -c -e "$kernel_addr $kernel_max>" -e "$initrd_addr $initrd_max>" "$1")" ]; then
+        echo "bench-boot: $1: a module's size was not replaced by its file's" >&2
+        exit 1
+    fi
+}
 for n in 1 4; do
-    bash scripts/merge-lcm.sh "$work/base.dtb" "tests/bench/dom0less-$n.dts" "$work/dom0less-$n.dtb"
-    bash scripts/merge-lcm.sh "$work/base.dtb" "tests/bench/lcm-$n.dts" "$work/lcm-$n.dtb"
-    sed 's/compatible = "hypervisor,xen";/&\n\t\tkernel-sharing = "copy-on-write";/' "tests/bench/lcm-$n.dts" >"$work/cow-$n.dts"
+    sized "tests/bench/dom0less-$n.dts" "$work/dom0less-$n.dts"
+    sized "tests/bench/lcm-$n.dts" "$work/lcm-$n.dts"
+    bash scripts/merge-lcm.sh "$work/base.dtb" "$work/dom0less-$n.dts" "$work/dom0less-$n.dtb"
+    bash scripts/merge-lcm.sh "$work/base.dtb" "$work/lcm-$n.dts" "$work/lcm-$n.dtb"
+    sed 's/compatible = "hypervisor,xen";/&\n\t\tkernel-sharing = "copy-on-write";/' "$work/lcm-$n.dts" >"$work/cow-$n.dts"
     bash scripts/merge-lcm.sh "$work/base.dtb" "$work/cow-$n.dts" "$work/cow-$n.dtb"
 done
 modules=(-device "loader,file=$kernel,addr=$kernel_addr,force-raw=on"
