@@ -73,7 +73,16 @@ pub fn init(desc: &Gic, cpu_count: usize) -> Result<GicInfo, GicInitError> {
             g.setup();
             split_eoi_v2();
             if let (Some(h), Some(_)) = (gich, gicv) {
-                super::gich::init(h);
+                // SAFETY: GICD_IIDR (offset 8) of the distributor frame the DTB gives, mapped
+                // as device memory; reading it has no side effect.
+                let iidr = unsafe { core::ptr::read_volatile((gicd + 8) as *const u32) };
+                let soft = super::gich::link_in_software(iidr);
+                if soft {
+                    log::info!(
+                        "GICv2: distributor {iidr:#x} (QEMU's model): linked interrupts are ended in software, on the guest's deactivation"
+                    );
+                }
+                super::gich::init(h, soft);
             }
             PhysGic::V2(g)
         }

@@ -2,7 +2,7 @@
 //! the virtual CPU interface state of the vCPU that runs on this CPU. Each CPU sees its own
 //! interface at the same address.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tock_registers::interfaces::{Readable, Writeable};
 use tock_registers::register_structs;
@@ -37,9 +37,41 @@ const HCR_UIE: u32 = 1 << 1;
 /// The GICH frame's address (0: no GICv2 virtual interface).
 static BASE: AtomicU64 = AtomicU64::new(0);
 
+/// The hardware link is kept in software (see [`link_in_software`]).
+static SOFT_LINK: AtomicBool = AtomicBool::new(false);
+
+/// GICD_IIDR of QEMU's GICv2 model (`arm_gic`: Arm's JEP106 code, product 0, revision 0).
+/// A GIC-400 reads 0x0200_143B.
+const IIDR_QEMU_GICV2: u32 = 0x0000_043b;
+
+/// Whether a distributor reading `iidr` in GICD_IIDR needs the link kept in software:
+/// QEMU's GICv2 model deactivates the physical interrupt when the guest deactivates its
+/// linked virtual one (GICH_LR.HW), but does not look at that interrupt again, so one
+/// still asserted (a timer left firing, a level-triggered device still asking) is pending
+/// and never signalled, until something else makes the model look. The GIC architecture
+/// makes it pending and signals it, and a GIC-400 does.
+pub fn link_in_software(iidr: u32) -> bool {
+    iidr == IIDR_QEMU_GICV2
+}
+
 /// Records the GICH frame (from the host DTB, mapped as device memory at its address).
-pub fn init(base: u64) {
+/// `soft_link`: instead of the HW bit, a linked interrupt's register asks for a maintenance
+/// interrupt when the guest deactivates it, and [`save`] then deactivates the physical one
+/// (one more exit per linked interrupt, through the distributor, which signals it again if
+/// it is still asserted).
+pub fn init(base: u64, soft_link: bool) {
+    SOFT_LINK.store(soft_link, Ordering::Relaxed);
     BASE.store(base, Ordering::Release);
+}
+
+/// `lr` as this GIC's list registers hold it: with the HW link, or with the link kept in
+/// software.
+fn encode(lr: &Lr) -> u32 {
+    if lr.hw.is_some() && SOFT_LINK.load(Ordering::Relaxed) {
+        Lr { hw: None, eoi: true, ..*lr }.to_v2()
+    } else {
+        lr.to_v2()
+    }
 }
 
 /// The host has a GICv2 virtual interface.
@@ -78,7 +110,7 @@ pub fn reset(nr: usize) {
 pub fn load(f: &Flush, nr: usize) {
     let Some(r) = regs() else { return };
     for (n, lr) in r.lr.iter().enumerate().take(nr) {
-        lr.set(f.lrs().get(n).map_or(0, Lr::to_v2));
+        lr.set(f.lrs().get(n).map_or(0, encode));
     }
     r.hcr.set(HCR_EN | if f.underflow { HCR_UIE } else { 0 });
 }
@@ -88,7 +120,7 @@ pub fn write_one(n: usize, lr: &Lr) {
     if let Some(r) = regs()
         && let Some(reg) = r.lr.get(n)
     {
-        reg.set(lr.to_v2());
+        reg.set(encode(lr));
     }
 }
 
@@ -97,14 +129,34 @@ pub fn read_one(n: usize) -> Option<Lr> {
     regs().and_then(|r| r.lr.get(n).and_then(|l| Lr::from_v2(l.get())))
 }
 
-/// Reads back the registers `f` filled.
+/// Reads back the registers `f` filled. Where the link is kept in software, a linked
+/// interrupt the guest has finished with is ended here, as the HW link would have ended it
+/// when the guest deactivated it: its register is emptied (which ends the maintenance
+/// interrupt it raised) and the physical interrupt deactivated.
 pub fn save(f: &Flush, out: &mut [Option<Lr>; MAX_LRS]) {
     let Some(r) = regs() else {
         out.fill(None);
         return;
     };
+    let soft = SOFT_LINK.load(Ordering::Relaxed);
     for (n, o) in out.iter_mut().enumerate().take(f.count) {
         *o = Lr::from_v2(r.lr[n].get());
+        if let Some(p) = f.lrs[n].hw.filter(|_| soft)
+            && !o.is_some_and(|l| l.pending || l.active)
+        {
+            r.lr[n].set(0);
+            deactivate(p);
+        }
+    }
+}
+
+/// Deactivates physical interrupt `intid` at the distributor: a PPI at this CPU, an SPI
+/// wherever it was taken.
+fn deactivate(intid: u32) {
+    if intid < 32 {
+        super::ppi::set_active(intid, false);
+    } else {
+        super::gic::deactivate_spi(intid);
     }
 }
 

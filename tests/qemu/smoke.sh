@@ -1145,7 +1145,7 @@ tests=(t_image_header t_virt_gicv3 t_virt_gicv2_a53 t_virt_max_2cpu t_virt_uboot
     t_lcm_module_over_image t_domains t_gzip_affinity_corrupt t_static_mem t_passthrough t_passthrough_uart t_console t_console_skip t_zcu102_console t_control t_reset t_store t_boot_domain t_boot_domain_recovery
     t_boot_domain_timeout t_examples t_linux_lcm t_linux_gicv2 t_linux_zcu102 t_linux_rpi4 t_rpi4_hardware t_rpi4_uboot t_rpi4_pl011 t_rpi4_console t_linux_one_cpu t_linux_dom0less t_linux_recovery t_linux_hardware t_linux_classic
     t_measured_launch t_measured_launch_no_tpm t_measured_launch_required t_measured_launch_tpm_fails
-    t_vtimer t_psci_races t_hostile_pmu_debug t_hostile_passthrough_claims t_cpu_offline_placement t_hostile_suite
+    t_vtimer t_vtimer_firing t_psci_races t_hostile_pmu_debug t_hostile_passthrough_claims t_cpu_offline_placement t_hostile_suite
     t_hostile_boot_domain_flood t_dynamic t_link t_link_hostile t_shm t_console_link)
 for t in "${tests[@]}"; do
     if [ -z "$only" ] || [[ "$t" == *"$only"* ]]; then

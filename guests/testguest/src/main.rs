@@ -36,6 +36,7 @@
 //!   hl.pmu-debug      read, write, read again PMU and self-hosted debug registers
 //!   hl.vnet-hostile   bad descriptors to the network link's device, then a proper ARP request
 //!   hl.vtimer=N       take N virtual timer interrupts, each programmed by CNTV_TVAL alone
+//!   hl.vtimer-firing=N  take N virtual timer interrupts, each ended with the timer still firing
 //!   hl.hostile=S      attack every guest interface (calls, emulated devices of every size
 //!                     and form, addresses not given, SGI and doorbell floods) in rounds
 //!                     for S seconds, printing what each attack got
@@ -679,6 +680,16 @@ extern "C" fn guest_main(dtb: u64) -> ! {
         println!("{name}: note: {note}");
     }
 
+    // The interrupt controller the device tree describes.
+    let gic = if tree
+        .find("/interrupt-controller@3001000")
+        .and_then(|g| g.property("compatible"))
+        .is_some_and(|p| p.strings().any(|c| c == "arm,gic-400"))
+    {
+        vtimer::Gic::V2
+    } else {
+        vtimer::Gic::V3
+    };
     for arg in args.split_whitespace() {
         if arg == "hl.smccc" {
             let v = hvc(0x8400_0000, 0, 0, 0);
@@ -766,7 +777,9 @@ extern "C" fn guest_main(dtb: u64) -> ! {
         } else if arg == "hl.vnet-hostile" {
             vnet::hostile(name, (base, mem));
         } else if let Some(n) = arg.strip_prefix("hl.vtimer=").and_then(parse_u64) {
-            vtimer::run(name, n);
+            vtimer::run(name, n, gic, false);
+        } else if let Some(n) = arg.strip_prefix("hl.vtimer-firing=").and_then(parse_u64) {
+            vtimer::run(name, n, gic, true);
         } else if arg == "hl.pmu-debug" {
             hostile::pmu_debug(name);
         } else if let Some(n) = arg.strip_prefix("hl.psci-race=").and_then(parse_u64) {
