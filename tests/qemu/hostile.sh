@@ -92,7 +92,7 @@ t_hostile_suite() {
     expect '^DOM1: HL-HEARTBEAT victim 1 at ' '^DOM1: HL-HEARTBEAT victim 8 at ' 'INFO  DOM1: stopped \(SYSTEM_OFF\)'
     expect '^DOM2: attacker: hostile: done after [0-9]+ round\(s\)$' 'INFO  all domains have stopped'
     # The attack overlapped the heartbeat: an attacker line between the first and last beat.
-    if [ -z "$why" ] && ! sed -n '/HL-HEARTBEAT victim 1 /,/HL-HEARTBEAT victim 8 /p' "$log" | grep -q 'attacker: hostile: round'; then
+    if [ -z "$why" ] && ! sed -n '/HL-HEARTBEAT victim 1 /,/HL-HEARTBEAT victim 8 /p' "$log" | has_line 'attacker: hostile: round'; then
         why="no attack round ran while the victim was beating"
     fi
     # No gap between beats over 5 s (times SMOKE_SCALE), by the victim's own uptime.
