@@ -111,11 +111,16 @@ impl VGic {
             let Some(irq) = self.irq_mut(vcpu, intid) else { continue };
             // Held here only because it is active: its new pending state waits for the vCPU
             // it is routed to now. An SGI's is its source's.
+            // A forwarded one active in the guest is not pending too: its line is the
+            // physical interrupt that stays active until the guest deactivates it.
             let pending = irq.enabled
                 && if intid < 16 {
                     irq.sgi_sources() & (1 << source) != 0
                 } else {
-                    (intid < PRIVATE || irq.target == me) && irq.pending_now() && (grp1_on || intid < PRIVATE)
+                    (intid < PRIVATE || irq.target == me)
+                        && irq.pending_now()
+                        && (grp1_on || intid < PRIVATE)
+                        && !(irq.forwarded && irq.active)
                 };
             out.lrs[out.count] = Lr {
                 intid,
@@ -175,6 +180,8 @@ impl VGic {
             [] if !irq.active && irq.in_lr.is_none() && !irq.hw_active => {}
             // Its register from the last entry, which the guest has deactivated: what the
             // fold-back would find (not active, its physical one ended through the link).
+            // A link kept in software reads as not empty until its exit has ended it
+            // (`read_first` sees the register still asking for its maintenance interrupt).
             [lr] if lr.intid == intid && irq.in_lr == Some(me) && read_first().is_none() => {}
             _ => return false,
         }
@@ -238,7 +245,9 @@ impl VGic {
                 irq.hw_active = false;
             }
             if irq.forwarded && !irq.active && !after.is_some_and(|l| l.pending) {
-                irq.level = false;
+                // Unless its physical one already fired again: then the line stays high
+                // for that one.
+                irq.level = core::mem::take(&mut irq.refired);
                 done.push(before.intid);
             }
         }

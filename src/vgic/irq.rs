@@ -43,6 +43,10 @@ pub(super) struct Irq {
     /// deactivates this one through a list register's HW link (or the hypervisor releases
     /// it once this one is neither pending nor active).
     pub(super) hw_active: bool,
+    /// Forwarded: its physical interrupt fired again after the guest deactivated the last
+    /// one through the link and before that was folded back (`sync`), which then keeps the
+    /// line high for the new one instead of dropping it.
+    pub(super) refired: bool,
 }
 
 // Every list-register choice walks arrays of these: a power-of-two size keeps the
@@ -122,10 +126,20 @@ impl VGic {
     }
 
     /// Sets a level-sensitive interrupt's line. Returns the vCPUs (bitmask) to wake.
+    ///
+    /// A forwarded interrupt's physical one stays active while its line is high here, so
+    /// when it is raised again while already high, the guest has deactivated the last one
+    /// through the link (the hardware ended the physical one, which fired again, on any
+    /// CPU) and its vCPU has not folded that back yet: the new one is noted for `sync`, and
+    /// the vCPU woken to fold back and take it.
     pub fn set_level(&mut self, vcpu: usize, intid: u32, level: bool) -> u64 {
         match self.irq_mut(vcpu, intid) {
             Some(irq) if irq.level != level => {
                 irq.level = level;
+                self.kick_for(vcpu, intid)
+            }
+            Some(irq) if irq.forwarded && level && !irq.refired => {
+                irq.refired = true;
                 self.kick_for(vcpu, intid)
             }
             _ => 0,

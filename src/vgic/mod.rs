@@ -31,6 +31,8 @@ mod sgi;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_forward;
+#[cfg(test)]
 mod tests_v2;
 
 pub use flush::Flush;

@@ -4,7 +4,7 @@ use super::regs::{CTLR_GRP1A, WAKER_ASLEEP, WAKER_SLEEP, reg};
 use super::*;
 use crate::testrng::xorshift;
 
-fn write(g: &mut VGic, off: u64, v: u64) -> u64 {
+pub(super) fn write(g: &mut VGic, off: u64, v: u64) -> u64 {
     match g.dist_access(0, off, 4, Some(v)) {
         Access::Done { kick, .. } => kick,
         Access::Unknown => panic!("unknown offset {off:#x}"),
@@ -49,7 +49,7 @@ fn linux_like(vcpus: usize) -> VGic {
 
 /// Runs a vCPU with `nr` list registers: the guest acknowledges every pending one it
 /// is given (active), and the callback can change what it does.
-fn lr_state(f: &Flush) -> Vec<Option<Lr>> {
+pub(super) fn lr_state(f: &Flush) -> Vec<Option<Lr>> {
     f.lrs().iter().map(|l| Some(*l)).collect()
 }
 
@@ -338,36 +338,6 @@ fn an_spi_held_by_one_vcpu_is_not_given_to_another() {
     let f1 = g.flush(1, 4);
     assert_eq!(f1.count, 1);
     assert!(f1.lrs[0].pending);
-}
-
-#[test]
-fn forwarded_interrupts_are_reported_when_the_guest_is_done() {
-    let mut g = VGic::new(1, 64);
-    write(&mut g, 0, CTLR_GRP1A);
-    write(&mut g, 0x104, 1 << 2); // SPI 34 (the RTC on QEMU virt)
-    g.forward(34);
-    assert_eq!(g.set_level(0, 34, true), 1);
-    let f = g.flush(0, 4);
-    assert_eq!(f.count, 1);
-    assert!(f.lrs[0].pending && f.lrs[0].hw == Some(34));
-    assert_eq!(f.lrs[0].to_v3() >> 61 & 1, 1, "HW bit");
-    assert_eq!(f.lrs[0].to_v3() >> 32 & 0x1fff, 34, "physical INTID");
-    // Acknowledged (active): not done yet.
-    let mut now = lr_state(&f);
-    now[0] = Some(Lr { pending: false, active: true, ..f.lrs[0] });
-    assert!(g.sync(0, &f, &now).is_empty());
-    // Deactivated: done, and its line is low until the device raises it again.
-    let f = g.flush(0, 4);
-    assert!(f.lrs[0].active);
-    assert_eq!(g.sync(0, &f, &[None]), [34]);
-    assert!(!g.has_pending(0));
-    assert_eq!(g.flush(0, 4).count, 0);
-    // An ordinary interrupt is never reported.
-    write(&mut g, 0x104, 1 << 3);
-    g.raise(0, 35);
-    let f = g.flush(0, 4);
-    assert!(f.lrs[0].hw.is_none());
-    assert!(g.sync(0, &f, &[None]).is_empty());
 }
 
 #[test]

@@ -65,26 +65,29 @@ impl Gic {
         }
     }
 
-    /// The highest pending interrupt, acknowledged (1023: none).
-    fn ack(self) -> u64 {
+    /// The highest pending interrupt, acknowledged: its INTID (1023: none) and the value
+    /// to end it with (GICv2: with an SGI's source CPU).
+    fn ack(self) -> (u64, u64) {
         match self {
             Gic::V3 => {
                 let v: u64;
                 // SAFETY: the GICv3 CPU interface's acknowledge register (ICC_IAR1_EL1).
                 unsafe { asm!("mrs {}, s3_0_c12_c12_0", out(reg) v, options(nomem, nostack)) };
-                v
+                (v, v)
             }
-            // GICC_IAR; the source CPU bits are 0 for a PPI.
-            Gic::V2 => u64::from(rd32(V2_GICC + 0xc) & 0x3ff),
+            Gic::V2 => {
+                let v = u64::from(rd32(V2_GICC + 0xc)); // GICC_IAR
+                (v & 0x3ff, v)
+            }
         }
     }
 
-    /// Ends (EOImode 0: also deactivates) interrupt `intid`.
-    fn end(self, intid: u64) {
+    /// Ends (EOImode 0: also deactivates) the interrupt `ack` gave `raw` for.
+    fn end(self, raw: u64) {
         match self {
             // SAFETY: ICC_EOIR1_EL1.
-            Gic::V3 => unsafe { asm!("msr s3_0_c12_c12_1, {}", "isb", in(reg) intid, options(nomem, nostack)) },
-            Gic::V2 => wr32(V2_GICC + 0x10, intid as u32), // GICC_EOIR
+            Gic::V3 => unsafe { asm!("msr s3_0_c12_c12_1, {}", "isb", in(reg) raw, options(nomem, nostack)) },
+            Gic::V2 => wr32(V2_GICC + 0x10, raw as u32), // GICC_EOIR
         }
     }
 }
@@ -102,7 +105,8 @@ pub fn run(name: &str, n: u64, gic: Gic, firing: bool) {
     let (mut taken, mut spurious, mut ctl_seen) = (0, 0, 0);
     let limit = counter() + (n + 100) * period * 10;
     while taken < n && counter() < limit {
-        match gic.ack() {
+        let (intid, raw) = gic.ack();
+        match intid {
             VTIMER => {
                 let ctl = cntv_ctl();
                 if ctl & 0b100 == 0 {
@@ -114,15 +118,17 @@ pub fn run(name: &str, n: u64, gic: Gic, firing: bool) {
                         set_tval(period);
                     }
                 }
-                gic.end(VTIMER);
+                gic.end(raw);
             }
             1022 | 1023 => core::hint::spin_loop(),
-            other => gic.end(other),
+            _ => gic.end(raw),
         }
     }
     if firing {
         set_ctl(0);
-        println!("{name}: vtimer left firing: {taken} of {n} interrupt(s), {spurious} spurious; CNTV_CTL read at them: {ctl_seen:#x}");
+        println!(
+            "{name}: vtimer left firing: {taken} of {n} interrupt(s), {spurious} spurious; CNTV_CTL read at them: {ctl_seen:#x}"
+        );
         return;
     }
     println!(
