@@ -209,7 +209,8 @@ fn acknowledge_v2() -> Option<Taken> {
 }
 
 /// Ends `t`: deactivated, unless it was forwarded to a guest, whose deactivation of the
-/// virtual interrupt ends it through its list register's HW link.
+/// virtual interrupt ends it through its list register's HW link (or, where the link is
+/// kept in software, `lrs::end_soft_links` at the exit that follows it).
 pub fn finish(t: Taken, forwarded: bool) {
     match (forwarded, t.v3) {
         (true, _) => {}
@@ -464,6 +465,14 @@ pub mod lrs {
         if gich::present() { gich::save(f, out) } else { v3::save(f, out) }
     }
 
+    /// After the model folded back what [`save`] read: the linked interrupts the guest
+    /// finished with, where the link is kept in software (QEMU's GICv2 model), are ended.
+    pub fn end_soft_links(f: &Flush, now: &[Option<Lr>; MAX_LRS]) {
+        if gich::present() {
+            gich::end_soft_links(f, now)
+        }
+    }
+
     pub fn disable(nr: usize) {
         if gich::present() { gich::disable(nr) } else { v3::disable(nr) }
     }
@@ -545,11 +554,13 @@ mod v3 {
         ICH_HCR_EL2.set(HCR_EN | if f.underflow { HCR_UIE } else { 0 });
     }
 
-    /// Reads back the registers `f` filled.
+    /// Reads back the registers `f` filled. An underflow maintenance interrupt (UIE) ends
+    /// here: the next entry asks again if the model still has more than the registers hold.
     pub fn save(f: &Flush, out: &mut [Option<Lr>; MAX_LRS]) {
         for (n, o) in out.iter_mut().enumerate().take(f.count) {
             *o = Lr::from_v3(read(n));
         }
+        ICH_HCR_EL2.set(HCR_EN);
     }
 
     /// The vCPU left this CPU: no virtual interrupts, no maintenance interrupts.

@@ -40,9 +40,9 @@ static BASE: AtomicU64 = AtomicU64::new(0);
 /// The hardware link is kept in software (see [`link_in_software`]).
 static SOFT_LINK: AtomicBool = AtomicBool::new(false);
 
-/// GICD_IIDR of QEMU's GICv2 model (`arm_gic`: Arm's JEP106 code, product 0, revision 0).
-/// A GIC-400 reads 0x0200_143B.
-const IIDR_QEMU_GICV2: u32 = 0x0000_043b;
+/// GICD_IIDR of QEMU's GICv2 model (`arm_gic`: Arm's JEP106 code, product 0, revision 0);
+/// QEMU before 7.2 reads 0 there. A GIC-400 reads 0x0200_143B.
+const IIDR_QEMU_GICV2: [u32; 2] = [0x0000_043b, 0];
 
 /// Whether a distributor reading `iidr` in GICD_IIDR needs the link kept in software:
 /// QEMU's GICv2 model deactivates the physical interrupt when the guest deactivates its
@@ -51,14 +51,14 @@ const IIDR_QEMU_GICV2: u32 = 0x0000_043b;
 /// and never signalled, until something else makes the model look. The GIC architecture
 /// makes it pending and signals it, and a GIC-400 does.
 pub fn link_in_software(iidr: u32) -> bool {
-    iidr == IIDR_QEMU_GICV2
+    IIDR_QEMU_GICV2.contains(&iidr)
 }
 
 /// Records the GICH frame (from the host DTB, mapped as device memory at its address).
 /// `soft_link`: instead of the HW bit, a linked interrupt's register asks for a maintenance
-/// interrupt when the guest deactivates it, and [`save`] then deactivates the physical one
-/// (one more exit per linked interrupt, through the distributor, which signals it again if
-/// it is still asserted).
+/// interrupt when the guest deactivates it, and [`end_soft_links`] then deactivates the
+/// physical one (one more exit per linked interrupt, through the distributor, which
+/// signals it again if it is still asserted).
 pub fn init(base: u64, soft_link: bool) {
     SOFT_LINK.store(soft_link, Ordering::Relaxed);
     BASE.store(base, Ordering::Release);
@@ -124,25 +124,44 @@ pub fn write_one(n: usize, lr: &Lr) {
     }
 }
 
-/// Reads list register `n` (`None`: empty, or no such register).
+/// Reads list register `n` (`None`: empty, or no such register). A register the guest
+/// has finished with that still asks for its maintenance interrupt (a link kept in
+/// software, not ended yet) is not empty: it reads as neither pending nor active, `eoi` set.
 pub fn read_one(n: usize) -> Option<Lr> {
-    regs().and_then(|r| r.lr.get(n).and_then(|l| Lr::from_v2(l.get())))
+    let v = regs()?.lr.get(n)?.get();
+    Lr::from_v2(v).or_else(|| {
+        (v & LR_EOI != 0 && v & LR_HW == 0).then(|| Lr { intid: v & 0x3ff, eoi: true, ..Lr::default() })
+    })
 }
 
-/// Reads back the registers `f` filled. Where the link is kept in software, a linked
-/// interrupt the guest has finished with is ended here, as the HW link would have ended it
-/// when the guest deactivated it: its register is emptied (which ends the maintenance
-/// interrupt it raised) and the physical interrupt deactivated.
+/// GICH_LR<n>.EOI (with HW clear) and .HW.
+const LR_EOI: u32 = 1 << 19;
+const LR_HW: u32 = 1 << 31;
+
+/// Reads back the registers `f` filled. An underflow maintenance interrupt (UIE) ends here:
+/// the next entry asks again if the model still has more than the registers hold.
 pub fn save(f: &Flush, out: &mut [Option<Lr>; MAX_LRS]) {
     let Some(r) = regs() else {
         out.fill(None);
         return;
     };
-    let soft = SOFT_LINK.load(Ordering::Relaxed);
     for (n, o) in out.iter_mut().enumerate().take(f.count) {
         *o = Lr::from_v2(r.lr[n].get());
-        if let Some(p) = f.lrs[n].hw.filter(|_| soft)
-            && !o.is_some_and(|l| l.pending || l.active)
+    }
+    r.hcr.set(HCR_EN);
+}
+
+/// Where the link is kept in software: ends each linked interrupt of `f` the guest has
+/// finished with (`now`, as [`save`] read them), as the HW link would have ended it when
+/// the guest deactivated it: its register is emptied (which ends the maintenance interrupt
+/// it raised) and the physical interrupt deactivated. Called once the model has folded
+/// the registers back, so that a forwarded interrupt's line is low in the model before its
+/// physical interrupt can fire again (on another CPU) and raise it.
+pub fn end_soft_links(f: &Flush, now: &[Option<Lr>; MAX_LRS]) {
+    let Some(r) = regs().filter(|_| SOFT_LINK.load(Ordering::Relaxed)) else { return };
+    for (n, before) in f.lrs().iter().enumerate() {
+        if let Some(p) = before.hw
+            && !now[n].is_some_and(|l| l.pending || l.active)
         {
             r.lr[n].set(0);
             deactivate(p);

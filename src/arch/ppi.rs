@@ -1,7 +1,8 @@
 //! A private peripheral interrupt's active state at this CPU, set and cleared directly:
 //! the virtual timer's PPI is linked (HW) to the guest's virtual one, so while a vCPU's
 //! virtual timer interrupt is pending or active the physical one stays active, and each
-//! vCPU that comes onto the CPU brings its own state. GICv3: the SGI frame of this CPU's
+//! vCPU that comes onto the CPU brings its own state (where the link is kept in software,
+//! `gich::end_soft_links` clears it here too). GICv3: the SGI frame of this CPU's
 //! redistributor (GICR_ISACTIVER0 / GICR_ICACTIVER0); GICv2: the distributor's banked
 //! GICD_ISACTIVER0 / GICD_ICACTIVER0.
 

@@ -327,9 +327,9 @@ pub fn run(sys: &System, dom: &Domain, index: usize, start: Option<(u64, u64)>) 
     end
 }
 
-/// Folds what the list registers hold back into `dom`'s vGIC model. Forwarded interrupts
-/// the guest finished with were deactivated through their HW link: nothing to do here but
-/// what `sync` did to their line.
+/// Folds what the list registers hold back into `dom`'s vGIC model. Linked interrupts the
+/// guest finished with were deactivated through their HW link: nothing to do here but what
+/// `sync` did to their line; where the link is kept in software they are ended now.
 fn sync_lrs(
     dom: &Domain,
     index: usize,
@@ -338,6 +338,7 @@ fn sync_lrs(
 ) {
     gic::lrs::save(flushed, now);
     let _ = dom.vgic.lock().sync(index, flushed, &now[..flushed.count]);
+    gic::lrs::end_soft_links(flushed, now);
 }
 
 /// Delivers a synchronous exception to the guest's EL1 vector.
