@@ -146,7 +146,17 @@ impl VGic {
                         Field::SetPending if set => irq.pending = true,
                         Field::ClearPending if set => irq.pending = false,
                         Field::SetActive if set => irq.active = true,
-                        Field::ClearActive if set => irq.active = false,
+                        // Taken out of the list register it was active in, as its
+                        // vCPU's exit folded it back (a vCPU deactivating its own, or one
+                        // of a vCPU's private ones): nothing holds it any more, so a
+                        // linked one can release its physical interrupt and an SPI can go
+                        // to another vCPU.
+                        Field::ClearActive if set => {
+                            irq.active = false;
+                            if irq.in_lr == Some(vcpu as u16) {
+                                irq.in_lr = None;
+                            }
+                        }
                         // Priority: the virtual CPU interface compares the top bits only.
                         Field::Priority => irq.priority = f as u8,
                         // SGIs are always edge; PPIs and SPIs take bit 1 of their field.

@@ -410,6 +410,16 @@ fn a_linked_interrupt_the_guest_clears_itself_releases_the_physical_one() {
     assert_eq!(g.flush(0, 4).release, Some(VTIMER_PPI), "the physical timer may fire again");
     assert!(!g.linked_active(0, VTIMER_PPI));
     assert_eq!(g.flush(0, 4).release, None, "released once");
+    // Taken and active, then deactivated through the redistributor instead of the list
+    // register: released too.
+    rw(&mut g, 0x1_0100, 1 << VTIMER_PPI); // GICR_ISENABLER0
+    g.raise_linked(0, VTIMER_PPI);
+    let f = g.flush(0, 4);
+    let mut now = lr_state(&f);
+    now[0] = Some(Lr { pending: false, active: true, ..f.lrs[0] });
+    g.sync(0, &f, &now);
+    rw(&mut g, 0x1_0380, 1 << VTIMER_PPI); // GICR_ICACTIVER0
+    assert_eq!(g.flush(0, 4).release, Some(VTIMER_PPI), "active no more, in no register");
 }
 
 #[test]
