@@ -341,6 +341,36 @@ fn an_spi_held_by_one_vcpu_is_not_given_to_another() {
 }
 
 #[test]
+fn a_deactivation_by_another_vcpu_leaves_the_holders_register_its_own() {
+    // vCPU 0 holds SPI 32 active in a list register, not folded back yet; vCPU 1 clears
+    // its active state through the distributor. vCPU 0's register still says active: at
+    // its fold-back the SPI is vCPU 0's again, and not offered to vCPU 1 meanwhile.
+    let mut g = linux_like(2);
+    write(&mut g, 0x104, 1);
+    g.raise(0, 32);
+    let f0 = g.flush(0, 4);
+    g.dist_access(1, reg::IROUTER + 32 * 8, 8, Some(1));
+    g.dist_access(1, 0x384, 4, Some(1)); // GICD_ICACTIVER1: SPI 32
+    g.raise(0, 32);
+    assert_eq!(g.flush(1, 4).count, 0, "still in vCPU 0's register");
+    let mut now = lr_state(&f0);
+    now[0] = Some(Lr { pending: false, active: true, ..f0.lrs[0] });
+    g.sync(0, &f0, &now);
+    assert!(g.flush(0, 4).lrs[0].active);
+    // The same for vCPU 0's linked timer, cleared through its redistributor by anyone:
+    // the physical one is not released while vCPU 0's register has it.
+    g.raise_linked(0, VTIMER_PPI);
+    let f0 = g.flush(0, 4);
+    let k = f0.lrs().iter().position(|l| l.intid == VTIMER_PPI).unwrap();
+    rw(&mut g, 0x1_0380, 1 << VTIMER_PPI); // GICR_ICACTIVER0 of vCPU 0
+    let mut now = lr_state(&f0);
+    now[k] = Some(Lr { pending: false, active: true, ..f0.lrs[k] });
+    g.sync(0, &f0, &now);
+    assert!(g.linked_active(0, VTIMER_PPI));
+    assert_eq!(g.flush(0, 4).release, None);
+}
+
+#[test]
 fn list_register_encodings_round_trip() {
     let lr = Lr {
         intid: 27,
