@@ -109,6 +109,16 @@ has_line() {
     [ "${n:-0}" -gt 0 ]
 }
 
+# expect_whole_domain_lines: every domain line of the console tests is whole: a prefix,
+# then only that domain's text (the test guests' lines, echoed input, the prompt).
+expect_whole_domain_lines() {
+    [ -n "$why" ] && return
+    local mixed
+    mixed=$(grep -E '^DOM[0-9]+: ' "$log" |
+        grep -vE '^DOM[0-9]+: (x*|hello from .*|first: .*|second: .*|flood: .*|prompt> |)$' | head -1)
+    [ -z "$mixed" ] || why="a domain line mixes output: $mixed"
+}
+
 # refuse REGEX: no line may match.
 refuse() {
     [ -n "$why" ] && return
@@ -489,9 +499,7 @@ t_rpi4_console() {
     # Through the Raspberry Pi 4's mini UART (QEMU 10's raspi4b, the board DTB as it is).
     console_switch rpi4-console 'console: MiniUart UART at 0xfe215040' --machine raspi4b
     # Every domain line is whole: a prefix, then only that domain's text.
-    if [ -z "$why" ] && grep -E '^DOM[0-9]+: ' "$log" | grep -vE '^DOM[0-9]+: (x*|hello from .*|first: .*|second: .*|flood: .*|prompt> |)$' | has_line .; then
-        why="a domain line mixes output: $(grep -E '^DOM[0-9]+: ' "$log" | grep -vE '^DOM[0-9]+: (x*|hello from .*|first: .*|second: .*|flood: .*|prompt> |)$' | head -1)"
-    fi
+    expect_whole_domain_lines
     done_test
 }
 
@@ -733,9 +741,7 @@ t_console() {
     refuse '^DOM4:|ERROR|FATAL|PANIC'
     expect_echo_lines
     # Every domain line is whole: a prefix, then only that domain's text.
-    if [ -z "$why" ] && grep -E '^DOM[0-9]+: ' "$log" | grep -vE '^DOM[0-9]+: (x*|hello from .*|first: .*|second: .*|flood: .*|prompt> |)$' | has_line .; then
-        why="a domain line mixes output: $(grep -E '^DOM[0-9]+: ' "$log" | grep -vE '^DOM[0-9]+: (x*|hello from .*|first: .*|second: .*|flood: .*|prompt> |)$' | head -1)"
-    fi
+    expect_whole_domain_lines
     done_test
 }
 
